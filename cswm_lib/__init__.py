@@ -1,0 +1,16 @@
+"""cswm_lib: the fast library behind the cswm-book.
+
+Contrastive Structured World Models (Kipf et al., ICLR 2020) and the negative-sampling study of
+Biza, van der Pol & Kipf (ICML 2021 SSL workshop). Chapters in ``book/chapters`` explain; this
+package computes.
+"""
+
+__version__ = "0.1.0"
+
+
+class CswmError(Exception):
+    """An error caused by bad input (a path, a file, a flag).
+
+    Command-line entry points catch it and print its message as a single line, so a user sees
+    what is wrong without a traceback.
+    """

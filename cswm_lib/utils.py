@@ -1,0 +1,118 @@
+"""Small shared helpers: device choice, seeding, project paths, atomic writes, CLI errors."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cswm_lib import CswmError
+
+
+def get_device(device: str | None = None) -> torch.device:
+    """The torch device to compute on.
+
+    ``device`` wins when given ("cpu", "cuda", "cuda:1"); otherwise the environment variable
+    ``CSWM_DEVICE``; otherwise CUDA when available, else the CPU.
+    """
+    name = device or os.environ.get("CSWM_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CswmError(f"device {name!r} was asked for but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def set_seed(seed: int) -> np.random.Generator:
+    """Seed Python, numpy's global RNG and torch; return a fresh numpy Generator for local use."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def project_root() -> Path:
+    """The folder holding ``_toc.yml``: ``CSWM_ROOT`` if set, else the first parent of the working
+    directory (or of this package) that has one, else the working directory."""
+    if os.environ.get("CSWM_ROOT"):
+        return Path(os.environ["CSWM_ROOT"]).resolve()
+    for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "_toc.yml").is_file():
+                return folder
+    return Path.cwd().resolve()
+
+
+def data_dir() -> Path:
+    """Where datasets go: ``CSWM_DATA`` if set, else ``<project root>/data``."""
+    return Path(os.environ.get("CSWM_DATA") or project_root() / "data")
+
+
+def checkpoints_dir() -> Path:
+    """Where trained models go: ``CSWM_CHECKPOINTS`` if set, else ``<project root>/checkpoints``."""
+    return Path(os.environ.get("CSWM_CHECKPOINTS") or project_root() / "checkpoints")
+
+
+def results_dir() -> Path:
+    """Where chapters write ``results.json``: ``CSWM_RESULTS`` (set by the papermill runner),
+    else ``<project root>/_build/results``."""
+    return Path(os.environ.get("CSWM_RESULTS") or project_root() / "_build" / "results")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An interrupted job therefore never leaves a file that looks complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command-line ``main``: a :class:`CswmError` becomes one line on stderr, exit 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except CswmError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper
