@@ -1,11 +1,40 @@
-"""Running the book's chapters: results files, and the papermill runner (``python -m cswm_lib.book``)."""
+"""Running the book's chapters at any scale.
+
+Every chapter is a jupytext percent-format notebook in ``book/chapters/`` with one ``parameters``
+cell holding its *small* defaults. The same chapter runs at the ``cpu`` or ``full`` scale when
+papermill injects the values of a parameter file (``book/params/cpu.yaml``, ``full.yaml``)::
+
+    python -m cswm_lib.book run --params book/params/full.yaml [--chapters 04_model ...] [--out runs/full]
+
+For each chapter this writes ``<out>/<chapter>/<chapter>.ipynb`` (the executed notebook),
+``<out>/<chapter>/results.json`` (written by the chapter itself through :func:`save_results`) and
+``<out>/<chapter>/stamp.json``. A chapter whose source, parameters and library code are unchanged
+since its last successful run is skipped (``--force`` runs it anyway). A failing chapter stops the
+run with one line naming the chapter and the failing cell.
+
+Parameter files look like::
+
+    scale: full            # injected into every chapter as `scale`
+    defaults: {device: null}  # injected into every chapter whose parameters cell declares the name
+    chapters:
+      04_model: {dataset_episodes: 1000, epochs: 100}
+"""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from cswm_lib.utils import results_dir, write_json
+import yaml
+
+from cswm_lib import CswmError
+from cswm_lib.utils import cli_errors, project_root, results_dir, write_json
 
 
 def save_results(chapter: str, results: dict[str, Any], scale: str | None = None) -> Path:
@@ -17,3 +46,199 @@ def save_results(chapter: str, results: dict[str, Any], scale: str | None = None
     path = results_dir() / chapter / "results.json"
     write_json(path, {"chapter": chapter, "scale": scale, "results": results})
     return path
+
+
+def toc_chapters(root: Path | None = None) -> list[Path]:
+    """The chapter files listed in ``_toc.yml``, in book order (the intro page excluded)."""
+    root = root or project_root()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    entries: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                entries.append(node["file"])
+            for key in ("chapters", "sections", "parts"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    chapters = []
+    for entry in entries:
+        matches = sorted((root / entry).parent.glob(Path(entry).name + ".*"))
+        if not matches:
+            raise CswmError(f"_toc.yml lists {entry!r} but no such file exists")
+        chapters.append(matches[0])
+    return chapters
+
+
+def to_notebook(chapter: Path, out: Path) -> Path:
+    """Convert a jupytext chapter to an ``.ipynb`` file at ``out`` (the parameters tag is kept)."""
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, out, fmt="ipynb")
+    return out
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """Names declared in a notebook's ``parameters`` cell (with papermill's inferred info)."""
+    import papermill
+
+    return {p["name"]: p for p in papermill.inspect_notebook(str(notebook))}
+
+
+def load_params(path: Path) -> dict[str, Any]:
+    """Read and check a parameter file (see the module docstring for its layout)."""
+    if not path.is_file():
+        raise CswmError(f"parameter file not found: {path}")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise CswmError(f"parameter file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    unknown = set(spec) - {"scale", "defaults", "chapters"}
+    if unknown or not isinstance(spec.get("chapters", {}), dict):
+        raise CswmError(f"parameter file {path}: expected keys scale/defaults/chapters, got {sorted(spec)}")
+    return spec
+
+
+def _library_digest() -> str:
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: bool = False) -> str:
+    """Execute one chapter with papermill. Returns "ran" or "skipped" (unchanged since last run)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    stem = chapter.stem
+    folder = out_dir / stem
+    executed = folder / f"{stem}.ipynb"
+    stamp_path = folder / "stamp.json"
+    stamp = {
+        "chapter": hashlib.sha256(chapter.read_bytes()).hexdigest(),
+        "params": params,
+        "library": _library_digest(),
+    }
+    if (
+        not force
+        and executed.is_file()
+        and stamp_path.is_file()
+        and json.loads(stamp_path.read_text()) == json.loads(json.dumps(stamp))
+    ):
+        return "skipped"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = to_notebook(chapter, folder / f".{stem}.input.ipynb")
+    declared = declared_parameters(source)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise CswmError(
+            f"chapter {stem}: parameters {unknown} are not in its parameters cell {sorted(declared)}"
+        )
+
+    running = folder / f".{stem}.running.ipynb"
+    old_results = os.environ.get("CSWM_RESULTS")
+    os.environ["CSWM_RESULTS"] = str(out_dir.resolve())
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(running),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(chapter.parent),
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError as err:
+        failed = folder / f"{stem}.failed.ipynb"
+        if running.exists():
+            os.replace(running, failed)
+        evalue = str(err.evalue).splitlines()[0] if str(err.evalue) else ""
+        raise CswmError(
+            f"chapter {stem} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+            f"{err.ename}: {evalue} (notebook kept at {failed})"
+        ) from None
+    finally:
+        if old_results is None:
+            os.environ.pop("CSWM_RESULTS", None)
+        else:
+            os.environ["CSWM_RESULTS"] = old_results
+        source.unlink(missing_ok=True)
+    os.replace(running, executed)  # only a chapter that ran to the end counts as done
+    write_json(stamp_path, stamp)
+    return "ran"
+
+
+def chapter_params(spec: dict[str, Any], chapter: Path) -> dict[str, Any]:
+    """The values a parameter file gives one chapter: its own section, plus ``scale`` and those
+    ``defaults`` the chapter declares."""
+    params: dict[str, Any] = {}
+    if "scale" in spec:
+        params["scale"] = spec["scale"]
+    own = dict(spec.get("chapters", {}).get(chapter.stem) or {})
+    defaults = spec.get("defaults") or {}
+    if defaults:
+        tmp = chapter.parent / f".{chapter.stem}.declared.ipynb"
+        try:
+            declared = declared_parameters(to_notebook(chapter, tmp))
+        finally:
+            tmp.unlink(missing_ok=True)
+        params.update({k: v for k, v in defaults.items() if k in declared})
+    params.update(own)
+    return params
+
+
+def run(params_file: Path, out_dir: Path, chapters: list[str] | None = None, force: bool = False) -> None:
+    """Run the selected chapters (all of ``_toc.yml`` by default) with a parameter file."""
+    spec = load_params(params_file)
+    book = toc_chapters()
+    by_stem = {c.stem: c for c in book}
+    unknown_sections = sorted(set(spec.get("chapters", {})) - set(by_stem))
+    if unknown_sections:
+        raise CswmError(f"parameter file {params_file} names chapters not in _toc.yml: {unknown_sections}")
+    selected = book
+    if chapters:
+        missing = [c for c in chapters if c not in by_stem]
+        if missing:
+            raise CswmError(f"unknown chapter(s) {missing}; chapters in _toc.yml: {sorted(by_stem)}")
+        selected = [by_stem[c] for c in chapters]
+    for chapter in selected:
+        params = chapter_params(spec, chapter)
+        start = time.time()
+        print(f"[{chapter.stem}] running with {params}", flush=True)
+        status = run_chapter(chapter, params, out_dir, force=force)
+        took = "" if status == "skipped" else f" in {time.time() - start:.0f} s"
+        print(f"[{chapter.stem}] {status}{took} -> {out_dir / chapter.stem}", flush=True)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cswm_lib.book", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute chapters with papermill at the scale of a parameter file")
+    p_run.add_argument("--params", type=Path, required=True, help="book/params/cpu.yaml or full.yaml")
+    p_run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<scale>)")
+    p_run.add_argument("--chapters", nargs="+", default=None, help="chapter stems, e.g. 04_model")
+    p_run.add_argument("--force", action="store_true", help="run even if unchanged since the last run")
+    p_conv = sub.add_parser("convert", help="convert every chapter in _toc.yml to .ipynb")
+    p_conv.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    os.chdir(project_root())
+    if args.command == "run":
+        out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
+        run(args.params, out, args.chapters, args.force)
+    else:
+        for chapter in toc_chapters():
+            print(to_notebook(chapter, args.out / f"{chapter.stem}.ipynb"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The in-memory form of every dataset in the book: equal-length episodes of uint8 frames.
+
+All datasets of the paper (random-policy block pushing and Atari, A3C-policy Atari) consist of
+episodes of one fixed length ``T`` (100 or 10 transitions). We keep each episode's ``T + 1`` frames
+once -- ``frames[e, t]`` is the observation before action ``t`` and ``frames[e, t + 1]`` the one
+after it -- instead of storing ``obs`` and ``next_obs`` separately as the original code did.
+Training, negative sampling and evaluation index these arrays with whole-batch tensor ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from cswm_lib import CswmError
+
+
+@dataclass
+class Episodes:
+    """Equal-length episodes.
+
+    Attributes:
+        frames: uint8 ``[E, T+1, C, H, W]`` observations (C = 3 for block pushing, 6 for Atari:
+            two stacked RGB frames).
+        actions: int64 ``[E, T]`` action taken after ``frames[:, t]``.
+        state_ids: int64 ``[E, T+1, S]`` ground-truth identity of every frame (object positions,
+            S = 10, or Atari RAM, S = 128), or ``None`` when the file has none.
+        attrs: free-form metadata (``env_id``, ``seed``, ``num_actions``, ...).
+    """
+
+    frames: np.ndarray
+    actions: np.ndarray
+    state_ids: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        f, a, s = self.frames, self.actions, self.state_ids
+        if f.dtype != np.uint8 or f.ndim != 5:
+            raise CswmError(f"frames must be uint8 [E, T+1, C, H, W], got {f.dtype} {list(f.shape)}")
+        if a.ndim != 2 or a.shape[0] != f.shape[0] or a.shape[1] + 1 != f.shape[1]:
+            raise CswmError(
+                f"actions {list(a.shape)} do not match frames {list(f.shape)}: expected [E, T] "
+                "with T + 1 frames per episode"
+            )
+        self.actions = a.astype(np.int64, copy=False)
+        if s is not None:
+            if s.ndim != 3 or s.shape[:2] != f.shape[:2]:
+                raise CswmError(
+                    f"state_ids {list(s.shape)} do not match frames {list(f.shape)}: expected [E, T+1, S]"
+                )
+            self.state_ids = s.astype(np.int64, copy=False)
+
+    @property
+    def num_episodes(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def episode_length(self) -> int:
+        """Number of transitions ``T`` per episode."""
+        return self.actions.shape[1]
+
+    @property
+    def num_transitions(self) -> int:
+        return self.num_episodes * self.episode_length
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        return tuple(self.frames.shape[2:])  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        ids = "none" if self.state_ids is None else f"[{self.state_ids.shape[-1]}]"
+        return (
+            f"Episodes(E={self.num_episodes}, T={self.episode_length}, obs={list(self.obs_shape)}, "
+            f"state_ids={ids}, attrs={self.attrs})"
+        )
+
+
+def to_float(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 frames -> float32 in [0, 1] (the scale the original code fed its models)."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(frames)
+    return frames.float().div_(255.0)
