@@ -1,0 +1,270 @@
+"""Block pushing: 5 objects on a 5x5 grid, 20 actions, rendered as 2D shapes or 3D cubes.
+
+State: integer positions ``[K, 2]`` (row, col) of ``K = 5`` objects. Action ``a`` moves object
+``a // 4`` one cell in direction ``a % 4`` (0 up, 1 right, 2 down, 3 left). A move into a wall or
+into another object is a no-op (nothing is pushed). In the *immovable* variant objects 0 and 1 never
+move, so every action addressed to them (actions 0..7) is a no-op.
+
+Rendering is the part the original code spent its time in (scikit-image drawing per Shapes frame,
+a full matplotlib 3D figure per Cubes frame). Here every object's image is computed once -- a
+10x10 sprite per shape, an (alpha, premultiplied colour) pair per cube and grid cell rendered once
+with matplotlib -- and frames are composed with array operations.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from cswm_lib import CswmError
+
+GRID = 5
+NUM_OBJECTS = 5
+CELL = 10  # pixels per grid cell in the 50x50 Shapes image
+IMG = 50
+DIRECTIONS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])  # up, right, down, left (row, col)
+
+# matplotlib 'Set1' sampled at i / 9 (the original's palette), as exact uint8 values.
+SET1 = np.array(
+    [[228, 26, 28], [55, 126, 184], [77, 175, 74], [152, 78, 163], [255, 127, 0]], dtype=np.uint8
+)
+# Cubes face colours of the original (matplotlib named colours), object order.
+CUBE_COLORS = ("purple", "green", "orange", "blue", "brown")
+
+
+# ------------------------------------------------------------------------------------ shapes
+def shape_mask(index: int) -> np.ndarray:
+    """Bool ``[11, 11]`` footprint of object ``index``'s shape, anchored at its cell's top-left pixel.
+
+    By index mod 3: 0 circle of radius 5 centred at (5, 5) (strict inequality), 1 triangle with its
+    apex at the top centre, 2 square. The original drew triangles and squares with an inclusive end
+    point, so both reach row 10 (the square also column 10): they spill one pixel into the next
+    cell below (and right). Pixel-identical to the original's scikit-image drawing."""
+    y, x = np.mgrid[: CELL + 1, : CELL + 1]
+    kind = index % 3
+    if kind == 0:
+        return (y - 5) ** 2 + (x - 5) ** 2 < 25
+    if kind == 1:
+        return np.abs(x - 5) <= y // 2
+    return np.ones((CELL + 1, CELL + 1), dtype=bool)
+
+
+def render_shapes(positions: np.ndarray) -> np.ndarray:
+    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]`` (vectorised over ``...``).
+
+    Objects are painted in index order (a later object covers an earlier one's spill-over), on a
+    padded canvas that is cropped to 50x50 at the end."""
+    positions = np.asarray(positions)
+    lead = positions.shape[:-2]
+    pos = positions.reshape(-1, positions.shape[-2], 2)
+    n, k = pos.shape[:2]
+    canvas = np.zeros((n, 3, IMG + 1, IMG + 1), dtype=np.uint8)
+    idx = np.arange(n)[:, None, None]
+    chan = np.arange(3)[None, :, None]
+    for obj in range(k):
+        my, mx = np.nonzero(shape_mask(obj))
+        ys = (pos[:, obj, 0:1] * CELL + my)[:, None, :]  # [n, 1, P]
+        xs = (pos[:, obj, 1:2] * CELL + mx)[:, None, :]
+        canvas[idx, chan, ys, xs] = SET1[obj % len(SET1)][None, :, None]
+    return np.ascontiguousarray(canvas[:, :, :IMG, :IMG]).reshape(*lead, 3, IMG, IMG)
+
+
+# ------------------------------------------------------------------------------------ cubes
+# Crop of the 640x480 matplotlib canvas that holds the floor and a cube in every cell.
+CUBE_CROP = (slice(205, 470), slice(110, 535))
+CUBE_VIEW = dict(elev=30.0, azim=-60.0)  # matplotlib's default 3D view, as in the original
+
+
+def _cube_canvas(cells: list[tuple[int, int]], colors: list[str], background: str | None) -> np.ndarray:
+    """Render cubes at ``cells`` with matplotlib; float64 ``[480, 640, 3]`` in [0, 1].
+
+    ``background=None`` draws the original scene (grey floor, white walls, axis lines); "black" or
+    "white" draws only the cubes on a uniform background (used to recover each cube's alpha)."""
+    import matplotlib.figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = matplotlib.figure.Figure(figsize=(6.4, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1), projection="3d")
+    ax.view_init(**CUBE_VIEW)
+    voxels = np.zeros((GRID, GRID, GRID), dtype=bool)
+    facecolors = np.empty(voxels.shape, dtype=object)
+    for (r, c), color in zip(cells, colors, strict=True):
+        voxels[r, c, 0] = True
+        facecolors[r, c, 0] = color
+    ax.voxels(voxels, facecolors=facecolors, edgecolor="k")
+    ax.set_xlim(0, GRID)
+    ax.set_ylim(0, GRID)
+    ax.set_zlim(0, GRID)
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_zticks([])
+    if background is None:
+        ax.zaxis.set_pane_color((0.5, 0.5, 0.5, 1.0))
+        ax.xaxis.set_pane_color((1.0, 1.0, 1.0, 1.0))
+        ax.yaxis.set_pane_color((1.0, 1.0, 1.0, 1.0))
+        ax.zaxis.line.set_lw(0.0)
+    else:
+        ax.set_axis_off()
+        fig.set_facecolor(background)
+        ax.set_facecolor(background)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float64) / 255.0
+
+
+def _downsample(img: np.ndarray) -> np.ndarray:
+    """Crop a canvas ``[480, 640, C]``; Lanczos-resize to float32 ``[C, 50, 50]`` (linear, unclipped)."""
+    from PIL import Image
+
+    crop = img[CUBE_CROP]
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(crop[..., ch].astype(np.float32)).resize((IMG, IMG), Image.LANCZOS))
+            for ch in range(crop.shape[-1])
+        ]
+    )
+
+
+def render_cubes_matplotlib(positions: np.ndarray) -> np.ndarray:
+    """The original's approach: one matplotlib 3D figure per frame. ``[K, 2]`` -> uint8 ``[3, 50, 50]``.
+
+    Slow (tens of frames per second); kept as the reference our sprite renderer is tested against."""
+    cells = [tuple(int(v) for v in p) for p in positions]
+    img = _downsample(_cube_canvas(cells, list(CUBE_COLORS[: len(cells)]), None))
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def cube_sprites() -> dict[str, Any]:
+    """Pre-rendered cube layers, computed once per process (~50 matplotlib draws, ~2 s).
+
+    Returns ``background`` float32 ``[3, 50, 50]``, and per cell ``(r, c)``: ``alpha`` float32
+    ``[5, 5, 50, 50]`` and ``shade`` float32 ``[5, 5, 50, 50]`` = premultiplied grey of a WHITE cube.
+    matplotlib shades a face by multiplying its colour, so a cube of colour ``rgb`` in cell (r, c)
+    contributes ``rgb[:, None, None] * shade[r, c]`` over ``(1 - alpha[r, c])`` of what lies behind.
+    """
+    from matplotlib.colors import to_rgb
+
+    background = _downsample(_cube_canvas([], [], None))
+    alpha = np.zeros((GRID, GRID, IMG, IMG), dtype=np.float32)
+    shade = np.zeros((GRID, GRID, IMG, IMG), dtype=np.float32)
+    for r in range(GRID):
+        for c in range(GRID):
+            on_black = _downsample(_cube_canvas([(r, c)], ["white"], "black"))[0]
+            on_white = _downsample(_cube_canvas([(r, c)], ["white"], "white"))[0]
+            alpha[r, c] = np.clip(1.0 - (on_white - on_black), 0.0, 1.0)
+            shade[r, c] = np.clip(on_black, 0.0, 1.0)
+    # bounding box of each cell's cube (where alpha is visible), to compose only that window
+    boxes = np.zeros((GRID, GRID, 4), dtype=np.int64)
+    for r in range(GRID):
+        for c in range(GRID):
+            ys, xs = np.nonzero(alpha[r, c] > 1e-4)
+            boxes[r, c] = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    colors = np.array([to_rgb(name) for name in CUBE_COLORS], dtype=np.float32)
+    return dict(background=background, alpha=alpha, shade=shade, boxes=boxes, colors=colors)
+
+
+def cube_depth(positions: np.ndarray) -> np.ndarray:
+    """Distance-like key along the viewing direction (larger = nearer the camera) for ``[..., 2]`` cells.
+
+    The camera looks from azimuth -60 deg: nearer means larger row (x) and smaller column (y)."""
+    az = np.deg2rad(CUBE_VIEW["azim"])
+    return positions[..., 0] * np.cos(az) + positions[..., 1] * np.sin(az)
+
+
+def render_cubes(positions: np.ndarray) -> np.ndarray:
+    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]``: sprites pasted back to front."""
+    positions = np.asarray(positions)
+    lead = positions.shape[:-2]
+    pos = positions.reshape(-1, positions.shape[-2], 2)
+    s = cube_sprites()
+    out = np.empty((len(pos), 3, IMG, IMG), dtype=np.uint8)
+    order = np.argsort(cube_depth(pos), axis=1, kind="stable")
+    for i, (p, o) in enumerate(zip(pos, order, strict=True)):
+        img = s["background"].copy()
+        for obj in o:
+            r, c = p[obj]
+            y0, y1, x0, x1 = s["boxes"][r, c]
+            a = s["alpha"][r, c, y0:y1, x0:x1]
+            win = img[:, y0:y1, x0:x1]
+            win *= 1.0 - a
+            win += s["colors"][obj][:, None, None] * s["shade"][r, c, y0:y1, x0:x1]
+        out[i] = np.clip(np.rint(img * 255.0), 0, 255)
+    return out.reshape(*lead, 3, IMG, IMG)
+
+
+RENDERERS = {"shapes": render_shapes, "cubes": render_cubes}
+
+
+# ------------------------------------------------------------------------------------ env
+class BlockPushing(gym.Env):
+    """The block pushing world as a gymnasium env.
+
+    Observation: uint8 ``[3, 50, 50]`` image. ``info["state_id"]``: int64 ``[2K]`` =
+    ``[r0, c0, ..., r4, c4]``, the ground-truth identity of the state. Reward is always 0 and the
+    env never terminates; episodes end by the TimeLimit of the registered id (100 or 10 steps).
+    Resets draw the object cells uniformly without replacement from the env's own seeded RNG.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        render_type: str = "shapes",
+        immovable: bool = False,
+        width: int = GRID,
+        height: int = GRID,
+        num_objects: int = NUM_OBJECTS,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_type not in RENDERERS:
+            raise CswmError(f"unknown render_type {render_type!r}: expected one of {sorted(RENDERERS)}")
+        if (width, height, num_objects) != (GRID, GRID, NUM_OBJECTS):
+            raise CswmError(f"only a {GRID}x{GRID} grid with {NUM_OBJECTS} objects is supported")
+        self.render_type = render_type
+        self.render_mode = render_mode
+        self.immovable = immovable
+        self.num_objects = num_objects
+        self.immovable_objects = (0, 1) if immovable else ()
+        self.action_space = spaces.Discrete(4 * num_objects)
+        self.observation_space = spaces.Box(0, 255, (3, IMG, IMG), dtype=np.uint8)
+        self.positions = np.zeros((num_objects, 2), dtype=np.int64)
+
+    # the dynamics, without rendering (the data generator renders whole episodes at once)
+    def move(self, action: int) -> bool:
+        """Apply ``action`` to ``self.positions``; return whether anything moved."""
+        obj, direction = divmod(int(action), 4)
+        if obj in self.immovable_objects:
+            return False
+        target = self.positions[obj] + DIRECTIONS[direction]
+        if not ((0 <= target).all() and (target < GRID).all()):
+            return False
+        if (self.positions == target).all(axis=1).any():
+            return False
+        self.positions[obj] = target
+        return True
+
+    def state_id(self) -> np.ndarray:
+        """int64 ``[2K]``: ``[r0, c0, r1, c1, ...]``."""
+        return self.positions.reshape(-1).copy()
+
+    def render(self) -> np.ndarray:
+        """uint8 ``[3, 50, 50]`` image of the current state."""
+        return RENDERERS[self.render_type](self.positions)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        cells = self.np_random.choice(GRID * GRID, size=self.num_objects, replace=False)
+        self.positions = np.stack(np.divmod(cells, GRID), axis=1).astype(np.int64)
+        return self.render(), {"state_id": self.state_id()}
+
+    def step(self, action: int):
+        if not self.action_space.contains(action):
+            raise CswmError(f"invalid action {action!r}: expected an int in [0, {self.action_space.n})")
+        moved = self.move(action)
+        return self.render(), 0.0, False, False, {"state_id": self.state_id(), "moved": moved}
