@@ -23,11 +23,13 @@ Parameter files look like::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +91,7 @@ def declared_parameters(notebook: Path) -> dict[str, Any]:
     """Names declared in a notebook's ``parameters`` cell (with papermill's inferred info)."""
     import papermill
 
-    return {p["name"]: p for p in papermill.inspect_notebook(str(notebook))}
+    return dict(papermill.inspect_notebook(str(notebook)))
 
 
 def load_params(path: Path) -> dict[str, Any]:
@@ -111,6 +113,37 @@ def _library_digest() -> str:
     for f in sorted(Path(__file__).parent.rglob("*.py")):
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's stderr file descriptor (inherited by child processes) to ``path``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _describe_cell(notebook: Path) -> str:
+    """Name the failing cell of an executed notebook as the reader sees it in the chapter: its
+    number among the chapter's own cells (cells papermill adds are not counted) and first line."""
+    import nbformat
+
+    added = {"injected-parameters", "papermill-error-cell-tag"}
+    own = [
+        c for c in nbformat.read(notebook, as_version=4).cells if not added & set(c.metadata.get("tags", []))
+    ]
+    for number, cell in enumerate(own, start=1):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            return f"cell {number} ({first.strip()[:60]!r})"
+    return "an unknown cell"
 
 
 def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: bool = False) -> str:
@@ -148,23 +181,27 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
     old_results = os.environ.get("CSWM_RESULTS")
     os.environ["CSWM_RESULTS"] = str(out_dir.resolve())
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(running),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(chapter.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        # The kernel inherits our stderr and chats on it (start-up warnings); keep that in a log so
+        # that a failure reads as one line.
+        with _stderr_to(folder / "kernel.log"):
+            papermill.execute_notebook(
+                str(source),
+                str(running),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(chapter.parent),
+                progress_bar=False,
+                log_output=False,
+            )
     except PapermillExecutionError as err:
         failed = folder / f"{stem}.failed.ipynb"
+        where = f"cell {err.cell_index}"
         if running.exists():
             os.replace(running, failed)
+            where = _describe_cell(failed)
         evalue = str(err.evalue).splitlines()[0] if str(err.evalue) else ""
         raise CswmError(
-            f"chapter {stem} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-            f"{err.ename}: {evalue} (notebook kept at {failed})"
+            f"chapter {stem} failed in {where}: {err.ename}: {evalue} (notebook kept at {failed})"
         ) from None
     finally:
         if old_results is None:

