@@ -136,7 +136,10 @@ def test_hand_computed_local():
 
 
 @pytest.mark.parametrize("dedup", [None, "published", "correct"])
-@pytest.mark.parametrize("batch,averaging", [(None, "mean"), (10, "mean"), (10, "published"), (7, "published")])
+@pytest.mark.parametrize(
+    "batch,averaging", [(None, "mean"), (10, "mean"), (10, "published"), (7, "published")],
+    ids=["global", "batched", "batched-pub", "batched7-pub"],
+)
 def test_global_and_batched_match_brute_force(dedup, batch, averaging):
     ks = (1, 3, 5)
     for seed, offset in [(0, 0.0), (1, 1234.567)]:  # the offset stresses rounding in ||a||^2+||b||^2-2ab
@@ -255,7 +258,7 @@ def test_evaluate_agrees_with_rank_functions():
 @pytest.mark.parametrize(
     "kwargs,ep_kwargs,match",
     [
-        ({"mode": "dedup"}, {"ids": False}, r"dedup='published' needs ground-truth state ids but toy.h5 has none"),
+        ({"mode": "dedup"}, {"ids": False}, r"dedup='published' needs ground-truth state ids but toy.h5 has"),
         ({"mode": "batched", "dedup": "correct"}, {"ids": False}, "needs ground-truth state ids"),
         ({"ks": (1, 50)}, {}, r"Hits@50 asked for, but global ranking has only 23 candidates"),
         ({"mode": "local", "ks": (12,)}, {}, "only 11 candidates"),

@@ -1,0 +1,564 @@
+"""Scoring world models: Hits@k and MRR of latent predictions, globally, de-duplicated, in batches
+and within episodes -- the logic of the four published evaluation scripts, fast and memory-bounded.
+
+Three layers:
+
+1. ranking over embeddings (:func:`rank_global`, :func:`rank_local`, :func:`scores`): pure tensor
+   functions, no model;
+2. :func:`embed_paths`: a model and a path dataset -> predictions, targets (and all states);
+3. :func:`evaluate` (one call per setting) and the CLI ``python -m cswm_lib.evaluate``.
+
+How the original ranks (``eval.py``, ``eval_ids*.py``): for query ``i`` (one per eval episode) the
+target ``t_i = enc(o_L)`` is compared with the predictions ``p_j`` of ALL queries; the true pair's
+distance is prepended as column 0 and each row is stable-sorted, so the true match wins every tie.
+Its 0-based rank is therefore simply ``#{j : d(t_i, p_j) < d(t_i, p_i)}`` -- we *count* that
+number chunk by chunk (``||t||^2 + ||p||^2 - 2 t.p`` in float64 through a matrix product) instead
+of building an ``N x N x (K*D)`` tensor and sorting every row. Near-ties are settled exactly: a pair
+whose approximate distance lies within a proven rounding bound of the threshold is recomputed from
+the coordinate differences, so ties (identical embeddings) behave exactly as in the original.
+Distances are float64 (the original used float32: two distances that differ by less than float32
+rounding may order differently; identical embeddings tie in both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes, to_float
+
+MODES = ("global", "dedup", "dedup_correct", "batched", "local")
+DEDUP = (None, "published", "correct")
+AVERAGING = ("mean", "published")
+_U = 2.0**-53  # unit roundoff of float64
+_MEMORY = 256 * 2**20  # bytes of working memory per chunk (a few [rows, candidates] float64 matrices)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. ranking over embeddings
+
+
+@dataclass
+class Ranking:
+    """Per-query ranking result.
+
+    Attributes:
+        rank: long ``[N]``, number of candidates placed before the (first) true match (0 = top).
+        top1_dup: bool ``[N]``, the published de-duplication repair: the top candidate is not the
+            true match but shares its ground-truth state id (counted as a hit; its rank becomes 0).
+        group: long ``[N]``, index of the batch (candidate set) each query was ranked in.
+        num_candidates: distinct candidates per query (N, the batch size, or T + 1).
+        num_dup: long ``[N]``, other candidates whose state id equals the target's (0 without ids).
+    """
+
+    rank: torch.Tensor
+    top1_dup: torch.Tensor
+    group: torch.Tensor
+    num_candidates: int
+    num_dup: torch.Tensor
+
+    @property
+    def effective_rank(self) -> torch.Tensor:
+        """Rank after the published repair (what the scripts feed into Hits@k and MRR)."""
+        return torch.where(self.top1_dup, torch.zeros_like(self.rank), self.rank)
+
+
+def _flat64(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim < 2:
+        raise CswmError(f"{name} must be [N, K, D] or [N, F], got shape {list(x.shape)}")
+    x = x.reshape(x.shape[0], -1).to(torch.float64)
+    if not torch.isfinite(x).all():
+        raise CswmError(f"{name} contain NaN or inf values (did training diverge?)")
+    return x
+
+
+def _labels(ids: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor | None:
+    """State ids ``[N, S]`` (or ``[N]``) -> one integer label per row, equal iff the ids are equal."""
+    if ids is None:
+        return None
+    ids = torch.as_tensor(ids)
+    if ids.shape[0] != n:
+        raise CswmError(f"target_ids has {ids.shape[0]} rows but there are {n} queries")
+    ids = ids.reshape(n, -1).cpu()
+    return torch.unique(ids, dim=0, return_inverse=True)[1]
+
+
+def _exact_sq(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor,
+              piece: int = 1 << 18) -> torch.Tensor:
+    """Squared distances ``||a[ia] - b[ib]||^2`` for a list of pairs, from coordinate differences.
+
+    The sum over features runs in a fixed order with element-wise ops, so identical pairs of
+    vectors give bitwise identical distances wherever they sit.
+    """
+    out = torch.empty(ia.numel(), dtype=torch.float64, device=a.device)
+    for s in range(0, ia.numel(), piece):
+        diff = a[ia[s:s + piece]] - b[ib[s:s + piece]]
+        sq = diff * diff
+        acc = sq[:, 0].clone()
+        for f in range(1, sq.shape[1]):
+            acc += sq[:, f]
+        out[s:s + piece] = acc
+    return out
+
+
+def rank_global(
+    predictions: torch.Tensor | np.ndarray,
+    targets: torch.Tensor | np.ndarray,
+    target_ids: torch.Tensor | np.ndarray | None = None,
+    dedup: str | None = None,
+    batch_size: int | None = None,
+    memory_bytes: int = _MEMORY,
+) -> Ranking:
+    """Rank every query's true prediction among all predictions (or those of its batch).
+
+    Args:
+        predictions: ``[N, K, D]`` (or ``[N, F]``) predicted latent states ``p_j``.
+        targets: same shape, encoded true next states ``t_i``.
+        target_ids: ``[N, S]`` ground-truth state ids of the targets (needed for ``dedup``).
+        dedup: ``None``; ``"published"`` (``eval_ids.py --dedup``: a top candidate whose target id
+            equals the query's counts as a hit, rank set to 0); ``"correct"`` (every candidate whose
+            target id equals the query's is a true match, for every k and MRR; ties favour them).
+        batch_size: ``None`` ranks among all N predictions (``eval.py``); an integer ranks within
+            consecutive disjoint batches of that size (``eval_ids_b.py``; N must be a multiple).
+        memory_bytes: working memory per chunk.
+
+    Returns:
+        :class:`Ranking`. The rank of query ``i`` is ``#{j : d(t_i, p_j) < d(t_i, p_i)}``: the
+        original's stable sort with the true pair prepended as column 0 (true match wins ties).
+    """
+    t, p = _flat64(targets, "targets"), _flat64(predictions, "predictions")
+    if t.shape != p.shape:
+        raise CswmError(f"predictions {list(p.shape)} and targets {list(t.shape)} differ in shape")
+    if dedup not in DEDUP:
+        raise CswmError(f"dedup must be one of {DEDUP}, got {dedup!r}")
+    n, f = t.shape
+    lab = _labels(target_ids, n)
+    if dedup is not None and lab is None:
+        raise CswmError(f"dedup={dedup!r} needs target_ids (ground-truth state ids), got none")
+    b = n if batch_size is None else int(batch_size)
+    if b < 1 or n % b or n == 0:
+        raise CswmError(f"{n} queries cannot be split into whole batches of {b}")
+    g = n // b
+    dev = t.device
+    lab = lab.to(dev) if lab is not None else None
+    idx = torch.arange(n, device=dev)
+    d_true = _exact_sq(t, p, idx, idx)
+    tn, pn = (t * t).sum(1), (p * p).sum(1)
+    pmax = pn.view(g, b).amax(1)  # [G]
+    scale = 8 * (f + 2) * _U  # rounding bound of the expanded form, relative to |t|^2 + max |p|^2
+
+    rank = torch.zeros(n, dtype=torch.long, device=dev)
+    top1_dup = torch.zeros(n, dtype=torch.bool, device=dev)
+    num_dup = torch.zeros(n, dtype=torch.long, device=dev)
+    budget = max(1, memory_bytes // (8 * 6))  # elements per [rows, B] matrix
+    gc, rc = (max(1, budget // (b * b)), b) if b * b <= budget else (1, max(1, budget // b))
+    t3, p3 = t.view(g, b, f), p.view(g, b, f)
+    for g0 in range(0, g, gc):
+        g1 = min(g, g0 + gc)
+        pg = p3[g0:g1]  # [gc, B, F]
+        for r0 in range(0, b, rc):
+            r1 = min(b, r0 + rc)
+            q = (torch.arange(g0, g1, device=dev)[:, None] * b + torch.arange(r0, r1, device=dev)).reshape(-1)
+            base = (q // b) * b  # first candidate index of each query's batch
+            a = torch.baddbmm(pn.view(g, b)[g0:g1, None, :], t3[g0:g1, r0:r1], pg.transpose(1, 2), alpha=-2)
+            a = (a + tn.view(g, b)[g0:g1, r0:r1, None]).reshape(q.numel(), b)  # approx d(t_q, p_c)
+            eps = scale * (tn[q] + pmax[q // b])  # [rows]
+            thr = d_true[q]
+            if lab is not None:
+                same = lab[q][:, None] == lab.view(g, b)[q // b]  # [rows, B]
+                num_dup[q] = same.sum(1) - 1
+                if dedup == "correct":  # threshold = closest same-id candidate (the pair itself incl.)
+                    r, c = same.nonzero(as_tuple=True)
+                    e = _exact_sq(t, p, q[r], base[r] + c)
+                    thr = torch.minimum(thr, torch.full_like(thr, math.inf).scatter_reduce(0, r, e, "amin"))
+            rank[q] = _count_less(a, thr, eps, t, p, q, base)
+            if dedup == "published":
+                top = _exact_argmin(a, eps, t, p, q, base)
+                top1_dup[q] = (rank[q] > 0) & (lab[base + top] == lab[q])
+    return Ranking(rank.cpu(), top1_dup.cpu(), (idx // b).cpu(), b, num_dup.cpu())
+
+
+def _count_less(a: torch.Tensor, thr: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, p: torch.Tensor,
+                q: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """``#{c : exact d(t_q, p_{base+c}) < thr_q}`` per row of the approximate matrix ``a [rows, B]``."""
+    lo, hi = (thr - eps)[:, None], (thr + eps)[:, None]
+    count = (a < lo).sum(1)
+    r, c = ((a >= lo) & (a <= hi)).nonzero(as_tuple=True)  # undecided: settle exactly
+    e = _exact_sq(t, p, q[r], base[r] + c)
+    return count + torch.bincount(r[e < thr[r]], minlength=q.numel())
+
+
+def _exact_argmin(a: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                  base: torch.Tensor) -> torch.Tensor:
+    """Column of the exact minimum distance per row, lowest column on ties (a stable sort's first)."""
+    r, c = (a <= (a.amin(1) + 2 * eps)[:, None]).nonzero(as_tuple=True)  # contains every exact minimum
+    e = _exact_sq(t, p, q[r], base[r] + c)
+    emin = torch.full((q.numel(),), math.inf, dtype=e.dtype, device=e.device).scatter_reduce(0, r, e, "amin")
+    big = torch.full((q.numel(),), a.shape[1], dtype=torch.long, device=e.device)
+    return big.scatter_reduce(0, r[e == emin[r]], c[e == emin[r]], "amin")
+
+
+def rank_local(
+    predictions: torch.Tensor | np.ndarray,
+    states: torch.Tensor | np.ndarray,
+    target_index: int,
+    state_ids: torch.Tensor | np.ndarray | None = None,
+    dedup: str | None = None,
+    chunk: int = 4096,
+) -> Ranking:
+    """Rank each prediction among the encoded states of its own episode (``eval_ids_b_inep.py``).
+
+    Args:
+        predictions: ``[N, K, D]`` prediction from ``o_0`` after ``target_index`` latent steps.
+        states: ``[N, S, K, D]`` encodings of ``o_0 .. o_{S-1}`` of the same episode.
+        target_index: the time step ``L`` the prediction should match.
+        state_ids: ``[N, S, I]`` ground-truth ids of those states (needed for ``dedup``).
+        dedup: ``None`` -- correct iff the arg-min (ties -> lowest index) is ``L``, so
+            ``rank = #{s : d_s < d_L} + #{s < L : d_s = d_L}``; ``"published"`` -- also correct when
+            the arg-min state's id equals ``o_L``'s; ``"correct"`` -- all states with ``o_L``'s id
+            are true matches (ties favour them).
+    """
+    p = _flat64(predictions, "predictions")
+    s = torch.as_tensor(states)
+    if s.ndim < 3 or s.shape[0] != p.shape[0]:
+        raise CswmError(f"states must be [N, S, K, D] with N = {p.shape[0]}, got {list(s.shape)}")
+    n, ns = s.shape[:2]
+    s = _flat64(s.reshape(n * ns, -1), "states").view(n, ns, -1)
+    if not 0 <= target_index < ns:
+        raise CswmError(f"target_index {target_index} is outside the {ns} states of an episode")
+    if dedup not in DEDUP:
+        raise CswmError(f"dedup must be one of {DEDUP}, got {dedup!r}")
+    same = None
+    if state_ids is not None:
+        ids = torch.as_tensor(state_ids).reshape(n, ns, -1).to(s.device)
+        same = (ids == ids[:, target_index : target_index + 1]).all(-1)  # [N, S]
+    elif dedup is not None:
+        raise CswmError(f"dedup={dedup!r} needs state_ids (ground-truth state ids), got none")
+    rank = torch.empty(n, dtype=torch.long)
+    top1_dup = torch.zeros(n, dtype=torch.bool)
+    before = torch.arange(ns, device=s.device) < target_index
+    for c0 in range(0, n, chunk):
+        sl = slice(c0, min(n, c0 + chunk))
+        diff = s[sl] - p[sl, None]
+        sq = diff * diff
+        d = sq[..., 0].clone()
+        for k in range(1, sq.shape[-1]):
+            d += sq[..., k]  # [n, S], fixed summation order
+        dl = d[:, target_index : target_index + 1]
+        if dedup == "correct":
+            m = torch.where(same[sl], d, torch.full_like(d, math.inf)).amin(1, keepdim=True)
+            rank[sl] = (d < m).sum(1).cpu()
+        else:
+            rank[sl] = ((d < dl) | ((d == dl) & before)).sum(1).cpu()
+        if dedup == "published":
+            top = d.argmin(1)  # first occurrence of the minimum
+            top1_dup[sl] = ((rank[sl] > 0).to(s.device) & same[sl].gather(1, top[:, None])[:, 0]).cpu()
+    num_dup = (same.sum(1) - 1).cpu() if same is not None else torch.zeros(n, dtype=torch.long)
+    return Ranking(rank, top1_dup, torch.zeros(n, dtype=torch.long), ns, num_dup)
+
+
+def scores(ranking: Ranking, ks: Sequence[int] = (1, 5, 10), averaging: str = "mean",
+           batch_size: int | None = None) -> dict[str, float]:
+    """Hits@k and MRR from a :class:`Ranking`.
+
+    A query is a hit at k when its (repaired) rank is below k; its reciprocal rank is
+    ``1 / (rank + 1)``. ``averaging``: ``"mean"`` -- plain mean over queries (= mean over equal-size
+    batches); ``"published"`` -- what the scripts printed: for batched rankings the mean of the
+    running means after each batch (``eval_ids_b.py``; weights early batches more); with
+    ``batch_size`` (local scores) the mean of per-batch means (``eval_ids_b_inep.py``).
+    """
+    if averaging not in AVERAGING:
+        raise CswmError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+    for k in ks:
+        if not 1 <= k <= ranking.num_candidates:
+            raise CswmError(f"Hits@{k} asked for, but each query has {ranking.num_candidates} candidates")
+    rank = ranking.effective_rank.double()
+    per_query = {f"hits@{k}": (rank < k).double() for k in ks}
+    per_query["mrr"] = 1.0 / (rank + 1.0)
+    group = ranking.group
+    if batch_size is not None:
+        group = torch.arange(rank.numel()) // batch_size
+    ng = int(group.max()) + 1 if group.numel() else 0
+    out = {}
+    for key, v in per_query.items():
+        if averaging == "mean" or ng <= 1:
+            out[key] = v.mean().item()
+        else:
+            sums = torch.zeros(ng, dtype=torch.float64).index_add_(0, group, v)
+            counts = torch.bincount(group, minlength=ng).double()
+            if batch_size is None:  # running mean of running means (eval_ids_b.py)
+                out[key] = (sums.cumsum(0) / counts.cumsum(0)).mean().item()
+            else:  # mean of per-batch means (eval_ids_b_inep.py)
+                out[key] = (sums / counts).mean().item()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. embedding paths
+
+
+def check_compatible(model: nn.Module, episodes: Episodes) -> None:
+    """Raise a one-line :class:`CswmError` when a model cannot read this dataset (channels, image
+    size, action range), using the model's ``config`` (a ``ModelConfig``) when it has one."""
+    cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+    if cfg is None:
+        return
+    where = episodes.attrs.get("path", "the eval set")
+    shape = getattr(cfg, "input_shape", None)
+    if shape is not None and tuple(shape) != tuple(episodes.obs_shape):
+        raise CswmError(
+            f"checkpoint/dataset mismatch: the model expects observations {list(shape)} "
+            f"(channels, height, width) but {where} has {list(episodes.obs_shape)}"
+        )
+    if getattr(cfg, "ignore_action", False) or episodes.actions.size == 0:
+        return
+    action_dim = getattr(cfg, "action_dim", None)
+    if action_dim is None:
+        return
+    n_act = action_dim if getattr(cfg, "copy_action", False) else action_dim * getattr(cfg, "num_objects", 1)
+    lo, hi = int(episodes.actions.min()), int(episodes.actions.max())
+    if lo < 0 or hi >= n_act:
+        raise CswmError(
+            f"checkpoint/dataset mismatch: the model takes actions 0..{n_act - 1} but {where} has "
+            f"actions {lo}..{hi}"
+        )
+
+
+@torch.no_grad()
+def embed_paths(
+    model: nn.Module,
+    episodes: Episodes,
+    num_steps: int = 1,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    all_states: bool = False,
+    num_episodes: int | None = None,
+    no_transition: bool = False,
+    progress: bool = True,
+) -> dict[str, torch.Tensor | None]:
+    """Encode and roll out the first ``num_steps`` steps of every episode (one query per episode).
+
+    ``z_0 = encode(o_0)``, ``p = z_0`` advanced ``num_steps`` times by ``model.predict(p, a_t)``
+    (skipped with ``no_transition``), ``target = encode(o_L)``. Runs in eval mode without
+    gradients, in batches, and restores the model's train/eval mode afterwards.
+
+    Returns a dict of CPU tensors: ``predictions [N, K, D]``, ``targets [N, K, D]``,
+    ``target_ids [N, S]`` (or None), and with ``all_states``: ``states [N, T+1, K, D]`` (every frame
+    of each episode encoded) and ``state_ids [N, T+1, S]``. ``N = num_episodes`` (default all).
+    """
+    from tqdm.auto import tqdm
+
+    T = episodes.episode_length
+    if not 1 <= num_steps <= T:
+        raise CswmError(f"num_steps must be in 1..{T} (episodes have {T} steps), got {num_steps}")
+    n = episodes.num_episodes if num_episodes is None else min(num_episodes, episodes.num_episodes)
+    if device is not None:
+        model = model.to(device)
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    preds, targets, states = [], [], []
+    try:
+        for s in tqdm(range(0, n, batch_size), desc="encode", disable=not progress, leave=False):
+            sl = slice(s, min(n, s + batch_size))
+            if all_states:
+                fr = torch.from_numpy(episodes.frames[sl])  # [b, T+1, C, H, W] uint8
+                z = model.encode(to_float(fr.flatten(0, 1)).to(dev))
+                z = z.view(fr.shape[0], T + 1, *z.shape[1:])
+                states.append(z.cpu())
+                z0, zl = z[:, 0], z[:, num_steps]
+            else:
+                z0 = model.encode(to_float(episodes.frames[sl, 0]).to(dev))
+                zl = model.encode(to_float(episodes.frames[sl, num_steps]).to(dev))
+            pred = z0
+            if not no_transition:
+                acts = torch.from_numpy(episodes.actions[sl, :num_steps]).to(dev)
+                for i in range(num_steps):
+                    pred = model.predict(pred, acts[:, i])
+            preds.append(pred.cpu())
+            targets.append(zl.cpu())
+    finally:
+        model.train(was_training)
+    ids = episodes.state_ids
+    out: dict[str, torch.Tensor | None] = {
+        "predictions": torch.cat(preds),
+        "targets": torch.cat(targets),
+        "target_ids": None if ids is None else torch.from_numpy(ids[:n, num_steps]),
+    }
+    if all_states:
+        out["states"] = torch.cat(states)
+        out["state_ids"] = None if ids is None else torch.from_numpy(ids[:n])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. evaluate
+
+
+def evaluate(
+    model: nn.Module,
+    episodes: Episodes,
+    num_steps: int = 1,
+    mode: str = "global",
+    dedup: str | None = None,
+    batch_size: int = 100,
+    averaging: str = "mean",
+    ks: Sequence[int] = (1, 5, 10),
+    drop_last: bool | None = None,
+    no_transition: bool = False,
+    device: str | torch.device | None = None,
+    encode_batch_size: int = 256,
+    return_ranks: bool = False,
+    progress: bool = True,
+    embeddings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` on a path dataset: Hits@k for each k and MRR.
+
+    Args:
+        model: has ``encode(obs [B, C, H, W]) -> [B, K, D]`` and ``predict(z, action [B]) -> [B, K, D]``.
+        episodes: eval episodes (one query per episode: its first ``num_steps`` steps).
+        mode: ``"global"`` (rank among all queries' predictions, ``eval.py``), ``"dedup"`` (= global
+            with ``dedup="published"``, ``eval_ids.py --dedup``), ``"dedup_correct"`` (= global with
+            ``dedup="correct"``), ``"batched"`` (within disjoint batches of ``batch_size``,
+            ``eval_ids_b.py``), ``"local"`` (among the T + 1 states of the query's own episode,
+            ``eval_ids_b_inep.py``).
+        dedup: ``None`` | ``"published"`` | ``"correct"`` (see :func:`rank_global`); combines with
+            ``batched`` and ``local``.
+        averaging: ``"mean"`` (default: plain mean over queries) or ``"published"`` (the scripts'
+            averaging, see :func:`scores`).
+        drop_last: use only ``batch_size * floor(E / batch_size)`` episodes, as every published script
+            does (it skips the incomplete last batch of 100). Default: True for ``batched`` mode or
+            ``averaging="published"``; otherwise every episode is a query.
+        embeddings: output of :func:`embed_paths` to reuse (skips encoding; must cover the setting).
+
+    Returns:
+        ``{"hits@1": .., "hits@5": .., "hits@10": .., "mrr": .., "N": queries, "num_candidates",
+        "num_duplicate_targets", and the settings}``; with ``return_ranks`` also ``"ranks"``.
+    """
+    if mode not in MODES:
+        raise CswmError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode in ("dedup", "dedup_correct"):
+        implied = "published" if mode == "dedup" else "correct"
+        if dedup not in (None, implied):
+            raise CswmError(f"mode={mode!r} implies dedup={implied!r}, but dedup={dedup!r} was given")
+        mode, dedup = "global", implied
+    if dedup not in DEDUP:
+        raise CswmError(f"dedup must be one of {DEDUP}, got {dedup!r}")
+    if averaging not in AVERAGING:
+        raise CswmError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+    where = episodes.attrs.get("path", "the eval set")
+    if dedup is not None and episodes.state_ids is None:
+        raise CswmError(f"dedup={dedup!r} needs ground-truth state ids but {where} has none "
+                        "(generate it with save_state_ids=True)")
+    T, E = episodes.episode_length, episodes.num_episodes
+    if not 1 <= num_steps <= T:
+        raise CswmError(f"num_steps must be in 1..{T} ({where} has {T} steps per episode), got {num_steps}")
+    if batch_size < 1:
+        raise CswmError(f"batch_size must be >= 1, got {batch_size}")
+    check_compatible(model, episodes)
+    if drop_last is None:
+        drop_last = mode == "batched" or averaging == "published"
+    n = E - E % batch_size if drop_last else E
+    if n == 0:
+        raise CswmError(f"{where} has {E} episodes, fewer than one batch of {batch_size}")
+    cands = {"global": n, "batched": batch_size, "local": T + 1}[mode]
+    for k in ks:
+        if not 1 <= k <= cands:
+            raise CswmError(f"Hits@{k} asked for, but {mode} ranking has only {cands} candidates per query")
+
+    emb = embeddings
+    if emb is None or (mode == "local" and "states" not in emb):
+        emb = embed_paths(model, episodes, num_steps, encode_batch_size, device, all_states=mode == "local",
+                          num_episodes=n, no_transition=no_transition, progress=progress)
+    emb = {k: (v[:n] if v is not None else None) for k, v in emb.items()}
+    if emb["predictions"].shape[0] < n:
+        raise CswmError(f"embeddings cover {emb['predictions'].shape[0]} queries, {n} needed")
+    if mode == "local":
+        ranking = rank_local(emb["predictions"], emb["states"], num_steps, emb.get("state_ids"), dedup)
+        res = scores(ranking, ks, averaging, batch_size if averaging == "published" else None)
+    else:
+        ranking = rank_global(emb["predictions"], emb["targets"], emb["target_ids"], dedup,
+                              batch_size if mode == "batched" else None)
+        res = scores(ranking, ks, averaging)
+    res.update(
+        mode=mode, dedup=dedup, num_steps=num_steps, N=n, num_episodes=E, num_candidates=cands,
+        batch_size=batch_size if (mode == "batched" or drop_last) else None, averaging=averaging,
+        drop_last=drop_last, no_transition=no_transition,
+        num_duplicate_targets=int((ranking.num_dup > 0).sum()) if episodes.state_ids is not None else None,
+    )
+    if return_ranks:
+        res["ranks"] = ranking.effective_rank.numpy()
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. command line
+
+
+def _format_table(rows: list[dict[str, Any]], ks: Sequence[int]) -> str:
+    head = ["mode", "dedup", "steps", "N", "cands"] + [f"H@{k}" for k in ks] + ["MRR"]
+    lines = [head]
+    for r in rows:
+        lines.append([r["mode"], str(r["dedup"] or "-"), str(r["num_steps"]), str(r["N"]),
+                      str(r["num_candidates"])]
+                     + [f"{100 * r[f'hits@{k}']:.2f}" for k in ks] + [f"{100 * r['mrr']:.2f}"])
+    w = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w[i]) for i, c in enumerate(line)) for line in lines)
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    from cswm_lib.utils import results_dir, write_json
+
+    ap = argparse.ArgumentParser(prog="python -m cswm_lib.evaluate", description=__doc__.split("\n")[0])
+    ap.add_argument("--save-folder", required=True, help="checkpoint folder (ours or the original's)")
+    ap.add_argument("--dataset", default="data/shapes_eval.h5", help="eval HDF5 file")
+    ap.add_argument("--num-steps", type=int, nargs="+", default=[1], help="latent roll-out steps (1 5 10)")
+    ap.add_argument("--mode", choices=MODES, default="global")
+    ap.add_argument("--dedup", nargs="?", const="published", default=None, choices=["published", "correct"],
+                    help="de-duplicate by state ids: --dedup as eval_ids.py, --dedup correct: fixed variant")
+    ap.add_argument("--batch-size", type=int, default=100, help="batch size (batched, published)")
+    ap.add_argument("--averaging", choices=AVERAGING, default="mean")
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
+    ap.add_argument("--no-transition", action="store_true", help="predict z_0 (no latent step)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--json", default=None, help="output JSON (default <results>/evaluate/<folder>.json)")
+    args = ap.parse_args(argv)
+
+    for path, what in ((args.save_folder, "checkpoint folder"), (args.dataset, "dataset")):
+        if not Path(path).exists():
+            raise CswmError(f"{what} {path} does not exist")
+    from cswm_lib.checkpoint import load_model
+    from cswm_lib.data.hdf5 import load_episodes
+    from cswm_lib.utils import get_device
+
+    device = get_device(args.device)
+    model = load_model(args.save_folder, device=device)
+    episodes = load_episodes(args.dataset)
+    episodes.attrs.setdefault("path", str(args.dataset))
+    ks = sorted(set(args.ks))
+    rows = []
+    for steps in args.num_steps:
+        r = evaluate(model, episodes, steps, mode=args.mode, dedup=args.dedup, batch_size=args.batch_size,
+                     averaging=args.averaging, ks=ks, no_transition=args.no_transition)
+        rows.append(r)
+    print(_format_table(rows, ks))
+    out = Path(args.json) if args.json else results_dir() / "evaluate" / f"{Path(args.save_folder).name}.json"
+    write_json(out, {"save_folder": str(args.save_folder), "dataset": str(args.dataset), "results": rows})
+    print(f"wrote {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    from cswm_lib.utils import cli_errors
+
+    cli_errors(main)()
