@@ -1,0 +1,270 @@
+"""C-SWM: Contrastive Structured World Model (Kipf, van der Pol & Welling, ICLR 2020), in one file.
+
+    obs [B,C,H,W] --ObjectExtractor--> masks [B,K,h,w] --ObjectEncoder--> z [B,K,D]
+    z, action     --TransitionGNN---> delta [B,K,D];   prediction = z + delta
+
+Energy (exactly as the original *code*, which differs from the paper's equations):
+
+    E(z, z') = 1/(2 sigma^2) * mean_k sum_d (z_kd - z'_kd)^2        (the paper sums over k)
+    loss     = mean_b E(z_t + T(z_t, a_t), z_{t+1}) + gamma * mean_{b,n} max(0, hinge - E(z_t, z_neg))
+
+The negative term compares the *current* state z_t with the negative (the paper writes z_{t+1};
+see tkipf/c-swm issue #3), with no transition applied.
+
+Parameter names are the original's, so state dicts of ``tkipf/c-swm`` (and the negative-sampling
+fork) load unchanged; ``load_state_dict`` is the whole "mapping":
+
+    original ContrastiveSWM               here (same name)   layers
+    obj_extractor.cnn{i}, .ln{i}          ObjectExtractor    conv i and its BatchNorm2d ("ln" is a BN)
+    obj_encoder.fc1, .fc2, .ln, .fc3      ObjectEncoder      Linear, Linear, LayerNorm, Linear
+    transition_model.edge_mlp.{0,2,3,5}   TransitionGNN      Linear(2D,H) Linear(H,H) LN(H) Linear(H,H)
+    transition_model.node_mlp.{0,2,3,5}   TransitionGNN      Linear(D+A+H,H) Linear(H,H) LN(H) Linear(H,D)
+
+The GNN is evaluated in an algebraically equal but cheaper form (see :class:`TransitionGNN`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cswm_lib import CswmError
+
+ENCODERS = ("small", "medium", "large")
+#: spatial down-sampling of each object extractor: masks are [H // f, W // f]
+_DOWNSAMPLE = {"small": 10, "medium": 5, "large": 1}
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a :class:`CSWM` (defaults: the original ``train.py``)."""
+
+    encoder: str = "small"
+    embedding_dim: int = 2
+    hidden_dim: int = 512
+    action_dim: int = 4
+    num_objects: int = 5
+    input_shape: tuple[int, int, int] = (3, 50, 50)
+    sigma: float = 0.5
+    hinge: float = 1.0
+    copy_action: bool = False
+    ignore_action: bool = False
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise CswmError(f"unknown encoder {self.encoder!r}: expected one of {', '.join(ENCODERS)}")
+        self.input_shape = tuple(int(s) for s in self.input_shape)  # type: ignore[assignment]
+        if len(self.input_shape) != 3:
+            raise CswmError(f"input_shape must be (C, H, W), got {self.input_shape}")
+        f = _DOWNSAMPLE[self.encoder]
+        if min(self.input_shape[1:]) < f:
+            raise CswmError(
+                f"input {self.input_shape} is too small for the {self.encoder} encoder (needs >= {f}px)"
+            )
+        if self.num_objects < 1 or self.embedding_dim < 1:
+            raise CswmError(
+                f"num_objects and embedding_dim must be >= 1, got {self.num_objects}, {self.embedding_dim}"
+            )
+
+    @property
+    def mask_shape(self) -> tuple[int, int]:
+        f = _DOWNSAMPLE[self.encoder]
+        return self.input_shape[1] // f, self.input_shape[2] // f
+
+    @property
+    def num_actions(self) -> int:
+        """Size of the integer action space the model accepts (0 when actions are ignored)."""
+        if self.ignore_action:
+            return 0
+        return self.action_dim if self.copy_action else self.action_dim * self.num_objects
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+
+class ObjectExtractor(nn.Module):
+    """CNN: obs ``[B, C, H, W]`` -> one sigmoid mask per object slot ``[B, K, h, w]``.
+
+    Hidden blocks are conv -> BatchNorm2d -> activation; the last conv has K channels + sigmoid.
+    small  (2D shapes): 10x10 stride 10, 1x1            -> 5x5 masks for 50x50 input
+    medium (Atari):     9x9 pad 4, LeakyReLU, 5x5 str 5 -> 10x10
+    large  (3D cubes):  three 3x3 pad 1 + a 3x3 to K    -> 50x50
+    """
+
+    def __init__(self, kind: str, in_channels: int, hidden: int, num_objects: int):
+        super().__init__()
+        C, c, K = in_channels, hidden, num_objects
+        if kind == "small":
+            convs = [nn.Conv2d(C, c, 10, stride=10), nn.Conv2d(c, K, 1)]
+        elif kind == "medium":
+            convs = [nn.Conv2d(C, c, 9, padding=4), nn.Conv2d(c, K, 5, stride=5)]
+        else:
+            convs = [nn.Conv2d(C, c, 3, padding=1)] + [nn.Conv2d(c, c, 3, padding=1) for _ in range(2)]
+            convs.append(nn.Conv2d(c, K, 3, padding=1))
+        self.num_hidden = len(convs) - 1
+        for i, conv in enumerate(convs, 1):
+            setattr(self, f"cnn{i}", conv)
+            if i <= self.num_hidden:
+                setattr(self, f"ln{i}", nn.BatchNorm2d(c))
+        self.act = nn.LeakyReLU() if kind == "medium" else nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i in range(1, self.num_hidden + 1):
+            x = self.act(getattr(self, f"ln{i}")(getattr(self, f"cnn{i}")(x)))
+        return torch.sigmoid(getattr(self, f"cnn{self.num_hidden + 1}")(x))
+
+
+class ObjectEncoder(nn.Module):
+    """Shared per-slot MLP: masks ``[B, K, h, w]`` -> embeddings ``[B, K, D]``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = (
+            nn.Linear(in_dim, hidden),
+            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, out_dim),
+        )
+        self.ln = nn.LayerNorm(hidden)
+
+    def forward(self, masks: Tensor) -> Tensor:
+        h = F.relu(self.fc1(masks.flatten(2)))
+        return self.fc3(F.relu(self.ln(self.fc2(h))))
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.LayerNorm(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, out_dim),
+    )
+
+
+class TransitionGNN(nn.Module):
+    """Message passing over all ordered slot pairs (i, j), i != j: ``z [B,K,D], action [B] -> delta [B,K,D]``.
+
+    Straightforward form (the original): for every edge m_ij = edge_mlp([z_i, z_j]); node i sums its
+    outgoing messages, then delta_i = node_mlp([z_i, a_i, sum_j m_ij]). Evaluated here as
+      * first edge layer W [z_i; z_j] + b = (W_src z_i + b) + W_tgt z_j: two per-NODE projections,
+        added per edge;
+      * last edge layer is linear, so sum_j (W h_ij + b) = W (sum_j h_ij) + (K-1) b: applied per node.
+    Only the middle 512x512 layer runs per edge. Pairs come from fixed index buffers (no edge list per batch).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        D, H, K, A = cfg.embedding_dim, cfg.hidden_dim, cfg.num_objects, self.action_size(cfg)
+        self.cfg = cfg
+        self.edge_mlp = _mlp(2 * D, H, H)
+        self.node_mlp = _mlp(D + A + (H if K > 1 else 0), H, D)  # K == 1: no messages (as the fork)
+        i, j = (~torch.eye(K, dtype=torch.bool)).nonzero(as_tuple=True)  # row-major: K-1 targets per source
+        self.register_buffer("col", j.view(K, K - 1), persistent=False)
+        self.register_buffer("row", i, persistent=False)
+
+    @staticmethod
+    def action_size(cfg: ModelConfig) -> int:
+        return 0 if cfg.ignore_action else cfg.action_dim
+
+    def action_vectors(self, action: Tensor, K: int, dtype: torch.dtype) -> Tensor:
+        """Integer actions ``[B]`` -> per-slot one-hot ``[B, K, A]``.
+
+        Default: one-hot over ``action_dim * K`` cut into K blocks (action ``k * action_dim + d`` reaches
+        slot k only); ``copy_action``: one-hot over ``action_dim`` copied to every slot.
+        """
+        cfg, B = self.cfg, action.shape[0]
+        if cfg.copy_action:
+            return F.one_hot(action, cfg.action_dim).to(dtype)[:, None].expand(B, K, cfg.action_dim)
+        return F.one_hot(action, cfg.action_dim * K).to(dtype).view(B, K, cfg.action_dim)
+
+    def forward(self, z: Tensor, action: Tensor | None = None) -> Tensor:
+        B, K, D = z.shape
+        parts = [z]
+        if not self.cfg.ignore_action:
+            parts.append(self.action_vectors(action, K, z.dtype))
+        if K > 1:
+            lin1, _, lin2, ln, _, lin3 = self.edge_mlp
+            src = F.linear(z, lin1.weight[:, :D], lin1.bias)  # [B, K, H]
+            tgt = F.linear(z, lin1.weight[:, D:])  # [B, K, H]
+            h = F.relu(src[:, :, None] + tgt[:, self.col])  # [B, K, K-1, H]: edge (i, col[i, n])
+            h = F.relu(ln(lin2(h))).sum(2)  # [B, K, H]
+            parts.append(F.linear(h, lin3.weight, lin3.bias * (K - 1)))
+        return self.node_mlp(torch.cat(parts, -1))
+
+
+class CSWM(nn.Module):
+    """The contrastive structured world model. Build from a :class:`ModelConfig`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.obj_extractor = ObjectExtractor(c.encoder, c.input_shape[0], c.hidden_dim // 16, c.num_objects)
+        h, w = c.mask_shape
+        self.obj_encoder = ObjectEncoder(h * w, c.hidden_dim, c.embedding_dim)
+        self.transition_model = TransitionGNN(c)
+        for m in self.modules():  # as the original: Xavier for convs only, PyTorch defaults elsewhere
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def masks(self, obs: Tensor) -> Tensor:
+        """Object masks ``[B, K, h, w]`` in (0, 1) for float obs ``[B, C, H, W]``."""
+        return self.obj_extractor(obs)
+
+    def encode(self, obs: Tensor) -> Tensor:
+        """Float obs ``[B, C, H, W]`` in [0, 1] -> object embeddings ``[B, K, D]``."""
+        return self.obj_encoder(self.obj_extractor(obs))
+
+    forward = encode
+
+    def transition(self, z: Tensor, action: Tensor | None = None) -> Tensor:
+        """Predicted change ``[B, K, D]`` of states ``z [B, K, D]`` under integer actions ``[B]``."""
+        return self.transition_model(z, action)
+
+    def predict(self, z: Tensor, action: Tensor | None = None) -> Tensor:
+        """Next state ``z + T(z, a)``, ``[B, K, D]``."""
+        return z + self.transition(z, action)
+
+    def energy(self, z: Tensor, z_other: Tensor, action: Tensor | None = None) -> Tensor:
+        """``0.5/sigma^2 * sum_D (.)^2`` averaged over K: ``[..., K, D]`` x ``[..., K, D]`` -> ``[...]``.
+
+        With ``action`` the energy of ``z + T(z, a)`` vs ``z_other``; without, of ``z`` vs ``z_other``.
+        Inputs broadcast, e.g. ``z[:, None]`` ``[B,1,K,D]`` vs negatives ``[B,N,K,D]`` -> ``[B,N]``.
+        """
+        if action is not None:
+            z = self.predict(z, action)
+        return (0.5 / self.config.sigma**2) * (z - z_other).pow(2).sum(-1).mean(-1)
+
+    def contrastive_loss(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        next_obs: Tensor,
+        neg_obs: Tensor | None = None,
+        neg_batch_index: Tensor | None = None,
+        gamma: float = 1.0,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Hinge loss of one batch -> ``(loss, positive term, negative term)``, scalars.
+
+        Negatives are either observations ``neg_obs [B, N, C, H, W]`` (dataset strategies; encoded
+        in their own forward pass, as the fork does) or in-batch positions ``neg_batch_index [B, N]``
+        whose current states serve as negatives (the original baseline's permutation).
+        """
+        z = self.encode(obs)
+        z_next = self.encode(next_obs)
+        pos = self.energy(z, z_next, action).mean()
+        if neg_obs is not None:
+            B, N = neg_obs.shape[:2]
+            z_neg = self.encode(neg_obs.flatten(0, 1)).view(B, N, *z.shape[1:])
+        elif neg_batch_index is not None:
+            z_neg = z[neg_batch_index]  # [B, N, K, D]
+        else:
+            raise CswmError("contrastive_loss needs neg_obs or neg_batch_index")
+        neg = F.relu(self.config.hinge - self.energy(z[:, None], z_neg)).mean()
+        return pos + gamma * neg, pos, neg

@@ -1,0 +1,333 @@
+"""Train a C-SWM with any negative-sampling strategy: ``train(TrainConfig(...))`` or the original CLI.
+
+    python -m cswm_lib.train --dataset data/shapes_train.h5 --encoder small --name shapes
+    python -m cswm_lib.train --dataset data/pong_train.h5 --encoder medium --embedding-dim 4 \\
+        --action-dim 6 --num-objects 3 --copy-action --custom-neg --in-ep-prob 0.0   # time-aligned
+
+Writes ``<save_folder>/<name>/``:
+  ``config.json``  the full TrainConfig + ModelConfig + dataset facts
+  ``model.pt``     state dict of the epoch with the LOWEST mean training loss (the original's rule;
+                   there is no validation set) -- "the" model that ``checkpoint.load_model`` reads
+  ``last.pt``      state dict after the last completed epoch
+  ``log.jsonl``    one line per epoch: epoch, loss, pos, neg, seconds, best
+  ``state.pt``     model + optimizer + progress, written atomically after every epoch
+
+Re-running the same command RESUMES after the last completed epoch and ends with bit-identical weights
+to an uninterrupted run: the shuffling/negative RNG is re-seeded from (seed, epoch) at every epoch,
+so nothing but ``state.pt`` is needed to continue. A finished run is returned as is (raise
+``epochs`` to train on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.model import CSWM, ModelConfig
+from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
+from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, write_json
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Defaults are the original ``train.py``'s."""
+
+    dataset: str = "data/shapes_train.h5"
+    name: str | None = None  # default: <dataset stem>_<negatives>_s<seed>
+    save_folder: str | None = None  # default: cswm_lib.utils.checkpoints_dir()
+    encoder: str = "small"
+    embedding_dim: int = 2
+    hidden_dim: int = 512
+    action_dim: int = 4
+    num_objects: int = 5
+    sigma: float = 0.5
+    hinge: float = 1.0
+    copy_action: bool = False
+    ignore_action: bool = False
+    epochs: int = 100
+    batch_size: int = 1024
+    learning_rate: float = 5e-4
+    negatives: str = "baseline"
+    beta: float = 0.5  # probability of an episodic negative ("mixed"); the fork's --in-ep-prob
+    time_aligned: bool = True  # out-of-episode negatives of "mixed" keep step t (fork default)
+    num_negatives: int = 1
+    gamma: float = 1.0  # weight of the negative term (fork's --gamma)
+    seed: int = 42
+    device: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.negatives not in STRATEGIES:
+            raise CswmError(
+                f"unknown --negatives {self.negatives!r}: expected one of {', '.join(STRATEGIES)}"
+            )
+        if self.copy_action and self.ignore_action:
+            raise CswmError("--copy-action and --ignore-action exclude each other")
+        for k in ("epochs", "batch_size", "num_negatives", "hidden_dim"):
+            if getattr(self, k) < 1:
+                raise CswmError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(self, k)}")
+        if self.name is None:
+            self.name = f"{Path(self.dataset).stem}_{self.negatives}_s{self.seed}"
+
+    def model_config(self, input_shape: tuple[int, int, int]) -> ModelConfig:
+        keys = (
+            "encoder",
+            "embedding_dim",
+            "hidden_dim",
+            "action_dim",
+            "num_objects",
+            "sigma",
+            "hinge",
+            "copy_action",
+            "ignore_action",
+        )
+        return ModelConfig(input_shape=input_shape, **{k: getattr(self, k) for k in keys})
+
+    def folder(self) -> Path:
+        return Path(self.save_folder or checkpoints_dir()) / str(self.name)
+
+
+#: fields that may differ between an interrupted run and its resumption
+_RESUMABLE = {"epochs", "device", "progress", "save_folder", "dataset"}
+
+
+def load_dataset(path: str | Path) -> Episodes:
+    path = Path(path)
+    if not path.is_file():
+        raise CswmError(f"dataset not found: {path}")
+    from cswm_lib.data.hdf5 import load_episodes
+
+    return load_episodes(path)
+
+
+def check_compatible(cfg: ModelConfig, episodes: Episodes, where: str = "dataset") -> None:
+    """One-line errors when the data cannot feed a model with config ``cfg``."""
+    if tuple(episodes.obs_shape) != tuple(cfg.input_shape):
+        raise CswmError(
+            f"{where} observations are {list(episodes.obs_shape)} but the model expects "
+            f"{list(cfg.input_shape)} (channels: 3 = block pushing, 6 = two stacked Atari frames)"
+        )
+    if cfg.ignore_action:
+        return
+    n_data = int(episodes.attrs.get("num_actions", 0) or 0)
+    hi = int(episodes.actions.max()) + 1 if episodes.actions.size else 0
+    need, flag = max(n_data, hi), "--action-dim" if cfg.copy_action else "--action-dim x --num-objects"
+    if need > cfg.num_actions or episodes.actions.min(initial=0) < 0:
+        raise CswmError(
+            f"{where} has {need} actions but {flag} = {cfg.num_actions} (action_dim "
+            f"{cfg.action_dim}, num_objects {cfg.num_objects}, copy_action {cfg.copy_action})"
+        )
+
+
+def _config_mismatch(old: dict, new: dict) -> str | None:
+    for k in sorted(set(old) | set(new)):
+        if k not in _RESUMABLE and old.get(k) != new.get(k):
+            return f"{k}: {old.get(k)!r} there vs {new.get(k)!r} now"
+    return None
+
+
+def _save(obj: object, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
+    """Train (or resume, or return a finished run) and return the checkpoint folder.
+
+    ``episodes`` may be passed in memory; otherwise ``config.dataset`` is loaded.
+    """
+    folder = config.folder()
+    device = get_device(config.device)
+    if episodes is None:
+        episodes = load_dataset(config.dataset)
+    mcfg = config.model_config(episodes.obs_shape)
+    check_compatible(mcfg, episodes, f"dataset {config.dataset}")
+
+    run = {k: v for k, v in asdict(config).items()}
+    state_path = folder / "state.pt"
+    state = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.is_file() else None
+    if state is not None:
+        why = _config_mismatch(state["config"], run)
+        if why:
+            raise CswmError(
+                f"{folder} holds a run with another config ({why}); use another --name or delete it"
+            )
+        if state["epoch"] >= config.epochs:
+            return folder
+
+    torch.manual_seed(config.seed)
+    model = CSWM(mcfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    start, best, log = 0, float("inf"), []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, best, log = state["epoch"], state["best_loss"], state["log"]
+    write_json(
+        folder / "config.json",
+        {
+            "train": run,
+            "model": mcfg.to_dict(),
+            "format": "cswm-book",
+            "data": {
+                "num_episodes": episodes.num_episodes,
+                "episode_length": episodes.episode_length,
+                "obs_shape": list(episodes.obs_shape),
+                "attrs": {k: str(v) for k, v in episodes.attrs.items()},
+            },
+        },
+    )
+
+    batches = TransitionBatches(episodes, config.batch_size, device)
+    E, T = episodes.num_episodes, episodes.episode_length
+    model.train()
+    bar = tqdm(
+        range(start, config.epochs),
+        desc=config.name,
+        disable=not config.progress,
+        initial=start,
+        total=config.epochs,
+    )
+    for epoch in bar:
+        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        t0, sums, n = time.perf_counter(), torch.zeros(3, dtype=torch.float64), 0
+        for b in batches.epoch(g):
+            neg = sample_negatives(
+                config.negatives,
+                b.episode,
+                b.step,
+                E,
+                T,
+                g,
+                config.beta,
+                config.num_negatives,
+                config.time_aligned,
+            )
+            if neg.batch_index is not None:
+                kw = {"neg_batch_index": neg.batch_index.to(device)}
+            else:
+                kw = {"neg_obs": batches.obs(neg.episode, neg.step)}
+            loss, pos, negl = model.contrastive_loss(b.obs, b.action, b.next_obs, gamma=config.gamma, **kw)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += torch.stack([loss.detach(), pos.detach(), negl.detach()]).double().cpu() * len(b.step)
+            n += len(b.step)
+        loss_, pos_, neg_ = (sums / n).tolist()  # mean over transitions (the original averages per batch)
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss_,
+            "pos": pos_,
+            "neg": neg_,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "best": loss_ < best,
+        }
+        log.append(row)
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if loss_ < best:
+            best = loss_
+            _save(weights, folder / "model.pt")
+        _save(weights, folder / "last.pt")
+        with atomic_path(folder / "log.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in log))
+        _save(
+            {
+                "model": weights,
+                "optimizer": opt.state_dict(),
+                "epoch": epoch + 1,
+                "best_loss": best,
+                "log": log,
+                "config": run,
+            },
+            state_path,
+        )
+        bar.set_postfix(loss=f"{loss_:.4f}", pos=f"{pos_:.4f}", neg=f"{neg_:.4f}")
+    return folder
+
+
+def read_log(folder: str | Path) -> list[dict]:
+    """The per-epoch rows of ``log.jsonl``."""
+    path = Path(folder) / "log.jsonl"
+    if not path.is_file():
+        raise CswmError(f"no training log in {folder} (expected {path.name})")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m cswm_lib.train",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default=d.dataset)
+    p.add_argument("--name", default=None, help="run name (folder under --save-folder)")
+    p.add_argument("--save-folder", default=None, help="default: the project's checkpoints/")
+    p.add_argument("--encoder", default=d.encoder, help="small | medium | large")
+    for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects", "epochs", "batch_size", "seed"):
+        p.add_argument("--" + k.replace("_", "-"), type=int, default=getattr(d, k))
+    for k in ("learning_rate", "sigma", "hinge", "gamma"):
+        p.add_argument("--" + k.replace("_", "-"), type=float, default=getattr(d, k))
+    p.add_argument(
+        "--copy-action", action="store_true", help="one action one-hot copied to every slot (Atari)"
+    )
+    p.add_argument("--ignore-action", action="store_true")
+    g = p.add_argument_group("negatives (original flags of the negative-sampling fork, or the aliases)")
+    g.add_argument(
+        "--custom-neg", action="store_true", help="dataset negatives instead of the in-batch permutation"
+    )
+    g.add_argument("--in-ep-prob", type=float, default=None, help="probability of an episodic negative (0.5)")
+    g.add_argument("--disable-time-aligned", action="store_true")
+    g.add_argument("--num-negs", type=int, default=1, help="negatives per positive")
+    g.add_argument("--negatives", choices=STRATEGIES, default=None, help="strategy by name")
+    g.add_argument("--beta", type=float, default=None, help="alias of --in-ep-prob")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when available)")
+    p.add_argument("--no-cuda", action="store_true", help="same as --device cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log-interval", type=int, default=20, help="accepted for compatibility; unused")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """Resolve the original flags and the aliases into a :class:`TrainConfig`; conflicts are errors."""
+    if a.beta is not None and a.in_ep_prob is not None and a.beta != a.in_ep_prob:
+        raise CswmError(f"--beta {a.beta} and --in-ep-prob {a.in_ep_prob} disagree; give one")
+    beta = a.beta if a.beta is not None else (a.in_ep_prob if a.in_ep_prob is not None else 0.5)
+    if a.negatives is None:
+        negatives, beta, time_aligned = strategy_from_flags(a.custom_neg, beta, a.disable_time_aligned)
+    else:
+        negatives, time_aligned = a.negatives, not a.disable_time_aligned
+        if a.custom_neg and negatives == "baseline":
+            raise CswmError("--custom-neg asks for dataset negatives but --negatives is baseline")
+    kw = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if hasattr(a, f.name)}
+    kw.update(
+        negatives=negatives,
+        beta=beta,
+        time_aligned=time_aligned,
+        num_negatives=a.num_negs,
+        device="cpu" if a.no_cuda else a.device,
+        progress=not a.no_progress,
+    )
+    return TrainConfig(**kw)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    config = config_from_args(build_parser().parse_args(argv))
+    folder = train(config)
+    log = read_log(folder)
+    best = min(log, key=lambda r: r["loss"])
+    print(f"{folder}: {len(log)} epochs, best loss {best['loss']:.6f} at epoch {best['epoch']}")
+
+
+if __name__ == "__main__":
+    main()
