@@ -96,16 +96,19 @@ def random_episode(
     env: gym.Env,
     game: str,
     rng: np.random.Generator,
-    seed: int,
+    seed: int | None = None,
     num_steps: int = 10,
     warmup: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """One random-policy episode the way the paper's data generator records it.
 
-    Reset with ``seed``; ``warmup`` uniformly random actions (default 58 Pong / 50 Space
+    Reset (with ``seed`` if given); ``warmup`` uniformly random actions (default 58 Pong / 50 Space
     Invaders); a no-op step; then ``num_steps`` random actions. Returns frames uint8
     ``[T+1, 6, 50, 50]`` (previous, current), actions int64 ``[T]``, RAM uint8 ``[T+1, 128]`` --
     or ``None`` if the game ended before the last recorded step.
+
+    Without sticky actions the ALE is deterministic: the episode is a function of the actions
+    alone (``seed`` does not change it; a seeded reset reloads the ROM, ~90 ms, so pass it once).
     """
     info = game_info(game)
     warmup = info.warmup if warmup is None else warmup

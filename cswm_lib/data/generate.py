@@ -1,0 +1,227 @@
+"""Random-policy datasets, as the paper's data generator made them (``python -m cswm_lib.data.generate``).
+
+    python -m cswm_lib.data.generate --env-id ShapesImmovableTrain-v0 --fname data/shapes_imm_train.h5 \
+        --num-episodes 1000 --seed 1 [--atari] [--save-state-ids]
+
+Every episode ``e`` gets its own seeds derived from ``(seed, e)`` (env reset seed and the random
+agent's generator), so the file does not depend on how many worker processes made it and the same
+seed gives byte-identical arrays. Episodes are generated in chunks by a process pool and written
+in order into a temporary file that is renamed onto ``fname`` only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from cswm_lib import CswmError
+from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_attrs
+from cswm_lib.envs import ATARI_IDS, check_env_id
+from cswm_lib.envs import atari as atari_lib
+from cswm_lib.envs import block_pushing as bp
+from cswm_lib.utils import cli_errors
+
+# The datasets of the original READMEs (C-SWM: shapes/cubes/pong/spaceinvaders; the negative-sampling
+# fork: the immovable worlds, and eval files with state ids). Full sizes; the chapters shrink them.
+README_DATASETS: dict[str, dict] = {
+    "shapes_train": dict(env_id="ShapesTrain-v0", num_episodes=1000, seed=1),
+    "shapes_eval": dict(env_id="ShapesEval-v0", num_episodes=10000, seed=2),
+    "cubes_train": dict(env_id="CubesTrain-v0", num_episodes=1000, seed=3),
+    "cubes_eval": dict(env_id="CubesEval-v0", num_episodes=10000, seed=4),
+    "pong_train": dict(env_id="PongDeterministic-v4", num_episodes=1000, seed=1, atari=True),
+    "pong_eval": dict(env_id="PongDeterministic-v4", num_episodes=100, seed=2, atari=True,
+                      save_state_ids=True),
+    "spaceinvaders_train": dict(env_id="SpaceInvadersDeterministic-v4", num_episodes=1000, seed=1,
+                                atari=True),
+    "spaceinvaders_eval": dict(env_id="SpaceInvadersDeterministic-v4", num_episodes=100, seed=2,
+                               atari=True, save_state_ids=True),
+    "shapes_imm_train": dict(env_id="ShapesImmovableTrain-v0", num_episodes=1000, seed=1),
+    "shapes_imm_eval": dict(env_id="ShapesImmovableEval-v0", num_episodes=10000, seed=2, save_state_ids=True),
+    "cubes_imm_train": dict(env_id="CubesImmovableTrain-v0", num_episodes=1000, seed=3),
+    "cubes_imm_eval": dict(env_id="CubesImmovableEval-v0", num_episodes=10000, seed=4, save_state_ids=True),
+}
+
+GENERATOR_VERSION = 1  # bump when the generated data would change for the same parameters
+ATARI_STEPS = 10  # recorded transitions per Atari episode
+
+
+def episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
+    """(env reset seed, random-agent generator) of episode ``episode`` -- a function of both only."""
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(episode,))
+    return int(ss.generate_state(1)[0]), np.random.default_rng(ss)
+
+
+def dataset_attrs(env_id: str, num_episodes: int, seed: int, atari: bool = False,
+                  save_state_ids: bool = False, warmup: int | None = None) -> dict[str, Any]:
+    """The HDF5 root attributes describing a generated dataset (also what :func:`ensure_dataset` compares)."""
+    check_env_id(env_id)
+    is_atari = env_id in ATARI_IDS
+    if atari != is_atari:
+        hint = "pass --atari (atari=True)" if is_atari else "drop --atari (atari=False)"
+        raise CswmError(f"env id {env_id!r} {'is' if is_atari else 'is not'} an Atari game: {hint}")
+    if int(num_episodes) < 1:
+        raise CswmError(f"--num-episodes must be >= 1, got {num_episodes}")
+    attrs: dict[str, Any] = dict(
+        env_id=env_id, num_episodes=int(num_episodes), seed=int(seed), atari=bool(atari),
+        save_state_ids=bool(save_state_ids), format_version=FORMAT_VERSION,
+        generator_version=GENERATOR_VERSION, policy="random",
+    )
+    if is_atari:
+        game = atari_lib.game_info(env_id)
+        attrs.update(episode_length=ATARI_STEPS, warmup=int(game.warmup if warmup is None else warmup),
+                     frame_stack="previous,current", state_id="ram")
+    else:
+        attrs.update(episode_length=int(gym.spec(env_id).max_episode_steps), state_id="positions")
+    return attrs
+
+
+# ------------------------------------------------------------------------- worker side
+_ENVS: dict[str, gym.Env] = {}
+_SEEDED: set[str] = set()
+
+
+def _env(env_id: str) -> gym.Env:
+    if env_id not in _ENVS:
+        _ENVS[env_id] = gym.make(env_id, disable_env_checker=True)
+    return _ENVS[env_id]
+
+
+def _block_pushing_chunk(attrs: dict[str, Any], start: int, stop: int) -> tuple[np.ndarray, ...]:
+    env: bp.BlockPushing = _env(attrs["env_id"]).unwrapped
+    T, n_act = attrs["episode_length"], env.action_space.n
+    positions = np.empty((stop - start, T + 1, env.num_objects, 2), dtype=np.int64)
+    actions = np.empty((stop - start, T), dtype=np.int64)
+    for i, e in enumerate(range(start, stop)):
+        env_seed, rng = episode_seeds(attrs["seed"], e)
+        env.reset(seed=env_seed)
+        actions[i] = rng.integers(n_act, size=T)
+        positions[i, 0] = env.positions
+        for t, a in enumerate(actions[i]):
+            env.move(a)
+            positions[i, t + 1] = env.positions
+    frames = bp.RENDERERS[env.render_type](positions)
+    return frames, actions, positions.reshape(stop - start, T + 1, -1)
+
+
+def _atari_chunk(attrs: dict[str, Any], start: int, stop: int) -> tuple[np.ndarray, ...]:
+    env = _env(attrs["env_id"])
+    frames, actions, rams = [], [], []
+    for e in range(start, stop):
+        for attempt in range(100):  # an episode whose game ends early is redrawn with new seeds
+            env_seed, rng = episode_seeds(attrs["seed"], e + attempt * 2**31)
+            # the ALE without sticky actions is deterministic given the actions: seed once per process
+            reset_seed = None if attrs["env_id"] in _SEEDED else env_seed
+            _SEEDED.add(attrs["env_id"])
+            ep = atari_lib.random_episode(env, attrs["env_id"], rng, reset_seed, attrs["episode_length"],
+                                          attrs["warmup"])
+            if ep is not None:
+                break
+        else:
+            raise CswmError(f"{attrs['env_id']}: 100 attempts at episode {e} all ended early")
+        frames.append(ep[0])
+        actions.append(ep[1])
+        rams.append(ep[2])
+    return np.stack(frames), np.stack(actions), np.stack(rams).astype(np.int64)
+
+
+def _chunk(job: tuple[dict[str, Any], int, int]) -> tuple[int, tuple[np.ndarray, ...]]:
+    attrs, start, stop = job
+    fn = _atari_chunk if attrs["atari"] else _block_pushing_chunk
+    return start, fn(attrs, start, stop)
+
+
+# ------------------------------------------------------------------------- driver
+def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
+             save_state_ids: bool = False, num_workers: int | None = None, warmup: int | None = None,
+             progress: bool = True, compression: str | None = COMPRESSION) -> Path:
+    """Generate ``num_episodes`` random-policy episodes of ``env_id`` into ``fname`` (format v1).
+
+    ``num_workers``: processes (default: up to 4 CPU cores, 1 for small jobs). Returns the path.
+    """
+    attrs = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup)
+    E, T = attrs["num_episodes"], attrs["episode_length"]
+    steps_per_chunk = 500 if atari else 2000
+    chunk = max(1, min(steps_per_chunk // T, -(-E // 8)))
+    jobs = [(attrs, s, min(s + chunk, E)) for s in range(0, E, chunk)]
+    if num_workers is None:
+        work = E * T * (50 if atari else (5 if env_id.startswith("Cubes") else 1))
+        num_workers = 1 if work < 20_000 else min(4, os.cpu_count() or 1)
+    num_workers = max(1, min(int(num_workers), len(jobs)))
+    if attrs["env_id"].startswith("Cubes"):
+        bp.cube_sprites()  # render the cube layers once, before forking
+    obs_shape = (6 if atari else 3, atari_lib.IMG, atari_lib.IMG)
+    state_dim = (128 if atari else 2 * bp.NUM_OBJECTS) if save_state_ids else None
+    bar = tqdm(total=E, desc=f"generating {Path(fname).name}", unit="ep", disable=not progress)
+    with EpisodeWriter(fname, E, T, obs_shape, state_dim, attrs, compression) as writer:
+        if num_workers == 1:
+            results = map(_chunk, jobs)
+            pool = None
+        else:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            pool = ctx.Pool(num_workers)
+            results = pool.imap(_chunk, jobs)
+        try:
+            for start, (frames, actions, ids) in results:
+                writer.write(start, frames, actions, ids if save_state_ids else None)
+                bar.update(len(frames))
+        finally:
+            if pool is not None:
+                pool.terminate()
+            bar.close()
+    return Path(fname)
+
+
+def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
+                   save_state_ids: bool = False, warmup: int | None = None, **kwargs: Any) -> Path:
+    """Return ``fname``, generating it first unless it exists with exactly these parameters.
+
+    Parameters are compared with the file's HDF5 root attributes; ``kwargs`` (``num_workers``,
+    ``progress``, ...) go to :func:`generate` and do not change the data.
+    """
+    wanted = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup)
+    path = Path(fname)
+    if path.exists():
+        try:
+            have = read_attrs(path)
+        except CswmError:
+            have = {}
+        if all(have.get(k) == v for k, v in wanted.items()):
+            return path
+    return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cswm_lib.data.generate", description=__doc__.splitlines()[0])
+    p.add_argument("--env-id", required=True, help="e.g. ShapesTrain-v0, PongDeterministic-v4")
+    p.add_argument("--fname", required=True, help="output HDF5 file")
+    p.add_argument("--num-episodes", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--atari", action="store_true", help="Atari preprocessing (required for Atari ids)")
+    p.add_argument("--save-state-ids", action="store_true", help="also store ground-truth state ids")
+    p.add_argument("--warmup", type=int, default=None, help="Atari warm-up steps (58 Pong, 50 SI)")
+    p.add_argument("--num-workers", type=int, default=None, help="processes (default: automatic)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
+    if a.num_workers is not None and a.num_workers < 1:
+        raise CswmError(f"--num-workers must be >= 1, got {a.num_workers}")
+    if a.warmup is not None and a.warmup < 0:
+        raise CswmError(f"--warmup must be >= 0, got {a.warmup}")
+    path = generate(a.env_id, a.fname, a.num_episodes, a.seed, a.atari, a.save_state_ids,
+                    num_workers=a.num_workers, warmup=a.warmup, progress=not a.no_progress)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Datasets on disk: the book's HDF5 format (v1), and reading the original code's layout.
+
+Format v1 (``format="cswm-book"``, ``format_version=1``)::
+
+    /              attrs: format, format_version, + generation parameters (env_id, seed,
+                          num_episodes, atari, save_state_ids, episode_length, ...)
+    /frames        uint8 [E, T+1, C, H, W]   each episode's frames once; chunk = one episode, compressed
+    /actions       int64 [E, T]              action taken after frames[:, t]
+    /state_ids     int64 [E, T+1, S]         optional: ground-truth id of every frame
+
+The original code wrote one group per episode ("0", "1", ...) holding float ``obs`` and
+``next_obs`` ``[T, C, H, W]`` in [0, 1], ``action`` ``[T]`` and optionally ``state_ids`` /
+``next_state_ids`` ``[T, S]``. :func:`load_episodes` reads both into :class:`Episodes`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.utils import atomic_path
+
+FORMAT = "cswm-book"
+FORMAT_VERSION = 1
+COMPRESSION = "gzip"  # with level 1; see benchmarks/bench_envs.py for gzip vs lzf
+COMPRESSION_OPTS = 1
+
+
+def _attr_value(v: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (for comparisons and JSON)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """Root attributes of an HDF5 file as plain Python values (no data is read)."""
+    with _open(path) as f:
+        return {k: _attr_value(v) for k, v in f.attrs.items()}
+
+
+class EpisodeWriter:
+    """Write episodes into a new format-v1 file chunk by chunk; the file appears only on :meth:`close`.
+
+    ``with EpisodeWriter(path, E, T, (C, H, W), state_dim, attrs) as w: w.write(start, frames, actions, ids)``
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_episodes: int,
+        episode_length: int,
+        obs_shape: tuple[int, int, int],
+        state_dim: int | None,
+        attrs: dict[str, Any],
+        compression: str | None = COMPRESSION,
+    ) -> None:
+        self._atomic = atomic_path(path)
+        tmp = self._atomic.__enter__()
+        self.file = h5py.File(tmp, "w")
+        opts = COMPRESSION_OPTS if compression == "gzip" else None
+        E, T = num_episodes, episode_length
+        for k, v in {**attrs, "format": FORMAT, "format_version": FORMAT_VERSION}.items():
+            if v is not None:
+                self.file.attrs[k] = v
+        self.frames = self.file.create_dataset(
+            "frames", (E, T + 1, *obs_shape), np.uint8, chunks=(1, T + 1, *obs_shape),
+            compression=compression, compression_opts=opts,
+        )
+        self.actions = self.file.create_dataset("actions", (E, T), np.int64)
+        self.state_ids = None
+        if state_dim is not None:
+            self.state_ids = self.file.create_dataset(
+                "state_ids", (E, T + 1, state_dim), np.int64, chunks=(min(E, 64), T + 1, state_dim),
+                compression=compression, compression_opts=opts,
+            )
+
+    def write(self, start: int, frames: np.ndarray, actions: np.ndarray,
+              state_ids: np.ndarray | None = None) -> None:
+        """Episodes ``start .. start + len(frames)``: frames ``[n, T+1, C, H, W]``, actions ``[n, T]``."""
+        stop = start + len(frames)
+        self.frames[start:stop] = frames
+        self.actions[start:stop] = actions
+        if self.state_ids is not None:
+            self.state_ids[start:stop] = state_ids
+
+    def close(self, ok: bool = True) -> None:
+        self.file.close()
+        if ok:
+            self._atomic.__exit__(None, None, None)
+        else:
+            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(ok=exc_type is None)
+
+
+def save_episodes(episodes: Episodes, path: str | os.PathLike, compression: str | None = COMPRESSION) -> Path:
+    """Write ``episodes`` to ``path`` in format v1 (atomically: temp file + rename)."""
+    e = episodes
+    state_dim = None if e.state_ids is None else e.state_ids.shape[-1]
+    shape = (e.num_episodes, e.episode_length, e.obs_shape)
+    with EpisodeWriter(path, *shape, state_dim, e.attrs, compression) as w:
+        w.write(0, e.frames, e.actions, e.state_ids)
+    return Path(path)
+
+
+def _open(path: str | os.PathLike) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise CswmError(f"dataset file not found: {path}")
+    if path.is_dir():
+        raise CswmError(f"dataset path is a directory, expected an HDF5 file: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CswmError(f"cannot read {path}: not a valid HDF5 file, truncated or corrupt ({reason})") \
+            from None
+
+
+def load_episodes(path: str | os.PathLike, progress: bool = False) -> Episodes:
+    """Read a dataset into memory: our format v1 or the original per-episode-group layout.
+
+    Returns :class:`Episodes` with frames uint8 ``[E, T+1, C, H, W]``. Raises a one-line
+    :class:`CswmError` for a missing, truncated/corrupt or foreign file, or inconsistent lengths.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        try:
+            if _attr_value(f.attrs.get("format")) == FORMAT:
+                return _load_v1(f, path)
+            keys = list(f.keys())
+            if keys and all(k.isdigit() for k in keys):
+                return _load_original(f, path, progress)
+        except OSError as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CswmError(f"cannot read {path}: truncated or corrupt data ({reason})") from None
+        except CswmError as err:
+            raise CswmError(f"{path}: {err}") from None
+        attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        raise CswmError(
+            f"{path} is neither a {FORMAT} dataset (attr format={FORMAT!r}) nor an original C-SWM file "
+            f"(groups '0', '1', ...): found keys {keys[:5]} and attrs {sorted(attrs)[:5]}"
+        )
+
+
+def _load_v1(f: h5py.File, path: Path) -> Episodes:
+    version = _attr_value(f.attrs.get("format_version"))
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CswmError(f"format_version {version!r} is not supported (we read <= {FORMAT_VERSION})")
+    for name in ("frames", "actions"):
+        if name not in f:
+            raise CswmError(f"missing dataset '/{name}' (found {list(f.keys())})")
+    frames = f["frames"][()]
+    actions = f["actions"][()]
+    state_ids = f["state_ids"][()] if "state_ids" in f else None
+    attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+    return Episodes(frames, actions, state_ids, attrs)
+
+
+def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
+    """Groups "0".."E-1" (read in NUMERIC order) -> Episodes. frames = obs + last next_obs, as uint8."""
+    keys = sorted(f.keys(), key=int)
+    frames, actions, ids = [], [], []
+    with_ids = all("state_ids" in f[k] and "next_state_ids" in f[k] for k in keys)
+    for k in tqdm(keys, desc=f"reading {path.name}", disable=not progress):
+        g = f[k]
+        missing = [n for n in ("obs", "action", "next_obs") if n not in g]
+        if missing:
+            raise CswmError(f"episode group '{k}' lacks {missing} (has {list(g.keys())})")
+        obs, nxt, act = g["obs"][()], g["next_obs"][()], g["action"][()]
+        if not (len(obs) == len(nxt) == len(act)) or len(obs) == 0:
+            raise CswmError(
+                f"episode '{k}' has mismatched lengths: obs {len(obs)}, action {len(act)}, "
+                f"next_obs {len(nxt)}"
+            )
+        if frames and len(obs) + 1 != frames[0].shape[0]:
+            raise CswmError(
+                f"episode '{k}' has {len(obs)} steps but episode '{keys[0]}' has {frames[0].shape[0] - 1}: "
+                "all episodes must have the same length"
+            )
+        if not np.allclose(nxt[:-1], obs[1:], atol=1 / 510):
+            raise CswmError(f"episode '{k}': next_obs[t] != obs[t+1], the steps are not consecutive")
+        frames.append(_to_uint8(np.concatenate([obs, nxt[-1:]]), k))
+        actions.append(np.asarray(act, dtype=np.int64).reshape(len(act)))
+        if with_ids:
+            s, ns = g["state_ids"][()], g["next_state_ids"][()]
+            if len(s) != len(obs) or len(ns) != len(obs):
+                raise CswmError(
+                    f"episode '{k}' has {len(s)} state_ids / {len(ns)} next_state_ids for {len(obs)} steps"
+                )
+            ids.append(np.concatenate([s, ns[-1:]]).astype(np.int64))
+    attrs = {"source": "original-layout", "num_episodes": len(keys), "episode_length": len(actions[0])}
+    return Episodes(np.stack(frames), np.stack(actions), np.stack(ids) if with_ids else None, attrs)
+
+
+def _to_uint8(x: np.ndarray, key: str) -> np.ndarray:
+    """Floats in [0, 1] -> uint8 by rounding ``x * 255`` (exact for images that were uint8 / 255)."""
+    if x.dtype == np.uint8:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise CswmError(f"episode '{key}': observations span [{lo:g}, {hi:g}], expected floats in [0, 1]")
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
