@@ -1,0 +1,270 @@
+"""Policy-driven Atari datasets (Section 4.3): burn-in with a trained A3C agent, then random actions.
+
+One episode (attempt ``i``, its own random generator drawn from ``(seed, i)``):
+
+1. reset the game; draw a burn-in length uniformly from ``[min_burnin, max_burnin)``;
+2. burn-in: the agent plays epsilon-greedily (a uniformly random action with probability ``eps``,
+   else the argmax of its policy) and its GRU state is carried from step to step -- the original
+   collector reset it to zeros before every action, so its agent ran without memory;
+3. record ``num_steps`` transitions with uniformly random actions: frames (previous, current)
+   ``[6, 50, 50]`` and the 128-byte RAM as the state id of every frame.
+
+An attempt is dropped when the game ends early, when Pong scores a point during burn-in, when
+Space Invaders' lives leave 3 (burn-in or recording), or when its first recorded RAM equals the
+first RAM of an episode in one of the ``check_dup_paths`` files (so no split shares a start state).
+Collection stops after ``max_episodes`` kept episodes. The result is written atomically in the
+book's format (``cswm_lib.data.hdf5``); progress is saved every ``checkpoint_every`` kept episodes
+to ``<save_path>.partial.npz`` and a rerun continues from there, producing the same file as an
+uninterrupted run.
+
+CLI (the original's flags)::
+
+    python -m cswm_lib.a3c.collect PongDeterministic-v4 --min-burnin 58 --max-burnin 100 \\
+        --max-episodes 1000 --num-steps 10 --save-path data/pong_valid.h5 \\
+        --check-dup-paths data/pong_train.h5 --eps 0.5 --seed 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from cswm_lib import CswmError
+from cswm_lib.a3c.train import agent_obs, load_checkpoint, load_policy, make_env
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.envs import atari
+from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors
+
+COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
+DROP_REASONS = ("ended", "point", "lives", "duplicate")
+
+
+@dataclass
+class CollectConfig:
+    """Parameters of one collection run (CLI flags of the original ``collect.py``)."""
+
+    env_id: str
+    save_path: str
+    min_burnin: int = 58
+    max_burnin: int = 100
+    max_episodes: int = 1000
+    num_steps: int = 10
+    eps: float = 0.5
+    seed: int = 0
+    check_dup_paths: list[str] = field(default_factory=list)
+    agent: str | None = None  # A3C folder; None: <checkpoints>/a3c/<env lower>; "random": no agent
+    checkpoint_every: int = 500  # kept episodes between partial saves
+    progress: bool = True
+
+    def agent_folder(self) -> Path | None:
+        if self.agent == "random":
+            return None
+        return Path(self.agent) if self.agent else checkpoints_dir() / "a3c" / self.env_id.lower()
+
+    def validate(self) -> None:
+        if self.env_id not in atari.ATARI_IDS:
+            ids = ", ".join(atari.ATARI_IDS)
+            raise CswmError(f"collection needs an Atari id ({ids}), got {self.env_id!r}")
+        if not 0 <= self.min_burnin < self.max_burnin:
+            raise CswmError(f"need 0 <= --min-burnin < --max-burnin, got {self.min_burnin} and "
+                            f"{self.max_burnin}")
+        if self.max_episodes < 1 or self.num_steps < 1:
+            raise CswmError(f"--max-episodes and --num-steps must be >= 1, got {self.max_episodes}, "
+                            f"{self.num_steps}")
+        if not 0.0 <= self.eps <= 1.0:
+            raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
+        for p in self.check_dup_paths:
+            if not Path(p).is_file():
+                raise CswmError(f"--check-dup-paths file not found: {p}")
+
+
+def attempt_rng(seed: int, attempt: int) -> np.random.Generator:
+    """The generator of attempt ``attempt``: a function of (seed, attempt) only (so resume is exact)."""
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(attempt,)))
+
+
+def start_state_blacklist(paths: list[str | os.PathLike]) -> set[bytes]:
+    """RAMs of the first frame of every episode in ``paths`` (our format or the original's)."""
+    from cswm_lib.data.hdf5 import load_episodes
+
+    black: set[bytes] = set()
+    for p in paths:
+        ep = load_episodes(p)
+        if ep.state_ids is None:
+            raise CswmError(f"--check-dup-paths file has no state_ids to compare start states: {p}")
+        black.update(_ram_key(r) for r in ep.state_ids[:, 0])
+    return black
+
+
+def _ram_key(ram: np.ndarray) -> bytes:
+    return np.asarray(ram, dtype=np.uint8).tobytes()
+
+
+@torch.no_grad()
+def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np.random.Generator,
+                    burnin: int, num_steps: int, eps: float, blacklist: set[bytes] = frozenset(),
+                    reset_seed: int | None = None) -> tuple[tuple[np.ndarray, ...] | None, str]:
+    """Play one attempt; return ``((frames [T+1, 6, 50, 50], actions [T], rams [T+1, 128]), "kept")``
+    or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random."""
+    game = atari.game_info(env_id)
+    pong, invaders = game.game == "pong", game.game == "space_invaders"
+    n = int(env.action_space.n)
+    rgb, _ = env.reset(seed=reset_seed)
+    prev = rgb
+    hx = None if policy is None else policy.initial_state()
+    for _ in range(burnin):
+        explore = rng.random() < eps
+        if policy is not None:
+            _, logits, hx = policy(agent_obs(env_id, rgb), hx)  # the GRU state moves on every step
+        action = int(rng.integers(n)) if explore or policy is None else int(logits[0].argmax())
+        prev = rgb
+        rgb, reward, term, trunc, _ = env.step(action)
+        if term or trunc:
+            return None, "ended"
+        if pong and reward != 0:
+            return None, "point"
+        if invaders and env.unwrapped.ale.lives() != 3:
+            return None, "lives"
+    ram = atari.get_ram(env)
+    if _ram_key(ram) in blacklist:
+        return None, "duplicate"
+    current = atari.preprocess_frame(rgb, game.game)
+    frames = [atari.stack_frames(atari.preprocess_frame(prev, game.game), current)]
+    rams = [ram]
+    actions = rng.integers(n, size=num_steps)
+    for a in actions:
+        rgb, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            return None, "ended"
+        if invaders and env.unwrapped.ale.lives() != 3:
+            return None, "lives"
+        previous, current = current, atari.preprocess_frame(rgb, game.game)
+        frames.append(atari.stack_frames(previous, current))
+        rams.append(atari.get_ram(env))
+    return (np.stack(frames), actions.astype(np.int64), np.stack(rams)), "kept"
+
+
+def collection_attrs(cfg: CollectConfig) -> dict[str, Any]:
+    """The parameters stored as HDF5 root attributes (and compared to reuse or resume)."""
+    folder = cfg.agent_folder()
+    agent_frames = -1 if folder is None else int(load_checkpoint(folder)["frames"])
+    return dict(
+        env_id=cfg.env_id, num_episodes=int(cfg.max_episodes), seed=int(cfg.seed), atari=True,
+        save_state_ids=True, episode_length=int(cfg.num_steps), frame_stack="previous,current",
+        state_id="ram",
+        policy="a3c" if folder is not None else "random", min_burnin=int(cfg.min_burnin),
+        max_burnin=int(cfg.max_burnin), eps=float(cfg.eps), agent=str(folder) if folder else "random",
+        agent_frames=agent_frames, check_dup_paths=";".join(str(p) for p in cfg.check_dup_paths),
+        collector_version=COLLECTOR_VERSION,
+    )
+
+
+def _same(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    return all(have.get(k) == v for k, v in want.items())
+
+
+def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
+    """Collect ``cfg.max_episodes`` episodes into ``cfg.save_path`` (reused when it already holds a
+    collection with the same parameters and agent, unless ``overwrite``). Returns the path."""
+    from cswm_lib.data.hdf5 import read_attrs, save_episodes
+
+    cfg.validate()
+    path = Path(cfg.save_path)
+    want = collection_attrs(cfg)
+    if path.is_file() and not overwrite and _same(read_attrs(path), want):
+        return path
+    folder = cfg.agent_folder()
+    policy = None if folder is None else load_policy(folder)
+    blacklist = start_state_blacklist(cfg.check_dup_paths)
+    partial = path.with_name(path.name + ".partial.npz")
+    episodes: list[tuple[np.ndarray, ...]] = []
+    counts = dict.fromkeys(("attempts", *DROP_REASONS), 0)
+    burnins: list[int] = []
+    if partial.is_file():
+        state = np.load(partial, allow_pickle=True)
+        if _same(state["attrs"].item(), want):
+            episodes = list(zip(state["frames"], state["actions"], state["rams"], strict=True))
+            counts, burnins = state["counts"].item(), list(state["burnins"])
+    env = make_env(cfg.env_id)
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_episodes, initial=len(episodes), desc=f"collect {cfg.env_id}", unit="ep")
+    torch.set_num_threads(1)  # batch-1 forward passes: threads only add overhead
+    while len(episodes) < cfg.max_episodes:
+        attempt = counts["attempts"]
+        rng = attempt_rng(cfg.seed, attempt)
+        burnin = int(rng.integers(cfg.min_burnin, cfg.max_burnin))
+        # the ALE without sticky actions is deterministic given the actions: seed the emulator once
+        ep, reason = collect_episode(env, policy, cfg.env_id, rng, burnin, cfg.num_steps, cfg.eps, blacklist,
+                                     reset_seed=cfg.seed if attempt == 0 else None)
+        counts["attempts"] += 1
+        if ep is None:
+            counts[reason] += 1
+            if counts["attempts"] > 100 * cfg.max_episodes + 1000:
+                raise CswmError(f"{cfg.env_id}: {counts['attempts']} attempts kept only {len(episodes)} "
+                                f"episodes (dropped: {counts}); check --min-burnin/--max-burnin and "
+                                "--check-dup-paths")
+            continue
+        episodes.append(ep)
+        burnins.append(burnin)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(attempts=counts["attempts"], refresh=False)
+        if len(episodes) % cfg.checkpoint_every == 0 and len(episodes) < cfg.max_episodes:
+            _save_partial(partial, episodes, counts, burnins, want)
+    env.close()
+    if bar is not None:
+        bar.close()
+    frames, actions, rams = (np.stack(x) for x in zip(*episodes, strict=True))
+    attrs = {**want, **{f"dropped_{k}": v for k, v in counts.items() if k != "attempts"},
+             "attempts": counts["attempts"], "mean_burnin": float(np.mean(burnins))}
+    save_episodes(Episodes(frames, actions, rams.astype(np.int64), attrs), path)
+    partial.unlink(missing_ok=True)
+    return path
+
+
+def _save_partial(partial: Path, episodes, counts, burnins, attrs) -> None:
+    frames, actions, rams = (np.stack(x) for x in zip(*episodes, strict=True))
+    with atomic_path(partial) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, frames=frames, actions=actions, rams=rams, counts=np.array(counts, dtype=object),
+                 burnins=np.array(burnins), attrs=np.array(attrs, dtype=object))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cswm_lib.a3c.collect", description=__doc__.split("\n")[0])
+    p.add_argument("env_id", help="PongDeterministic-v4 or SpaceInvadersDeterministic-v4")
+    p.add_argument("--min-burnin", type=int, default=58)
+    p.add_argument("--max-burnin", type=int, default=100, help="exclusive")
+    p.add_argument("--max-episodes", type=int, default=1000)
+    p.add_argument("--num-steps", type=int, default=10)
+    p.add_argument("--save-path", required=True)
+    p.add_argument("--check-dup-paths", nargs="*", default=[])
+    p.add_argument("--eps", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--agent", default=None, help="A3C folder (default checkpoints/a3c/<env>), or 'random'")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="kept episodes between partial saves")
+    p.add_argument("--overwrite", action="store_true", help="collect again even if the file matches")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> Path:
+    args = vars(_parser().parse_args(argv))
+    overwrite = args.pop("overwrite")
+    path = collect(CollectConfig(**args), overwrite=overwrite)
+    print(path)
+    return path
+
+
+if __name__ == "__main__":
+    main()
