@@ -112,3 +112,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, match):
 def test_library_errors(tmp_path):
     with pytest.raises(CswmError, match="unknown env id"):
         ensure_dataset("Nope-v0", tmp_path / "x.h5", 1, 0)
+
+
+def test_readme_dataset_reduced_copy(tmp_path, monkeypatch):
+    from cswm_lib.data.generate import readme_dataset
+
+    monkeypatch.setenv("CSWM_DATA", str(tmp_path))
+    path = readme_dataset("shapes_imm_eval", divisor=1000, progress=False)
+    assert path == tmp_path / "shapes_imm_eval_div1000.h5"
+    ep = load_episodes(path)
+    assert ep.num_episodes == 10 and ep.attrs["seed"] == 2 and ep.state_ids is not None
+    with pytest.raises(CswmError, match="unknown dataset"):
+        readme_dataset("shapes", divisor=10)

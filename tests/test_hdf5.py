@@ -133,3 +133,14 @@ def test_newer_format_version(tmp_path):
     with h5py.File(path, "a") as f:
         f.attrs["format_version"] = FORMAT_VERSION + 1
     _one_line_error(path, "format_version")
+
+
+def test_original_layout_writer_round_trip(tmp_path):
+    from cswm_lib.data.hdf5 import save_original_layout
+
+    ep = _episodes(E=11, T=3)
+    back = load_episodes(save_original_layout(ep, tmp_path / "o.h5"))
+    assert (back.frames == ep.frames).all() and (back.actions == ep.actions).all()
+    assert (back.state_ids == ep.state_ids).all()
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert f["10"]["obs"].dtype == np.float32 and f["10"]["obs"].shape == (3, 3, 50, 50)

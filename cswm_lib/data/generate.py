@@ -26,7 +26,7 @@ from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
-from cswm_lib.utils import cli_errors
+from cswm_lib.utils import cli_errors, data_dir
 
 # The datasets of the original READMEs (C-SWM: shapes/cubes/pong/spaceinvaders; the negative-sampling
 # fork: the immovable worlds, and eval files with state ids). Full sizes; the chapters shrink them.
@@ -195,6 +195,22 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
         if all(have.get(k) == v for k, v in wanted.items()):
             return path
     return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup, **kwargs)
+
+
+def readme_dataset(name: str, divisor: int = 1, **kwargs: Any) -> Path:
+    """Ensure one of :data:`README_DATASETS` exists in ``data_dir()`` and return its path.
+
+    ``divisor`` > 1 makes a reduced copy with ``num_episodes // divisor`` episodes (at least 2),
+    named ``<name>_div<divisor>.h5`` so it never overwrites the full-size ``<name>.h5``.
+    """
+    if name not in README_DATASETS:
+        raise CswmError(f"unknown dataset {name!r}: expected one of {', '.join(README_DATASETS)}")
+    if int(divisor) < 1:
+        raise CswmError(f"divisor must be >= 1, got {divisor}")
+    spec = dict(README_DATASETS[name])
+    spec["num_episodes"] = max(2, spec["num_episodes"] // int(divisor))
+    path = data_dir() / (f"{name}.h5" if divisor == 1 else f"{name}_div{divisor}.h5")
+    return ensure_dataset(fname=path, **spec, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

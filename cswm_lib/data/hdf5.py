@@ -119,6 +119,24 @@ def save_episodes(episodes: Episodes, path: str | os.PathLike, compression: str 
     return Path(path)
 
 
+def save_original_layout(episodes: Episodes, path: str | os.PathLike, dtype: str = "float32") -> Path:
+    """Write ``episodes`` the way the original code did (for interoperability and size comparisons).
+
+    One group per episode ("0", "1", ...) with float ``obs`` / ``next_obs`` ``[T, C, H, W]`` in
+    [0, 1], ``action`` ``[T]`` and, when present, ``state_ids`` / ``next_state_ids`` ``[T, S]``;
+    uncompressed like the original. Atomic.
+    """
+    e = episodes
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for i in range(e.num_episodes):
+            frames = e.frames[i].astype(dtype) / 255.0
+            g = f.create_group(str(i))
+            g["obs"], g["next_obs"], g["action"] = frames[:-1], frames[1:], e.actions[i]
+            if e.state_ids is not None:
+                g["state_ids"], g["next_state_ids"] = e.state_ids[i, :-1], e.state_ids[i, 1:]
+    return Path(path)
+
+
 def _open(path: str | os.PathLike) -> h5py.File:
     path = Path(path)
     if not path.exists():
