@@ -39,8 +39,7 @@ from cswm_lib.data.episodes import Episodes, to_float
 MODES = ("global", "dedup", "dedup_correct", "batched", "local")
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
-_U = 2.0**-53  # unit roundoff of float64
-_MEMORY = 256 * 2**20  # bytes of working memory per chunk (a few [rows, candidates] float64 matrices)
+_MEMORY = 4 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,11 +129,17 @@ def rank_global(
             target id equals the query's is a true match, for every k and MRR; ties favour them).
         batch_size: ``None`` ranks among all N predictions (``eval.py``); an integer ranks within
             consecutive disjoint batches of that size (``eval_ids_b.py``; N must be a multiple).
-        memory_bytes: working memory per chunk.
+        memory_bytes: size of one ``[rows, candidates]`` work matrix (peak use is a few of them).
 
     Returns:
         :class:`Ranking`. The rank of query ``i`` is ``#{j : d(t_i, p_j) < d(t_i, p_i)}``: the
         original's stable sort with the true pair prepended as column 0 (true match wins ties).
+
+    How: per chunk of queries one matrix product gives ``x_ij ~ d(t_i, p_j) - thr_i`` (the
+    augmented vectors ``[-2 t_i, |t_i|^2 - thr_i, 1] . [p_j, 1, |p_j|^2]``); entries below
+    ``-eps_i`` are counted, entries within ``eps_i`` (a bound on the rounding error) are settled
+    with exact float64 differences. Float32 is used for ``x`` on the CPU when matmuls run at full
+    precision, float64 otherwise.
     """
     t, p = _flat64(targets, "targets"), _flat64(predictions, "predictions")
     if t.shape != p.shape:
@@ -148,64 +153,70 @@ def rank_global(
     b = n if batch_size is None else int(batch_size)
     if b < 1 or n % b or n == 0:
         raise CswmError(f"{n} queries cannot be split into whole batches of {b}")
-    g = n // b
-    dev = t.device
-    lab = lab.to(dev) if lab is not None else None
+    g, dev = n // b, t.device
     idx = torch.arange(n, device=dev)
-    d_true = _exact_sq(t, p, idx, idx)
+    group = idx // b
+    num_dup = torch.zeros(n, dtype=torch.long, device=dev)
+    if lab is not None:
+        lab = lab.to(dev)
+        key = torch.unique(group * n + lab, return_inverse=True)[1]  # (batch, id) classes
+        num_dup = torch.bincount(key)[key] - 1
+
+    thr = _exact_sq(t, p, idx, idx)  # distance of the true pair
+    if dedup == "correct":  # threshold = closest candidate with the target's id (incl. the pair)
+        for q in idx[num_dup > 0].split(max(1, memory_bytes // (8 * b))):
+            same = key[q][:, None] == key.view(g, b)[group[q]]
+            r, c = same.nonzero(as_tuple=True)
+            e = _exact_sq(t, p, q[r], group[q][r] * b + c)
+            thr[q] = torch.minimum(thr[q], torch.full_like(thr[q], math.inf).scatter_reduce(0, r, e, "amin"))
+
+    fast32 = dev.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
+    work, u = (torch.float32, 2.0**-24) if fast32 else (torch.float64, 2.0**-53)
     tn, pn = (t * t).sum(1), (p * p).sum(1)
-    pmax = pn.view(g, b).amax(1)  # [G]
-    scale = 8 * (f + 2) * _U  # rounding bound of the expanded form, relative to |t|^2 + max |p|^2
+    ta = torch.cat([-2 * t, (tn - thr)[:, None], torch.ones(n, 1, device=dev, dtype=t.dtype)], 1).to(work)
+    pa = torch.cat([p, torch.ones(n, 1, device=dev, dtype=p.dtype), pn[:, None]], 1).to(work)
+    eps = 16 * (f + 4) * u * (tn + pn.view(g, b).amax(1)[group])  # [N] bound on |x - exact|
 
     rank = torch.zeros(n, dtype=torch.long, device=dev)
     top1_dup = torch.zeros(n, dtype=torch.bool, device=dev)
-    num_dup = torch.zeros(n, dtype=torch.long, device=dev)
-    budget = max(1, memory_bytes // (8 * 6))  # elements per [rows, B] matrix
+    budget = max(1, memory_bytes // torch.finfo(work).bits * 8)  # elements of one work matrix
     gc, rc = (max(1, budget // (b * b)), b) if b * b <= budget else (1, max(1, budget // b))
-    t3, p3 = t.view(g, b, f), p.view(g, b, f)
+    ta3, pa3 = ta.view(g, b, f + 2), pa.view(g, b, f + 2)
     for g0 in range(0, g, gc):
         g1 = min(g, g0 + gc)
-        pg = p3[g0:g1]  # [gc, B, F]
         for r0 in range(0, b, rc):
             r1 = min(b, r0 + rc)
             q = (torch.arange(g0, g1, device=dev)[:, None] * b + torch.arange(r0, r1, device=dev)).reshape(-1)
-            base = (q // b) * b  # first candidate index of each query's batch
-            a = torch.baddbmm(pn.view(g, b)[g0:g1, None, :], t3[g0:g1, r0:r1], pg.transpose(1, 2), alpha=-2)
-            a = (a + tn.view(g, b)[g0:g1, r0:r1, None]).reshape(q.numel(), b)  # approx d(t_q, p_c)
-            eps = scale * (tn[q] + pmax[q // b])  # [rows]
-            thr = d_true[q]
-            if lab is not None:
-                same = lab[q][:, None] == lab.view(g, b)[q // b]  # [rows, B]
-                num_dup[q] = same.sum(1) - 1
-                if dedup == "correct":  # threshold = closest same-id candidate (the pair itself incl.)
-                    r, c = same.nonzero(as_tuple=True)
-                    e = _exact_sq(t, p, q[r], base[r] + c)
-                    thr = torch.minimum(thr, torch.full_like(thr, math.inf).scatter_reduce(0, r, e, "amin"))
-            rank[q] = _count_less(a, thr, eps, t, p, q, base)
+            base = group[q] * b  # first candidate of each query's batch
+            x = torch.bmm(ta3[g0:g1, r0:r1], pa3[g0:g1].transpose(1, 2)).view(q.numel(), b)
+            x[torch.arange(q.numel(), device=dev), q - base] = math.inf  # the pair itself never counts
+            e_q = eps[q].to(work)[:, None]
+            lo = (x < -e_q).sum(1)
+            undecided = ((x <= e_q).sum(1) > lo).nonzero()[:, 0]
+            if undecided.numel():  # settle near-ties exactly
+                xs = x[undecided]
+                r, c = ((xs >= -e_q[undecided]) & (xs <= e_q[undecided])).nonzero(as_tuple=True)
+                r = undecided[r]
+                e = _exact_sq(t, p, q[r], base[r] + c)
+                lo += torch.bincount(r[e < thr[q][r]], minlength=q.numel())
+            rank[q] = lo
             if dedup == "published":
-                top = _exact_argmin(a, eps, t, p, q, base)
-                top1_dup[q] = (rank[q] > 0) & (lab[base + top] == lab[q])
-    return Ranking(rank.cpu(), top1_dup.cpu(), (idx // b).cpu(), b, num_dup.cpu())
+                miss = (lo > 0).nonzero()[:, 0]
+                if miss.numel():
+                    top = _exact_argmin(x[miss], e_q[miss], t, p, q[miss], base[miss])
+                    top1_dup[q[miss]] = lab[base[miss] + top] == lab[q[miss]]
+    return Ranking(rank.cpu(), top1_dup.cpu(), group.cpu(), b, num_dup.cpu())
 
 
-def _count_less(a: torch.Tensor, thr: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, p: torch.Tensor,
-                q: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-    """``#{c : exact d(t_q, p_{base+c}) < thr_q}`` per row of the approximate matrix ``a [rows, B]``."""
-    lo, hi = (thr - eps)[:, None], (thr + eps)[:, None]
-    count = (a < lo).sum(1)
-    r, c = ((a >= lo) & (a <= hi)).nonzero(as_tuple=True)  # undecided: settle exactly
-    e = _exact_sq(t, p, q[r], base[r] + c)
-    return count + torch.bincount(r[e < thr[r]], minlength=q.numel())
-
-
-def _exact_argmin(a: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+def _exact_argmin(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
                   base: torch.Tensor) -> torch.Tensor:
-    """Column of the exact minimum distance per row, lowest column on ties (a stable sort's first)."""
-    r, c = (a <= (a.amin(1) + 2 * eps)[:, None]).nonzero(as_tuple=True)  # contains every exact minimum
+    """Column of the exact minimum distance per row of ``x [rows, B]`` (approximate distances minus
+    a per-row constant, error <= ``eps [rows, 1]``), lowest column on ties (a stable sort's first)."""
+    r, c = (x <= x.amin(1, keepdim=True) + 2 * eps).nonzero(as_tuple=True)  # holds every exact minimum
     e = _exact_sq(t, p, q[r], base[r] + c)
     emin = torch.full((q.numel(),), math.inf, dtype=e.dtype, device=e.device).scatter_reduce(0, r, e, "amin")
-    big = torch.full((q.numel(),), a.shape[1], dtype=torch.long, device=e.device)
-    return big.scatter_reduce(0, r[e == emin[r]], c[e == emin[r]], "amin")
+    first = torch.full((q.numel(),), x.shape[1], dtype=torch.long, device=e.device)
+    return first.scatter_reduce(0, r[e == emin[r]], c[e == emin[r]], "amin")
 
 
 def rank_local(
