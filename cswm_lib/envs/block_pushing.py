@@ -53,23 +53,39 @@ def shape_mask(index: int) -> np.ndarray:
     return np.ones((CELL + 1, CELL + 1), dtype=bool)
 
 
-def render_shapes(positions: np.ndarray) -> np.ndarray:
-    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]`` (vectorised over ``...``).
+@functools.cache
+def _shape_layers(num_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per object: bool footprint ``[K, 11, 11]`` and uint8 sprite ``[K, 3, 11, 11]`` (computed once)."""
+    masks = np.stack([shape_mask(k) for k in range(num_objects)])
+    sprites = np.zeros((num_objects, 3, CELL + 1, CELL + 1), dtype=np.uint8)
+    for k in range(num_objects):
+        sprites[k][:, masks[k]] = SET1[k % len(SET1)][:, None]
+    return masks, sprites
 
-    Objects are painted in index order (a later object covers an earlier one's spill-over), on a
-    padded canvas that is cropped to 50x50 at the end."""
+
+def render_shapes(positions: np.ndarray) -> np.ndarray:
+    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]``.
+
+    Objects are painted in index order (a later object covers an earlier one's spill-over) onto a
+    padded 51x51 canvas, cropped to 50x50. One frame: a masked copy per object; many frames: one
+    fancy-indexed assignment per object for the whole batch."""
     positions = np.asarray(positions)
     lead = positions.shape[:-2]
     pos = positions.reshape(-1, positions.shape[-2], 2)
     n, k = pos.shape[:2]
+    masks, sprites = _shape_layers(k)
     canvas = np.zeros((n, 3, IMG + 1, IMG + 1), dtype=np.uint8)
-    idx = np.arange(n)[:, None, None]
-    chan = np.arange(3)[None, :, None]
-    for obj in range(k):
-        my, mx = np.nonzero(shape_mask(obj))
-        ys = (pos[:, obj, 0:1] * CELL + my)[:, None, :]  # [n, 1, P]
-        xs = (pos[:, obj, 1:2] * CELL + mx)[:, None, :]
-        canvas[idx, chan, ys, xs] = SET1[obj % len(SET1)][None, :, None]
+    if n == 1:
+        for obj, (r, c) in enumerate(pos[0] * CELL):
+            np.copyto(canvas[0, :, r : r + CELL + 1, c : c + CELL + 1], sprites[obj], where=masks[obj])
+    else:
+        idx = np.arange(n)[:, None, None]
+        chan = np.arange(3)[None, :, None]
+        for obj in range(k):
+            my, mx = np.nonzero(masks[obj])
+            ys = (pos[:, obj, 0:1] * CELL + my)[:, None, :]  # [n, 1, P]
+            xs = (pos[:, obj, 1:2] * CELL + mx)[:, None, :]
+            canvas[idx, chan, ys, xs] = SET1[obj % len(SET1)][None, :, None]
     return np.ascontiguousarray(canvas[:, :, :IMG, :IMG]).reshape(*lead, 3, IMG, IMG)
 
 

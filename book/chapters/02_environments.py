@@ -1,0 +1,300 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chap-environments)=
+# # Environments
+#
+# C-SWM {cite}`kipf2020contrastive` and the negative-sampling study {cite}`biza2021impact` learn
+# world models from pictures of five kinds of worlds: **2D Shapes** and **3D Cubes** (both "block
+# pushing" grid worlds), their **immovable** variants, and the Atari games **Pong** and **Space
+# Invaders** {cite}`bellemare2013ale`. This chapter builds each of them, looks at what an action does,
+# and measures how fast we can render them -- rendering was the slowest part of the original data
+# pipeline. The next chapter, {ref}`chap-datasets`, turns these worlds into datasets.
+
+# %% tags=["parameters"]
+scale = "small"  # small | cpu | full
+seed = 0
+num_random_steps = 2000  # random actions used for the no-op count and the speed probe
+num_matplotlib_frames = 5  # frames drawn the original way (one matplotlib 3D figure each)
+
+# %%
+import time
+
+import gymnasium as gym
+import matplotlib.pyplot as plt
+import numpy as np
+
+import cswm_lib.envs as envs
+from cswm_lib.book import save_results
+from cswm_lib.envs import atari
+from cswm_lib.envs import block_pushing as bp
+
+print("registered ids:", *envs.ENV_IDS, sep="\n  ")
+
+# %% [markdown]
+# Importing `cswm_lib.envs` registers all ten ids with gymnasium, so `gym.make` works as in the
+# original code. (Current ale-py no longer registers the `*Deterministic-v4` Atari ids; we register
+# them ourselves with the old settings -- see {ref}`sec-env-atari`.)
+#
+# ## Block pushing
+#
+# A block-pushing world is a $5 \times 5$ grid holding $K = 5$ objects, each on its own cell. The
+# **state** is the list of positions $s = (r_0, c_0, \dots, r_4, c_4)$; it doubles as the
+# ground-truth *state id* that the paper's de-duplicated evaluation needs. There are $4K = 20$
+# actions: action $a$ moves object $\lfloor a/4 \rfloor$ one cell in direction $a \bmod 4$
+# (0 up, 1 right, 2 down, 3 left). The observation is a $3 \times 50 \times 50$ image.
+
+# %%
+env = gym.make("ShapesTrain-v0")
+obs, info = env.reset(seed=seed)
+print("observation:", obs.shape, obs.dtype, "| state id:", info["state_id"], "| actions:", env.action_space)
+
+cubes = gym.make("CubesTrain-v0")
+cubes.reset(seed=seed)
+cubes.unwrapped.positions = env.unwrapped.positions.copy()  # same state, other rendering
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+for ax, img, title in zip(axes, [obs, cubes.unwrapped.render()], ["2D Shapes", "3D Cubes"], strict=True):
+    ax.imshow(img.transpose(1, 2, 0))
+    ax.set_title(title)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# Both pictures show the same state. In Shapes each object is drawn in its $10 \times 10$ cell: by
+# object index $k \bmod 3$ a circle, a triangle or a square, in the colours of matplotlib's `Set1`
+# palette (red, blue, green, purple, orange). Our sprites are pixel-identical to the original
+# scikit-image drawing, including one quirk: triangles and squares are drawn with an inclusive end
+# point, so they spill one pixel into the cell below (squares also to the right). A unit test checks
+# this against frames written by the original code.
+#
+# ## What an action does
+#
+# A move succeeds only if the target cell is on the grid and free; otherwise nothing happens
+# (objects are not pushed). Let us move every object once in every direction from the state above.
+
+# %%
+base = env.unwrapped.positions.copy()
+moved = np.zeros((5, 4), dtype=bool)
+for a in range(20):
+    env.unwrapped.positions = base.copy()
+    moved[a // 4, a % 4] = env.unwrapped.move(a)
+env.unwrapped.positions = base.copy()
+print("state (row, col) per object:\n", base)
+print("move succeeds? rows = objects, columns = up/right/down/left\n", moved.astype(int))
+
+# %%
+a = int(np.argwhere(moved)[0] @ [4, 1])  # the first action that moves something
+before = env.unwrapped.render()
+after, _, _, _, info = env.step(a)
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+titles = ["before", f"after action {a} (object {a // 4}, direction {a % 4})"]
+for ax, img, title in zip(axes, [before, after], titles, strict=True):
+    ax.imshow(img.transpose(1, 2, 0))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Immovable objects
+#
+# The negative-sampling paper adds *immovable* variants {cite}`biza2021impact`: objects 0 and 1 (the
+# red circle and the blue triangle in Shapes; the purple and green cubes in Cubes) never move, so
+# the 8 actions addressed to them do nothing; they still block the others. The random agent keeps
+# drawing all 20 actions uniformly, so we expect at least $8/20 = 40\%$ of steps to be no-ops,
+# plus the moves blocked by walls and objects. Let us count.
+
+# %%
+imm = gym.make("ShapesImmovableTrain-v0").unwrapped
+imm.reset(seed=seed)
+rng = np.random.default_rng(seed)
+actions = rng.integers(20, size=num_random_steps)
+noop = np.array([not imm.move(a) for a in actions])
+to_immovable = actions < 8
+print(f"no-op steps: {noop.mean():.3f}  (actions to objects 0/1: {to_immovable.mean():.3f}, "
+      f"blocked moves of the others: {(noop & ~to_immovable).mean():.3f})")
+normal = bp.BlockPushing("shapes")
+normal.reset(seed=seed)
+noop_normal = np.mean([not normal.move(a) for a in actions])
+print(f"no-op steps in the normal world with the same actions: {noop_normal:.3f}")
+
+# %% [markdown]
+# Many consecutive observations in an immovable dataset are therefore *identical*. This matters for
+# contrastive learning: a negative drawn from the same episode can be the very same picture as the
+# positive ({ref}`chap-datasets` measures this on real datasets).
+#
+# ## Rendering cubes fast
+#
+# The original drew every Cubes frame as a matplotlib 3D voxel plot, about 25 frames per second
+# on our machines (published anchor, `performance-anchors.md`). The camera never moves, so we
+# render each cell's cube *once*, in white, on a black and on a white background. From the two
+# renders we recover, per cell, an opacity $\alpha$ and a shading $g$ (matplotlib shades a face by
+# multiplying its colour), and compose any state back to front:
+#
+# $$ I \leftarrow (1 - \alpha_{rc}) \odot I + \mathrm{rgb}_k \, g_{rc}
+#    \quad \text{for the objects } k \text{ at cells } (r, c) \text{ sorted far to near.} $$
+#
+# Depth along the view direction at azimuth $-60°$ is $r\cos(-60°) + c\sin(-60°)$ (larger = nearer).
+
+# %%
+sprites = bp.cube_sprites()
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+axes[0].imshow(sprites["background"].transpose(1, 2, 0).clip(0, 1))
+axes[0].set_title("background (once)")
+axes[1].imshow(sprites["alpha"][2, 2], cmap="gray")
+axes[1].set_title("alpha of cell (2, 2)")
+axes[2].imshow(sprites["shade"][2, 2], cmap="gray")
+axes[2].set_title("shade g of cell (2, 2)")
+for ax in axes:
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# How close is the composite to drawing the whole figure with matplotlib, as the original did? We
+# draw a few random states both ways and time them.
+
+# %%
+states = [np.stack(np.divmod(rng.choice(25, 5, replace=False), 5), 1) for _ in range(num_matplotlib_frames)]
+t0 = time.perf_counter()
+ref = np.stack([bp.render_cubes_matplotlib(s) for s in states])
+t_mpl = (time.perf_counter() - t0) / len(states)
+t0 = time.perf_counter()
+ours = bp.render_cubes(np.stack(states))
+t_ours = (time.perf_counter() - t0) / len(states)
+diff = np.abs(ours.astype(int) - ref.astype(int))
+print(f"matplotlib per frame: {1 / t_mpl:,.0f} frames/s | sprites: {1 / t_ours:,.0f} frames/s "
+      f"| speed-up {t_mpl / t_ours:,.0f}x")
+print(f"mean |difference| {diff.mean():.2f} of 255; pixels off by > 30: {(diff > 30).mean():.2%}")
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+for ax, img, title in zip(axes, [ref[0], ours[0], (diff[0] * 4).clip(0, 255).astype(np.uint8)],
+                          ["matplotlib (original way)", "sprites (ours)", "|difference| x4"], strict=True):
+    ax.imshow(img.transpose(1, 2, 0))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# The only differences are in the anti-aliased black edges of the cubes. (Our matplotlib view keeps
+# the axes cubic with `set_box_aspect((1, 1, 1))`, close to what matplotlib 3.0 drew for the
+# original; newer matplotlib would otherwise squash the scene, and the crop is chosen for that view.)
+#
+# Whole environment steps per second -- `step` includes the move and the render:
+
+# %%
+def steps_per_second(env_id: str, n: int) -> float:
+    e = gym.make(env_id, disable_env_checker=True)
+    e.reset(seed=seed)
+    acts = np.random.default_rng(seed).integers(e.action_space.n, size=n)
+    t0 = time.perf_counter()
+    for a in acts:
+        _, _, term, trunc, _ = e.step(int(a))
+        if term or trunc:
+            e.reset()
+    return n / (time.perf_counter() - t0)
+
+
+speed = {env_id: steps_per_second(env_id, num_random_steps) for env_id in
+         ["ShapesTrain-v0", "CubesTrain-v0", "PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]}
+for k, v in speed.items():
+    print(f"{k:32s} {v:10,.0f} steps/s")
+
+# %% [markdown]
+# For comparison, the original code ran about 3,300 Shapes and 25 Cubes steps per second on a machine
+# like ours (published anchors from `performance-anchors.md`, not measured in this run);
+# `benchmarks/bench_envs.py` measures both approaches side by side.
+#
+# (sec-env-atari)=
+# ## Atari
+#
+# The Atari worlds are the ALE games through gymnasium and ale-py {cite}`bellemare2013ale`. The
+# paper used `PongDeterministic-v4` (4 frames per action) and `SpaceInvadersDeterministic-v4` (3
+# frames per action), without sticky actions and with the minimal action set (6 actions each).
+# Since the ids are gone from current ale-py, `cswm_lib.envs.atari` registers them with exactly these
+# settings. Preprocessing: crop the play area, resize to $50 \times 50$ with Lanczos, channels
+# first.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(6, 6))
+for row, env_id in enumerate(atari.ATARI_IDS):
+    game = atari.game_info(env_id)
+    e = gym.make(env_id)
+    e.reset(seed=seed)
+    for a in np.random.default_rng(seed).integers(e.action_space.n, size=game.warmup):
+        rgb = e.step(int(a))[0]
+    axes[row, 0].imshow(rgb)
+    axes[row, 0].axhline(game.crop[0], color="yellow")
+    axes[row, 0].axhline(game.crop[1], color="yellow")
+    axes[row, 0].set_title(f"{env_id}\nraw {rgb.shape}, crop rows {game.crop}", fontsize=8)
+    small = atari.preprocess_frame(rgb, env_id)
+    axes[row, 1].imshow(small.transpose(1, 2, 0))
+    axes[row, 1].set_title(f"preprocessed {small.shape}", fontsize=8)
+for ax in axes.flat:
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+print("RAM (the Atari state id):", atari.get_ram(e).shape, atari.get_ram(e)[:16], "...")
+
+# %% [markdown]
+# One picture does not show where the ball is going, so an Atari observation stacks **two**
+# consecutive frames into 6 channels. The original random-policy generator stacked them as
+# (current, previous) and the original A3C collector as (previous, current); every file of this
+# book uses **(previous, current)**: channels 0-2 are the older frame, 3-5 the newer one.
+
+# %%
+pong = gym.make("PongDeterministic-v4")
+frames, acts, ram = atari.random_episode(pong, "pong", np.random.default_rng(seed), seed=seed)
+print("frames", frames.shape, "actions", acts, "RAM ids", ram.shape)
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+for i, t in enumerate([0, 1]):
+    axes[2 * i].imshow(frames[t, :3].transpose(1, 2, 0))
+    axes[2 * i].set_title(f"obs {t}: channels 0-2 (previous)", fontsize=8)
+    axes[2 * i + 1].imshow(frames[t, 3:].transpose(1, 2, 0))
+    axes[2 * i + 1].set_title(f"obs {t}: channels 3-5 (current)", fontsize=8)
+for ax in axes:
+    ax.axis("off")
+plt.show()
+print("obs[t+1] previous half == obs[t] current half:", bool((frames[1:, :3] == frames[:-1, 3:]).all()))
+
+# %% [markdown]
+# ## Summary
+#
+# - `import cswm_lib.envs` registers the paper's ten gymnasium ids: eight block-pushing worlds
+#   (Shapes/Cubes, normal/immovable, 100-step Train / 10-step Eval) and two Atari games.
+# - The block-pushing state is 5 object positions, which is also the ground-truth state id; actions
+#   address one object and one direction; blocked moves and, in the immovable worlds, every action
+#   on objects 0 and 1 are no-ops (the fraction under random actions is printed above).
+# - Shapes frames are pixel-identical to the original; Cubes frames are composed from pre-rendered
+#   sprites, orders of magnitude faster than one matplotlib figure per frame.
+# - Atari observations: cropped, resized to $50\times 50$, two frames stacked as (previous, current);
+#   the 128-byte RAM is the state id.
+#
+# ## Exercises
+#
+# 1. Count the no-op fraction of the immovable world analytically for a state where no object
+#    touches a wall or another object. How does it compare with the measured fraction?
+# 2. Change `CUBE_VIEW` in `cswm_lib/envs/block_pushing.py` to another azimuth and check that the
+#    sprite renderer still matches matplotlib -- which part of the code encodes the depth order?
+# 3. Plot the RAM bytes of Pong over one episode. Which bytes change when the ball moves?
+
+# %%
+save_results(
+    "02_environments",
+    {
+        "noop_fraction_immovable": float(noop.mean()),
+        "noop_fraction_normal": float(noop_normal),
+        "cubes_render_speedup_vs_matplotlib": float(t_mpl / t_ours),
+        "cubes_render_mean_abs_diff": float(diff.mean()),
+        "steps_per_second": speed,
+    },
+    scale,
+)
