@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cswm_lib.a3c.collect as col
-from cswm_lib.a3c.collect import CollectConfig, attempt_rng, collect, collect_episode, main
+from cswm_lib.a3c.collect import CollectConfig, attempt_rng, collect, collect_episode, main, shared_states
 from cswm_lib.a3c.train import make_env
 from cswm_lib.data.hdf5 import load_episodes
 
@@ -136,3 +136,17 @@ def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
         main(argv)
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and message in err and "\n" not in err
+
+
+def test_shared_states_counts_distinct_common_rows():
+    a = np.array([[[1, 2], [3, 4]], [[1, 2], [5, 6]]])  # [E=2, T+1=2, S=2]
+    b = np.array([[[1, 2], [7, 8]]])
+    assert shared_states(a[:, 0], b[:, 0]) == 1  # start states: (1, 2) in both, counted once
+    assert shared_states(a, b) == 1
+    assert shared_states(a[:, 1], b[:, 1]) == 0
+
+
+def test_burnin_frames_are_recorded():
+    seen: list[np.ndarray] = []
+    collect_episode(make_env(SI), None, SI, attempt_rng(0, 0), 7, 1, 0.5, reset_seed=0, burnin_frames=seen)
+    assert len(seen) == 7 and seen[0].shape == (210, 160, 3)

@@ -111,9 +111,11 @@ def _ram_key(ram: np.ndarray) -> bytes:
 @torch.no_grad()
 def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np.random.Generator,
                     burnin: int, num_steps: int, eps: float, blacklist: set[bytes] = frozenset(),
-                    reset_seed: int | None = None) -> tuple[tuple[np.ndarray, ...] | None, str]:
+                    reset_seed: int | None = None, burnin_frames: list[np.ndarray] | None = None,
+                    ) -> tuple[tuple[np.ndarray, ...] | None, str]:
     """Play one attempt; return ``((frames [T+1, 6, 50, 50], actions [T], rams [T+1, 128]), "kept")``
-    or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random."""
+    or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random.
+    ``burnin_frames``, if a list, receives the raw RGB screens ``[210, 160, 3]`` seen during burn-in."""
     game = atari.game_info(env_id)
     pong, invaders = game.game == "pong", game.game == "space_invaders"
     n = int(env.action_space.n)
@@ -126,6 +128,8 @@ def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np
             _, logits, hx = policy(agent_obs(env_id, rgb), hx)  # the GRU state moves on every step
         action = int(rng.integers(n)) if explore or policy is None else int(logits[0].argmax())
         prev = rgb
+        if burnin_frames is not None:
+            burnin_frames.append(rgb)
         rgb, reward, term, trunc, _ = env.step(action)
         if term or trunc:
             return None, "ended"
@@ -150,6 +154,28 @@ def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np
         frames.append(atari.stack_frames(previous, current))
         rams.append(atari.get_ram(env))
     return (np.stack(frames), actions.astype(np.int64), np.stack(rams)), "kept"
+
+
+def shared_states(a: np.ndarray, b: np.ndarray) -> int:
+    """How many distinct state ids (rows of ``[..., S]``) occur in both ``a`` and ``b``.
+
+    ``shared_states(x.state_ids[:, 0], y.state_ids[:, 0])`` counts shared start states;
+    ``shared_states(x.state_ids, y.state_ids)`` counts shared states anywhere in the episodes.
+    """
+    def keys(ids: np.ndarray) -> set[bytes]:
+        ids = np.ascontiguousarray(ids.reshape(-1, ids.shape[-1]).astype(np.int64))
+        return {row.tobytes() for row in ids}
+
+    return len(keys(a) & keys(b))
+
+
+def split_path(env_id: str, split: str, num_episodes: int, eps: float = 0.5) -> Path:
+    """Where the book keeps an A3C split: ``<data>/<game>_a3c_<split>_<E>ep_eps_<eps>.h5``
+    (e.g. ``pong_a3c_train_10000ep_eps_0_5.h5``), so small and full collections never overwrite each other."""
+    from cswm_lib.utils import data_dir
+
+    game = atari.game_info(env_id).game.replace("_", "")
+    return data_dir() / f"{game}_a3c_{split}_{num_episodes}ep_eps_{str(eps).replace('.', '_')}.h5"
 
 
 def collection_attrs(cfg: CollectConfig) -> dict[str, Any]:
