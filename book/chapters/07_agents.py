@@ -15,9 +15,10 @@
 # (chap-agents)=
 # # Agents and their data
 #
-# The Atari datasets of the earlier chapters were made by a *random* policy: a fixed warm-up of
-# random actions, then ten random transitions. A random Pong player never gets past the first rally,
-# so every episode starts in almost the same place. Section 4.3 of {cite}`biza2021impact` therefore
+# The Atari datasets of the earlier chapters (see {ref}`chap-environments` and {ref}`sec-env-atari`)
+# were made by a *random* policy: a fixed warm-up of random actions, then ten random transitions.
+# A random Pong player never gets past the first rally, so every episode starts in almost the same
+# place. Section 4.3 of {cite}`biza2021impact` therefore
 # collects "a full version of the datasets" from a trained agent: an A3C policy
 # {cite}`mnih2016asynchronous` plays the game for a random number of steps (the *burn-in*), then ten
 # random-action transitions are recorded, as before. This chapter builds that pipeline:
@@ -132,7 +133,7 @@ print("CartPole MLP:", sum(p.numel() for p in mlp_net.parameters()), "parameters
 # ## Many workers, one model
 #
 # `cswm_lib.a3c.train` starts `num_workers` processes (`torch.multiprocessing`). The model's weights
-# live in shared memory; so do the Adam moments, in {class}`cswm_lib.a3c.SharedAdam`. Each worker
+# live in shared memory; so do the Adam moments, in `cswm_lib.a3c.SharedAdam`. Each worker
 # copies the shared weights, plays a rollout, computes its gradients and applies them to the shared
 # weights with the shared Adam state, without locks ("Hogwild"). baby-a3c meant to do the same, but
 # its custom `step` method was indented inside `__init__`, so it never replaced `Adam.step`: every
@@ -221,7 +222,8 @@ plt.show()
 # 2. during the burn-in the agent plays **epsilon-greedily**: with probability $\epsilon = 0.5$ a
 #    random action, else the most likely action of its policy;
 # 3. then `num_steps = 10` transitions with **uniformly random** actions are recorded: frames
-#    (previous and current screen, 6x50x50) and the 128-byte console RAM as the state id.
+#    (previous and current screen, 6x50x50, preprocessed exactly as in {ref}`sec-env-atari`) and the
+#    128-byte console RAM as the state id.
 #
 # An episode is dropped when the game ends early, when Pong scores a point during the burn-in, or when
 # Space Invaders loses a life; and when its first recorded state (by RAM) is a start state of an
