@@ -136,9 +136,11 @@ print("CartPole MLP:", sum(p.numel() for p in mlp_net.parameters()), "parameters
 # live in shared memory; so do the Adam moments, in `cswm_lib.a3c.SharedAdam`. Each worker
 # copies the shared weights, plays a rollout, computes its gradients and applies them to the shared
 # weights with the shared Adam state, without locks ("Hogwild"). baby-a3c meant to do the same, but
-# its custom `step` method was indented inside `__init__`, so it never replaced `Adam.step`: every
-# process kept private moments. Ours are truly shared (a unit test steps the optimizer in a child
-# process and reads the moments in the parent).
+# its custom `step` method was indented inside `__init__`, so it never replaced `Adam.step`: the
+# moments were shared, but every process counted its own steps for Adam's bias correction and the
+# shared step counter never moved (a small effect, felt only early in training). Ours shares the
+# step count too (a unit test steps the optimizer in a child process and reads the state in the
+# parent).
 #
 # The main process writes a checkpoint (weights, optimizer state, frames seen, running averages)
 # atomically every `checkpoint_every` frames, and `train` resumes from it when called again. Because

@@ -15,9 +15,13 @@ class SharedAdam(torch.optim.Adam):
     shared tensors by handle) and call the ordinary ``Adam.step``: since the state already exists,
     Adam updates these shared tensors in place, so all workers accumulate one set of moments.
 
-    (baby-a3c meant to do the same, but its custom ``step`` was indented inside ``__init__``, so it
-    was never installed as a method and each process silently ran plain Adam on its own moments
-    after the first step replaced them.)
+    baby-a3c meant to do the same: its ``SharedAdam`` pre-allocated shared moment tensors and a shared
+    step counter, plus a ``step`` method that advanced that counter. By an indentation quirk the
+    method sat inside ``__init__``, so it was never installed: the stock ``Adam.step`` ran instead. It
+    did update the shared moments in place, but the step count it used for the bias correction was
+    each process's private integer and the shared counter never moved. Here the step count is a
+    shared tensor as well, so all state is common to the workers. (The practical effect of the quirk
+    is small: bias correction matters only in the first few thousand updates.)
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-4, betas=(0.9, 0.999),
