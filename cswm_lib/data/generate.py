@@ -197,10 +197,11 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
     return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup, **kwargs)
 
 
-def readme_dataset(name: str, divisor: int = 1, **kwargs: Any) -> Path:
+def readme_dataset(name: str, divisor: int = 1, min_episodes: int = 2, **kwargs: Any) -> Path:
     """Ensure one of :data:`README_DATASETS` exists in ``data_dir()`` and return its path.
 
-    ``divisor`` > 1 makes a reduced copy with ``num_episodes // divisor`` episodes (at least 2),
+    ``divisor`` > 1 makes a reduced copy with ``num_episodes // divisor`` episodes (at least
+    ``min_episodes``, at most the README size),
     named ``<name>_div<divisor>.h5`` so it never overwrites the full-size ``<name>.h5``.
     """
     if name not in README_DATASETS:
@@ -208,7 +209,7 @@ def readme_dataset(name: str, divisor: int = 1, **kwargs: Any) -> Path:
     if int(divisor) < 1:
         raise CswmError(f"divisor must be >= 1, got {divisor}")
     spec = dict(README_DATASETS[name])
-    spec["num_episodes"] = max(2, spec["num_episodes"] // int(divisor))
+    spec["num_episodes"] = min(spec["num_episodes"], max(min_episodes, spec["num_episodes"] // int(divisor)))
     path = data_dir() / (f"{name}.h5" if divisor == 1 else f"{name}_div{divisor}.h5")
     return ensure_dataset(fname=path, **spec, **kwargs)
 
