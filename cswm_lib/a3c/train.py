@@ -171,43 +171,55 @@ class A3CConfig:
 # the worker
 
 
-def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam, frames, stop, records,
-            seed: int) -> None:
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    env = make_env(cfg.env_id)
-    clip = is_atari(cfg.env_id) if cfg.clip_rewards is None else cfg.clip_rewards
-    local = make_policy(cfg.env_id, env, cfg.hidden)
-    obs, _ = env.reset(seed=seed)
-    x, hx = agent_obs(cfg.env_id, obs), local.initial_state()
-    ep_return, ep_len, ep_entropy = 0.0, 0, 0.0
-    while not stop.is_set() and frames.value < cfg.max_frames:
+class Actor:
+    """One worker's environment, local policy and episode bookkeeping.
+
+    :meth:`update` plays one rollout of up to ``cfg.rollout`` steps with the local copy of the
+    shared weights and applies its gradients to ``shared`` through the shared optimizer.
+    """
+
+    def __init__(self, cfg: A3CConfig, seed: int):
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)
+        self.env = make_env(cfg.env_id)
+        self.clip = is_atari(cfg.env_id) if cfg.clip_rewards is None else cfg.clip_rewards
+        self.local = make_policy(cfg.env_id, self.env, cfg.hidden)
+        obs, _ = self.env.reset(seed=seed)
+        self._new_episode(obs)
+
+    def _new_episode(self, obs: np.ndarray) -> None:
+        self.x, self.hx = agent_obs(self.cfg.env_id, obs), self.local.initial_state()
+        self.ep_return, self.ep_len, self.ep_entropy = 0.0, 0, 0.0
+
+    def update(self, shared: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, tuple | None]:
+        """One rollout + one shared update; returns (steps played, (return, length, mean entropy) of the
+        episode that ended in this rollout, or None)."""
+        cfg, local = self.cfg, self.local
         local.load_state_dict(shared.state_dict())
-        if hx is not None:
-            hx = hx.detach()
+        hx = None if self.hx is None else self.hx.detach()
         values, logits, actions, rewards = [], [], [], []
         done = terminated = False
         for _ in range(cfg.rollout):
-            value, logit, hx = local(x, hx)
+            value, logit, hx = local(self.x, hx)
             probs = F.softmax(logit.detach()[0], dim=-1).numpy().astype(np.float64)
-            action = int(rng.choice(len(probs), p=probs / probs.sum()))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            ep_return += float(reward)
-            ep_len += 1
-            ep_entropy += float(-(probs * np.log(probs + 1e-12)).sum())
+            action = int(self.rng.choice(len(probs), p=probs / probs.sum()))
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.ep_return += float(reward)
+            self.ep_len += 1
+            self.ep_entropy += float(-(probs * np.log(probs + 1e-12)).sum())
             values.append(value[0, 0])
             logits.append(logit[0])
             actions.append(action)
-            rewards.append(float(np.clip(reward, -1, 1)) if clip else float(reward))
-            x = agent_obs(cfg.env_id, obs)
-            done = terminated or truncated or ep_len >= cfg.max_episode_steps
+            rewards.append(float(np.clip(reward, -1, 1)) if self.clip else float(reward))
+            self.x = agent_obs(cfg.env_id, obs)
+            done = terminated or truncated or self.ep_len >= cfg.max_episode_steps
             if done:
                 break
+        self.hx = hx
         bootstrap = 0.0
-        if not terminated:
+        if not terminated:  # cut by the time limit or the rollout length: bootstrap from V(s_T)
             with torch.no_grad():
-                bootstrap = float(local(x, hx)[0][0, 0])
+                bootstrap = float(local(self.x, hx)[0][0, 0])
         loss, _ = a3c_loss(torch.stack(values), torch.stack(logits), torch.tensor(actions),
                            torch.tensor(rewards, dtype=torch.float32), bootstrap, cfg.gamma, cfg.tau,
                            cfg.value_coef, cfg.entropy_coef)
@@ -217,14 +229,26 @@ def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam,
         for p, sp in zip(local.parameters(), shared.parameters(), strict=True):
             sp.grad = p.grad
         optimizer.step()
-        with frames.get_lock():
-            frames.value += len(actions)
+        episode = None
         if done:
-            records.put((rank, ep_return, ep_len, ep_entropy / ep_len))
-            obs, _ = env.reset()
-            x, hx = agent_obs(cfg.env_id, obs), local.initial_state()
-            ep_return, ep_len, ep_entropy = 0.0, 0, 0.0
-    env.close()
+            episode = (self.ep_return, self.ep_len, self.ep_entropy / self.ep_len)
+            obs, _ = self.env.reset()
+            self._new_episode(obs)
+        return len(actions), episode
+
+
+def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam, frames, stop, records,
+            seed: int) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    actor = Actor(cfg, seed)
+    while not stop.is_set() and frames.value < cfg.max_frames:
+        steps, episode = actor.update(shared, optimizer)
+        with frames.get_lock():
+            frames.value += steps
+        if episode is not None:
+            records.put((rank, *episode))
+    actor.env.close()
 
 
 # --------------------------------------------------------------------------------------------
