@@ -26,10 +26,11 @@ def atari_agent_obs(rgb: np.ndarray) -> np.ndarray:
     averaging 2x2 blocks (baby-a3c used ``scipy.misc.imresize``, which also rescaled every frame's
     grey values to span 0..255 -- we keep the absolute brightness instead).
     """
-    grey = rgb[ATARI_CROP[0] : ATARI_CROP[1]].astype(np.float32).mean(axis=2)
-    h, w = grey.shape
-    small = grey.reshape(ATARI_SIZE, h // ATARI_SIZE, ATARI_SIZE, w // ATARI_SIZE).mean(axis=(1, 3))
-    return (small / 255.0)[None]
+    c = rgb[ATARI_CROP[0] : ATARI_CROP[1]].astype(np.float32)  # [160, 160, 3]
+    grey = c[:, :, 0] + c[:, :, 1] + c[:, :, 2]
+    # sum of each 2x2 block by strided slices (10x faster than reshape + mean), then / (12 * 255)
+    block = grey[0::2, 0::2] + grey[1::2, 0::2] + grey[0::2, 1::2] + grey[1::2, 1::2]
+    return (block * np.float32(1 / (12 * 255)))[None]
 
 
 class AtariPolicy(nn.Module):
