@@ -112,10 +112,21 @@ class ObjectExtractor(nn.Module):
             if i <= self.num_hidden:
                 setattr(self, f"ln{i}", nn.BatchNorm2d(c))
         self.act = nn.LeakyReLU() if kind == "medium" else nn.ReLU()
+        self.patchify = kind == "small"
+
+    def _patch_conv(self, x: Tensor) -> Tensor:
+        """The small encoder's first conv (kernel = stride = 10, no padding) as one matmul over the
+        non-overlapping 10x10 patches: the same sums as the conv, ~20x cheaper than its CPU backward."""
+        conv, (B, C, H, W) = self.cnn1, x.shape
+        k = conv.kernel_size[0]
+        h, w = H // k, W // k
+        p = x[:, :, : h * k, : w * k].reshape(B, C, h, k, w, k).permute(0, 2, 4, 1, 3, 5).reshape(B, h, w, -1)
+        return F.linear(p, conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)  # [B, c, h, w]
 
     def forward(self, x: Tensor) -> Tensor:
         for i in range(1, self.num_hidden + 1):
-            x = self.act(getattr(self, f"ln{i}")(getattr(self, f"cnn{i}")(x)))
+            x = self._patch_conv(x) if i == 1 and self.patchify else getattr(self, f"cnn{i}")(x)
+            x = self.act(getattr(self, f"ln{i}")(x))
         return torch.sigmoid(getattr(self, f"cnn{self.num_hidden + 1}")(x))
 
 
