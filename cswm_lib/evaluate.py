@@ -23,8 +23,9 @@ rounding may order differently; identical embeddings tie in both).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from cswm_lib.data.episodes import Episodes, to_float
 MODES = ("global", "dedup", "dedup_correct", "batched", "local")
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
-_MEMORY = 4 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)
+_MEMORY = 2 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +109,20 @@ def _exact_sq(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tens
             acc += sq[:, f]
         out[s:s + piece] = acc
     return out
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads. The ranking loop is many small cache-sized ops: one
+    thread beats several there (no barrier per op; on a loaded 2-core machine two threads were up to
+    20x slower than one)."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def rank_global(
@@ -182,29 +197,31 @@ def rank_global(
     budget = max(1, memory_bytes // torch.finfo(work).bits * 8)  # elements of one work matrix
     gc, rc = (max(1, budget // (b * b)), b) if b * b <= budget else (1, max(1, budget // b))
     ta3, pa3 = ta.view(g, b, f + 2), pa.view(g, b, f + 2)
-    for g0 in range(0, g, gc):
-        g1 = min(g, g0 + gc)
-        for r0 in range(0, b, rc):
-            r1 = min(b, r0 + rc)
-            q = (torch.arange(g0, g1, device=dev)[:, None] * b + torch.arange(r0, r1, device=dev)).reshape(-1)
-            base = group[q] * b  # first candidate of each query's batch
-            x = torch.bmm(ta3[g0:g1, r0:r1], pa3[g0:g1].transpose(1, 2)).view(q.numel(), b)
-            x[torch.arange(q.numel(), device=dev), q - base] = math.inf  # the pair itself never counts
-            e_q = eps[q].to(work)[:, None]
-            lo = (x < -e_q).sum(1)
-            undecided = ((x <= e_q).sum(1) > lo).nonzero()[:, 0]
-            if undecided.numel():  # settle near-ties exactly
-                xs = x[undecided]
-                r, c = ((xs >= -e_q[undecided]) & (xs <= e_q[undecided])).nonzero(as_tuple=True)
-                r = undecided[r]
-                e = _exact_sq(t, p, q[r], base[r] + c)
-                lo += torch.bincount(r[e < thr[q][r]], minlength=q.numel())
-            rank[q] = lo
-            if dedup == "published":
-                miss = (lo > 0).nonzero()[:, 0]
-                if miss.numel():
-                    top = _exact_argmin(x[miss], e_q[miss], t, p, q[miss], base[miss])
-                    top1_dup[q[miss]] = lab[base[miss] + top] == lab[q[miss]]
+    with _cpu_threads(1 if dev.type == "cpu" else None):
+        for g0 in range(0, g, gc):
+            g1 = min(g, g0 + gc)
+            for r0 in range(0, b, rc):
+                r1 = min(b, r0 + rc)
+                q = torch.arange(g0, g1, device=dev)[:, None] * b + torch.arange(r0, r1, device=dev)
+                q = q.reshape(-1)
+                base = group[q] * b  # first candidate of each query's batch
+                x = torch.bmm(ta3[g0:g1, r0:r1], pa3[g0:g1].transpose(1, 2)).view(q.numel(), b)
+                x[torch.arange(q.numel(), device=dev), q - base] = math.inf  # the pair itself never counts
+                e_q = eps[q].to(work)[:, None]
+                lo = (x < -e_q).sum(1)
+                undecided = ((x <= e_q).sum(1) > lo).nonzero()[:, 0]
+                if undecided.numel():  # settle near-ties exactly
+                    xs = x[undecided]
+                    r, c = ((xs >= -e_q[undecided]) & (xs <= e_q[undecided])).nonzero(as_tuple=True)
+                    r = undecided[r]
+                    e = _exact_sq(t, p, q[r], base[r] + c)
+                    lo += torch.bincount(r[e < thr[q][r]], minlength=q.numel())
+                rank[q] = lo
+                if dedup == "published":
+                    miss = (lo > 0).nonzero()[:, 0]
+                    if miss.numel():
+                        top = _exact_argmin(x[miss], e_q[miss], t, p, q[miss], base[miss])
+                        top1_dup[q[miss]] = lab[base[miss] + top] == lab[q[miss]]
     return Ranking(rank.cpu(), top1_dup.cpu(), group.cpu(), b, num_dup.cpu())
 
 
