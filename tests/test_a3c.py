@@ -164,3 +164,21 @@ def test_a3c_learns_cartpole(tmp_path):
     assert len(ckpt["stats"]["recent"]) == 100 and np.mean(ckpt["stats"]["recent"]) >= 195, ckpt["frames"]
     policy = load_policy(tmp_path)
     assert evaluate_policy(policy, "CartPole-v1", episodes=10, seed=0).mean() > 100  # the saved weights play
+
+
+@pytest.mark.slow
+def test_atari_training_runs_and_resumes(tmp_path):
+    """The baby-a3c network on Pong end to end: a few rollouts, a checkpoint, a resumed continuation."""
+    cfg = A3CConfig(env_id="PongDeterministic-v4", num_workers=1, max_frames=40, checkpoint_every=20,
+                    folder=str(tmp_path), progress=False, start_method="fork")
+    train(cfg)
+    first = load_checkpoint(tmp_path)
+    assert first["frames"] >= 40 and first["config"]["env_id"] == "PongDeterministic-v4"
+    assert first["optimizer"]["state"][0]["step"].item() >= 2  # two or more shared Adam steps
+    cfg.max_frames = 80
+    train(cfg)
+    second = load_checkpoint(tmp_path)
+    assert second["frames"] >= 80
+    assert second["optimizer"]["state"][0]["step"].item() > first["optimizer"]["state"][0]["step"].item()
+    policy = load_policy(tmp_path)
+    assert isinstance(policy, AtariPolicy) and not policy.training
