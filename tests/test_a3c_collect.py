@@ -129,9 +129,12 @@ def test_gru_state_advances_during_burnin_and_greedy_action_is_argmax():
     ([SI, "--save-path", "x.h5", "--min-burnin", "9", "--max-burnin", "9"], "--min-burnin < --max-burnin"),
     ([SI, "--save-path", "x.h5", "--agent", "random", "--check-dup-paths", "/no/such.h5"], "not found"),
     ([SI, "--save-path", "x.h5", "--agent", "/no/such/agent"], "no A3C checkpoint"),
+    ([PONG, "--save-path", "x.h5", "--agent", "random", "--check-dup-paths", "si.h5"], "holds SpaceInvaders"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "si.h5" in argv:
+        collect(_cfg(tmp_path, "si.h5", max_episodes=1))
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err.strip()

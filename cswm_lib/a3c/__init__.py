@@ -6,11 +6,21 @@
   (``python -m cswm_lib.a3c.train``).
 - :mod:`cswm_lib.a3c.collect`: burn-in with the agent, then random-action episodes, written in the
   book's HDF5 format (``python -m cswm_lib.a3c.collect``).
+
+Collection lives in :mod:`cswm_lib.a3c.collect` (not re-exported: its ``collect`` function would
+hide the module of the same name).
 """
 
-from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
-from cswm_lib.a3c.optim import SharedAdam
-from cswm_lib.a3c.train import (
+import warnings
+
+# ``python -m cswm_lib.a3c.train`` runs a module this package has already imported; runpy warns about
+# that. Harmless here: the CLI entry points hand over to the package's copy of their module.
+warnings.filterwarnings("ignore", message=r".*found in sys\.modules after import of package 'cswm_lib\.a3c'",
+                        category=RuntimeWarning)
+
+from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs  # noqa: E402
+from cswm_lib.a3c.optim import SharedAdam  # noqa: E402
+from cswm_lib.a3c.train import (  # noqa: E402
     A3CConfig,
     a3c_loss,
     evaluate_policy,

@@ -91,13 +91,16 @@ def attempt_rng(seed: int, attempt: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(attempt,)))
 
 
-def start_state_blacklist(paths: list[str | os.PathLike]) -> set[bytes]:
-    """RAMs of the first frame of every episode in ``paths`` (our format or the original's)."""
+def start_state_blacklist(paths: list[str | os.PathLike], env_id: str | None = None) -> set[bytes]:
+    """RAMs of the first frame of every episode in ``paths`` (our format or the original's); with
+    ``env_id``, files recorded from another game are refused."""
     from cswm_lib.data.hdf5 import load_episodes
 
     black: set[bytes] = set()
     for p in paths:
         ep = load_episodes(p)
+        if env_id is not None and ep.attrs.get("env_id", env_id) != env_id:
+            raise CswmError(f"--check-dup-paths file {p} holds {ep.attrs['env_id']} episodes, not {env_id}")
         if ep.state_ids is None:
             raise CswmError(f"--check-dup-paths file has no state_ids to compare start states: {p}")
         black.update(_ram_key(r) for r in ep.state_ids[:, 0])
@@ -203,13 +206,17 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
     from cswm_lib.data.hdf5 import read_attrs, save_episodes
 
     cfg.validate()
+    for p in cfg.check_dup_paths:
+        other = read_attrs(p).get("env_id", cfg.env_id)
+        if other != cfg.env_id:
+            raise CswmError(f"--check-dup-paths file {p} holds {other} episodes, not {cfg.env_id}")
     path = Path(cfg.save_path)
     want = collection_attrs(cfg)
     if path.is_file() and not overwrite and _same(read_attrs(path), want):
         return path
     folder = cfg.agent_folder()
     policy = None if folder is None else load_policy(folder)
-    blacklist = start_state_blacklist(cfg.check_dup_paths)
+    blacklist = start_state_blacklist(cfg.check_dup_paths, cfg.env_id)
     partial = path.with_name(path.name + ".partial.npz")
     episodes: list[tuple[np.ndarray, ...]] = []
     counts = dict.fromkeys(("attempts", *DROP_REASONS), 0)
@@ -293,4 +300,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from cswm_lib.a3c.collect import main as package_main  # the package's copy: workers pickle by its path
+
+    package_main()

@@ -468,7 +468,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cswm_lib.a3c.train", description=__doc__.split("\n")[0])
     p.add_argument("env_id", help="gymnasium id, e.g. PongDeterministic-v4 or CartPole-v1")
     for f in fields(A3CConfig):
-        if f.name in ("env_id", "progress"):
+        if f.name == "env_id":
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -499,4 +499,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from cswm_lib.a3c.train import main as package_main  # the package's copy: workers pickle by its path
+
+    package_main()
