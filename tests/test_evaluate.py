@@ -288,3 +288,33 @@ def test_nan_embeddings_and_cli_missing_folder(tmp_path, capsys):
         cli_errors(main)(["--save-folder", str(tmp_path / "nope"), "--dataset", "x.h5"])
     assert ex.value.code == 2
     assert capsys.readouterr().err.strip().startswith("error: checkpoint folder")
+
+
+def test_cli_end_to_end_with_real_model_and_files(tmp_path, capsys):
+    import json
+
+    from tiny_worlds import tiny_episodes
+
+    from cswm_lib.data.hdf5 import save_episodes
+    from cswm_lib.model import CSWM, ModelConfig
+
+    ep = tiny_episodes(E=30, T=10, K=2, seed=1)
+    data = save_episodes(ep, tmp_path / "eval.h5")
+    cfg = ModelConfig(hidden_dim=32, num_objects=2, action_dim=4, input_shape=ep.obs_shape)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.manual_seed(0)
+    torch.save(CSWM(cfg).state_dict(), folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps({"model": cfg.to_dict()}))
+    out = tmp_path / "res.json"
+    rows = main(["--save-folder", str(folder), "--dataset", str(data), "--num-steps", "1", "3", "--dedup",
+                 "--mode", "batched", "--batch-size", "10", "--json", str(out)])
+    table = capsys.readouterr().out
+    assert "H@1" in table and "batched" in table and len(rows) == 2
+    saved = json.loads(out.read_text())["results"]
+    assert [r["num_steps"] for r in saved] == [1, 3]
+    assert saved[0]["N"] == 30 and saved[0]["dedup"] == "published"
+    with pytest.raises(SystemExit) as ex:  # 6-channel data vs a 3-channel model
+        data6 = save_episodes(tiny_episodes(E=30, T=10, K=2, channels=6), tmp_path / "eval6.h5")
+        cli_errors(main)(["--save-folder", str(folder), "--dataset", str(data6)])
+    assert ex.value.code == 2 and "checkpoint/dataset mismatch" in capsys.readouterr().err
