@@ -108,10 +108,12 @@ def a3c_loss(values: torch.Tensor, logits: torch.Tensor, actions: torch.Tensor, 
         rewards: ``[T]`` rewards received (already clipped if the game calls for it).
         bootstrap: V(s_T) of the state after the rollout, 0 if the episode terminated there.
 
-    policy loss  = -sum_t log pi(a_t|s_t) * A_t,  A_t = GAE(gamma, tau) of
-                   delta_t = r_t + gamma V(s_{t+1}) - V(s_t);
-    value loss   = sum_t 0.5 (R_t - V(s_t))^2 with R_t the bootstrapped discounted return;
-    loss         = policy + value_coef * value - entropy_coef * sum_t H(pi(.|s_t)).
+    The terms::
+
+        policy loss  = -sum_t log pi(a_t|s_t) * A_t,  A_t = GAE(gamma, tau) of
+                       delta_t = r_t + gamma V(s_{t+1}) - V(s_t);
+        value loss   = sum_t 0.5 (R_t - V(s_t))^2 with R_t the bootstrapped discounted return;
+        loss         = policy + value_coef * value - entropy_coef * sum_t H(pi(.|s_t)).
     """
     v = values.detach()
     v_next = torch.cat([v[1:], torch.tensor([bootstrap], dtype=v.dtype)])
