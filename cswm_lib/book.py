@@ -50,6 +50,58 @@ def save_results(chapter: str, results: dict[str, Any], scale: str | None = None
     return path
 
 
+def recorded_results(folder: Path | None = None) -> list[dict[str, Any]]:
+    """Rows of every results table recorded under ``book/results/<scale>/<chapter>.json``.
+
+    These files are the ``results.json`` of reference runs (``cpu`` or ``full`` scale) kept in the
+    repository; the README and the intro show them. Each row has the keys ``experiment``,
+    ``dataset``, ``negatives``, ``mode``, ``num_steps``, ``metric``, ``mean``, ``std``, ``n_seeds``,
+    ``scale``, ``paper`` and ``paper_note``.
+    """
+    folder = folder or project_root() / "book" / "results"
+    rows: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        for row in record.get("results", {}).get("table", []):
+            rows.append({"scale": record.get("scale"), **row, "source": path.relative_to(folder).as_posix()})
+    return rows
+
+
+def results_markdown(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of result rows, ours (mean ± std over seeds) beside the paper's number."""
+    if not rows:
+        return "_No reference run has been recorded yet (see `book/results/`)._"
+    lines = [
+        "| Sec. | dataset | negatives | eval | steps | metric | ours (mean ± std) | seeds | scale | paper |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ours = f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+        paper = (
+            f"{100 * r['paper']:.1f}"
+            if r.get("paper") is not None
+            else (r.get("paper_note") or "not known to us")
+        )
+        lines.append(
+            f"| {r['experiment']} | {r['dataset']} | {r['negatives']} | {r['mode']} | {r['num_steps']} "
+            f"| {r['metric']} | {ours} | {r['n_seeds']} | {r['scale']} | {paper} |"
+        )
+    return "\n".join(lines)
+
+
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def readme_with_results(readme: str, table: str) -> str:
+    """``readme`` with the text between the results markers replaced by ``table``."""
+    start, end = README_MARKERS
+    if start not in readme or end not in readme:
+        raise CswmError(f"README.md has no {start} ... {end} block to write the results table into")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
 def toc_chapters(root: Path | None = None) -> list[Path]:
     """The chapter files listed in ``_toc.yml``, in book order (the intro page excluded)."""
     root = root or project_root()
@@ -265,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     p_run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<scale>)")
     p_run.add_argument("--chapters", nargs="+", default=None, help="chapter stems, e.g. 04_model")
     p_run.add_argument("--force", action="store_true", help="run even if unchanged since the last run")
+    p_res = sub.add_parser("results", help="print (or write into README.md) the recorded results table")
+    p_res.add_argument("--readme", action="store_true", help="rewrite the results block of README.md")
     p_conv = sub.add_parser("convert", help="convert every chapter in _toc.yml to .ipynb")
     p_conv.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -272,6 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
         run(args.params, out, args.chapters, args.force)
+    elif args.command == "results":
+        table = results_markdown(recorded_results())
+        if args.readme:
+            readme = Path("README.md")
+            readme.write_text(readme_with_results(readme.read_text(), table))
+        print(table)
     else:
         for chapter in toc_chapters():
             print(to_notebook(chapter, args.out / f"{chapter.stem}.ipynb"))

@@ -66,3 +66,34 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make book" in readme
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_readme_results_block_is_generated_from_recorded_json():
+    from cswm_lib.book import README_MARKERS, readme_with_results, recorded_results, results_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    assert all(marker in readme for marker in README_MARKERS)
+    expected = readme_with_results(readme, results_markdown(recorded_results()))
+    assert readme == expected, "README results table is stale: run `python -m cswm_lib.book results --readme`"
+
+
+def test_results_markdown_shows_paper_or_says_unknown():
+    from cswm_lib.book import results_markdown
+
+    row = dict(
+        experiment="4.1",
+        dataset="Shapes immovable",
+        negatives="baseline",
+        mode="dedup",
+        num_steps=1,
+        metric="Hits@1",
+        mean=0.5,
+        std=0.25,
+        n_seeds=3,
+        scale="cpu",
+        paper=None,
+        paper_note="not known to us",
+    )
+    table = results_markdown([row, {**row, "paper": 0.987}])
+    assert "| 50.0 ± 25.0 | 3 | cpu | not known to us |" in table
+    assert "| 98.7 |" in table
