@@ -1,0 +1,662 @@
+"""Embedding explorer: look at what a C-SWM learned, one state at a time (ipywidgets + matplotlib).
+
+    explorer = EmbeddingExplorer("checkpoints/baseline", "data/shapes_imm_eval.h5",
+                                 other="checkpoints/mixed")   # other: optional, side by side
+    explorer                          # in a notebook: sliders over episode and step + the figure
+    explorer.set(episode=3, step=5)   # programmatic control; explorer.shown() reads the figure back
+    explorer.plot(episode=3, step=5)  # the same panels as a pyplot figure, for static pages
+
+Per model, one row of panels: the extractor's object masks (slot colours), every slot's embedding
+trajectory over the episode in 2D (PCA when D > 2) with the current state highlighted, the
+predicted next state ``z + T(z, a)`` for every action (arrows; the action actually taken is marked
+x, the encoded next observation o), and the nearest states of the whole eval set (thumbnails with
+their energy). The observation o_t and o_t+1 sit on the left.
+
+Everything that depends on the eval set is computed once, batched, without gradients: embeddings
+``[E, T+1, K, D]`` of every frame, masks (kept while they fit ``mask_budget`` bytes, else computed
+per displayed frame), the 2D projection and a brute-force nearest-state index (one matmul over all
+``E * (T+1)`` states per query). An interaction only sets data on existing artists and re-renders
+them over a cached background (Agg blitting), so it costs a few ms of numpy plus one PNG encode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes, to_float
+from cswm_lib.model import CSWM
+
+SLOT_COLOURS = np.array(
+    [[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16], [0.58, 0.4, 0.74],
+     [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.5, 0.5, 0.5], [0.74, 0.74, 0.13], [0.09, 0.75, 0.81]]
+)  # tab10, one colour per object slot (cycled for K > 10)
+DIRECTIONS = "↑→↓←"  # block pushing: action a = 4 k + d moves object k in direction d
+
+
+def slot_colour(k: int) -> np.ndarray:
+    return SLOT_COLOURS[k % len(SLOT_COLOURS)]
+
+
+@contextlib.contextmanager
+def _small_work(device: torch.device) -> Iterator[None]:
+    """One CPU thread for the explorer's forward passes: they are small, and on a busy machine torch's
+    multi-threaded kernels wait for each other (measured on 2 loaded cores: 20 actions' predictions
+    ~250 ms vs ~5 ms, encoding 5000 frames 2.7 s vs 0.4 s)."""
+    if device.type != "cpu":
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------------------
+# precomputation
+
+
+@torch.no_grad()
+def embed_frames(
+    model: CSWM, frames: np.ndarray, batch_size: int = 512, keep_masks: bool = True, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Encode uint8 frames ``[N, C, H, W]`` -> embeddings float32 ``[N, K, D]`` and masks uint8
+    ``[N, K, h, w]`` (mask * 255, or None without ``keep_masks``), in eval mode, in batches."""
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    zs, ms = [], []
+    try:
+        with _small_work(dev):
+            for s in tqdm(range(0, len(frames), batch_size), desc="embed", disable=not progress, leave=False):
+                m = model.masks(to_float(frames[s : s + batch_size]).to(dev))
+                zs.append(model.obj_encoder(m).float().cpu().numpy())
+                if keep_masks:
+                    ms.append(m.mul(255).round_().to(torch.uint8).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(zs), (np.concatenate(ms) if keep_masks else None)
+
+
+def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A 2D view of points ``[N, D]``: ``(mean [D], basis [D, 2], explained variance share [2] | None)``.
+
+    D > 2: the top two principal components; D = 2: the identity; D = 1: the line on the x axis.
+    """
+    D = z.shape[1]
+    mean = z.mean(0)
+    if D <= 2:
+        basis = np.eye(D, 2, dtype=np.float32)
+        return np.zeros_like(mean), basis, None
+    x = (z - mean).astype(np.float64)
+    evals, evecs = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
+    order = np.argsort(evals)[::-1][:2]
+    total = evals.clip(min=0).sum()
+    share = evals[order].clip(min=0) / total if total > 0 else np.zeros(2)
+    return mean, evecs[:, order].astype(np.float32), share
+
+
+class NearestStates:
+    """Brute-force nearest-neighbour index over states ``[N, K, D]`` in the model's energy:
+    ``E(z, z') = 0.5 / sigma^2 * mean_k sum_d (z_kd - z'_kd)^2`` (no transition)."""
+
+    def __init__(self, z: np.ndarray, sigma: float):
+        self.z = np.ascontiguousarray(z.reshape(len(z), -1), dtype=np.float32)  # [N, K*D]
+        self.sq = np.einsum("nd,nd->n", self.z, self.z)
+        self.scale = 0.5 / sigma**2 / z.shape[1]
+
+    def query(self, q: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` states nearest to ``q [K, D]`` -> (flat indices ``[k]``, energies ``[k]``), nearest
+        first; ``exclude`` (a flat index, e.g. the query's own state) is never returned."""
+        q = q.reshape(-1).astype(np.float32)
+        d2 = self.sq - 2 * (self.z @ q) + q @ q
+        if exclude is not None:
+            d2[exclude] = np.inf
+        k = min(k, len(d2) - (exclude is not None))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        idx = np.argpartition(d2, k - 1)[:k] if k < len(d2) else np.arange(len(d2))
+        idx = idx[np.argsort(d2[idx], kind="stable")]
+        return idx, np.maximum(d2[idx], 0) * self.scale
+
+
+@dataclass
+class ModelView:
+    """One model's precomputed view of an eval set."""
+
+    name: str
+    model: CSWM
+    z: np.ndarray  # [E, T+1, K, D] float32
+    xy: np.ndarray  # [E, T+1, K, 2] the 2D projection shown
+    mean: np.ndarray  # [D]
+    basis: np.ndarray  # [D, 2]
+    explained: np.ndarray | None  # PCA variance share of the two axes (None: D <= 2)
+    masks: np.ndarray | None  # uint8 [E, T+1, K, h, w], None: computed per displayed frame
+    index: NearestStates
+    limits: tuple[float, float, float, float]  # x0, x1, y0, y1 of the embedding axes
+
+    def project(self, z: np.ndarray) -> np.ndarray:
+        """``[..., D]`` -> ``[..., 2]``."""
+        return (z - self.mean) @ self.basis
+
+    @property
+    def num_actions(self) -> int:
+        return self.model.config.num_actions
+
+
+def build_view(
+    name: str, model: CSWM, episodes: Episodes, batch_size: int = 512, mask_budget: int = 2**28,
+    progress: bool = True,
+) -> ModelView:
+    """Precompute embeddings, masks, 2D projection and nearest-state index of ``model`` on ``episodes``."""
+    E, T1 = episodes.frames.shape[:2]
+    cfg = model.config
+    h, w = cfg.mask_shape
+    keep = E * T1 * cfg.num_objects * h * w <= mask_budget
+    z, masks = embed_frames(model, episodes.frames.reshape(E * T1, *episodes.obs_shape), batch_size, keep,
+                            progress)
+    K, D = z.shape[1:]
+    mean, basis, explained = pca_2d(z.reshape(-1, D))
+    xy = ((z - mean) @ basis).reshape(E, T1, K, 2)
+    lo, hi = xy.reshape(-1, 2).min(0), xy.reshape(-1, 2).max(0)
+    pad = np.maximum(0.12 * (hi - lo), 0.05)
+    limits = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    return ModelView(
+        name, model, z.reshape(E, T1, K, D), xy, mean, basis, explained,
+        None if masks is None else masks.reshape(E, T1, K, h, w), NearestStates(z, cfg.sigma),
+        tuple(float(v) for v in limits),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# drawing
+
+
+def frame_rgb(frame: np.ndarray) -> np.ndarray:
+    """uint8 ``[C, H, W]`` -> ``[H, W, 3]`` for display: RGB as is, stacked Atari frames (C = 6,
+    previous then current) show the current frame, grey-scale is repeated."""
+    C = frame.shape[0]
+    if C >= 3:
+        frame = frame[C - 3 :] if C % 3 == 0 else frame[:3]
+    else:
+        frame = np.repeat(frame[:1], 3, 0)
+    return frame.transpose(1, 2, 0)
+
+
+def _strip(images: Sequence[np.ndarray], gap: int, fill: float = 1.0, vertical: bool = False) -> np.ndarray:
+    """Images ``[h, w, 3]`` side by side (or stacked) with ``gap`` pixels of ``fill`` between them."""
+    h, w = images[0].shape[:2]
+    n = len(images)
+    shape = ((h + gap) * n - gap, w, 3) if vertical else (h, (w + gap) * n - gap, 3)
+    out = np.full(shape, fill, dtype=np.float32)
+    for i, im in enumerate(images):
+        if vertical:
+            out[i * (h + gap) : i * (h + gap) + h] = im
+        else:
+            out[:, i * (w + gap) : i * (w + gap) + w] = im
+    return out
+
+
+class _Row:
+    """The artists of one model's row of panels."""
+
+    def __init__(self, fig: Figure, gs: Any, row: int, view: ModelView, T: int, num_neighbours: int,
+                 frame_shape: tuple[int, int], animated: bool):
+        self.view = view
+        K = view.z.shape[2]
+        h, w = view.model.config.mask_shape
+        self.mask_gap = max(1, w // 8)
+        dyn: list[Any] = []
+
+        def add(artist: Any) -> Any:
+            artist.set_animated(animated)
+            dyn.append(artist)
+            return artist
+
+        ax = self.ax_masks = fig.add_subplot(gs[row, 1])
+        self.masks = add(ax.imshow(np.zeros((h, K * (w + self.mask_gap) - self.mask_gap, 3)),
+                                   interpolation="nearest", vmin=0, vmax=1))
+        ax.set_xticks([k * (w + self.mask_gap) + (w - 1) / 2 for k in range(K)], [str(k) for k in range(K)])
+        for k, lab in enumerate(ax.get_xticklabels()):
+            lab.set_color(slot_colour(k))
+        ax.set_yticks([])
+        ax.set_xlabel("object slot", fontsize=8)
+        ax.set_title(f"{view.name}: object masks", fontsize=9)
+
+        ax = self.ax_emb = fig.add_subplot(gs[row, 2])
+        x0, x1, y0, y1 = view.limits
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        if view.explained is None:
+            ax.set_xlabel("$z_1$", fontsize=8)
+            ax.set_ylabel("$z_2$" if view.z.shape[-1] > 1 else "", fontsize=8)
+        else:
+            ax.set_xlabel(f"PC1 ({view.explained[0]:.0%})", fontsize=8)
+            ax.set_ylabel(f"PC2 ({view.explained[1]:.0%})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_title("embeddings: trajectory, $z_t + T(z_t, a)$ for every action", fontsize=9)
+        colours = np.array([slot_colour(k) for k in range(K)])
+        self.traj = [add(ax.plot([], [], "-", color=colours[k], lw=1, alpha=0.45)[0]) for k in range(K)]
+        A = max(view.num_actions, 1)
+        self.arrows = add(LineCollection(np.zeros((A * K, 2, 2)), colors=np.tile(colours, (A, 1)), lw=0.8,
+                                         alpha=0.7))
+        ax.add_collection(self.arrows)
+        self.preds = add(ax.scatter(np.zeros(A * K), np.zeros(A * K), s=9, c=np.tile(colours, (A, 1)),
+                                    alpha=0.8, lw=0))
+        self.current = add(ax.scatter(np.zeros(K), np.zeros(K), s=70, c=colours, edgecolors="k", lw=1,
+                                      zorder=4))
+        self.taken = add(ax.scatter(np.zeros(K), np.zeros(K), s=45, c="k", marker="x", lw=1.2, zorder=5))
+        self.next = add(ax.scatter(np.zeros(K), np.zeros(K), s=70, facecolors="none", edgecolors="k",
+                                   lw=1, zorder=5))
+        self.info = add(ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=7, va="bottom"))
+
+        ax = self.ax_nn = fig.add_subplot(gs[row, 3])
+        H, W = frame_shape
+        self.nn_gap = max(1, W // 12)
+        n = max(num_neighbours, 1)
+        strip = np.ones((H, n * (W + self.nn_gap) - self.nn_gap, 3))
+        self.nn = add(ax.imshow(strip, interpolation="nearest"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("nearest states of the eval set", fontsize=9)
+        self.nn_labels = [
+            add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=7))
+            for i in range(num_neighbours)
+        ]
+        ax.set_ylim(H * 1.35, -0.5)  # room for the labels below the thumbnails
+        self.dynamic = dyn
+        self.neighbours: list[tuple[int, int, float]] = []
+        self.pred_xy = np.zeros((0, K, 2))
+
+
+# ------------------------------------------------------------------------------------------
+# the explorer
+
+
+class EmbeddingExplorer:
+    """Interactive view of one model (or two side by side) on an eval set.
+
+    Args:
+        model_or_folder: a :class:`~cswm_lib.model.CSWM` or a checkpoint folder (``load_model``).
+        episodes: an :class:`~cswm_lib.data.episodes.Episodes` or the path of an HDF5 dataset.
+        other: a second model or folder, shown side by side (e.g. baseline vs mixed negatives).
+        names: display names of the models (default: folder names, else "model" / "other").
+        num_neighbours: thumbnails of nearest states per model.
+        device: where folders are loaded and the precomputation runs (models passed in stay put).
+        mask_budget: keep all masks in memory while they need at most this many bytes.
+
+    Bad input (a dataset the model cannot read: channels, image size, actions) is a one-line
+    :class:`~cswm_lib.CswmError`.
+    """
+
+    def __init__(
+        self,
+        model_or_folder: CSWM | str | Path,
+        episodes: Episodes | str | Path,
+        other: CSWM | str | Path | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        num_neighbours: int = 4,
+        batch_size: int = 512,
+        device: str | None = None,
+        mask_budget: int = 2**28,
+        figsize_per_row: tuple[float, float] = (12.0, 3.0),
+        dpi: int = 90,
+        progress: bool = True,
+    ):
+        from cswm_lib.checkpoint import load_model
+        from cswm_lib.evaluate import check_compatible
+
+        if not isinstance(episodes, Episodes):
+            from cswm_lib.data.hdf5 import load_episodes
+
+            episodes = load_episodes(episodes)
+        if episodes.num_episodes < 1:
+            raise CswmError("the eval set has no episodes")
+        if num_neighbours < 0:
+            raise CswmError(f"num_neighbours must be >= 0, got {num_neighbours}")
+        sources = [model_or_folder] if other is None else [model_or_folder, other]
+        if names is not None and len(names) != len(sources):
+            raise CswmError(f"names has {len(names)} entries for {len(sources)} models")
+        default = ["model", "other"]
+        self.episodes = episodes
+        self.views: list[ModelView] = []
+        for i, src in enumerate(sources):
+            name = names[i] if names else (Path(src).name if isinstance(src, (str, Path)) else default[i])
+            model = src if isinstance(src, torch.nn.Module) else load_model(src, device)
+            if not isinstance(model, CSWM):
+                raise CswmError(f"{name}: expected a CSWM or a checkpoint folder, got {type(src).__name__}")
+            try:
+                check_compatible(model, episodes)
+            except CswmError as err:
+                raise CswmError(f"{name}: {err}") from None
+            self.views.append(build_view(name, model, episodes, batch_size, mask_budget, progress))
+        self.num_neighbours = int(num_neighbours)
+        self.figsize_per_row, self.dpi = figsize_per_row, dpi
+        self._pred_cache: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self._holding = False
+        self._episode, self._step = 0, 0
+        self._shown = list(range(len(self.views)))
+        self._block_pushing = "Shapes" in str(episodes.attrs.get("env_id", "")) or "Cubes" in str(
+            episodes.attrs.get("env_id", "")
+        )
+        self._widgets: dict[str, Any] | None = None
+        self._build_live()
+
+    # -- data ---------------------------------------------------------------------------------
+    @property
+    def episode(self) -> int:
+        return self._episode
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def T(self) -> int:
+        return self.episodes.episode_length
+
+    def predictions(self, view: ModelView, episode: int, step: int) -> np.ndarray:
+        """``z_t + T(z_t, a)`` for every action a: ``[A, K, D]`` (A = 1 when actions are ignored)."""
+        key = (self.views.index(view), episode, step)
+        if key in self._pred_cache:
+            self._pred_cache.move_to_end(key)
+            return self._pred_cache[key]
+        model = view.model
+        dev = next(model.parameters()).device
+        z = torch.from_numpy(view.z[episode, step]).to(dev)
+        A = view.num_actions
+        with torch.no_grad(), _small_work(dev):
+            was_training = model.training
+            model.eval()
+            if A == 0:
+                out = model.predict(z[None], None)
+            else:
+                out = model.predict(z[None].expand(A, *z.shape), torch.arange(A, device=dev))
+            model.train(was_training)
+        out = out.float().cpu().numpy()
+        self._pred_cache[key] = out
+        if len(self._pred_cache) > 4096:
+            self._pred_cache.popitem(last=False)
+        return out
+
+    def _mask_image(self, row: _Row, episode: int, step: int) -> np.ndarray:
+        view = row.view
+        if view.masks is not None:
+            m = view.masks[episode, step].astype(np.float32) / 255
+        else:
+            model = view.model
+            dev = next(model.parameters()).device
+            with torch.no_grad(), _small_work(dev):
+                x = to_float(self.episodes.frames[episode, step : step + 1]).to(dev)
+                m = model.masks(x)[0].float().cpu().numpy()
+        K = m.shape[0]
+        return _strip([m[k, :, :, None] * slot_colour(k)[None, None] for k in range(K)], row.mask_gap)
+
+    def _action_text(self, a: int) -> str:
+        if self._block_pushing and self.views[0].model.config.action_dim == 4:
+            return f"action {a}: object {a // 4} {DIRECTIONS[a % 4]}"
+        return f"action {a}"
+
+    # -- figure -------------------------------------------------------------------------------
+    def _build(self, fig: Figure, shown: Sequence[int], animated: bool) -> tuple[tuple, list[_Row], list]:
+        """Lay out the panels of the models ``shown`` on ``fig``.
+
+        Returns (observation artists, one :class:`_Row` per model, every artist that changes)."""
+        H, W = self.episodes.obs_shape[1:]
+        gs = fig.add_gridspec(len(shown), 4, width_ratios=[0.9, 2.0, 2.1, 2.6], wspace=0.3, hspace=0.55,
+                              left=0.03, right=0.99, top=0.84 if len(shown) == 1 else 0.9, bottom=0.13)
+        ax = fig.add_subplot(gs[:, 0])
+        self.obs_gap = max(1, H // 10)
+        obs = ax.imshow(np.ones((2 * H + self.obs_gap, W, 3)), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([H / 2, H + self.obs_gap + H / 2], ["$o_t$", "$o_{t+1}$"])
+        ax.tick_params(length=0)
+        title = fig.suptitle("", fontsize=10)
+        action = ax.text(W / 2, 2 * H + self.obs_gap + 2, "", ha="center", va="top", fontsize=8)
+        ax.set_ylim(2 * H + self.obs_gap + 0.22 * H, -0.5)
+        dyn = [obs, title, action]
+        for a in dyn:
+            a.set_animated(animated)
+        rows = [_Row(fig, gs, r, self.views[i], self.T, self.num_neighbours, (H, W), animated)
+                for r, i in enumerate(shown)]
+        return (obs, title, action), rows, dyn + [a for row in rows for a in row.dynamic]
+
+    def _fill(self, obs_artists: tuple, rows: list[_Row], episode: int, step: int) -> None:
+        """Put the data of (episode, step) into the artists (no drawing)."""
+        ep, T = self.episodes, self.T
+        obs, title, action = obs_artists
+        nxt = ep.frames[episode, step + 1] if step < T else np.full_like(ep.frames[episode, step], 255)
+        obs.set_data(_strip([frame_rgb(ep.frames[episode, step]) / 255, frame_rgb(nxt) / 255], self.obs_gap,
+                            vertical=True))
+        title.set_text(f"episode {episode}, step {step} of {T}")
+        a = int(ep.actions[episode, step]) if step < T else None
+        action.set_text(self._action_text(a) if a is not None else "(end of episode)")
+        H, W = ep.obs_shape[1:]
+        for row in rows:
+            v = row.view
+            row.masks.set_data(self._mask_image(row, episode, step))
+            xy = v.xy[episode]  # [T+1, K, 2]
+            for k, line in enumerate(row.traj):
+                line.set_data(xy[:, k, 0], xy[:, k, 1])
+            cur = xy[step]
+            row.current.set_offsets(cur)
+            pred = v.project(self.predictions(v, episode, step))  # [A, K, 2]
+            row.pred_xy = pred
+            row.preds.set_offsets(pred.reshape(-1, 2))
+            start = np.broadcast_to(cur[None], pred.shape)
+            row.arrows.set_segments(np.stack([start, pred], 2).reshape(-1, 2, 2))
+            empty = np.zeros((0, 2))
+            if a is not None:
+                row.taken.set_offsets(pred[a if v.num_actions else 0])
+                row.next.set_offsets(xy[step + 1])
+                z_pred = self.predictions(v, episode, step)[a if v.num_actions else 0]
+                diff = z_pred - v.z[episode, step + 1]
+                e_pos = 0.5 / v.model.config.sigma**2 * (diff**2).sum(-1).mean()
+                row.info.set_text(f"energy(prediction x, next o) = {e_pos:.3g}")
+            else:
+                row.taken.set_offsets(empty)
+                row.next.set_offsets(empty)
+                row.info.set_text("")
+            flat = episode * (T + 1) + step
+            idx, energy = v.index.query(v.z[episode, step], self.num_neighbours, exclude=flat)
+            thumbs = [frame_rgb(ep.frames[i // (T + 1), i % (T + 1)]) / 255 for i in idx]
+            thumbs += [np.ones((H, W, 3))] * (max(self.num_neighbours, 1) - len(thumbs))
+            row.nn.set_data(_strip(thumbs, row.nn_gap))
+            row.neighbours = [
+                (int(i // (T + 1)), int(i % (T + 1)), float(e)) for i, e in zip(idx, energy, strict=True)
+            ]
+            for i, lab in enumerate(row.nn_labels):
+                if i < len(row.neighbours):
+                    e_, t_, en = row.neighbours[i]
+                    lab.set_text(f"ep {e_} t {t_}\nE={en:.2g}")
+                else:
+                    lab.set_text("")
+
+    def _figsize(self, n_rows: int) -> tuple[float, float]:
+        w, h = self.figsize_per_row
+        return w, h * n_rows + 0.4
+
+    def _build_live(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.figure = Figure(figsize=self._figsize(len(self._shown)), dpi=self.dpi)
+        FigureCanvasAgg(self.figure)
+        self._obs_artists, self.rows, self._dynamic = self._build(self.figure, self._shown, animated=True)
+        self._background = None
+        self._fill(self._obs_artists, self.rows, self._episode, self._step)
+        self._png: bytes | None = None
+
+    def render(self) -> bytes:
+        """Draw the current state and return it as PNG bytes (what the live widget displays).
+
+        The static parts are drawn once and cached; each call restores them and draws only the
+        artists that change (blitting)."""
+        from PIL import Image
+
+        canvas = self.figure.canvas
+        if self._background is None:
+            canvas.draw()  # animated artists are skipped: this is the static background
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+        canvas.restore_region(self._background)
+        for a in self._dynamic:
+            self.figure.draw_artist(a)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
+        self._png = buf.getvalue()
+        return self._png
+
+    # -- control ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        held, self._holding = self._holding, True
+        try:
+            yield
+        finally:
+            self._holding = held
+
+    def _check(self, episode: int, step: int) -> None:
+        E, T = self.episodes.num_episodes, self.T
+        if not 0 <= episode < E:
+            raise CswmError(f"episode must be in 0..{E - 1}, got {episode}")
+        if not 0 <= step <= T:
+            raise CswmError(f"step must be in 0..{T} (episodes have {T} steps), got {step}")
+
+    def set(self, episode: int | None = None, step: int | None = None, view: str | None = None) -> None:
+        """Show (episode, step) -- and with two models ``view`` = "side by side" or a model's name --
+        exactly as moving the sliders would: one update, one render."""
+        episode = self._episode if episode is None else int(episode)
+        step = self._step if step is None else int(step)
+        self._check(episode, step)
+        if view is not None:
+            self._rows_of(view)  # validate before touching any widget
+        with self._hold():
+            if self._widgets is not None:
+                self._widgets["episode"].value = episode
+                self._widgets["step"].value = step
+                if view is not None and "view" in self._widgets:
+                    self._widgets["view"].value = view
+        if view is not None:
+            self._set_view(view)
+        self._episode, self._step = episode, step
+        self._update()
+
+    def _rows_of(self, view: str) -> list[int]:
+        """Indices of the models a view shows: "side by side" (all) or one model's name."""
+        names = [v.name for v in self.views]
+        if view == "side by side":
+            return list(range(len(self.views)))
+        if view in names:
+            return [names.index(view)]
+        raise CswmError(f"view must be 'side by side' or one of {names}, got {view!r}")
+
+    def _set_view(self, view: str) -> None:
+        shown = self._rows_of(view)
+        if shown != self._shown:
+            self._shown = shown
+            self._build_live()
+
+    def _update(self) -> None:
+        self._fill(self._obs_artists, self.rows, self._episode, self._step)
+        if self._widgets is not None:
+            self._widgets["image"].value = self.render()
+
+    def _on_change(self, change: dict) -> None:
+        if self._holding:
+            return
+        w = self._widgets
+        assert w is not None
+        if change["owner"] is w.get("view"):
+            self._set_view(change["new"])
+        self._episode, self._step = int(w["episode"].value), int(w["step"].value)
+        self._update()
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets control: sliders (+ a model picker with two models) above the figure."""
+        if self._widgets is None:
+            import ipywidgets as ipw
+
+            w: dict[str, Any] = {
+                "episode": ipw.IntSlider(self._episode, 0, self.episodes.num_episodes - 1,
+                                         description="episode", continuous_update=True),
+                "step": ipw.IntSlider(self._step, 0, self.T, description="step", continuous_update=True),
+            }
+            controls = [w["episode"], w["step"]]
+            if len(self.views) > 1:
+                names = [v.name for v in self.views]
+                current = "side by side" if len(self._shown) > 1 else names[self._shown[0]]
+                w["view"] = ipw.ToggleButtons(options=["side by side", *names], value=current,
+                                              description="models")
+                controls.append(w["view"])
+            for c in controls:
+                c.observe(self._on_change, names="value")
+            w["image"] = ipw.Image(value=self.render(), format="png")
+            w["box"] = ipw.VBox([ipw.HBox(controls[:2]), *controls[2:], w["image"]])
+            self._widgets = w
+        return self._widgets["box"]
+
+    @property
+    def sliders(self) -> dict[str, Any]:
+        """The ipywidgets objects by name: "episode", "step" (and "view" with two models)."""
+        self.widget  # noqa: B018 -- builds them
+        assert self._widgets is not None
+        return {k: v for k, v in self._widgets.items() if k in ("episode", "step", "view")}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    # -- reading back -------------------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        """The figure's title as drawn, e.g. "episode 3, step 5 of 10"."""
+        return self._obs_artists[1].get_text()
+
+    def shown(self) -> dict[str, Any]:
+        """What the figure currently displays, read from its artists: episode, step, title and per
+        model row ``name``, ``current`` ``[K, 2]``, ``predictions`` ``[A, K, 2]``, ``next`` ``[K, 2]``
+        (empty at the last step), ``masks`` image, ``trajectory`` ``[T+1, K, 2]``, ``neighbours``
+        [(episode, step, energy)]."""
+        rows = []
+        for row in self.rows:
+            rows.append(dict(
+                name=row.view.name,
+                current=np.asarray(row.current.get_offsets()).copy(),
+                predictions=np.asarray(row.preds.get_offsets()).reshape(row.pred_xy.shape).copy(),
+                next=np.asarray(row.next.get_offsets()).copy(),
+                masks=np.asarray(row.masks.get_array()).copy(),
+                trajectory=np.stack([np.column_stack(line.get_data()) for line in row.traj], 1),
+                neighbours=list(row.neighbours),
+            ))
+        return dict(episode=self._episode, step=self._step, title=self.title,
+                    observation=np.asarray(self._obs_artists[0].get_array()).copy(), rows=rows)
+
+    # -- static pages ---------------------------------------------------------------------------
+    def plot(self, episode: int | None = None, step: int | None = None, view: str = "side by side") -> Figure:
+        """The panels of (episode, step) as a new pyplot figure (for static pages: ``plt.show()``)."""
+        import matplotlib.pyplot as plt
+
+        episode = self._episode if episode is None else int(episode)
+        step = self._step if step is None else int(step)
+        self._check(episode, step)
+        shown = self._rows_of(view)
+        fig = plt.figure(figsize=self._figsize(len(shown)), dpi=100)
+        obs_artists, rows, _ = self._build(fig, shown, animated=False)
+        self._fill(obs_artists, rows, episode, step)
+        return fig
