@@ -1,0 +1,154 @@
+"""Experiments layer: a tiny end-to-end run (datasets, training, reuse, scores, rows), aggregation by
+hand, the start-state metric, the no-transition modes, reporting helpers and one-line errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import cswm_lib.experiments as ex
+from cswm_lib import CswmError
+from cswm_lib.experiments import (
+    ROW_KEYS,
+    START_METRIC,
+    Experiment,
+    aggregate,
+    evaluate_all,
+    gap,
+    markdown_table,
+    start_state_argmin,
+    train_all,
+)
+
+
+def tiny_spec(**kw):
+    base = dict(
+        experiment="4.1",
+        dataset="Shapes immovable",
+        train_data="shapes_imm_train",
+        eval_data="shapes_imm_eval",
+        train_divisor=500,
+        eval_divisor=500,
+        model={"encoder": "small", "hidden_dim": 16},
+        strategies={
+            "baseline": {},
+            "episodic+ooe": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
+        },
+        seeds=[0, 1],
+        epochs=2,
+        batch_size=64,
+        modes=["dedup", "local", "local_z0"],
+        num_steps=[1, 2],
+        scale="small",
+        device="cpu",
+    )
+    return Experiment(**{**base, **kw})
+
+
+@pytest.fixture
+def tmp_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CSWM_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CSWM_CHECKPOINTS", str(tmp_path / "ckpt"))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_tiny_run_rows_reuse_and_invariants(tmp_dirs, monkeypatch):
+    spec = tiny_spec()
+    folders = train_all(spec)
+    assert sorted(folders) == [("baseline", 0), ("baseline", 1), ("episodic+ooe", 0), ("episodic+ooe", 1)]
+    for (label, seed), folder in folders.items():
+        assert folder == tmp_dirs / "ckpt" / spec.folder_name() / f"{label}_s{seed}"
+        assert (folder / "model.pt").is_file()
+    records = evaluate_all(spec, folders)
+    rows = aggregate(spec, records)
+    assert all(tuple(sorted(r)) == tuple(sorted(ROW_KEYS)) for r in rows)
+    # 2 strategies x 3 modes x 2 steps x 2 metrics, plus argmin=o_0 for the 2 local modes
+    assert len(rows) == 2 * 2 * (3 * 2 + 2)
+    for r in rows:
+        assert r["n_seeds"] == 2 and r["scale"] == "small" and r["paper"] is None
+        assert "not known to us" in r["paper_note"]
+        vals = [
+            x["value"]
+            for x in records
+            if all(x[k] == r[k] for k in ("negatives", "mode", "num_steps", "metric"))
+        ]
+        assert r["mean"] == pytest.approx(np.mean(vals)) and r["std"] == pytest.approx(np.std(vals, ddof=1))
+        assert 0.0 <= r["mean"] <= 1.0
+    # the no-transition predictor sits exactly on o_0: its local arg-min is always the start state
+    z0 = ex.select(rows, mode="local_z0", metric=START_METRIC)
+    assert [r["mean"] for r in z0] == [1.0] * 4
+    # eval files: 10000 // 500 = 20 episodes, so the global (dedup) ranking has 20 candidates
+    assert {r["metric"] for r in ex.select(rows, mode="dedup")} == {"Hits@1", "MRR"}
+
+    # a second run reuses every checkpoint: training must not be called
+    def no_training(*a, **k):
+        raise AssertionError("finished runs must be reused")
+
+    monkeypatch.setattr(ex, "train", no_training)
+    assert ex.run(spec) == rows  # same checkpoints, same eval set -> identical rows
+
+
+def test_interrupted_run_is_resumed(tmp_dirs):
+    spec = tiny_spec(strategies={"baseline": {}}, seeds=[0], epochs=2)
+    path, _ = ex.datasets(spec)
+    cfg = spec.train_config("baseline", 0, path)
+    cfg.epochs = 1  # as if stopped after the first of two epochs
+    ex.train(cfg)
+    assert len(ex.read_log(cfg.folder())) == 1
+    (folder,) = train_all(spec).values()
+    assert folder == cfg.folder() and len(ex.read_log(folder)) == 2
+
+
+def test_aggregate_by_hand():
+    spec = tiny_spec(paper={"baseline|dedup|1|Hits@1": 0.5})
+    recs = [
+        dict(negatives="baseline", seed=s, mode="dedup", num_steps=1, metric="Hits@1", value=v)
+        for s, v in enumerate([0.2, 0.4, 0.9])
+    ]
+    recs.append(dict(negatives="episodic+ooe", seed=0, mode="dedup", num_steps=1, metric="Hits@1", value=0.7))
+    rows = aggregate(spec, recs)
+    b, n = rows
+    assert b["mean"] == pytest.approx(0.5) and b["std"] == pytest.approx(
+        np.sqrt(((0.3**2) + 0.1**2 + 0.4**2) / 2)
+    )
+    assert b["n_seeds"] == 3 and b["paper"] == 0.5
+    assert n["std"] == 0.0 and n["n_seeds"] == 1 and n["paper"] is None
+    g = gap(rows, "Shapes immovable", "episodic+ooe")
+    assert g["diff"] == pytest.approx(0.2) and g["pooled_std"] == pytest.approx(b["std"])
+    table = markdown_table(rows)
+    assert "| 50.0 ± 36.1 | 3 | 50.0 |" in table and "| 70.0 | 1 | -- |" in table
+    assert "paper --: not known to us" in table
+    with pytest.raises(CswmError, match="expected one row"):
+        gap(rows, "Shapes immovable", "time-aligned")
+
+
+def test_start_state_argmin_by_hand():
+    states = torch.tensor([[[[0.0]], [[1.0]], [[2.0]]], [[[0.0]], [[1.0]], [[2.0]]]])  # [N=2, S=3, K=1, D=1]
+    preds = torch.tensor([[[0.4]], [[1.6]]])  # nearest: o_0, o_2
+    assert start_state_argmin(preds, states) == 0.5
+    assert start_state_argmin(torch.tensor([[[0.5]], [[0.5]]]), states) == 1.0  # tie -> earliest
+
+
+def test_folder_name_changes_with_training_setting():
+    a = tiny_spec()
+    assert (
+        a.folder_name() == tiny_spec(seeds=[5], modes=["global"]).folder_name()
+    )  # eval settings do not matter
+    assert a.folder_name() != tiny_spec(epochs=3).folder_name()
+    assert a.folder_name() != tiny_spec(train_divisor=100).folder_name()
+    assert a.folder_name() != tiny_spec(model={"encoder": "small", "hidden_dim": 32}).folder_name()
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(modes=["dedupp"]), "unknown eval mode 'dedupp'"),
+        (dict(metrics=["Hits@3"]), r"unknown metric\(s\) \['Hits@3'\]"),
+        (dict(train_data="shapes_imm"), "unknown dataset 'shapes_imm'"),
+        (dict(seeds=[]), "must be non-empty"),
+    ],
+)
+def test_bad_specs_are_one_line_errors(kw, msg):
+    with pytest.raises(CswmError, match=msg) as err:
+        tiny_spec(**kw)
+    assert "\n" not in str(err.value)
