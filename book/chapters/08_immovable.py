@@ -46,8 +46,8 @@ strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg
     "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
 }
 shapes_model = {"encoder": "small", "hidden_dim": 128}  # README: --encoder small (hidden 512)
-shapes_train_divisor = 100  # train episodes = 1000 // divisor (README: 1000 x 100 steps, seed 1)
-shapes_eval_divisor = 100  # eval episodes = 10000 // divisor (README: 10000 x 10 steps, seed 2)
+shapes_train_divisor = 100  # README's 1000 train episodes (100 steps, seed 1) divided by this
+shapes_eval_divisor = 100  # README's 10000 eval episodes (10 steps, seed 2) divided by this
 shapes_epochs = 3  # README: 100
 shapes_batch_size = 256  # README: 1024
 cubes_model = {"encoder": "large", "hidden_dim": 128}  # README: --encoder large (hidden 512)

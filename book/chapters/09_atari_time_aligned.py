@@ -41,7 +41,7 @@ device = None  # None: CUDA when available, else CPU
 seeds = [0]  # training seeds (README: one run, train.py's default --seed 42)
 strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
     "baseline": {"negatives": "baseline"},
-    "time-aligned": {"negatives": "time_aligned"},
+    "time-aligned": {"negatives": "time_aligned", "beta": 0.0},
 }
 pong_model = {  # README flags (hidden 512 is train.py's default)
     "encoder": "medium",
@@ -59,8 +59,8 @@ spaceinvaders_model = {
     "copy_action": True,
     "hidden_dim": 128,
 }
-train_divisor = 100  # train episodes = 1000 // divisor (README: 1000 x 10 steps, seed 1)
-eval_divisor = 5  # eval episodes = 100 // divisor (README: 100, seed 2)
+train_divisor = 100  # README's 1000 train episodes (10 steps, seed 1) divided by this
+eval_divisor = 5  # README's 100 eval episodes (seed 2) divided by this
 epochs = 2  # README: 200
 batch_size = 64  # README: 1024
 learning_rate = 5e-4  # README: 5e-4

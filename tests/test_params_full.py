@@ -1,0 +1,174 @@
+"""The `full` parameter sections of chapters 08 (Sec. 4.1) and 09 (Sec. 4.2) are the README commands.
+
+The commands below are the README commands of ondrejbiza/negative-sampling-icml-21 as recorded in
+shared/reference/original-code.md sec. 2.2-2.3 (data generation with their sizes and seeds, training
+flags, evaluation script). We parse them with our own CLIs' parsers (which accept the original
+flags) and compare the resulting settings value by value with book/params/full.yaml.
+"""
+
+import argparse
+import shlex
+from dataclasses import asdict
+
+import pytest
+import yaml
+
+from cswm_lib.book import declared_parameters, to_notebook
+from cswm_lib.data.generate import README_DATASETS
+from cswm_lib.data.generate import build_parser as data_parser
+from cswm_lib.train import TrainConfig, config_from_args
+from cswm_lib.train import build_parser as train_parser
+from cswm_lib.utils import project_root
+
+GEN, TRAIN = "python -m ns.data_gen.env", "python -m ns.scr.train"
+ATARI = "--encoder medium --embedding-dim 4 --action-dim 6 --copy-action --epochs 200"
+README = {
+    "08_immovable": {
+        "data": [
+            f"{GEN} --env-id ShapesImmovableTrain-v0 --fname data/shapes_imm_train.h5 "
+            "--num-episodes 1000 --seed 1",
+            f"{GEN} --env-id ShapesImmovableEval-v0 --fname data/shapes_imm_eval.h5 "
+            "--num-episodes 10000 --seed 2 --save-state-ids",
+            f"{GEN} --env-id CubesImmovableTrain-v0 --fname data/cubes_imm_train.h5 "
+            "--num-episodes 1000 --seed 3",
+            f"{GEN} --env-id CubesImmovableEval-v0 --fname data/cubes_imm_eval.h5 "
+            "--num-episodes 10000 --seed 4 --save-state-ids",
+        ],
+        "train": {
+            ("shapes", "baseline"): f"{TRAIN} --dataset data/shapes_imm_train.h5 --encoder small",
+            (
+                "shapes",
+                "episodic+out-of-episode",
+            ): f"{TRAIN} --dataset data/shapes_imm_train.h5 --encoder small "
+            "--custom-neg --disable-time-aligned",
+            ("cubes", "baseline"): f"{TRAIN} --dataset data/cubes_imm_train.h5 --encoder large",
+            (
+                "cubes",
+                "episodic+out-of-episode",
+            ): f"{TRAIN} --dataset data/cubes_imm_train.h5 --encoder large "
+            "--custom-neg --disable-time-aligned",
+        },
+        "eval": "python -m ns.scr.eval_ids --dataset data/shapes_imm_eval.h5 --save-folder checkpoints/x "
+        "--num-steps 1 --dedup",
+        "score_mode": "dedup",
+        "divisors": {
+            "shapes_imm_train": "shapes_train_divisor",
+            "shapes_imm_eval": "shapes_eval_divisor",
+            "cubes_imm_train": "cubes_train_divisor",
+            "cubes_imm_eval": "cubes_eval_divisor",
+        },
+        "per_dataset": {
+            "shapes": ("shapes_model", "shapes_epochs", "shapes_batch_size"),
+            "cubes": ("cubes_model", "cubes_epochs", "cubes_batch_size"),
+        },
+    },
+    "09_atari_time_aligned": {
+        "data": [
+            f"{GEN} --env-id PongDeterministic-v4 --fname data/pong_train.h5 "
+            "--num-episodes 1000 --seed 1 --atari",
+            f"{GEN} --env-id PongDeterministic-v4 --fname data/pong_eval.h5 "
+            "--num-episodes 100 --seed 2 --atari --save-state-ids",
+            f"{GEN} --env-id SpaceInvadersDeterministic-v4 --fname data/spaceinvaders_train.h5 "
+            "--num-episodes 1000 --seed 1 --atari",
+            f"{GEN} --env-id SpaceInvadersDeterministic-v4 --fname data/spaceinvaders_eval.h5 "
+            "--num-episodes 100 --seed 2 --atari --save-state-ids",
+        ],
+        "train": {
+            ("pong", "baseline"): f"{TRAIN} --dataset data/pong_train.h5 {ATARI} --num-objects 3",
+            ("pong", "time-aligned"): f"{TRAIN} --dataset data/pong_train.h5 {ATARI} --num-objects 3 "
+            "--custom-neg --in-ep-prob 0.0",
+            (
+                "spaceinvaders",
+                "baseline",
+            ): f"{TRAIN} --dataset data/spaceinvaders_train.h5 {ATARI} --num-objects 5",
+            ("spaceinvaders", "time-aligned"): f"{TRAIN} --dataset data/spaceinvaders_train.h5 {ATARI} "
+            "--num-objects 5 --custom-neg --in-ep-prob 0.0",
+        },
+        "eval": "python -m ns.scr.eval_ids --dataset data/pong_eval.h5 --save-folder checkpoints/x "
+        "--num-steps 1",
+        "score_mode": "global",
+        "divisors": {
+            "pong_train": "train_divisor",
+            "pong_eval": "eval_divisor",
+            "spaceinvaders_train": "train_divisor",
+            "spaceinvaders_eval": "eval_divisor",
+        },
+        "per_dataset": {
+            "pong": ("pong_model", "epochs", "batch_size"),
+            "spaceinvaders": ("spaceinvaders_model", "epochs", "batch_size"),
+        },
+    },
+}
+CHAPTERS = sorted(README)
+
+
+def args_of(command: str, prefix: str) -> list[str]:
+    assert command.startswith(prefix)
+    return shlex.split(command[len(prefix) :])
+
+
+@pytest.fixture(scope="module")
+def full():
+    return yaml.safe_load((project_root() / "book" / "params" / "full.yaml").read_text())["chapters"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_datasets_are_the_readme_sizes_and_seeds(full, chapter):
+    section = full[chapter]
+    for command in README[chapter]["data"]:
+        a = data_parser().parse_args(args_of(command, GEN))
+        name = a.fname.removeprefix("data/").removesuffix(".h5")
+        ours = README_DATASETS[name]
+        assert ours["env_id"] == a.env_id
+        assert ours["seed"] == a.seed
+        assert ours.get("atari", False) == a.atari
+        assert ours.get("save_state_ids", False) == a.save_state_ids
+        divisor = section[README[chapter]["divisors"][name]]
+        assert ours["num_episodes"] // divisor == a.num_episodes, name
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_training_flags_are_the_readme_commands(full, chapter):
+    section = full[chapter]
+    assert section["seeds"] == [TrainConfig().seed]  # no --seed in the README: train.py's default 42
+    ignore = {"name", "dataset", "save_folder", "device", "progress"}
+    assert set(section["strategies"]) == {label for _, label in README[chapter]["train"]}
+    for (data, label), command in README[chapter]["train"].items():
+        expected = asdict(config_from_args(train_parser().parse_args(args_of(command, TRAIN))))
+        model_key, epochs_key, batch_key = README[chapter]["per_dataset"][data]
+        ours = asdict(
+            TrainConfig(
+                **section[model_key],
+                **section["strategies"][label],
+                epochs=section[epochs_key],
+                batch_size=section[batch_key],
+                learning_rate=section["learning_rate"],
+                seed=section["seeds"][0],
+            )
+        )
+        for key in sorted(set(expected) - ignore):
+            assert ours[key] == expected[key], (
+                f"{chapter} {data} {label}: {key} {ours[key]!r} != {expected[key]!r}"
+            )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_scored_as_the_readme_eval_command(full, chapter):
+    p = argparse.ArgumentParser()
+    p.add_argument("--dataset")
+    p.add_argument("--save-folder")
+    p.add_argument("--num-steps", type=int, default=1)
+    p.add_argument("--dedup", action="store_true")
+    a = p.parse_args(shlex.split(README[chapter]["eval"])[3:])
+    section = full[chapter]
+    assert a.num_steps in section["num_steps"]
+    mode = "dedup" if a.dedup else "global"
+    assert mode == README[chapter]["score_mode"] and mode in section["modes"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_full_section_names_only_declared_parameters(full, chapter, tmp_path):
+    declared = declared_parameters(
+        to_notebook(project_root() / "book" / "chapters" / f"{chapter}.py", tmp_path / f"{chapter}.ipynb")
+    )
+    assert set(full[chapter]) <= set(declared)
