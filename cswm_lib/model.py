@@ -177,9 +177,8 @@ class TransitionGNN(nn.Module):
         self.cfg = cfg
         self.edge_mlp = _mlp(2 * D, H, H)
         self.node_mlp = _mlp(D + A + (H if K > 1 else 0), H, D)  # K == 1: no messages (as the fork)
-        i, j = (~torch.eye(K, dtype=torch.bool)).nonzero(as_tuple=True)  # row-major: K-1 targets per source
-        self.register_buffer("col", j.view(K, K - 1), persistent=False)
-        self.register_buffer("row", i, persistent=False)
+        _, j = (~torch.eye(K, dtype=torch.bool)).nonzero(as_tuple=True)  # row-major: K-1 partners per slot
+        self.register_buffer("col", j.view(K, K - 1), persistent=False)  # col[i] = the slots j != i
 
     @staticmethod
     def action_size(cfg: ModelConfig) -> int:

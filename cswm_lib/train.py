@@ -200,7 +200,8 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
     for epoch in bar:
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         t0, sums, n = time.perf_counter(), torch.zeros(3, dtype=torch.float64), 0
-        for b in batches.epoch(g):
+        for b in tqdm(batches.epoch(g), total=len(batches), desc=f"epoch {epoch + 1}", leave=False,
+                      disable=not config.progress):
             neg = sample_negatives(
                 config.negatives,
                 b.episode,

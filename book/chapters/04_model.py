@@ -28,7 +28,7 @@
 #     \xrightarrow{\text{transition GNN}} z_t + \Delta(z_t, a_t) \approx z_{t+1}.
 # $$
 #
-# All of it lives in {mod}`cswm_lib.model` (about 200 lines).
+# All of it lives in one short file, {mod}`cswm_lib.model`.
 
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full
