@@ -119,19 +119,62 @@ class NearestStates:
         self.sq = np.einsum("nd,nd->n", self.z, self.z)
         self.scale = 0.5 / sigma**2 / z.shape[1]
 
-    def query(self, q: np.ndarray, k: int, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def query(
+        self, q: np.ndarray, k: int, exclude: int | slice | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` states nearest to ``q [K, D]`` -> (flat indices ``[k]``, energies ``[k]``), nearest
-        first; ``exclude`` (a flat index, e.g. the query's own state) is never returned."""
+        first; ``exclude`` (a flat index or a slice, e.g. the query's own state or episode) is never
+        returned."""
         q = q.reshape(-1).astype(np.float32)
         d2 = self.sq - 2 * (self.z @ q) + q @ q
         if exclude is not None:
             d2[exclude] = np.inf
-        k = min(k, len(d2) - (exclude is not None))
+        k = min(k, int(np.isfinite(d2).sum()))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        idx = np.argpartition(d2, k - 1)[:k] if k < len(d2) else np.arange(len(d2))
+        idx = np.argpartition(d2, k - 1)[:k]
         idx = idx[np.argsort(d2[idx], kind="stable")]
         return idx, np.maximum(d2[idx], 0) * self.scale
+
+
+    def nearest(
+        self, rows: np.ndarray, groups: np.ndarray | None = None, chunk: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest OTHER state of each state in ``rows`` (flat indices ``[Q]``) -> (indices ``[Q]``,
+        energies ``[Q]``), computed in chunks of queries. With ``groups`` (one label per state, e.g.
+        its episode, ``[N]``) states of the query's own group are skipped as well."""
+        rows = np.asarray(rows, dtype=np.int64)
+        idx, energy = np.empty(len(rows), np.int64), np.empty(len(rows), np.float32)
+        for s in range(0, len(rows), chunk):
+            r = rows[s : s + chunk]
+            d2 = self.sq[r, None] - 2 * (self.z[r] @ self.z.T) + self.sq[None]
+            d2[np.arange(len(r)), r] = np.inf
+            if groups is not None:
+                d2[groups[r, None] == groups[None]] = np.inf
+            idx[s : s + chunk] = d2.argmin(1)
+            energy[s : s + chunk] = np.maximum(d2.min(1), 0) * self.scale
+        return idx, energy
+
+
+def slot_object_r2(z: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Which slot tracks which object: ``R^2`` of the best affine map from slot k's embedding to
+    object j's position, for embeddings ``z [N, K, D]`` and ground-truth positions ``[N, J, P]``.
+
+    Returns ``[K, J]``: 1 = slot k's embedding determines where object j is, 0 = it says nothing
+    (R^2 pools the P coordinates: 1 - residual sum of squares / total sum of squares).
+    """
+    N, K, _ = z.shape
+    y = positions.reshape(N, -1, positions.shape[-1]).astype(np.float64)  # [N, J, P]
+    J = y.shape[1]
+    yc = y - y.mean(0)
+    total = (yc**2).sum((0, 2))  # [J]
+    out = np.zeros((K, J))
+    for k in range(K):
+        x = np.concatenate([z[:, k].astype(np.float64), np.ones((N, 1))], 1)  # [N, D+1]
+        coef, *_ = np.linalg.lstsq(x, y.reshape(N, -1), rcond=None)
+        resid = ((y.reshape(N, -1) - x @ coef) ** 2).reshape(N, J, -1).sum((0, 2))
+        out[k] = np.where(total > 0, 1 - resid / np.maximum(total, 1e-12), 0.0)
+    return out
 
 
 @dataclass
@@ -272,7 +315,7 @@ class _Row:
         self.nn = add(ax.imshow(strip, interpolation="nearest"))
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title("nearest states of the eval set", fontsize=9)
+        self.nn_title = add(ax.set_title("nearest states of the eval set", fontsize=9))
         self.nn_labels = [
             add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=7))
             for i in range(num_neighbours)
@@ -296,6 +339,8 @@ class EmbeddingExplorer:
         other: a second model or folder, shown side by side (e.g. baseline vs mixed negatives).
         names: display names of the models (default: folder names, else "model" / "other").
         num_neighbours: thumbnails of nearest states per model.
+        neighbours_from: "all" states but the shown one, or "other episodes" (an attribute: may be
+            changed later).
         device: where folders are loaded and the precomputation runs (models passed in stay put).
         mask_budget: keep all masks in memory while they need at most this many bytes.
 
@@ -311,6 +356,7 @@ class EmbeddingExplorer:
         *,
         names: Sequence[str] | None = None,
         num_neighbours: int = 4,
+        neighbours_from: str = "all",
         batch_size: int = 512,
         device: str | None = None,
         mask_budget: int = 2**28,
@@ -346,6 +392,7 @@ class EmbeddingExplorer:
                 raise CswmError(f"{name}: {err}") from None
             self.views.append(build_view(name, model, episodes, batch_size, mask_budget, progress))
         self.num_neighbours = int(num_neighbours)
+        self.neighbours_from = neighbours_from
         self.figsize_per_row, self.dpi = figsize_per_row, dpi
         self._pred_cache: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._holding = False
@@ -365,6 +412,17 @@ class EmbeddingExplorer:
     @property
     def step(self) -> int:
         return self._step
+
+    @property
+    def neighbours_from(self) -> str:
+        """Where the nearest-state thumbnails come from: "all" states or "other episodes"."""
+        return self._neighbours_from
+
+    @neighbours_from.setter
+    def neighbours_from(self, value: str) -> None:
+        if value not in ("all", "other episodes"):
+            raise CswmError(f"neighbours_from must be 'all' or 'other episodes', got {value!r}")
+        self._neighbours_from = value
 
     @property
     def T(self) -> int:
@@ -416,7 +474,7 @@ class EmbeddingExplorer:
     def _build(self, fig: Figure, shown: Sequence[int], animated: bool) -> tuple[tuple, list[_Row], list]:
         """Lay out the panels of the models ``shown`` on ``fig``.
 
-        Returns (observation artists, one :class:`_Row` per model, every artist that changes)."""
+        Returns (observation artists, one row of artists per model, every artist that changes)."""
         H, W = self.episodes.obs_shape[1:]
         gs = fig.add_gridspec(len(shown), 4, width_ratios=[0.9, 2.0, 2.1, 2.6], wspace=0.3, hspace=0.55,
                               left=0.03, right=0.99, top=0.84 if len(shown) == 1 else 0.9, bottom=0.13)
@@ -473,10 +531,15 @@ class EmbeddingExplorer:
                 row.next.set_offsets(empty)
                 row.info.set_text("")
             flat = episode * (T + 1) + step
-            idx, energy = v.index.query(v.z[episode, step], self.num_neighbours, exclude=flat)
+            exclude: int | slice = flat
+            if self.neighbours_from == "other episodes":
+                exclude = slice(episode * (T + 1), (episode + 1) * (T + 1))
+            idx, energy = v.index.query(v.z[episode, step], self.num_neighbours, exclude=exclude)
             thumbs = [frame_rgb(ep.frames[i // (T + 1), i % (T + 1)]) / 255 for i in idx]
             thumbs += [np.ones((H, W, 3))] * (max(self.num_neighbours, 1) - len(thumbs))
             row.nn.set_data(_strip(thumbs, row.nn_gap))
+            where = "" if self.neighbours_from == "all" else " (other episodes)"
+            row.nn_title.set_text(f"nearest states of the eval set{where}")
             row.neighbours = [
                 (int(i // (T + 1)), int(i % (T + 1)), float(e)) for i, e in zip(idx, energy, strict=True)
             ]

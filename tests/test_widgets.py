@@ -18,7 +18,7 @@ from cswm_lib import CswmError  # noqa: E402
 from cswm_lib.data.episodes import to_float  # noqa: E402
 from cswm_lib.data.hdf5 import save_episodes  # noqa: E402
 from cswm_lib.model import CSWM, ModelConfig  # noqa: E402
-from cswm_lib.widgets import EmbeddingExplorer, NearestStates, frame_rgb, pca_2d, slot_colour  # noqa: E402
+from cswm_lib.widgets import EmbeddingExplorer, NearestStates, frame_rgb, pca_2d, slot_colour, slot_object_r2  # noqa: E402
 
 T = 6
 
@@ -81,6 +81,35 @@ def test_nearest_states_agree_with_the_model_energy():
     assert np.all(np.diff(energy) >= 0)
 
 
+def test_nearest_other_state_of_many_queries_matches_single_queries():
+    z = np.random.default_rng(3).normal(size=(300, 2, 3)).astype(np.float32)
+    z[5] = z[17]  # a duplicate: distance 0, and never the query itself
+    index = NearestStates(z, sigma=0.5)
+    rows = np.array([0, 5, 17, 299])
+    idx, energy = index.nearest(rows, chunk=3)
+    assert idx[1] == 17 and idx[2] == 5 and energy[1] == pytest.approx(0, abs=1e-5)
+    for r, i, e in zip(rows, idx, energy, strict=True):
+        j, ej = index.query(z[r], 1, exclude=int(r))
+        assert i == j[0] and e == pytest.approx(ej[0], rel=1e-4, abs=1e-6)
+    groups = np.arange(300) // 10  # "episodes" of 10 states: 5 and 17 are in different ones
+    idx, _ = index.nearest(rows, groups)
+    assert idx[1] == 17 and all(groups[i] != groups[r] for r, i in zip(rows, idx, strict=True))
+    groups[17] = groups[5]  # now the duplicate is in the query's own episode: skipped
+    idx, energy = index.nearest(rows[1:2], groups)
+    assert groups[idx[0]] != groups[5] and energy[0] > 0
+
+
+def test_slot_object_r2_finds_the_tracking_slot():
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 5, size=(200, 3, 2)).astype(float)  # 3 objects on a 5x5 grid
+    z = rng.normal(size=(200, 2, 2))
+    z[:, 1] = pos[:, 2] @ np.array([[0.3, -1.0], [2.0, 0.5]]) + 4  # slot 1 = affine map of object 2
+    r2 = slot_object_r2(z, pos)
+    assert r2.shape == (2, 3)
+    assert r2[1, 2] == pytest.approx(1, abs=1e-9)
+    assert r2[0].max() < 0.1 and r2[1, :2].max() < 0.1
+
+
 def test_sliders_drive_the_figure(episodes, explorer):
     sliders = explorer.sliders
     v = explorer.views[0]
@@ -112,6 +141,22 @@ def test_sliders_drive_the_figure(episodes, explorer):
     assert [e for *_, e in row["neighbours"]] == sorted(e for *_, e in row["neighbours"])
     m = v.masks[3, 4, 0].astype(np.float32) / 255
     np.testing.assert_allclose(row["masks"][:, :5], m[:, :, None] * slot_colour(0), atol=1e-6)
+
+
+def test_neighbours_from_other_episodes(explorer):
+    explorer.neighbours_from = "other episodes"
+    try:
+        explorer.set(episode=4, step=2)
+        nbrs = explorer.shown()["rows"][0]["neighbours"]
+        assert len(nbrs) == 3 and all(e != 4 for e, _, _ in nbrs)
+        v = explorer.views[0]
+        idx, energy = v.index.nearest(np.array([4 * (T + 1) + 2]), groups=np.arange(12 * (T + 1)) // (T + 1))
+        assert (nbrs[0][0], nbrs[0][1]) == divmod(int(idx[0]), T + 1)
+        assert nbrs[0][2] == pytest.approx(float(energy[0]), rel=1e-4, abs=1e-6)
+    finally:
+        explorer.neighbours_from = "all"
+    with pytest.raises(CswmError, match="neighbours_from must be"):
+        explorer.neighbours_from = "mine"
 
 
 def test_set_renders_once_and_handles_the_last_step(explorer, monkeypatch):
