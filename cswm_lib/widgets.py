@@ -1,4 +1,4 @@
-"""Embedding explorer: look at what a C-SWM learned, one state at a time (ipywidgets + matplotlib).
+"""Embedding explorer: look at what a C-SWM learned, one state at a time (ipywidgets + matplotlib)::
 
     explorer = EmbeddingExplorer("checkpoints/baseline", "data/shapes_imm_eval.h5",
                                  other="checkpoints/mixed")   # other: optional, side by side
@@ -415,7 +415,7 @@ class EmbeddingExplorer:
 
     @property
     def neighbours_from(self) -> str:
-        """Where the nearest-state thumbnails come from: "all" states or "other episodes"."""
+        """Where the nearest-state thumbnails come from, "all" states or "other episodes"."""
         return self._neighbours_from
 
     @neighbours_from.setter
@@ -650,7 +650,7 @@ class EmbeddingExplorer:
 
     @property
     def widget(self) -> Any:
-        """The ipywidgets control: sliders (+ a model picker with two models) above the figure."""
+        """The ipywidgets control, sliders (and a model picker with two models) above the figure."""
         if self._widgets is None:
             import ipywidgets as ipw
 
@@ -675,7 +675,7 @@ class EmbeddingExplorer:
 
     @property
     def sliders(self) -> dict[str, Any]:
-        """The ipywidgets objects by name: "episode", "step" (and "view" with two models)."""
+        """The ipywidgets objects by name ("episode", "step", and "view" with two models)."""
         self.widget  # noqa: B018 -- builds them
         assert self._widgets is not None
         return {k: v for k, v in self._widgets.items() if k in ("episode", "step", "view")}
