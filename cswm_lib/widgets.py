@@ -315,7 +315,7 @@ class _Row:
         self.nn = add(ax.imshow(strip, interpolation="nearest"))
         ax.set_xticks([])
         ax.set_yticks([])
-        self.nn_title = add(ax.set_title("nearest states of the eval set", fontsize=9))
+        self.nn_title = ax.set_title("", fontsize=9)  # static text: part of the cached background
         self.nn_labels = [
             add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=7))
             for i in range(num_neighbours)
@@ -423,6 +423,15 @@ class EmbeddingExplorer:
         if value not in ("all", "other episodes"):
             raise CswmError(f"neighbours_from must be 'all' or 'other episodes', got {value!r}")
         self._neighbours_from = value
+        if getattr(self, "rows", None):  # the live figure: new static title, so a new background
+            for row in self.rows:
+                row.nn_title.set_text(self._nn_title())
+            self._background = None
+            self._update()
+
+    def _nn_title(self) -> str:
+        where = "" if self.neighbours_from == "all" else " (other episodes)"
+        return f"nearest states of the eval set{where}"
 
     @property
     def T(self) -> int:
@@ -492,6 +501,8 @@ class EmbeddingExplorer:
             a.set_animated(animated)
         rows = [_Row(fig, gs, r, self.views[i], self.T, self.num_neighbours, (H, W), animated)
                 for r, i in enumerate(shown)]
+        for row in rows:
+            row.nn_title.set_text(self._nn_title())
         return (obs, title, action), rows, dyn + [a for row in rows for a in row.dynamic]
 
     def _fill(self, obs_artists: tuple, rows: list[_Row], episode: int, step: int) -> None:
@@ -538,8 +549,6 @@ class EmbeddingExplorer:
             thumbs = [frame_rgb(ep.frames[i // (T + 1), i % (T + 1)]) / 255 for i in idx]
             thumbs += [np.ones((H, W, 3))] * (max(self.num_neighbours, 1) - len(thumbs))
             row.nn.set_data(_strip(thumbs, row.nn_gap))
-            where = "" if self.neighbours_from == "all" else " (other episodes)"
-            row.nn_title.set_text(f"nearest states of the eval set{where}")
             row.neighbours = [
                 (int(i // (T + 1)), int(i % (T + 1)), float(e)) for i, e in zip(idx, energy, strict=True)
             ]

@@ -148,6 +148,7 @@ def test_neighbours_from_other_episodes(explorer):
     try:
         explorer.set(episode=4, step=2)
         nbrs = explorer.shown()["rows"][0]["neighbours"]
+        assert explorer.rows[0].nn_title.get_text().endswith("(other episodes)")
         assert len(nbrs) == 3 and all(e != 4 for e, _, _ in nbrs)
         v = explorer.views[0]
         idx, energy = v.index.nearest(np.array([4 * (T + 1) + 2]), groups=np.arange(12 * (T + 1)) // (T + 1))
@@ -155,6 +156,7 @@ def test_neighbours_from_other_episodes(explorer):
         assert nbrs[0][2] == pytest.approx(float(energy[0]), rel=1e-4, abs=1e-6)
     finally:
         explorer.neighbours_from = "all"
+    assert explorer.rows[0].nn_title.get_text() == "nearest states of the eval set"
     with pytest.raises(CswmError, match="neighbours_from must be"):
         explorer.neighbours_from = "mine"
 
