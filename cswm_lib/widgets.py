@@ -177,7 +177,7 @@ def slot_object_r2(z: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
+@dataclass(eq=False)
 class ModelView:
     """One model's precomputed view of an eval set."""
 
@@ -378,11 +378,17 @@ class EmbeddingExplorer:
         sources = [model_or_folder] if other is None else [model_or_folder, other]
         if names is not None and len(names) != len(sources):
             raise CswmError(f"names has {len(names)} entries for {len(sources)} models")
-        default = ["model", "other"]
+        if names is None:
+            fallback = ["model", "other"]
+            names = [Path(s).name if isinstance(s, (str, Path)) else fallback[i]
+                     for i, s in enumerate(sources)]
+            if len(names) == 2 and names[0] == names[1]:
+                names = [f"{names[0]} (1)", f"{names[1]} (2)"]
+        if len(set(names)) != len(names) or "side by side" in names:
+            raise CswmError(f"model names must be distinct and not 'side by side', got {list(names)}")
         self.episodes = episodes
         self.views: list[ModelView] = []
-        for i, src in enumerate(sources):
-            name = names[i] if names else (Path(src).name if isinstance(src, (str, Path)) else default[i])
+        for name, src in zip(names, sources, strict=True):
             model = src if isinstance(src, torch.nn.Module) else load_model(src, device)
             if not isinstance(model, CSWM):
                 raise CswmError(f"{name}: expected a CSWM or a checkpoint folder, got {type(src).__name__}")

@@ -232,6 +232,10 @@ def test_bad_input_is_one_line(episodes):
     assert str(err.value).startswith("other: ") and "\n" not in str(err.value)
     with pytest.raises(CswmError, match="names has 1 entries for 2 models"):
         EmbeddingExplorer(small_model(), episodes, other=small_model(), names=["a"], progress=False)
+    with pytest.raises(CswmError, match="model names must be distinct"):
+        EmbeddingExplorer(small_model(), episodes, other=small_model(), names=["a", "a"], progress=False)
+    ex = EmbeddingExplorer(small_model(), episodes, other=small_model(seed=1), progress=False)
+    assert [v.name for v in ex.views] == ["model", "other"]
     with pytest.raises(CswmError, match="dataset file not found"):
         EmbeddingExplorer(small_model(), "/nonexistent/eval.h5", progress=False)
 
