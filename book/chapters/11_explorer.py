@@ -22,7 +22,8 @@
 # objects that never move identify the episode, and separating episodes is all the baseline loss
 # asks for ({ref}`chap-negatives`). This chapter *looks* at two models trained on the same data,
 # one with the baseline negatives and one with the paper's mixture of episodic and random
-# negatives, with an interactive explorer, {class}`cswm_lib.widgets.EmbeddingExplorer`.
+# negatives, with an interactive explorer, {class}`cswm_lib.widgets.EmbeddingExplorer`. The
+# scores of the same comparison at the paper's scale are in {ref}`chap-immovable`.
 #
 # In a running notebook the explorer is a pair of sliders (episode, step) above a figure; in this
 # HTML page, where no Python runs, the same panels are drawn as static figures for a few states.
@@ -40,6 +41,7 @@ beta = 0.5  # probability of an episodic negative in "mixed" (the paper's value)
 num_neighbours = 4  # thumbnails of nearest states per model
 num_queries = 2000  # states whose nearest neighbour is compared with the ground truth
 num_timed = 20  # interactions timed at the end
+threads = 1  # torch CPU threads (None: torch's default); small models on shared cores run best on one
 
 # %%
 import time
@@ -57,8 +59,8 @@ from cswm_lib.widgets import EmbeddingExplorer, slot_colour, slot_object_r2
 
 t_start = time.perf_counter()
 dev = get_device(device)
-if dev.type == "cpu":  # small models on a few shared cores: one thread avoids threads waiting
-    torch.set_num_threads(1)  # for each other (measured here: a training epoch 3.5x faster)
+if dev.type == "cpu" and threads:  # on a few busy cores, threads mostly wait for each other
+    torch.set_num_threads(threads)  # (measured on 2 shared cores: a training epoch 3.5x faster)
 train_path = ensure_dataset("ShapesImmovableTrain-v0",
                             data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5",
                             train_episodes, seed=1, save_state_ids=True, progress=False)
@@ -126,7 +128,8 @@ explorer
 # colour; the embedding panel, where each slot's path through the episode is a thin line, the
 # current state $z_t$ the large dots, the encoded next state $z_{t+1}$ the circles, and thin arrows
 # from each $z_t^k$ to $z_t^k + T(z_t, a)^k$ for **every** action $a$ (the action actually taken is
-# marked x); and the states of the whole eval set nearest to $z_t$, with their energy. Action
+# marked x, and the energy between x and o, the positive term of the loss, is printed in the
+# corner); and the states of the whole eval set nearest to $z_t$, with their energy. Action
 # $a = 4k + d$ pushes object $k$ in direction $d$; objects 0 and 1 never move.
 #
 # First, the start of an episode whose action moves an object:
@@ -166,7 +169,7 @@ for ax, v in zip(axes, explorer.views, strict=True):
     im = ax.imshow(r2[v.name], vmin=0, vmax=1, cmap="viridis")
     for (k, j), val in np.ndenumerate(r2[v.name]):
         ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=7, color="w" if val < 0.6 else "k")
-    ax.set_xticks(range(5), [f"{j}{' (imm.)' if j < 2 else ''}" for j in range(5)], fontsize=8)
+    ax.set_xticks(range(5), [f"{j}\nimmovable" if j < 2 else str(j) for j in range(5)], fontsize=8)
     ax.set_yticks(range(5), [f"slot {k}" for k in range(5)], fontsize=8)
     for k, lab in enumerate(ax.get_yticklabels()):
         lab.set_color(slot_colour(k))
@@ -213,7 +216,7 @@ x = np.arange(3)
 fig, ax = plt.subplots(figsize=(6.5, 3))
 for i, (name, a) in enumerate(agree.items()):
     ax.bar(x + 0.38 * i - 0.19, list(a.values()), 0.38, label=name)
-ax.axhline(chance, color="k", lw=0.8, ls="--", label="random state")
+ax.axhline(chance, color="k", lw=0.8, ls="--", label="random pair (per object)")
 ax.set_xticks(x, ["immovable objects\nin place", "movable objects\nin place", "identical\nstate"])
 ax.set_ylim(0, 1)
 ax.set_ylabel(f"share of {len(queries)} queries")
@@ -281,8 +284,8 @@ print("now showing:", explorer.title)
 #
 # 1. Set `epochs = 50`. Do the $R^2$ matrices become closer to a permutation (one bright cell per
 #    row and column)? For which model first?
-# 2. Find a state where an action is a no-op but the model's x mark moves away from the dot. What
-#    does the next-state energy printed under the embedding panel say about it?
+# 2. Find a state where an action is a no-op but the model's x marks move away from the dots. What
+#    does the energy $E(x, o)$ in the corner of the embedding panel say about it?
 # 3. Train with `negatives="episodic"` only (see {ref}`chap-negatives`) and add it as `other`.
 #    Which objects do its nearest states agree on?
 # 4. Open two models with `embedding_dim = 4`: the embedding panel then shows the two principal
