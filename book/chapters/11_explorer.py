@@ -158,7 +158,8 @@ print(f"episode {e_noop}, step {t_noop}: action {eval_set.actions[e_noop, t_noop
 #
 # If slot $k$ tracks object $j$, object $j$'s grid position should be an (affine) function of
 # $z_k$. {func}`cswm_lib.widgets.slot_object_r2` fits that map for every pair and reports
-# $R^2$ (1: the slot determines where the object is; 0: it says nothing about it).
+# $R^2$ (1: the slot determines where the object is; 0: it says nothing about it). Objects 0 and 1
+# are the immovable ones ("imm.").
 
 # %%
 pos = ids.reshape(E * (T + 1), 5, 2)
@@ -169,7 +170,7 @@ for ax, v in zip(axes, explorer.views, strict=True):
     im = ax.imshow(r2[v.name], vmin=0, vmax=1, cmap="viridis")
     for (k, j), val in np.ndenumerate(r2[v.name]):
         ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=7, color="w" if val < 0.6 else "k")
-    ax.set_xticks(range(5), [f"{j}\nimmovable" if j < 2 else str(j) for j in range(5)], fontsize=8)
+    ax.set_xticks(range(5), [f"{j}\n(imm.)" if j < 2 else str(j) for j in range(5)], fontsize=8)
     ax.set_yticks(range(5), [f"slot {k}" for k in range(5)], fontsize=8)
     for k, lab in enumerate(ax.get_yticklabels()):
         lab.set_color(slot_colour(k))
