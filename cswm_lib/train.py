@@ -118,6 +118,9 @@ def check_compatible(cfg: ModelConfig, episodes: Episodes, where: str = "dataset
         )
     if cfg.ignore_action:
         return
+    if episodes.attrs.get("atari") and not cfg.copy_action:
+        raise CswmError(f"{where} is Atari data: its actions address no object, so pass --copy-action "
+                        "(the original README: --action-dim 6 --copy-action)")
     n_data = int(episodes.attrs.get("num_actions", 0) or 0)
     hi = int(episodes.actions.max()) + 1 if episodes.actions.size else 0
     need, flag = max(n_data, hi), "--action-dim" if cfg.copy_action else "--action-dim x --num-objects"

@@ -140,6 +140,10 @@ def test_one_line_errors(tmp_path, capsys):
         CswmError, match=r"observations are \[6, 50, 50\] but the model expects \[3, 50, 50\]"
     ):
         check_compatible(cfg(tmp_path).model_config((3, 50, 50)), tiny_episodes(E=2, T=4, channels=6))
+    atari = tiny_episodes(E=2, T=4, channels=6)
+    atari.attrs["atari"] = True
+    with pytest.raises(CswmError, match="is Atari data: .* pass --copy-action"):
+        train(cfg(tmp_path, epochs=1, name="atari"), atari)
     train(cfg(tmp_path, epochs=1, name="run"), eps)
     with pytest.raises(CswmError, match="another config \\(num_objects: 2 there vs 3 now\\)"):
         train(cfg(tmp_path, epochs=1, name="run", num_objects=3), eps)
