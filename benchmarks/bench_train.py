@@ -1,0 +1,293 @@
+"""Benchmark: C-SWM training throughput (transitions/s) and peak RSS -- ours vs the original's method.
+
+The original (``train.py`` of tkipf/c-swm and the negative-sampling fork) stores ``obs`` and
+``next_obs`` as float arrays (float32 Shapes, float64 Cubes/Atari), feeds them through a
+``DataLoader`` (shuffle, 4 workers) that indexes them item by item, runs the GNN per edge over an
+edge list with batch offsets (edge MLP on every edge, scatter-add per node), draws baseline negatives
+with ``np.random.permutation`` and steps Adam. ``original_step`` below re-implements exactly that;
+the encoders are the same modules in both (identical computation). Ours is ``cswm_lib.train``'s
+inner loop: one uint8 tensor, whole-batch gathers, the factored GNN.
+
+Frames are random (throughput does not depend on pixel content). Both implementations compute
+the same loss for the same batch (checked before timing). Each run is a fresh subprocess (so its
+peak RSS, workers included, can be read), alternating original / ours for ``--rounds`` rounds; the
+speed-up quoted is the median of the per-round ratios, since the machine may be shared. (Running
+both in one process batch by batch would let the original's DataLoader workers prefetch while our
+step runs, which biases against ours.)
+
+    .venv/bin/python benchmarks/bench_train.py            # shapes, cubes, atari
+    .venv/bin/python benchmarks/bench_train.py --quick    # fewer batches
+
+Writes ``benchmarks/results/bench_train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.model import CSWM, ModelConfig
+from cswm_lib.negatives import sample_negatives
+
+# name: (encoder, channels, float dtype of the original's arrays, model kwargs, batch size, episodes, T)
+SETUPS = {
+    "shapes_small": ("small", 3, np.float32, {}, 1024, 200, 100),  # 20k transitions, as the anchor
+    "cubes_large": ("large", 3, np.float64, {}, 128, 12, 100),
+    "atari_medium": (
+        "medium",
+        6,
+        np.float64,
+        dict(embedding_dim=4, action_dim=6, num_objects=3, copy_action=True),
+        256,
+        150,
+        10,
+    ),
+}
+
+
+def make_episodes(name: str, seed: int = 0) -> tuple[Episodes, ModelConfig, int]:
+    enc, C, _, kw, bs, E, T = SETUPS[name]
+    cfg = ModelConfig(encoder=enc, input_shape=(C, 50, 50), **kw)
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (E, T + 1, C, 50, 50), dtype=np.uint8)
+    return Episodes(frames, rng.integers(0, cfg.num_actions, (E, T))), cfg, bs
+
+
+# ---------------------------------------------------------------- the original's approach
+class StateTransitionsDataset(Dataset):
+    """The original: float arrays, an (episode, step) index list, items fetched one by one."""
+
+    def __init__(self, eps: Episodes, dtype: type):
+        f = eps.frames.astype(dtype) / 255.0
+        self.obs, self.next_obs = f[:, :-1].copy(), f[:, 1:].copy()  # stored twice, as in the h5 files
+        self.action = eps.actions
+        self.idx = [(e, t) for e in range(eps.num_episodes) for t in range(eps.episode_length)]
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int):
+        e, t = self.idx[i]
+        return self.obs[e, t].astype(np.float32), self.action[e, t], self.next_obs[e, t].astype(np.float32)
+
+
+def mlp(seq: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The original's MLP (Linear, ReLU, Linear, LayerNorm, ReLU, Linear), out-of-place ReLUs."""
+    return seq[5](F.relu(seq[3](seq[2](F.relu(seq[0](x))))))
+
+
+def original_encode(model: CSWM, obs: torch.Tensor) -> torch.Tensor:
+    """The original's encoders: plain Conv2d layers (also the stride-10 one), then the object MLP."""
+    ex, en = model.obj_extractor, model.obj_encoder
+    act = F.leaky_relu if model.config.encoder == "medium" else F.relu
+    x = obs
+    for i in range(1, ex.num_hidden + 1):
+        x = act(getattr(ex, f"ln{i}")(getattr(ex, f"cnn{i}")(x)))
+    x = torch.sigmoid(getattr(ex, f"cnn{ex.num_hidden + 1}")(x)).flatten(2)
+    return en.fc3(F.relu(en.ln(en.fc2(F.relu(en.fc1(x))))))
+
+
+class OriginalTransition:
+    """Per-edge GNN with a cached edge list (rebuilt when the batch size changes), as the original."""
+
+    def __init__(self, model: CSWM):
+        self.m, self.edges, self.bs = model, None, None
+
+    def edge_list(self, B: int, K: int) -> torch.Tensor:
+        if self.bs != B:
+            adj = torch.ones(K, K) - torch.eye(K)
+            e = adj.nonzero().t()  # [2, K(K-1)]
+            offs = (torch.arange(B) * K).repeat_interleave(K * (K - 1))
+            self.edges, self.bs = e.repeat(1, B) + offs, B
+        return self.edges
+
+    def __call__(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        gnn, cfg, (B, K, D) = self.m.transition_model, self.m.config, z.shape
+        nodes = z.reshape(B * K, D)
+        row, col = self.edge_list(B, K)
+        msg = mlp(gnn.edge_mlp, torch.cat([nodes[row], nodes[col]], 1))
+        agg = torch.zeros(B * K, msg.shape[1]).scatter_add_(0, row[:, None].expand_as(msg), msg)
+        if cfg.copy_action:
+            a = F.one_hot(action, cfg.action_dim).float().repeat_interleave(K, 0)
+        else:
+            a = F.one_hot(action, cfg.action_dim * K).float().view(B * K, cfg.action_dim)
+        return mlp(gnn.node_mlp, torch.cat([nodes, a, agg], 1)).view(B, K, D)
+
+
+def original_loss(model: CSWM, trans: OriginalTransition, obs, action, next_obs, perm):
+    z, zn = original_encode(model, obs), original_encode(model, next_obs)
+    scale = 0.5 / model.config.sigma**2
+    pos = (scale * (z + trans(z, action) - zn).pow(2).sum(2)).mean(1).mean()
+    neg = F.relu(model.config.hinge - (scale * (z - z[perm]).pow(2).sum(2)).mean(1)).mean()
+    return pos + neg
+
+
+# ---------------------------------------------------------------- measurement
+def make_step(name: str, impl: str):
+    """A closure running one training step of ``impl`` (fetch batch, loss, backward, Adam); returns B."""
+    eps, cfg, bs = make_episodes(name)
+    torch.manual_seed(0)
+    model = CSWM(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    if impl == "ours":
+        tb, g = TransitionBatches(eps, bs), torch.Generator().manual_seed(0)
+
+        def stream():
+            while True:
+                for b in tb.epoch(g):
+                    neg = sample_negatives(
+                        "baseline", b.episode, b.step, eps.num_episodes, eps.episode_length, g
+                    )
+                    yield b.obs, b.action, b.next_obs, neg.batch_index
+
+        def loss_fn(o, a, n, idx):
+            return model.contrastive_loss(o, a, n, neg_batch_index=idx)[0]
+    else:
+        ds = StateTransitionsDataset(eps, SETUPS[name][2])
+        loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=4, persistent_workers=True)
+        trans = OriginalTransition(model)
+
+        def stream():
+            while True:
+                for o, a, n in loader:
+                    yield o, a, n, torch.from_numpy(np.random.permutation(len(a)))
+
+        def loss_fn(o, a, n, perm):
+            return original_loss(model, trans, o, a, n, perm)
+
+    it = stream()
+
+    def step() -> int:
+        o, a, nx, idx = next(it)
+        loss = loss_fn(o, a, nx, idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return len(a)
+
+    return step
+
+
+def run(name: str, impl: str, batches: int, threads: int) -> dict:
+    """One implementation alone (in its own subprocess): throughput and peak RSS incl. workers."""
+    torch.set_num_threads(threads)
+    step = make_step(name, impl)
+    step()  # warm-up (and start the workers)
+    t0, n = time.perf_counter(), sum(step() for _ in range(batches))
+    dt = time.perf_counter() - t0
+    rss = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    return {
+        "setup": name,
+        "impl": impl,
+        "transitions_per_s": n / dt,
+        "batch_size": batches and n // batches,
+        "batches": batches,
+        "peak_rss_mb": rss / 1024,
+        "threads": threads,
+    }
+
+
+def check_same_loss(name: str) -> float:
+    """Both implementations give the same loss on the same batch and permutation."""
+    eps, cfg, _ = make_episodes(name)
+    torch.manual_seed(0)
+    model = CSWM(cfg)
+    b = next(TransitionBatches(eps, 64).epoch(torch.Generator().manual_seed(0)))
+    perm = torch.randperm(64)
+    ours = model.contrastive_loss(b.obs, b.action, b.next_obs, neg_batch_index=perm[:, None])[0]
+    orig = original_loss(model, OriginalTransition(model), b.obs, b.action, b.next_obs, perm)
+    return abs(ours.item() - orig.item())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--setups", nargs="*", default=list(SETUPS))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--worker", nargs=2, metavar=("SETUP", "IMPL"), help=argparse.SUPPRESS)
+    p.add_argument("--batches", type=int, default=None)
+    p.add_argument("--out", default=None, help="file name under benchmarks/results/")
+    p.add_argument("--rounds", type=int, default=3, help="alternating runs per implementation")
+    a = p.parse_args()
+    if a.worker:
+        print(json.dumps(run(*a.worker, a.batches, a.threads)))
+        return
+    rows, summary = [], {}
+    for name in a.setups:
+        diff = check_same_loss(name)
+        assert diff < 1e-4, f"{name}: losses differ by {diff}"
+        nb = a.batches or (2 if a.quick else {"shapes_small": 6, "cubes_large": 3, "atari_medium": 4}[name])
+        for r in range(a.rounds):  # A B A B ...: each run in a fresh process; load drifts hit both alike
+            for impl in ("original", "ours"):
+                cmd = [
+                    sys.executable,
+                    "-W",
+                    "ignore",
+                    __file__,
+                    "--worker",
+                    name,
+                    impl,
+                    "--batches",
+                    str(nb),
+                    "--threads",
+                    str(a.threads),
+                ]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                rows.append(json.loads(out.strip().splitlines()[-1]) | {"loss_diff": diff, "round": r})
+                print(
+                    f"{name:14s} round {r} {impl:9s} {rows[-1]['transitions_per_s']:8.1f} transitions/s  "
+                    f"peak RSS {rows[-1]['peak_rss_mb']:6.0f} MB",
+                    flush=True,
+                )
+        tps = {
+            i: [x["transitions_per_s"] for x in rows if x["setup"] == name and x["impl"] == i]
+            for i in ("original", "ours")
+        }
+        rss = {i: max(x["peak_rss_mb"] for x in rows if x["setup"] == name and x["impl"] == i) for i in tps}
+        ratios = [u / o for o, u in zip(tps["original"], tps["ours"], strict=True)]
+        summary[name] = {
+            "original_tps": statistics.median(tps["original"]),
+            "ours_tps": statistics.median(tps["ours"]),
+            "speedup_median_of_rounds": statistics.median(ratios),
+            "speedups": ratios,
+            "original_rss_mb": rss["original"],
+            "ours_rss_mb": rss["ours"],
+        }
+    head = ["original t/s", "ours t/s", "speed-up", "RSS orig", "RSS ours"]
+    print(
+        f"\n{'setup':14s} " + " ".join(f"{h:>12s}" for h in head) + "   (medians over rounds; peak RSS: max)"
+    )
+    for name, s in summary.items():
+        print(
+            f"{name:14s} {s['original_tps']:12.1f} {s['ours_tps']:12.1f} "
+            f"{s['speedup_median_of_rounds']:11.2f}x {s['original_rss_mb']:11.0f}M {s['ours_rss_mb']:11.0f}M"
+            "   per round: " + " ".join(f"{x:.2f}x" for x in s["speedups"])
+        )
+    print(
+        "performance-anchors.md (original, same kind of CPU): Shapes small batch 1024 end to end ~650 t/s, "
+        "model only ~800; Atari medium ~70-85; Cubes large ~46 (model only)"
+    )
+    out = Path(__file__).parent / "results" / (a.out or "bench_train.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"runs": rows, "summary": summary, "threads": a.threads}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
