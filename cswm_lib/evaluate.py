@@ -470,8 +470,8 @@ def evaluate(
         embeddings: output of :func:`embed_paths` to reuse (skips encoding; must cover the setting).
 
     Returns:
-        ``{"hits@1": .., "hits@5": .., "hits@10": .., "mrr": .., "N": queries, "num_candidates",
-        "num_duplicate_targets", and the settings}``; with ``return_ranks`` also ``"ranks"``.
+        A dict with ``hits@k`` for each k, ``mrr``, ``N`` (queries), ``num_candidates``,
+        ``num_duplicate_targets`` and the settings; with ``return_ranks`` also ``ranks``.
     """
     if mode not in MODES:
         raise CswmError(f"mode must be one of {MODES}, got {mode!r}")

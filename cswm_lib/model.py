@@ -165,9 +165,11 @@ class TransitionGNN(nn.Module):
 
     Straightforward form (the original): for every edge m_ij = edge_mlp([z_i, z_j]); node i sums its
     outgoing messages, then delta_i = node_mlp([z_i, a_i, sum_j m_ij]). Evaluated here as
-      * first edge layer W [z_i; z_j] + b = (W_src z_i + b) + W_tgt z_j: two per-NODE projections,
-        added per edge;
-      * last edge layer is linear, so sum_j (W h_ij + b) = W (sum_j h_ij) + (K-1) b: applied per node.
+
+    * first edge layer W [z_i; z_j] + b = (W_src z_i + b) + W_tgt z_j: two per-NODE projections,
+      added per edge;
+    * last edge layer is linear, so sum_j (W h_ij + b) = W (sum_j h_ij) + (K-1) b: applied per node.
+
     Only the middle 512x512 layer runs per edge. Pairs come from fixed index buffers (no edge list per batch).
     """
 

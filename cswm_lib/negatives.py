@@ -31,6 +31,7 @@ from torch import Tensor
 
 from cswm_lib import CswmError
 
+#: The strategy names accepted by :func:`sample_negatives`.
 STRATEGIES = ("baseline", "time_aligned", "episodic", "out_of_episode", "mixed")
 
 

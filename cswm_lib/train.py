@@ -1,16 +1,17 @@
-"""Train a C-SWM with any negative-sampling strategy: ``train(TrainConfig(...))`` or the original CLI.
+"""Train a C-SWM with any negative-sampling strategy: ``train(TrainConfig(...))`` or the original CLI::
 
     python -m cswm_lib.train --dataset data/shapes_train.h5 --encoder small --name shapes
     python -m cswm_lib.train --dataset data/pong_train.h5 --encoder medium --embedding-dim 4 \\
         --action-dim 6 --num-objects 3 --copy-action --custom-neg --in-ep-prob 0.0   # time-aligned
 
-Writes ``<save_folder>/<name>/``:
-  ``config.json``  the full TrainConfig + ModelConfig + dataset facts
-  ``model.pt``     state dict of the epoch with the LOWEST mean training loss (the original's rule;
+Writes ``<save_folder>/<name>/``::
+
+  config.json      the full TrainConfig + ModelConfig + dataset facts
+  model.pt         state dict of the epoch with the LOWEST mean training loss (the original's rule;
                    there is no validation set) -- "the" model that ``checkpoint.load_model`` reads
-  ``last.pt``      state dict after the last completed epoch
-  ``log.jsonl``    one line per epoch: epoch, loss, pos, neg, seconds, best
-  ``state.pt``     model + optimizer + progress, written atomically after every epoch
+  last.pt          state dict after the last completed epoch
+  log.jsonl        one line per epoch: epoch, loss, pos, neg, seconds, best
+  state.pt         model + optimizer + progress, written atomically after every epoch
 
 Re-running the same command RESUMES after the last completed epoch and ends with bit-identical weights
 to an uninterrupted run: the shuffling/negative RNG is re-seeded from (seed, epoch) at every epoch,

@@ -28,8 +28,8 @@ from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
 from cswm_lib.utils import cli_errors, data_dir
 
-#: The datasets of the original READMEs at full size (the chapters shrink them): C-SWM's shapes, cubes,
-#: pong and spaceinvaders, and the negative-sampling fork's immovable worlds and eval files with state ids.
+#: The datasets of the original READMEs at full size (the chapters shrink them), that is C-SWM's shapes,
+#: cubes, pong and spaceinvaders, and the negative-sampling fork's immovable worlds and eval files with ids.
 README_DATASETS: dict[str, dict] = {
     "shapes_train": dict(env_id="ShapesTrain-v0", num_episodes=1000, seed=1),
     "shapes_eval": dict(env_id="ShapesEval-v0", num_episodes=10000, seed=2),
