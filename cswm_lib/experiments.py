@@ -1,4 +1,4 @@
-"""Experiments as data: one spec per (dataset, comparison), one call to train, evaluate and aggregate.
+"""Experiments as data: one spec per (dataset, comparison), one call to train, evaluate and aggregate::
 
     spec = Experiment(experiment="4.1", dataset="Shapes immovable", train_data="shapes_imm_train",
                       eval_data="shapes_imm_eval", model={"encoder": "small"},
@@ -49,15 +49,18 @@ from cswm_lib.evaluate import embed_paths, evaluate
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import checkpoints_dir, get_device
 
+#: What the results table says where the paper's number is not known to us.
 PAPER_UNKNOWN = (
     "not known to us: the paper's table values were not found (shared/reference/original-code.md sec. 3)"
 )
+#: Evaluation settings by name (keyword arguments of :func:`cswm_lib.evaluate.evaluate`).
 EVAL_MODES: dict[str, dict[str, Any]] = {
     "global": dict(mode="global"),
     "dedup": dict(mode="dedup"),
     "batched": dict(mode="batched", dedup="published", averaging="published"),
     "local": dict(mode="local", dedup="published"),
 }
+#: Metric names in result rows -> keys of the dict :func:`cswm_lib.evaluate.evaluate` returns.
 METRICS = {"Hits@1": "hits@1", "Hits@5": "hits@5", "Hits@10": "hits@10", "MRR": "mrr"}
 START_METRIC = "argmin=o_0"  # local modes only: prediction closest to the start state o_0
 ROW_KEYS = (
