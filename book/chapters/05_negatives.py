@@ -38,7 +38,7 @@ batch_size = 1024  # baseline negatives come from a batch of this size
 num_draws = 20000  # negatives drawn for the statistics
 num_show = 4  # negatives drawn per strategy in the pictures
 beta = 0.5  # probability of an episodic negative in "mixed" (the paper's value)
-train_epochs = 2  # short training runs, one per strategy, for the probe at the end (0: skip)
+train_epochs = 1  # short training runs, one per strategy, for the probe at the end (0: skip)
 train_batch_size = 128
 probe_episodes = 20  # the probe compares all states of this many episodes (pairs: (episodes x T)^2)
 device = None
@@ -297,8 +297,9 @@ plt.show()
 # Finally we train one model per strategy, `baseline` and the paper's `mixed` ($\beta$ = 0.5, not
 # time-aligned), on the immovable data (`train_epochs` epochs; the `cpu` and `full` scales train
 # longer) and ask each trained model a question the shortcut analysis suggests: **how well does
-# it separate states of the same episode?** Those differ only in the moving objects. We report, over pairs of distinct states, the share whose energy is
-# beyond the hinge, within episodes and across episodes. At the `small` scale the runs are far
+# it separate states of the same episode?** Those differ only in the moving objects. We report,
+# over pairs of distinct states, the share whose energy is beyond the hinge, within episodes and
+# across episodes. At the `small` scale the runs are far
 # too short to show the paper's effect reliably; the numbers are what this run produced.
 
 # %%
