@@ -85,7 +85,9 @@ class Experiment:
 
     Attributes:
         experiment: paper section, e.g. ``"4.1"``; dataset: table label, e.g. ``"Shapes immovable"``.
-        train_data, eval_data: names in :data:`cswm_lib.data.generate.README_DATASETS`; the files
+        train_data, eval_data: names in :data:`cswm_lib.data.generate.README_DATASETS`, or paths of
+            existing ``.h5`` files (e.g. the A3C splits of :func:`cswm_lib.a3c.collect.split_path`; the
+            divisors do not apply to them); for README names the files
             hold ``README size // divisor`` episodes (at least ``min_episodes``).
         model: TrainConfig fields shared by all runs (the README flags: encoder, embedding_dim, ...).
         strategies: ``{label: TrainConfig overrides}``, e.g.
@@ -109,6 +111,7 @@ class Experiment:
     seeds: Sequence[int] = (42,)
     epochs: int = 100
     batch_size: int = 1024
+    eval_batch_size: int = 100  # batch of the ``batched`` mode (eval_ids_b.py: 100)
     learning_rate: float = 5e-4
     modes: Sequence[str] = ("dedup",)
     num_steps: Sequence[int] = (1,)
@@ -121,10 +124,10 @@ class Experiment:
 
     def __post_init__(self) -> None:
         for name in (self.train_data, self.eval_data):
-            if name not in README_DATASETS:
+            if name not in README_DATASETS and not _is_file_name(name):
                 raise CswmError(
                     f"experiment {self.experiment}: unknown dataset {name!r} "
-                    f"(expected one of {', '.join(README_DATASETS)})"
+                    f"(expected one of {', '.join(README_DATASETS)} or a path ending in .h5)"
                 )
         for m in self.modes:
             if m.removesuffix("_z0") not in EVAL_MODES:
@@ -160,15 +163,29 @@ class Experiment:
         (the hash covers model flags, batch size and learning rate), so scales never share runs."""
         key = json.dumps([self.model, self.batch_size, self.learning_rate], sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        if _is_file_name(self.train_data):
+            return f"{self.experiment}_{Path(self.train_data).stem}_e{self.epochs}_{digest}"
         return f"{self.experiment}_{self.train_data}_div{self.train_divisor}_e{self.epochs}_{digest}"
+
+
+def _is_file_name(name: str | Path) -> bool:
+    return str(name).endswith(".h5")
+
+
+def _dataset(name: str, divisor: int, **kw: Any) -> Path:
+    if not _is_file_name(name):
+        return readme_dataset(name, divisor, **kw)
+    if not Path(name).is_file():
+        raise CswmError(f"dataset file not found: {name}")
+    return Path(name)
 
 
 def datasets(spec: Experiment) -> tuple[Path, Path]:
     """Ensure (generate or reuse) the train and eval files of ``spec``; return their paths."""
     kw = dict(min_episodes=spec.min_episodes, progress=spec.progress)
     return (
-        readme_dataset(spec.train_data, spec.train_divisor, **kw),
-        readme_dataset(spec.eval_data, spec.eval_divisor, **kw),
+        _dataset(spec.train_data, spec.train_divisor, **kw),
+        _dataset(spec.eval_data, spec.eval_divisor, **kw),
     )
 
 
@@ -255,10 +272,19 @@ def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) ->
             cands = (
                 episodes.num_episodes
                 if base == "global" or base == "dedup"
-                else (100 if base == "batched" else episodes.episode_length + 1)
+                else (spec.eval_batch_size if base == "batched" else episodes.episode_length + 1)
             )
             ks = [k for k in (1, 5, 10) if k <= cands]
-            r = evaluate(model, episodes, steps, ks=ks, progress=False, embeddings=e, **EVAL_MODES[base])
+            r = evaluate(
+                model,
+                episodes,
+                steps,
+                ks=ks,
+                progress=False,
+                embeddings=e,
+                batch_size=spec.eval_batch_size,
+                **EVAL_MODES[base],
+            )
             for metric in spec.metrics:
                 if METRICS[metric] in r:
                     records.append(dict(mode=mode, num_steps=steps, metric=metric, value=r[METRICS[metric]]))

@@ -152,3 +152,47 @@ def test_bad_specs_are_one_line_errors(kw, msg):
     with pytest.raises(CswmError, match=msg) as err:
         tiny_spec(**kw)
     assert "\n" not in str(err.value)
+
+
+def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
+    """Pre-collected files (e.g. the A3C splits of Sec. 4.3) as train/eval data; ``batched`` mode
+    ranks within batches of ``eval_batch_size``."""
+    from tiny_worlds import tiny_episodes
+
+    from cswm_lib.data.hdf5 import save_episodes
+
+    train_path = save_episodes(tiny_episodes(E=4, T=4, seed=0), tmp_dirs / "a_train_4ep.h5")
+    eval_path = save_episodes(tiny_episodes(E=7, T=4, seed=1), tmp_dirs / "a_test_7ep.h5")
+    spec = tiny_spec(
+        experiment="4.3",
+        train_data=str(train_path),
+        eval_data=str(eval_path),
+        model={"encoder": "small", "hidden_dim": 16, "num_objects": 2, "action_dim": 4},
+        strategies={"baseline": {}},
+        seeds=[0],
+        epochs=1,
+        batch_size=8,
+        eval_batch_size=3,
+        modes=["batched", "local"],
+        num_steps=[1],
+    )
+    assert ex.datasets(spec) == (train_path, eval_path)
+    assert spec.folder_name().startswith("4.3_a_train_4ep_e1_")
+    rows = ex.run(spec)
+    assert {r["mode"] for r in rows} == {"batched", "local"} and all(0 <= r["mean"] <= 1 for r in rows)
+    model = ex.load_model(tmp_dirs / "ckpt" / spec.folder_name() / "baseline_s0", "cpu")
+    direct = ex.evaluate(
+        model,
+        ex.load_episodes(eval_path),
+        1,
+        batch_size=3,
+        ks=[1],
+        progress=False,
+        **ex.EVAL_MODES["batched"],
+    )
+    assert direct["N"] == 6  # two full batches of 3; the 7th episode is dropped as in eval_ids_b.py
+    (hits,) = ex.select(rows, mode="batched", metric="Hits@1")
+    assert hits["mean"] == pytest.approx(direct["hits@1"])
+    with pytest.raises(CswmError, match="dataset file not found: .*missing.h5$") as err:
+        ex.datasets(tiny_spec(train_data=str(train_path), eval_data=str(tmp_dirs / "missing.h5")))
+    assert "\n" not in str(err.value)
