@@ -271,7 +271,9 @@ for k, v in lift.items():
 # With $D = 2$ each object slot of a model is a point in the plane. Below, one training episode
 # (100 steps) encoded by the first seed of each model: a line per slot, a circle at $t = 0$ and a
 # cross at the end. An immovable object's slot should not move; a moving object's slot should trace
-# the grid moves it makes. The printed numbers are each slot's total path length.
+# the grid moves it makes. The printed numbers are each slot's total path length: a model whose
+# slots barely move over 100 steps has not encoded the moving objects at all. Episodic negatives
+# are what demands it -- two states of one episode differ only in the moving objects.
 
 # %%
 motion = {}
