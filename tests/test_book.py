@@ -127,3 +127,31 @@ def test_undeclared_parameter_is_rejected(tmp_path):
     (tmp_path / "params.yaml").write_text("scale: full\nchapters:\n  01_good: {typo_n: 1}\n")
     proc = runner(tmp_path, "--chapters", "01_good")
     assert proc.returncode == 2 and "['typo_n'] are not in its parameters cell" in proc.stderr
+
+
+@pytest.mark.slow
+def test_book_build_fails_on_a_failing_cell(tmp_path):
+    """With our _config.yml, `jupyter-book build -W` must exit non-zero when a chapter cell raises
+    (myst-nb only logs such a failure unless told otherwise)."""
+    import shutil
+
+    from cswm_lib.utils import project_root
+
+    root = project_root()
+    make_book(tmp_path)
+    shutil.copy(root / "_config.yml", tmp_path / "_config.yml")
+    shutil.copy(root / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    (tmp_path / "book" / "chapters" / "01_good.py").unlink()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/chapters/02_broken\n"
+    )
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", "-W", "-n", "--keep-going", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "the data set is empty" in proc.stdout + proc.stderr
