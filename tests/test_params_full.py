@@ -172,3 +172,141 @@ def test_full_section_names_only_declared_parameters(full, chapter, tmp_path):
         to_notebook(project_root() / "book" / "chapters" / f"{chapter}.py", tmp_path / f"{chapter}.ipynb")
     )
     assert set(full[chapter]) <= set(declared)
+
+
+# ------------------------------------------------------------------ Sec. 4.3 (chapter 10, Engineer LOCAL)
+# The README commands of the negative-sampling repository for the A3C ("full") datasets, as recorded in
+# shared/reference/original-code.md sec. 2.3-2.5: collection (burn-in ranges, 10000 / 1000 / 1000
+# episodes, seeds 1 / 2 / 3, eps 0.5, 10 steps; valid checked against train, test against train and
+# valid), training (--epochs 100 --learning-rate 0.0005) and the two scores (eval_ids_b / _inep --dedup).
+# Only the train and test file names are recorded there; the valid name follows the same pattern.
+COLLECT = "python -m a3c.scr.collect"
+A3C_TRAIN = (
+    "--encoder medium --embedding-dim 4 --action-dim 6 --copy-action --epochs 100 --learning-rate 0.0005"
+)
+LOCAL = "10_local_global"
+README_43 = {
+    "collect": [
+        f"{COLLECT} PongDeterministic-v4 --min-burnin 58 --max-burnin 100 --max-episodes 10000 "
+        "--num-steps 10 --save-path data/pong_full_train_eps_0_5.h5 --eps 0.5 --seed 1",
+        f"{COLLECT} PongDeterministic-v4 --min-burnin 58 --max-burnin 100 --max-episodes 1000 --num-steps 10 "
+        "--save-path data/pong_full_valid_eps_0_5.h5 --check-dup-paths data/pong_full_train_eps_0_5.h5 "
+        "--eps 0.5 --seed 2",
+        f"{COLLECT} PongDeterministic-v4 --min-burnin 58 --max-burnin 100 --max-episodes 1000 --num-steps 10 "
+        "--save-path data/pong_full_test_dup_eps_0_5.h5 --check-dup-paths data/pong_full_train_eps_0_5.h5 "
+        "data/pong_full_valid_eps_0_5.h5 --eps 0.5 --seed 3",
+        f"{COLLECT} SpaceInvadersDeterministic-v4 --min-burnin 50 --max-burnin 300 --max-episodes 10000 "
+        "--num-steps 10 --save-path data/spaceinvaders_full_train_eps_0_5.h5 --eps 0.5 --seed 1",
+        f"{COLLECT} SpaceInvadersDeterministic-v4 --min-burnin 50 --max-burnin 300 --max-episodes 1000 "
+        "--num-steps 10 --save-path data/spaceinvaders_full_valid_eps_0_5.h5 "
+        "--check-dup-paths data/spaceinvaders_full_train_eps_0_5.h5 --eps 0.5 --seed 2",
+        f"{COLLECT} SpaceInvadersDeterministic-v4 --min-burnin 50 --max-burnin 300 --max-episodes 1000 "
+        "--num-steps 10 --save-path data/spaceinvaders_full_test_dup_eps_0_5.h5 "
+        "--check-dup-paths data/spaceinvaders_full_train_eps_0_5.h5 data/spaceinvaders_full_valid_eps_0_5.h5 "
+        "--eps 0.5 --seed 3",
+    ],
+    "train": {
+        (
+            "pong",
+            "baseline",
+        ): f"{TRAIN} --dataset data/pong_full_train_eps_0_5.h5 {A3C_TRAIN} --num-objects 3",
+        ("pong", "episodic+out-of-episode"): f"{TRAIN} --dataset data/pong_full_train_eps_0_5.h5 {A3C_TRAIN} "
+        "--num-objects 3 --custom-neg --disable-time-aligned",
+        ("spaceinvaders", "baseline"): f"{TRAIN} --dataset data/spaceinvaders_full_train_eps_0_5.h5 "
+        f"{A3C_TRAIN} --num-objects 5",
+        (
+            "spaceinvaders",
+            "episodic+out-of-episode",
+        ): f"{TRAIN} --dataset data/spaceinvaders_full_train_eps_0_5.h5 "
+        f"{A3C_TRAIN} --num-objects 5 --custom-neg --disable-time-aligned",
+    },
+    "eval": {
+        "batched": "python -m ns.scr.eval_ids_b --dataset data/pong_full_test_dup_eps_0_5.h5 "
+        "--save-folder checkpoints/x --num-steps 1 --dedup",
+        "local": "python -m ns.scr.eval_ids_b_inep --dataset data/pong_full_test_dup_eps_0_5.h5 "
+        "--save-folder checkpoints/x --num-steps 1 --dedup",
+    },
+}
+
+
+def test_43_collection_is_the_readme_commands(full):
+    from cswm_lib.a3c.collect import _parser as collect_parser
+
+    section = full[LOCAL]
+    assert list(section["split_episodes"]) == ["train", "valid", "test"]  # the duplicate-check chain order
+    for command in README_43["collect"]:
+        a = collect_parser().parse_args(args_of(command, COLLECT))
+        split = a.save_path.split("_full_")[1].split("_")[0]
+        game = a.env_id
+        assert game in section["atari_games"]
+        assert section["burnin"][game] == [a.min_burnin, a.max_burnin], command
+        assert section["split_episodes"][split] == a.max_episodes, command
+        assert section["split_seeds"][split] == a.seed, command
+        assert section["eps"] == a.eps and section["episode_steps"] == a.num_steps
+        earlier = list(section["split_episodes"])[: list(section["split_episodes"]).index(split)]
+        assert [p.split("_full_")[1].split("_")[0] for p in a.check_dup_paths] == earlier, command
+
+
+def test_43_agents_are_baby_a3c_and_chapter_07s(full):
+    from cswm_lib.a3c import A3CConfig
+
+    section, agents = full[LOCAL], full["07_agents"]
+    default = A3CConfig()  # baby-a3c: 20 processes, 8e7 frames, lr 1e-4, a checkpoint every 2M frames
+    assert section["atari_workers"] == default.num_workers == 20
+    assert section["atari_max_frames"] == default.max_frames == 80_000_000
+    assert section["atari_lr"] == default.lr and section["atari_checkpoint_every"] == default.checkpoint_every
+    for key in (
+        "atari_games",
+        "atari_workers",
+        "atari_max_frames",
+        "atari_lr",
+        "atari_checkpoint_every",
+        "burnin",
+        "split_episodes",
+        "split_seeds",
+        "eps",
+    ):
+        assert section[key] == agents[key], key  # same agents and files as chapter 07
+    assert section["episode_steps"] == agents["num_steps"]
+
+
+def test_43_training_flags_are_the_readme_commands(full):
+    section = full[LOCAL]
+    assert section["seeds"] == [TrainConfig().seed]
+    assert set(section["strategies"]) == {label for _, label in README_43["train"]}
+    ignore = {"name", "dataset", "save_folder", "device", "progress"}
+    for (data, label), command in README_43["train"].items():
+        expected = asdict(config_from_args(train_parser().parse_args(args_of(command, TRAIN))))
+        ours = asdict(
+            TrainConfig(
+                **section[f"{data}_model"],
+                **section["strategies"][label],
+                epochs=section["epochs"],
+                batch_size=section["batch_size"],
+                learning_rate=section["learning_rate"],
+                seed=section["seeds"][0],
+            )
+        )
+        for key in sorted(set(expected) - ignore):
+            assert ours[key] == expected[key], f"{data} {label}: {key} {ours[key]!r} != {expected[key]!r}"
+
+
+def test_43_scored_as_the_readme_eval_commands(full):
+    p = argparse.ArgumentParser()
+    p.add_argument("--dataset")
+    p.add_argument("--save-folder")
+    p.add_argument("--num-steps", type=int, default=1)
+    p.add_argument("--dedup", action="store_true")
+    section = full[LOCAL]
+    for mode, command in README_43["eval"].items():
+        a = p.parse_args(shlex.split(command)[3:])
+        assert a.dedup and a.num_steps in section["num_steps"] and mode in section["modes"]
+    assert section["eval_batch_size"] == 100  # eval_ids_b.py's batch
+
+
+def test_43_sections_name_only_declared_parameters(full, tmp_path):
+    declared = declared_parameters(
+        to_notebook(project_root() / "book" / "chapters" / f"{LOCAL}.py", tmp_path / f"{LOCAL}.ipynb")
+    )
+    cpu = yaml.safe_load((project_root() / "book" / "params" / "cpu.yaml").read_text())["chapters"]
+    assert set(full[LOCAL]) <= set(declared) and set(cpu[LOCAL]) <= set(declared)

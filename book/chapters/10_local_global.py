@@ -81,9 +81,9 @@ epochs = 2
 batch_size = 64
 learning_rate = 5e-4
 # scoring
-eval_batch_size = 10  # global = eval_ids_b.py: batches of 100
+eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
-modes = ["batched", "local", "batched_z0", "local_z0"]  # batched = the paper's "global"
+modes = ["batched", "local", "batched_z0", "local_z0"]  # batched is the paper's global score
 example_episode = 0  # test episode of the "what local means" figure
 example_steps = 5  # its roll-out length
 
