@@ -67,25 +67,35 @@ def recorded_results(folder: Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def results_markdown(rows: list[dict[str, Any]]) -> str:
-    """A markdown table of result rows, ours (mean ± std over seeds) beside the paper's number."""
+#: The scores a results-at-a-glance table shows: the paper's ranking modes and the local score.
+GLANCE_MODES = ("global", "dedup", "batched", "local")
+
+
+def results_markdown(rows: list[dict[str, Any]], num_steps: int = 1, metric: str = "Hits@1") -> str:
+    """A compact markdown table of result rows: one line per (section, dataset, evaluation mode,
+    scale) with every negative-sampling strategy's score (mean ± std over seeds, in percent) side by
+    side, and the paper's number or "not known to us". Only ``num_steps``-step ``metric`` rows in
+    :data:`GLANCE_MODES` are shown; the chapters have the rest."""
+    rows = [
+        r for r in rows if r["num_steps"] == num_steps and r["metric"] == metric and r["mode"] in GLANCE_MODES
+    ]
     if not rows:
         return "_No reference run has been recorded yet (see `book/results/`)._"
-    lines = [
-        "| Sec. | dataset | negatives | eval | steps | metric | ours (mean ± std) | seeds | scale | paper |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        ours = f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
-        paper = (
-            f"{100 * r['paper']:.1f}"
-            if r.get("paper") is not None
-            else (r.get("paper_note") or "not known to us")
+        groups.setdefault((r["experiment"], r["dataset"], r["mode"], r["scale"]), []).append(r)
+    lines = [
+        f"| Sec. | dataset | eval ({num_steps}-step {metric}) "
+        "| ours: negatives → mean ± std (seeds) | scale | paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (experiment, dataset, mode, scale), group in groups.items():
+        ours = "; ".join(
+            f"{r['negatives']} → {100 * r['mean']:.1f} ± {100 * r['std']:.1f} ({r['n_seeds']})" for r in group
         )
-        lines.append(
-            f"| {r['experiment']} | {r['dataset']} | {r['negatives']} | {r['mode']} | {r['num_steps']} "
-            f"| {r['metric']} | {ours} | {r['n_seeds']} | {r['scale']} | {paper} |"
-        )
+        papers = {f"{100 * r['paper']:.1f}" for r in group if r.get("paper") is not None}
+        paper = ", ".join(sorted(papers)) if papers else "not known to us"
+        lines.append(f"| {experiment} | {dataset} | {mode} | {ours} | {scale} | {paper} |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ A screenshot of each page is kept in `_build/screenshots/`.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import os
@@ -119,8 +120,21 @@ def test_page_renders_in_chromium(site, browser, rel, title, figure):
     )
     broken = [src for src, ok in images if not ok]
     assert not broken, f"{rel}: images that did not load: {broken}"
+    if browser.execute_script("return document.querySelector('main .math') !== null;"):
+        typeset = browser.execute_script(
+            "return (window.MathJax && MathJax.startup) ? MathJax.startup.promise.then("
+            "() => document.querySelectorAll('main mjx-container').length) : 0;"
+        )
+        assert typeset, f"{rel}: formulas were not typeset (MathJax did not load)"
+    raw_table = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main p'))"
+        ".some(p => /\\|\\s*[-\\u2013\\u2014]+\\s*\\|/.test(p.textContent));"
+    )
+    assert not raw_table, f"{rel}: a markdown table was rendered as plain text"
     if figure:
         outputs = browser.find_elements(By.CSS_SELECTOR, "main .cell_output img")
         assert outputs, f"{rel}: the chapter draws figures but none is on the page"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SHOTS / (Path(rel).stem + ".png")))
+    # the whole page, not just the first screen (kept as a build artefact)
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    (SHOTS / (Path(rel).stem + ".png")).write_bytes(base64.b64decode(shot["data"]))

@@ -92,8 +92,14 @@ def test_results_markdown_shows_paper_or_says_unknown():
         n_seeds=3,
         scale="cpu",
         paper=None,
-        paper_note="not known to us",
+        paper_note="not known",
     )
-    table = results_markdown([row, {**row, "paper": 0.987}])
-    assert "| 50.0 ± 25.0 | 3 | cpu | not known to us |" in table
-    assert "| 98.7 |" in table
+    other = {**row, "negatives": "mixed", "mean": 0.75, "std": 0.0}
+    hidden = [{**row, "num_steps": 5}, {**row, "metric": "MRR"}, {**row, "mode": "dedup_z0"}]
+    table = results_markdown([row, other, *hidden]).splitlines()
+    assert len(table) == 3  # header, rule, one line for the (4.1, Shapes immovable, dedup, cpu) group
+    assert table[2] == (
+        "| 4.1 | Shapes immovable | dedup | baseline → 50.0 ± 25.0 (3); mixed → 75.0 ± 0.0 (3) "
+        "| cpu | not known to us |"
+    )
+    assert "| 98.7 |" in results_markdown([{**row, "paper": 0.987}])
