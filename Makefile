@@ -32,6 +32,7 @@ book: $(STAMP)
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) browser-deps
+	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider
 
 cpu: $(STAMP)

@@ -45,7 +45,6 @@ import platform
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import yaml
 
@@ -169,7 +168,7 @@ params_dir = project_root() / "book" / "params"
 for path in sorted(params_dir.glob("*.yaml")):
     spec = yaml.safe_load(path.read_text())
     chapters = spec.get("chapters") or {}
-    print(f"{path.name:>10}: scale={spec.get('scale')!r}, {len(chapters)} chapter section(s): {sorted(chapters)}")
+    print(f"{path.name:>10}: scale={spec.get('scale')!r}, chapters with values: {sorted(chapters)}")
 print("chapters in this book:", [c.stem for c in toc_chapters()])
 
 # %% [markdown]
