@@ -349,6 +349,44 @@ def run(spec: Experiment) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------- reporting
 
 
+def train_specs(specs: dict[str, Experiment]) -> dict[str, dict[tuple[str, int], Path]]:
+    """:func:`train_all` for several experiments, saying how long each took: ``{name: folders}``."""
+    folders = {}
+    for name, spec in specs.items():
+        t0 = time.perf_counter()
+        folders[name] = train_all(spec)
+        print(
+            f"{name}: {len(folders[name])} models ready in {time.perf_counter() - t0:.0f} s "
+            f"(checkpoints/{spec.folder_name()})"
+        )
+    return folders
+
+
+def score_specs(
+    specs: dict[str, Experiment], folders: dict[str, dict[tuple[str, int], Path]]
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """:func:`evaluate_all` + :func:`aggregate` for several experiments: ``(records by name, rows)``."""
+    records, rows = {}, []
+    for name, spec in specs.items():
+        t0 = time.perf_counter()
+        records[name] = evaluate_all(spec, folders[name])
+        rows += aggregate(spec, records[name])
+        print(f"{name}: scored in {time.perf_counter() - t0:.1f} s")
+    return records, rows
+
+
+def plot_loss_grid(folders: dict[str, dict[tuple[str, int], Path]]) -> Any:
+    """One :func:`plot_losses` panel per experiment, side by side; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(folders), figsize=(4.5 * len(folders), 3), squeeze=False)
+    for ax, (name, f) in zip(axes[0], folders.items(), strict=True):
+        plot_losses(f, ax)
+        ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def select(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     """Rows whose fields equal every ``match`` value (a list/tuple value means "one of")."""
 

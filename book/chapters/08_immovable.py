@@ -150,20 +150,8 @@ plt.show()
 # new strategy's loss typically stays higher.
 
 # %%
-folders = {}
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    folders[name] = ex.train_all(spec)
-    print(
-        f"{name}: {len(folders[name])} models ready in {time.perf_counter() - t0:.0f} s "
-        f"(checkpoints/{spec.folder_name()})"
-    )
-
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-for ax, (name, f) in zip(axes, folders.items(), strict=True):
-    ex.plot_losses(f, ax)
-    ax.set_title(name, fontsize=9)
-plt.tight_layout()
+folders = ex.train_specs(specs)
+ex.plot_loss_grid(folders)
 plt.show()
 
 # %% [markdown]
@@ -185,12 +173,7 @@ plt.show()
 # whose prediction is nearest to the episode's **start** state $o_0$.
 
 # %%
-records, rows = {}, []
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    records[name] = ex.evaluate_all(spec, folders[name])
-    rows += ex.aggregate(spec, records[name])
-    print(f"{name}: scored in {time.perf_counter() - t0:.0f} s")
+records, rows = ex.score_specs(specs, folders)
 print(f"scale: {scale} -- {len(rows)} result rows")
 display(Markdown(ex.markdown_table(ex.select(rows, num_steps=1))))
 

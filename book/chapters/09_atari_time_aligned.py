@@ -146,20 +146,8 @@ plt.show()
 # One model per strategy and seed, reused when finished and resumed when interrupted.
 
 # %%
-folders = {}
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    folders[name] = ex.train_all(spec)
-    print(
-        f"{name}: {len(folders[name])} models ready in {time.perf_counter() - t0:.0f} s "
-        f"(checkpoints/{spec.folder_name()})"
-    )
-
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-for ax, (name, f) in zip(axes, folders.items(), strict=True):
-    ex.plot_losses(f, ax)
-    ax.set_title(name, fontsize=9)
-plt.tight_layout()
+folders = ex.train_specs(specs)
+ex.plot_loss_grid(folders)
 plt.show()
 
 # %% [markdown]
@@ -178,12 +166,7 @@ plt.show()
 # that advances the clock, can score well locally without modelling what is on the screen.
 
 # %%
-records, rows = {}, []
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    records[name] = ex.evaluate_all(spec, folders[name])
-    rows += ex.aggregate(spec, records[name])
-    print(f"{name}: scored in {time.perf_counter() - t0:.0f} s")
+records, rows = ex.score_specs(specs, folders)
 for r in rows:  # what we know of the published numbers
     if r["negatives"] == "time-aligned" and r["mode"] == "global" and r["num_steps"] == 1:
         r["paper_note"] = (

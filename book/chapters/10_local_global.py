@@ -223,17 +223,8 @@ for name, spec in specs.items():
 # One model per strategy and seed, reused when finished and resumed when interrupted.
 
 # %%
-folders = {}
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    folders[name] = ex.train_all(spec)
-    print(f"{name}: {len(folders[name])} models ready in {time.perf_counter() - t0:.0f} s")
-
-fig, axes = plt.subplots(1, len(folders), figsize=(4.5 * len(folders), 3), squeeze=False)
-for ax, (name, f) in zip(axes[0], folders.items(), strict=True):
-    ex.plot_losses(f, ax)
-    ax.set_title(name, fontsize=9)
-plt.tight_layout()
+folders = ex.train_specs(specs)
+ex.plot_loss_grid(folders)
 plt.show()
 
 # %% [markdown]
@@ -261,12 +252,7 @@ plt.show()
 # fraction of local queries whose prediction is nearest to the start state.
 
 # %%
-records, rows = {}, []
-for name, spec in specs.items():
-    t0 = time.perf_counter()
-    records[name] = ex.evaluate_all(spec, folders[name])
-    rows += ex.aggregate(spec, records[name])
-    print(f"{name}: scored in {time.perf_counter() - t0:.1f} s")
+records, rows = ex.score_specs(specs, folders)
 print(
     f"scale: {scale} -- {len(rows)} result rows; global = batches of {eval_batch_size} "
     f"(chance {100 / eval_batch_size:.0f}%), local = 11 states (chance {100 / 11:.0f}%)"
