@@ -19,20 +19,8 @@ from pathlib import Path
 import torch
 
 from cswm_lib import CswmError
-from cswm_lib.model import _DOWNSAMPLE, CSWM, ENCODERS, ModelConfig
+from cswm_lib.model import _DOWNSAMPLE, CSWM, ENCODERS, MODEL_KEYS, ModelConfig
 from cswm_lib.utils import get_device
-
-_MODEL_KEYS = (
-    "encoder",
-    "embedding_dim",
-    "hidden_dim",
-    "action_dim",
-    "num_objects",
-    "sigma",
-    "hinge",
-    "copy_action",
-    "ignore_action",
-)
 
 
 class _NamespaceUnpickler(pickle.Unpickler):
@@ -84,7 +72,7 @@ def load_model(
         cfg = dict(json.loads((folder / "config.json").read_text())["model"])
     elif (folder / "metadata.pkl").is_file():
         args = read_original_args(folder / "metadata.pkl")
-        cfg = {k: args[k] for k in _MODEL_KEYS if k in args}
+        cfg = {k: args[k] for k in MODEL_KEYS if k in args}
         if cfg.get("encoder") not in ENCODERS:
             raise CswmError(f"{folder}/metadata.pkl names unknown encoder {cfg.get('encoder')!r}")
         try:

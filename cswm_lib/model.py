@@ -25,7 +25,7 @@ The GNN is evaluated in an algebraically equal but cheaper form (see :class:`Tra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +85,10 @@ class ModelConfig:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
         return d
+
+
+#: The fields of :class:`ModelConfig` a training run sets (all but the input shape, which the data gives).
+MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name != "input_shape")
 
 
 class ObjectExtractor(nn.Module):

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
-from cswm_lib.model import CSWM, ModelConfig
+from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig
 from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
 from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, write_json
 
@@ -80,18 +80,7 @@ class TrainConfig:
             self.name = f"{Path(self.dataset).stem}_{self.negatives}_s{self.seed}"
 
     def model_config(self, input_shape: tuple[int, int, int]) -> ModelConfig:
-        keys = (
-            "encoder",
-            "embedding_dim",
-            "hidden_dim",
-            "action_dim",
-            "num_objects",
-            "sigma",
-            "hinge",
-            "copy_action",
-            "ignore_action",
-        )
-        return ModelConfig(input_shape=input_shape, **{k: getattr(self, k) for k in keys})
+        return ModelConfig(input_shape=input_shape, **{k: getattr(self, k) for k in MODEL_KEYS})
 
     def folder(self) -> Path:
         return Path(self.save_folder or checkpoints_dir()) / str(self.name)
