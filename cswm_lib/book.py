@@ -67,7 +67,7 @@ def recorded_results(folder: Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-#: The scores a results-at-a-glance table shows: the paper's ranking modes and the local score.
+#: The scores a results-at-a-glance table shows (the paper's ranking modes and the local score).
 GLANCE_MODES = ("global", "dedup", "batched", "local")
 
 
