@@ -242,6 +242,7 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
     running = folder / f".{stem}.running.ipynb"
     old_results = os.environ.get("CSWM_RESULTS")
     os.environ["CSWM_RESULTS"] = str(out_dir.resolve())
+    backend = os.environ.pop("MPLBACKEND", None)  # a forced backend (e.g. Agg) drops inline figures
     try:
         # The kernel inherits our stderr and chats on it (start-up warnings); keep that in a log so
         # that a failure reads as one line.
@@ -270,6 +271,8 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
             os.environ.pop("CSWM_RESULTS", None)
         else:
             os.environ["CSWM_RESULTS"] = old_results
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
         source.unlink(missing_ok=True)
     os.replace(running, executed)  # only a chapter that ran to the end counts as done
     write_json(stamp_path, stamp)

@@ -45,11 +45,13 @@ def _need_browser() -> None:
 def site():
     _need_browser()
     jb = Path(sys.executable).with_name("jupyter-book")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # Agg would drop inline figures
     proc = subprocess.run(
         [str(jb), "build", "-W", "-n", "--keep-going", str(ROOT)],
         capture_output=True,
         text=True,
         timeout=3000,
+        env=env,
     )
     assert proc.returncode == 0, "book build failed:\n" + (proc.stdout + proc.stderr)[-4000:]
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
-os.environ["MPLBACKEND"] = "Agg"  # tests only; chapters keep the notebook's inline backend
+import matplotlib
+
+# This process only (not os.environ: that would leak into the kernels that nbval and the book
+# build start, where Agg makes inline figures vanish).
+matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
