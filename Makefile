@@ -33,7 +33,7 @@ book: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters
-	$(PY) -m pytest --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
 cpu: $(STAMP)
 	$(PY) -m cswm_lib.book run --params book/params/cpu.yaml --out runs/cpu
