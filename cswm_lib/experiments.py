@@ -254,6 +254,67 @@ def embed_rollouts(
     return out
 
 
+def local_global_view(
+    model: torch.nn.Module,
+    episodes: Episodes,
+    episode: int,
+    num_steps: int,
+    batch_size: int,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """The distances behind one query's local and global score (Sec. 4.3).
+
+    For eval episode ``episode``, the prediction ``z_L`` rolled out ``num_steps`` = L steps from its
+    first state is compared with the episode's own T + 1 states (local: ``local_distances [T+1]``,
+    ``nearest_t``), and its target ``z_L`` with the predictions of the ``batch_size`` episodes of its
+    batch (global: ``global_distances [B]``, ``global_rank``, 1 = best; ties go to the true pair).
+    ``same_state`` lists the steps whose ground-truth id equals the target's (dedup counts them).
+    """
+    emb = embed_rollouts(model, episodes, [num_steps], device)[num_steps]
+    local = (emb["states"][episode] - emb["predictions"][episode]).pow(2).sum((-1, -2)).numpy()
+    start = episode - episode % batch_size
+    batch = emb["predictions"][start : start + batch_size]
+    glob = (batch - emb["targets"][episode]).pow(2).sum((-1, -2)).numpy()
+    own = episode - start
+    same: list[int] = []
+    if episodes.state_ids is not None:
+        ids = episodes.state_ids[episode]
+        same = [int(t) for t in np.flatnonzero((ids == ids[num_steps]).all(-1)) if t != num_steps]
+    return {
+        "num_steps": num_steps,
+        "local_distances": local,
+        "nearest_t": int(local.argmin()),
+        "same_state": same,
+        "global_distances": glob,
+        "global_index": own,
+        "global_rank": 1 + int((glob < glob[own]).sum()),
+    }
+
+
+def plot_local_global(view: dict[str, Any], ax_local: Any, ax_global: Any, title: str = "") -> None:
+    """Draw a :func:`local_global_view`: the distances to the episode's states (target, states with
+    the target's id and the nearest one marked) and the batch's sorted distances with the true pair."""
+    local, L, best = view["local_distances"], view["num_steps"], view["nearest_t"]
+    ax_local.plot(range(len(local)), local, "o-", color="C0")
+    ax_local.plot(L, local[L], "o", color="red", ms=9, label="target $z_L$")
+    if view["same_state"]:
+        dup = view["same_state"]
+        ax_local.plot(dup, local[dup], "s", mfc="none", mec="red", ms=11, label="same id as target")
+    ax_local.plot(best, local[best], "k*", ms=12, label="nearest")
+    ax_local.set_xticks(range(len(local)))
+    ax_local.set_xlabel("state $t$ of the episode", fontsize=8)
+    ax_local.set_ylabel(r"$\|\hat z_L - z_t\|^2$", fontsize=8)
+    ax_local.set_title(f"{title} -- local: nearest t={best}, target t={L}", fontsize=8)
+    ax_local.legend(fontsize=7)
+    glob, own, rank = view["global_distances"], view["global_index"], view["global_rank"]
+    ax_global.plot(range(1, len(glob) + 1), np.sort(glob, kind="stable"), "o", color="C0", ms=4)
+    ax_global.plot(rank, glob[own], "o", color="red", ms=7)
+    ax_global.set_xticks(range(1, len(glob) + 1, max(1, len(glob) // 5)))
+    ax_global.set_xlabel("rank in the batch", fontsize=8)
+    ax_global.set_ylabel(r"$\|z_L - \hat z^{(j)}_L\|^2$", fontsize=8)
+    ax_global.set_title(f"global: rank {rank} of {len(glob)}", fontsize=8)
+
+
 def start_state_argmin(predictions: torch.Tensor, states: torch.Tensor) -> float:
     """Fraction of queries whose prediction ``[N, K, D]`` is nearest (squared L2, ties -> earliest)
     to the episode's first state among ``states [N, S, K, D]``: a model without dynamics scores 1."""

@@ -196,3 +196,30 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
     with pytest.raises(CswmError, match="dataset file not found: .*missing.h5$") as err:
         ex.datasets(tiny_spec(train_data=str(train_path), eval_data=str(tmp_dirs / "missing.h5")))
     assert "\n" not in str(err.value)
+
+
+def test_local_global_view_matches_direct_distances():
+    from tiny_worlds import tiny_episodes
+
+    from cswm_lib.data.episodes import to_float
+    from cswm_lib.model import CSWM, ModelConfig
+
+    torch.manual_seed(0)
+    model = CSWM(ModelConfig(embedding_dim=2, hidden_dim=32, num_objects=2)).eval()
+    eps = tiny_episodes(E=6, T=5, K=2, seed=3)
+    e, L, B = 4, 2, 4
+    view = ex.local_global_view(model, eps, episode=e, num_steps=L, batch_size=B)
+    with torch.no_grad():
+        z = model.encode(to_float(eps.frames.reshape(-1, *eps.obs_shape))).reshape(6, 6, 2, 2)
+        pred = z[:, 0]
+        for t in range(L):
+            pred = model.predict(pred, torch.from_numpy(eps.actions[:, t]))
+    local = (z[e] - pred[e]).pow(2).sum((-1, -2)).numpy()
+    glob = (pred[B:] - z[e, L]).pow(2).sum((-1, -2)).numpy()  # batch 1 = the last (incomplete) batch: 4, 5
+    np.testing.assert_allclose(view["local_distances"], local, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(view["global_distances"], glob, rtol=1e-5, atol=1e-6)
+    assert view["nearest_t"] == int(local.argmin())
+    assert view["global_index"] == e - B
+    assert view["global_rank"] == 1 + int((glob < glob[e - B]).sum())
+    same = [t for t in range(6) if t != L and (eps.state_ids[e, t] == eps.state_ids[e, L]).all()]
+    assert view["same_state"] == same

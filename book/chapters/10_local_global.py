@@ -92,7 +92,6 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
@@ -301,15 +300,12 @@ plt.show()
 
 # %%
 example = {}
-B = eval_batch_size
 for game in atari_games:
     name, test = names[game], load_episodes(paths[game, "test"])
-    e, L = example_episode, example_steps
-    same_ram = (test.state_ids[e] == test.state_ids[e, L]).all(-1)  # [T+1]
-    T1 = test.episode_length + 1
+    e, L, T1 = example_episode, example_steps, test.episode_length + 1
     fig, axes = plt.subplots(1, T1, figsize=(12, 1.5))
     for t, ax in enumerate(axes):
-        ax.imshow(test.frames[e, t, 3:].transpose(1, 2, 0))
+        ax.imshow(test.frames[e, t, 3:].transpose(1, 2, 0))  # the current frame of the (prev, cur) stack
         ax.set_title(f"t={t}", fontsize=8, color="red" if t == L else "black")
         ax.axis("off")
     fig.suptitle(f"{name}: test episode {e}", fontsize=9)
@@ -318,33 +314,14 @@ for game in atari_games:
     grid = fig.add_gridspec(len(strategies), T1 + 3)
     for row, label in enumerate(strategies):
         model = load_model(folders[name][label, seeds[0]], get_device(device))
-        emb = ex.embed_rollouts(model, test, [L], device)[L]
-        d_local = (emb["states"][e] - emb["predictions"][e]).pow(2).sum((-1, -2)).numpy()  # [T+1]
-        b0 = e - e % B
-        d_global = (emb["predictions"][b0 : b0 + B] - emb["targets"][e]).pow(2).sum((-1, -2)).numpy()  # [B]
-        best, rank = int(d_local.argmin()), 1 + int((d_global < d_global[e - b0]).sum())
-        ax = fig.add_subplot(grid[row, :T1])  # local: the 11 states of the episode
-        ax.plot(range(T1), d_local, "o-", color="C0")
-        ax.plot(L, d_local[L], "o", color="red", ms=9, label="target $z_L$")
-        dup = [t for t in np.flatnonzero(same_ram) if t != L]
-        if dup:
-            ax.plot(dup, d_local[dup], "s", mfc="none", mec="red", ms=11, label="same RAM as target")
-        ax.plot(best, d_local[best], "k*", ms=12, label="nearest")
-        ax.set_xticks(range(T1))
-        ax.set_xlabel("state $t$ of the episode", fontsize=8)
-        ax.set_ylabel(r"$\|\hat z_L - z_t\|^2$", fontsize=8)
-        ax.set_title(f"{name}, {label} -- local: nearest t={best}, target t={L}", fontsize=8)
-        ax.legend(fontsize=7)
-        ax = fig.add_subplot(grid[row, T1:])  # global: the predictions of the batch, sorted
-        order = np.argsort(d_global, kind="stable")
-        ax.plot(range(1, len(order) + 1), d_global[order], "o", color="C0", ms=4)
-        ax.plot(rank, d_global[e - b0], "o", color="red", ms=7)
-        ax.set_xticks(range(1, len(order) + 1, max(1, len(order) // 5)))
-        ax.set_xlabel("rank in the batch", fontsize=8)
-        ax.set_ylabel(r"$\|z_L - \hat z^{(j)}_L\|^2$", fontsize=8)
-        ax.set_title(f"global: rank {rank} of {len(d_global)}", fontsize=8)
+        view = ex.local_global_view(model, test, e, L, eval_batch_size, device)
+        axes = fig.add_subplot(grid[row, :T1]), fig.add_subplot(grid[row, T1:])  # local, global
+        ex.plot_local_global(view, *axes, title=f"{name}, {label}")
         example[f"{name}|{label}"] = dict(
-            local_distances=[float(x) for x in d_local], nearest_t=best, global_rank=rank, batch=len(d_global)
+            local_distances=[float(x) for x in view["local_distances"]],
+            nearest_t=view["nearest_t"],
+            global_rank=view["global_rank"],
+            batch=len(view["global_distances"]),
         )
     plt.tight_layout()
     plt.show()
