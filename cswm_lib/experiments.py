@@ -485,6 +485,82 @@ def gap(
     }
 
 
+def lift(
+    rows: list[dict[str, Any]], datasets: Sequence[str], strategies: Sequence[str], modes: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """1-step Hits@1 of every (dataset, strategy) in each of ``modes`` (e.g. a mode and its ``_z0``
+    no-transition twin), plus ``local_argmin_o0``: the share of local queries whose prediction is
+    nearest the episode's start state. Printed as a table; keys ``"<dataset> | <strategy>"``."""
+    out: dict[str, dict[str, float]] = {}
+    for name in datasets:
+        for label in strategies:
+
+            def mean(mode: str, metric: str = "Hits@1", name: str = name, label: str = label) -> float:
+                return select(rows, dataset=name, negatives=label, mode=mode, num_steps=1, metric=metric)[0][
+                    "mean"
+                ]
+
+            out[f"{name} | {label}"] = {m: mean(m) for m in modes} | {
+                "local_argmin_o0": mean("local", START_METRIC)
+            }
+    width = max(len(k) for k in out) + 2
+    print(f"{'dataset | negatives':{width}s}" + "".join(f"{m:>12s}" for m in [*modes, START_METRIC]))
+    for key, values in out.items():
+        print(f"{key:{width}s}" + "".join(f"{100 * x:12.1f}" for x in values.values()))
+    return out
+
+
+def signs(
+    rows: list[dict[str, Any]],
+    datasets: Sequence[str],
+    new: str,
+    modes: Sequence[str],
+    base: str = "baseline",
+) -> dict[str, dict[str, float]]:
+    """:func:`gap` of ``new`` over ``base`` (1-step Hits@1) for every dataset and mode, printed with
+    whether it has the paper's sign; the seed spread is the yardstick for noise."""
+    out = {}
+    for name in datasets:
+        for mode in modes:
+            g = out[f"{name} | {mode}"] = gap(rows, name, new, base, mode=mode)
+            verdict = (
+                "paper's sign" if g["diff"] > 0 else ("no difference" if g["diff"] == 0 else "OPPOSITE sign")
+            )
+            ratio = f", ratio {g['new'] / g['base']:.2f}" if g["base"] > 0 else ""
+            print(
+                f"{name:17s} {mode:8s} {base} {100 * g['base']:5.1f}  {new} {100 * g['new']:5.1f}  "
+                f"diff {100 * g['diff']:+5.1f}{ratio} (spread {100 * g['pooled_std']:.1f}) -> {verdict}"
+            )
+    return out
+
+
+def plot_slot_grid(
+    data: dict[str, tuple[Episodes, Episodes]],
+    folders: dict[str, dict[tuple[str, int], Path]],
+    strategies: Sequence[str],
+    seed: int,
+    device: str | torch.device | None = None,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Object-slot trajectories over training episode 0 (:func:`plot_trajectories`), one panel per
+    (dataset, strategy) for the model of ``seed``, and each slot's path length
+    (:func:`slot_motion`). Returns ``(figure, {"<dataset> | <strategy>": lengths})``."""
+    import matplotlib.pyplot as plt
+
+    motion = {}
+    fig, axes = plt.subplots(len(data), len(strategies), figsize=(4.2 * len(strategies), 3.7 * len(data)))
+    axes = np.asarray(axes).reshape(len(data), len(strategies))
+    for row, (name, (train_set, _)) in enumerate(data.items()):
+        for col, label in enumerate(strategies):
+            model = load_model(folders[name][label, seed], get_device(device))
+            z = episode_embeddings(model, train_set, episode=0)
+            motion[f"{name} | {label}"] = [round(float(x), 2) for x in slot_motion(z)]
+            plot_trajectories(z, axes[row, col], f"{name}\n{label}")
+            print(f"{name:17s} {label:24s} path length per slot: {motion[f'{name} | {label}']}")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig, motion
+
+
 def _pct(x: float | None) -> str:
     return "--" if x is None else f"{100 * x:.1f}"
 

@@ -67,7 +67,6 @@ from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
 from cswm_lib.book import save_results
-from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
@@ -224,29 +223,7 @@ plt.show()
 # the dynamics beats its own $z_0$ locally by a wide margin and rarely lands on $o_0$.
 
 # %%
-lift = {}
-for name in specs:
-    for label in strategies:
-
-        def m(mode, metric="Hits@1", name=name, label=label):
-            return ex.select(rows, dataset=name, negatives=label, mode=mode, num_steps=1, metric=metric)[0][
-                "mean"
-            ]
-
-        lift[f"{name} | {label}"] = {
-            "dedup": m("dedup"),
-            "dedup_z0": m("dedup_z0"),
-            "local": m("local"),
-            "local_z0": m("local_z0"),
-            "local_argmin_o0": m("local", ex.START_METRIC),
-        }
-print(f"{'dataset | negatives':45s} {'dedup':>6s} {'z0':>6s} {'local':>6s} {'z0':>6s} {'argmin=o_0':>10s}")
-for k, v in lift.items():
-    print(
-        f"{k:45s} "
-        + " ".join(f"{100 * x:6.1f}" for x in list(v.values())[:4])
-        + f" {100 * v['local_argmin_o0']:10.1f}"
-    )
+lift = ex.lift(rows, specs, strategies, ["dedup", "dedup_z0", "local", "local_z0"])
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -259,17 +236,7 @@ for k, v in lift.items():
 # are what demands it -- two states of one episode differ only in the moving objects.
 
 # %%
-motion = {}
-fig, axes = plt.subplots(2, len(strategies), figsize=(4.2 * len(strategies), 7.4))
-for row, (name, (tr, _)) in enumerate(data.items()):
-    for col, label in enumerate(strategies):
-        model = load_model(folders[name][label, seeds[0]], get_device(device))
-        z = ex.episode_embeddings(model, tr, episode=0)
-        motion[f"{name} | {label}"] = [round(float(x), 2) for x in ex.slot_motion(z)]
-        ex.plot_trajectories(z, axes[row, col], f"{name}\n{label}")
-        print(f"{name:17s} {label:24s} path length per slot: {motion[f'{name} | {label}']}")
-axes[0, 0].legend(fontsize=7)
-plt.tight_layout()
+fig, motion = ex.plot_slot_grid(data, folders, strategies, seeds[0], device)
 plt.show()
 
 # %% [markdown]
@@ -280,18 +247,7 @@ plt.show()
 # that the difference points the paper's way, not that it is beyond noise):
 
 # %%
-signs = {}
-for name in specs:
-    for mode in ["dedup", "local"]:
-        g = ex.gap(rows, name, "episodic+out-of-episode", "baseline", mode=mode)
-        signs[f"{name} | {mode}"] = g
-        d = g["diff"]
-        verdict = "paper's sign" if d > 0 else ("no difference" if d == 0 else "OPPOSITE sign")
-        print(
-            f"{name:17s} {mode:6s} baseline {100 * g['base']:5.1f}  new {100 * g['new']:5.1f}  "
-            f"diff {100 * g['diff']:+5.1f} (spread {100 * g['pooled_std']:.1f}, {len(seeds)} seed(s))"
-            f" -> {verdict}"
-        )
+signs = ex.signs(rows, specs, "episodic+out-of-episode", ["dedup", "local"])
 
 # %% [markdown]
 # What to expect at each scale. At `small` (the default; a few hundred transitions, a few epochs)

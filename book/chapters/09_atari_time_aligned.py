@@ -75,7 +75,6 @@ from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
 from cswm_lib.book import save_results
-from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
@@ -232,28 +231,7 @@ for (name, label, seed), v in per_seed.items():
 # often the 1-step prediction is nearest to the start state of its episode:
 
 # %%
-lift = {}
-for name in specs:
-    for label in strategies:
-
-        def m(mode, metric="Hits@1", name=name, label=label):
-            hit = ex.select(rows, dataset=name, negatives=label, mode=mode, num_steps=1, metric=metric)
-            return hit[0]["mean"]
-
-        lift[f"{name} | {label}"] = {
-            "global": m("global"),
-            "global_z0": m("global_z0"),
-            "local": m("local"),
-            "local_z0": m("local_z0"),
-            "local_argmin_o0": m("local", ex.START_METRIC),
-        }
-print(f"{'dataset | negatives':30s} {'global':>6s} {'z0':>6s} {'local':>6s} {'z0':>6s} {'argmin=o_0':>10s}")
-for k, v in lift.items():
-    print(
-        f"{k:30s} "
-        + " ".join(f"{100 * x:6.1f}" for x in list(v.values())[:4])
-        + f" {100 * v['local_argmin_o0']:10.1f}"
-    )
+lift = ex.lift(rows, specs, strategies, ["global", "global_z0", "local", "local_z0"])
 
 # %% [markdown]
 # ## Object slots over an episode
@@ -263,17 +241,7 @@ for k, v in lift.items():
 # length in all four. In Pong one expects a slot for each paddle and one for the ball.
 
 # %%
-motion = {}
-fig, axes = plt.subplots(2, len(strategies), figsize=(4.2 * len(strategies), 7.4))
-for row, (name, (tr, _)) in enumerate(data.items()):
-    for col, label in enumerate(strategies):
-        model = load_model(folders[name][label, seeds[0]], get_device(device))
-        z = ex.episode_embeddings(model, tr, episode=0)
-        motion[f"{name} | {label}"] = [round(float(x), 2) for x in ex.slot_motion(z)]
-        ex.plot_trajectories(z, axes[row, col], f"{name}\n{label}")
-        print(f"{name:15s} {label:13s} path length per slot: {motion[f'{name} | {label}']}")
-axes[0, 0].legend(fontsize=7)
-plt.tight_layout()
+fig, motion = ex.plot_slot_grid(data, folders, strategies, seeds[0], device)
 plt.show()
 
 # %% [markdown]
@@ -283,19 +251,7 @@ plt.show()
 # The difference in this run, with the seed spread as a yardstick:
 
 # %%
-signs = {}
-for name in specs:
-    for mode in ["global", "local"]:
-        g = ex.gap(rows, name, "time-aligned", "baseline", mode=mode)
-        signs[f"{name} | {mode}"] = g
-        d = g["diff"]
-        verdict = "paper's sign" if d > 0 else ("no difference" if d == 0 else "OPPOSITE sign")
-        ratio = f", ratio {g['new'] / g['base']:.2f}" if g["base"] > 0 else ""
-        print(
-            f"{name:15s} {mode:6s} baseline {100 * g['base']:5.1f}  time-aligned {100 * g['new']:5.1f}  "
-            f"diff {100 * d:+5.1f}{ratio} (spread {100 * g['pooled_std']:.1f}, {len(seeds)} seed(s))"
-            f" -> {verdict}"
-        )
+signs = ex.signs(rows, specs, "time-aligned", ["global", "local"])
 
 # %% [markdown]
 # What to expect at each scale. At `small` the models see a few hundred transitions and nothing

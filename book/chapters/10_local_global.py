@@ -333,35 +333,9 @@ for game in atari_games:
 # arg-min is the start state:
 
 # %%
-lift = {}
-for name in specs:
-    for label in strategies:
+lift = ex.lift(rows, specs, strategies, ["batched", "batched_z0", "local", "local_z0"])
 
-        def m(mode, metric="Hits@1", name=name, label=label):
-            return ex.select(rows, dataset=name, negatives=label, mode=mode, num_steps=1, metric=metric)[0][
-                "mean"
-            ]
-
-        lift[f"{name} | {label}"] = {k: m(k) for k in ("batched", "batched_z0", "local", "local_z0")}
-        lift[f"{name} | {label}"]["local_argmin_o0"] = m("local", ex.START_METRIC)
-print(f"{'dataset | negatives':40s} {'global':>6s} {'z0':>6s} {'local':>6s} {'z0':>6s} {'argmin=o_0':>10s}")
-for k, v in lift.items():
-    print(
-        f"{k:40s} "
-        + " ".join(f"{100 * x:6.1f}" for x in list(v.values())[:4])
-        + f" {100 * v['local_argmin_o0']:10.1f}"
-    )
-
-signs = {}
-for name in specs:
-    for mode in ["batched", "local"]:
-        g = ex.gap(rows, name, "episodic+out-of-episode", "baseline", mode=mode)
-        signs[f"{name} | {mode}"] = g
-        print(
-            f"{name:15s} {'global' if mode == 'batched' else 'local':6s} baseline {100 * g['base']:5.1f}  "
-            f"episodic+ooe {100 * g['new']:5.1f}  diff {100 * g['diff']:+5.1f} "
-            f"(spread {100 * g['pooled_std']:.1f}, {len(seeds)} seed(s))"
-        )
+signs = ex.signs(rows, specs, "episodic+out-of-episode", ["batched", "local"])
 
 # %% [markdown]
 # What to expect at each scale. At `small` the agents are untrained, the splits hold a handful of
