@@ -581,6 +581,44 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ([""] + [f"paper --: {n}" for n in notes] if notes else []))
 
 
+def plot_steps(
+    rows: list[dict[str, Any]],
+    datasets: Sequence[str],
+    strategies: Sequence[str],
+    modes: Sequence[str],
+    chance: dict[str, float] | None = None,
+    names: dict[str, str] | None = None,
+) -> Any:
+    """Hits@1 (mean ± std over seeds, %) against the roll-out length L, one panel per mode: a
+    colour per strategy, solid lines for the first dataset and dashed for the others. ``chance``
+    (fraction per mode) adds a dotted chance line; ``names`` renames modes on the axis."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.2), squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for d, name in enumerate(datasets):
+            for i, label in enumerate(strategies):
+                r = select(rows, dataset=name, negatives=label, mode=mode, metric="Hits@1")
+                ax.errorbar(
+                    [x["num_steps"] for x in r],
+                    [100 * x["mean"] for x in r],
+                    [100 * x["std"] for x in r],
+                    marker="o",
+                    capsize=3,
+                    color=f"C{i}",
+                    ls="-" if d == 0 else "--",
+                    label=f"{name}, {label}",
+                )
+        if chance and mode in chance:
+            ax.axhline(100 * chance[mode], color="grey", lw=0.8, ls=":")
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("latent steps L")
+        ax.set_ylabel(f"Hits@1 (%), {(names or {}).get(mode, mode)}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_bars(
     rows: list[dict[str, Any]],
     ax: Any,

@@ -194,25 +194,7 @@ plt.show()
 # Longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-for ax, mode in zip(axes, ["dedup", "local"], strict=True):
-    for name in specs:
-        for i, label in enumerate(strategies):
-            r = ex.select(rows, dataset=name, negatives=label, mode=mode, metric="Hits@1")
-            ax.errorbar(
-                [x["num_steps"] for x in r],
-                [100 * x["mean"] for x in r],
-                [100 * x["std"] for x in r],
-                marker="o",
-                capsize=3,
-                color=f"C{i}",
-                ls="-" if name.startswith("Shapes") else "--",
-                label=f"{name}, {label}",
-            )
-    ax.set_xlabel("latent steps L")
-    ax.set_ylabel(f"Hits@1 (%), {mode}")
-    ax.legend(fontsize=7)
-plt.tight_layout()
+ex.plot_steps(rows, specs, strategies, ["dedup", "local"])
 plt.show()
 
 # %% [markdown]

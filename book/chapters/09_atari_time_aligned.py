@@ -188,25 +188,7 @@ plt.show()
 # Longer roll-outs (our extension):
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-for ax, mode in zip(axes, ["global", "local"], strict=True):
-    for name in specs:
-        for i, label in enumerate(strategies):
-            r = ex.select(rows, dataset=name, negatives=label, mode=mode, metric="Hits@1")
-            ax.errorbar(
-                [x["num_steps"] for x in r],
-                [100 * x["mean"] for x in r],
-                [100 * x["std"] for x in r],
-                marker="o",
-                capsize=3,
-                color=f"C{i}",
-                ls="-" if name == "Pong" else "--",
-                label=f"{name}, {label}",
-            )
-    ax.set_xlabel("latent steps L")
-    ax.set_ylabel(f"Hits@1 (%), {mode}")
-    ax.legend(fontsize=7)
-plt.tight_layout()
+ex.plot_steps(rows, specs, strategies, ["global", "local"])
 plt.show()
 
 # %% [markdown]

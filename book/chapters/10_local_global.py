@@ -264,27 +264,8 @@ display(Markdown(ex.markdown_table(ex.select(rows, num_steps=1, mode=["batched",
 # stays empty rather than invented. The longer roll-outs are our extension:
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-for ax, mode in zip(axes, ["batched", "local"], strict=True):
-    for name in specs:
-        for i, label in enumerate(strategies):
-            r = ex.select(rows, dataset=name, negatives=label, mode=mode, metric="Hits@1")
-            ax.errorbar(
-                [x["num_steps"] for x in r],
-                [100 * x["mean"] for x in r],
-                [100 * x["std"] for x in r],
-                marker="o",
-                capsize=3,
-                color=f"C{i}",
-                ls="-" if name == "Pong" else "--",
-                label=f"{name}, {label}",
-            )
-    ax.axhline(100 / (eval_batch_size if mode == "batched" else 11), color="grey", lw=0.8, ls=":")
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("latent steps L")
-    ax.set_ylabel(f"Hits@1 (%), {'global' if mode == 'batched' else 'local'}")
-    ax.legend(fontsize=7)
-plt.tight_layout()
+chance = {"batched": 1 / eval_batch_size, "local": 1 / 11}
+ex.plot_steps(rows, specs, strategies, ["batched", "local"], chance, names={"batched": "global"})
 plt.show()
 
 # %% [markdown]
