@@ -34,3 +34,25 @@ def test_shuffle_is_seeded_and_frames_are_not_copied():
         50,
         50,
     )
+
+
+def test_episodes_repr_is_one_short_line_and_summary_is_a_table():
+    import numpy as np
+
+    from cswm_lib.data.episodes import Episodes
+
+    attrs = {"env_id": "ShapesTrain-v0", "seed": np.int64(3), "source": "/very/long/path/x.h5",
+             "notes": "x" * 200}
+    ep = Episodes(np.zeros((4, 6, 3, 5, 5), np.uint8), np.zeros((4, 5), np.int64),
+                  np.zeros((4, 6, 10), np.int64), attrs)
+    text = repr(ep)
+    assert "\n" not in text and len(text) <= 88, text
+    assert "E=4" in text and "T=5" in text and "ShapesTrain-v0" in text
+    assert "/very" not in text and "xxxx" not in text
+    table = ep.summary()._repr_markdown_().splitlines()
+    assert table[0] == "| property | value |"
+    rows = dict(line.strip("| ").split(" | ") for line in table[2:])
+    assert rows["episodes E"] == "4" and rows["transitions"] == "20"
+    assert rows["env_id"] == "ShapesTrain-v0" and rows["seed"] == "3"
+    assert "source" not in rows and "notes" not in rows  # paths and long values are left out
+    assert "episodes E" in str(ep.summary())

@@ -71,11 +71,52 @@ class Episodes:
         return tuple(self.frames.shape[2:])  # type: ignore[return-value]
 
     def __repr__(self) -> str:
+        """One short line: sizes and the environment, never the full ``attrs``."""
         ids = "none" if self.state_ids is None else f"[{self.state_ids.shape[-1]}]"
+        env = f", env_id={self.attrs['env_id']!r}" if "env_id" in self.attrs else ""
         return (
-            f"Episodes(E={self.num_episodes}, T={self.episode_length}, obs={list(self.obs_shape)}, "
-            f"state_ids={ids}, attrs={self.attrs})"
+            f"Episodes(E={self.num_episodes}, T={self.episode_length}, "
+            f"obs={list(self.obs_shape)}, state_ids={ids}{env})"
         )
+
+    def summary(self) -> Summary:
+        """A two-column table (property, value) that notebooks render as a table.
+
+        Scalar ``attrs`` (env id, seed, ...) are listed; long values (paths, arrays) are left out.
+        """
+        rows = [
+            ("episodes E", f"{self.num_episodes:,}"),
+            ("transitions per episode T", str(self.episode_length)),
+            ("transitions", f"{self.num_transitions:,}"),
+            ("observation [C, H, W]", str(list(self.obs_shape))),
+            ("frames (uint8)", f"{self.frames.nbytes / 2**20:.1f} MiB"),
+            ("state ids", "none" if self.state_ids is None else f"{self.state_ids.shape[-1]} per frame"),
+        ]
+        for key, value in self.attrs.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            text = str(value)
+            if isinstance(value, bool | int | float | str) and len(text) <= 40 and "/" not in text:
+                rows.append((key, text))
+        return Summary(rows)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Rows of ``(property, value)``; shown as a markdown table in a notebook, as text elsewhere."""
+
+    rows: list[tuple[str, str]]
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| property | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in self.rows]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        width = max(len(k) for k, _ in self.rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows)
+
+    __repr__ = __str__
 
 
 def to_float(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
