@@ -9,14 +9,18 @@ Writes ``<save_folder>/<name>/``::
   config.json      the full TrainConfig + ModelConfig + dataset facts
   model.pt         state dict of the epoch with the LOWEST mean training loss (the original's rule;
                    there is no validation set) -- "the" model that ``checkpoint.load_model`` reads
-  last.pt          state dict after the last completed epoch
-  log.jsonl        one line per epoch: epoch, loss, pos, neg, seconds, best
-  state.pt         model + optimizer + progress, written atomically after every epoch
+  last.pt          state dict at the end of the run (after the last completed epoch while it runs)
+  log.jsonl        one line per epoch: epoch, updates, loss, pos, neg, seconds, best (a budget that
+                   ends inside an epoch logs that partial epoch last)
+  curve.jsonl      with --eval-every N: the learning curve, one line per N updates
+                   (:mod:`cswm_lib.curves`)
+  state.pt         model + optimizer + progress, written atomically after every epoch and curve point
 
-Re-running the same command RESUMES after the last completed epoch and ends with bit-identical weights
-to an uninterrupted run: the shuffling/negative RNG is re-seeded from (seed, epoch) at every epoch,
-so nothing but ``state.pt`` is needed to continue. A finished run is returned as is (raise
-``epochs`` to train on).
+The budget is ``--num-updates`` optimizer updates when given, else ``--epochs`` passes over the data.
+Re-running the same command RESUMES from ``state.pt`` and ends with bit-identical weights and curve
+to an uninterrupted run: the shuffling/negative RNG is re-seeded from (seed, epoch) at every epoch
+and replayed up to the last saved update. A finished run is returned as is (raise ``epochs`` or
+``num_updates`` to train on).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cswm_lib import CswmError
+from cswm_lib.curves import curve_scores, eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig
@@ -55,6 +60,7 @@ class TrainConfig:
     copy_action: bool = False
     ignore_action: bool = False
     epochs: int = 100
+    num_updates: int | None = None  # budget in optimizer updates (wins over epochs); None: epochs x batches
     batch_size: int = 1024
     learning_rate: float = 5e-4
     negatives: str = "baseline"
@@ -63,6 +69,9 @@ class TrainConfig:
     num_negatives: int = 1
     gamma: float = 1.0  # weight of the negative term (fork's --gamma)
     seed: int = 42
+    eval_dataset: str | None = None  # learning curve: eval episodes scored every eval_every updates
+    eval_every: int = 0  # updates between curve points (0: no curve)
+    eval_episodes: int = 1000  # the fixed eval subset: the first eval_episodes episodes
     device: str | None = None
     progress: bool = True
 
@@ -76,6 +85,17 @@ class TrainConfig:
         for k in ("epochs", "batch_size", "num_negatives", "hidden_dim"):
             if getattr(self, k) < 1:
                 raise CswmError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(self, k)}")
+        if self.num_updates is not None and self.num_updates < 1:
+            raise CswmError(f"--num-updates must be >= 1, got {self.num_updates}")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise CswmError(
+                f"--eval-every must be >= 0 and --eval-episodes >= 1, got {self.eval_every} and "
+                f"{self.eval_episodes}"
+            )
+        if self.num_updates is not None and self.eval_every > self.num_updates:
+            raise CswmError(
+                f"--eval-every {self.eval_every} is larger than the run (--num-updates {self.num_updates})"
+            )
         if self.name is None:
             self.name = f"{Path(self.dataset).stem}_{self.negatives}_s{self.seed}"
 
@@ -87,7 +107,7 @@ class TrainConfig:
 
 
 #: fields that may differ between an interrupted run and its resumption
-_RESUMABLE = {"epochs", "device", "progress", "save_folder", "dataset"}
+_RESUMABLE = {"epochs", "num_updates", "device", "progress", "save_folder", "dataset", "eval_dataset"}
 
 
 def load_dataset(path: str | Path) -> Episodes:
@@ -133,10 +153,20 @@ def _save(obj: object, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
+def total_updates(config: TrainConfig, num_transitions: int) -> int:
+    """Optimizer updates of a run: ``num_updates`` when given, else ``epochs`` x batches per epoch."""
+    if config.num_updates is not None:
+        return config.num_updates
+    return config.epochs * -(-num_transitions // config.batch_size)
+
+
+def train(
+    config: TrainConfig, episodes: Episodes | None = None, eval_episodes: Episodes | None = None
+) -> Path:
     """Train (or resume, or return a finished run) and return the checkpoint folder.
 
-    ``episodes`` may be passed in memory; otherwise ``config.dataset`` is loaded.
+    ``episodes`` (and the learning curve's ``eval_episodes``) may be passed in memory; otherwise
+    ``config.dataset`` (``config.eval_dataset``) is loaded.
     """
     folder = config.folder()
     device = get_device(config.device)
@@ -144,27 +174,42 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
         episodes = load_dataset(config.dataset)
     mcfg = config.model_config(episodes.obs_shape)
     check_compatible(mcfg, episodes, f"dataset {config.dataset}")
+    total = total_updates(config, episodes.num_transitions)
+    if config.eval_every > total:
+        raise CswmError(f"--eval-every {config.eval_every} is larger than the run ({total} updates)")
 
     run = {k: v for k, v in asdict(config).items()}
     state_path = folder / "state.pt"
     state = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.is_file() else None
+    nb = -(-episodes.num_transitions // config.batch_size)  # batches per epoch
     if state is not None:
         why = _config_mismatch(state["config"], run)
         if why:
             raise CswmError(
                 f"{folder} holds a run with another config ({why}); use another --name or delete it"
             )
-        if state["epoch"] >= config.epochs:
+        if state.get("updates", state["epoch"] * nb) >= total:
             return folder
+
+    curve_set = None
+    if config.eval_every:
+        if eval_episodes is None:
+            if config.eval_dataset is None:
+                raise CswmError("--eval-every needs --eval-dataset (the episodes the learning curve scores)")
+            eval_episodes = load_dataset(config.eval_dataset)
+        check_compatible(mcfg, eval_episodes, f"eval dataset {config.eval_dataset}")
+        curve_set = eval_subset(eval_episodes, config.eval_episodes)
 
     torch.manual_seed(config.seed)
     model = CSWM(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    start, best, log = 0, float("inf"), []
+    done, best, log, curve = 0, float("inf"), [], []
+    acc = {"epoch": [0.0, 0.0, 0.0, 0], "point": [0.0, 0], "seconds": 0.0, "train_seconds": 0.0}
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        start, best, log = state["epoch"], state["best_loss"], state["log"]
+        done, best, log = state.get("updates", state["epoch"] * nb), state["best_loss"], state["log"]
+        curve, acc = state.get("curve", []), state.get("acc", acc)
     write_json(
         folder / "config.json",
         {
@@ -180,21 +225,39 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
         },
     )
 
+    def weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def checkpoint() -> None:
+        state = {"model": weights(), "optimizer": opt.state_dict(), "epoch": done // nb, "updates": done,
+                 "best_loss": best, "log": log, "curve": curve, "acc": acc, "config": run}
+        _save(state, state_path)
+
+    def evaluate_point() -> None:
+        loss_sum, n = acc["point"]
+        curve.append({
+            "updates": done,
+            "epoch": round(done / nb, 4),
+            "loss": loss_sum / n if n else None,
+            "train_seconds": round(acc["train_seconds"], 3),
+            "records": curve_scores(model, curve_set),
+        })
+        acc["point"] = [0.0, 0]
+        with atomic_path(folder / "curve.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in curve))
+
+    if curve_set is not None and done == 0 and not curve:
+        evaluate_point()
+
     batches = TransitionBatches(episodes, config.batch_size, device)
     E, T = episodes.num_episodes, episodes.episode_length
     model.train()
-    bar = tqdm(
-        range(start, config.epochs),
-        desc=config.name,
-        disable=not config.progress,
-        initial=start,
-        total=config.epochs,
-    )
-    for epoch in bar:
+    bar = tqdm(total=total, initial=done, desc=config.name, disable=not config.progress, unit="upd")
+    while done < total:
+        epoch, skip = divmod(done, nb)
         g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        t0, sums, n = time.perf_counter(), torch.zeros(3, dtype=torch.float64), 0
-        for b in tqdm(batches.epoch(g), total=len(batches), desc=f"epoch {epoch + 1}", leave=False,
-                      disable=not config.progress):
+        t0 = time.perf_counter()
+        for j, b in enumerate(batches.epoch(g)):
             neg = sample_negatives(
                 config.negatives,
                 b.episode,
@@ -206,6 +269,8 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
                 config.num_negatives,
                 config.time_aligned,
             )
+            if j < skip:  # resuming inside an epoch: replay the random draws of the batches done
+                continue
             if neg.batch_index is not None:
                 kw = {"neg_batch_index": neg.batch_index.to(device)}
             else:
@@ -214,37 +279,51 @@ def train(config: TrainConfig, episodes: Episodes | None = None) -> Path:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += torch.stack([loss.detach(), pos.detach(), negl.detach()]).double().cpu() * len(b.step)
-            n += len(b.step)
-        loss_, pos_, neg_ = (sums / n).tolist()  # mean over transitions (the original averages per batch)
-        row = {
-            "epoch": epoch + 1,
-            "loss": loss_,
-            "pos": pos_,
-            "neg": neg_,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "best": loss_ < best,
-        }
-        log.append(row)
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        if loss_ < best:
-            best = loss_
-            _save(weights, folder / "model.pt")
-        _save(weights, folder / "last.pt")
-        with atomic_path(folder / "log.jsonl") as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in log))
-        _save(
-            {
-                "model": weights,
-                "optimizer": opt.state_dict(),
-                "epoch": epoch + 1,
-                "best_loss": best,
-                "log": log,
-                "config": run,
-            },
-            state_path,
-        )
-        bar.set_postfix(loss=f"{loss_:.4f}", pos=f"{pos_:.4f}", neg=f"{neg_:.4f}")
+            done += 1
+            bar.update(1)
+            row3 = torch.stack([loss.detach(), pos.detach(), negl.detach()]).double().cpu()
+            acc["epoch"] = [
+                *(x + y * len(b.step) for x, y in zip(acc["epoch"][:3], row3.tolist(), strict=True)),
+                acc["epoch"][3] + len(b.step),
+            ]
+            acc["point"] = [acc["point"][0] + float(row3[0]), acc["point"][1] + 1]
+            now = time.perf_counter()
+            acc["seconds"] += now - t0
+            acc["train_seconds"] += now - t0
+            t0 = now
+            end_of_epoch, end = j + 1 == nb, done == total
+            eval_now = curve_set is not None and (done % config.eval_every == 0 or end)
+            if eval_now:
+                evaluate_point()
+                t0 = time.perf_counter()
+            if end_of_epoch or end:
+                *sums, n = acc["epoch"]
+                loss_, pos_, neg_ = (x / n for x in sums)  # mean over transitions
+                row = {
+                    "epoch": epoch + 1,
+                    "updates": done,
+                    "loss": loss_,
+                    "pos": pos_,
+                    "neg": neg_,
+                    "seconds": round(acc["seconds"], 3),
+                    "best": loss_ < best,
+                }
+                if end_of_epoch:  # a partial last epoch is logged but stays open for a longer budget
+                    log.append(row)
+                    acc["epoch"], acc["seconds"] = [0.0, 0.0, 0.0, 0], 0.0
+                if loss_ < best:
+                    _save(weights(), folder / "model.pt")
+                    best = loss_ if end_of_epoch else best
+                _save(weights(), folder / "last.pt")
+                rows = log + ([] if end_of_epoch else [row])
+                with atomic_path(folder / "log.jsonl") as tmp:
+                    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+                bar.set_postfix(loss=f"{loss_:.4f}", pos=f"{pos_:.4f}", neg=f"{neg_:.4f}")
+            if end_of_epoch or end or eval_now:
+                checkpoint()
+            if end:
+                break
+    bar.close()
     return folder
 
 
@@ -271,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + k.replace("_", "-"), type=int, default=getattr(d, k))
     for k in ("learning_rate", "sigma", "hinge", "gamma"):
         p.add_argument("--" + k.replace("_", "-"), type=float, default=getattr(d, k))
+    p.add_argument("--num-updates", type=int, default=None,
+                   help="budget in optimizer updates (wins over --epochs)")
+    c = p.add_argument_group("learning curve (scores during training, written to curve.jsonl)")
+    c.add_argument("--eval-dataset", default=None, help="eval episodes (.h5) scored every --eval-every")
+    c.add_argument("--eval-every", type=int, default=0, help="updates between curve points (0: no curve)")
+    c.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="size of the fixed eval subset")
     p.add_argument(
         "--copy-action", action="store_true", help="one action one-hot copied to every slot (Atari)"
     )
@@ -320,7 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = train(config)
     log = read_log(folder)
     best = min(log, key=lambda r: r["loss"])
-    print(f"{folder}: {len(log)} epochs, best loss {best['loss']:.6f} at epoch {best['epoch']}")
+    print(f"{folder}: {log[-1].get('updates', len(log))} updates ({log[-1]['epoch']} epochs), "
+          f"best loss {best['loss']:.6f} at epoch {best['epoch']}")
 
 
 if __name__ == "__main__":

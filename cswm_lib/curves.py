@@ -1,0 +1,97 @@
+"""Learning curves: scores of a model *during* training, every ``eval_every`` optimizer updates.
+
+:func:`cswm_lib.train.train` calls :func:`curve_scores` at update 0 and every ``eval_every``
+updates when the :class:`~cswm_lib.train.TrainConfig` names an ``eval_dataset``, and appends one
+line per evaluation to ``<run folder>/curve.jsonl``::
+
+    {"updates": 500, "epoch": 1.6, "loss": 0.41, "seconds": 83.2,
+     "records": [{"mode": "local", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
+
+``records`` has the same fields as the scores of :func:`cswm_lib.experiments.score_model`:
+
+- ``local`` -- rank among the T + 1 states of the query's own episode (dedup ``published``),
+- ``dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
+- the same with the suffix ``_z0``: the *no-transition* control (predict ``z_0`` for ``z_L``),
+- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for ``local`` also ``argmin=o_0``:
+  the share of predictions nearest the episode's start state (1 for a model without dynamics).
+
+The eval subset is fixed (the first ``eval_episodes`` episodes), so points of one curve are
+comparable. Evaluation runs in eval mode without gradients and draws no random numbers, so a run
+with curves ends with the same weights as one without.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cswm_lib import CswmError
+from cswm_lib.data.episodes import Episodes
+from cswm_lib.evaluate import rank_global, rank_local, scores
+
+#: roll-out lengths scored on a curve
+CURVE_STEPS = (1, 5)
+#: the metric of :func:`cswm_lib.experiments.start_state_argmin` in records
+START_METRIC = "argmin=o_0"
+
+
+def eval_subset(episodes: Episodes, num_episodes: int) -> Episodes:
+    """The first ``num_episodes`` episodes (all when fewer): the fixed set every curve point uses."""
+    n = min(int(num_episodes), episodes.num_episodes)
+    ids = None if episodes.state_ids is None else episodes.state_ids[:n]
+    return Episodes(episodes.frames[:n], episodes.actions[:n], ids, dict(episodes.attrs))
+
+
+@torch.no_grad()
+def curve_scores(
+    model: torch.nn.Module, episodes: Episodes, num_steps: Sequence[int] = CURVE_STEPS
+) -> list[dict[str, Any]]:
+    """Scores of ``model`` on ``episodes`` for one curve point: ``[{"mode", "num_steps", "metric",
+    "value"}]`` (see the module docstring). Uses the library's rankers; draws no random numbers."""
+    from cswm_lib.experiments import embed_rollouts, start_state_argmin
+
+    steps = [s for s in num_steps if s <= episodes.episode_length]
+    if not steps:
+        raise CswmError(f"eval episodes have {episodes.episode_length} steps; none of {list(num_steps)} fit")
+    has_ids = episodes.state_ids is not None
+    dedup = "published" if has_ids else None
+    glob = "dedup" if has_ids else "global"
+    out = []
+    for L, emb in embed_rollouts(model, episodes, steps).items():
+        for suffix, pred in (("", emb["predictions"]), ("_z0", emb["start"])):
+            local = rank_local(pred, emb["states"], L, emb["state_ids"], dedup)
+            ranked = {
+                "local": scores(local, ks=(1,)),
+                glob: scores(rank_global(pred, emb["targets"], emb["target_ids"], dedup), ks=(1,)),
+            }
+            for mode, r in ranked.items():
+                out += [
+                    dict(mode=mode + suffix, num_steps=L, metric=m, value=r[k])
+                    for m, k in (("Hits@1", "hits@1"), ("MRR", "mrr"))
+                ]
+            if not suffix:
+                out.append(
+                    dict(mode="local", num_steps=L, metric=START_METRIC,
+                         value=start_state_argmin(pred, emb["states"]))
+                )
+    return out
+
+
+def read_curve(folder: str | Path) -> list[dict[str, Any]]:
+    """The points of ``<folder>/curve.jsonl`` (one dict per evaluation, oldest first)."""
+    path = Path(folder) / "curve.jsonl"
+    if not path.is_file():
+        raise CswmError(f"no learning curve in {folder} (expected {path.name}; train with --eval-every)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
+    """One number of a curve point, e.g. ``curve_value(p, "local_z0", 1, "Hits@1")``."""
+    for r in point["records"]:
+        if r["mode"] == mode and r["num_steps"] == num_steps and r["metric"] == metric:
+            return float(r["value"])
+    raise CswmError(f"curve point at update {point.get('updates')} has no {mode}/{num_steps}/{metric}")

@@ -1,0 +1,94 @@
+"""Learning curves: budgets in updates, periodic evaluation that never perturbs training, resume."""
+
+import pytest
+import torch
+from tiny_worlds import tiny_episodes
+
+from cswm_lib import CswmError
+from cswm_lib.curves import curve_value, read_curve
+from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.train import TrainConfig, main, read_log, train
+
+TINY = dict(hidden_dim=32, embedding_dim=2, num_objects=2, action_dim=4, batch_size=8, progress=False,
+            learning_rate=1e-3, dataset="tiny.h5", negatives="mixed")
+
+
+def cfg(tmp_path, **kw):
+    return TrainConfig(**{**TINY, "save_folder": str(tmp_path), **kw})
+
+
+def weights(folder, name="last.pt"):
+    return torch.load(folder / name, weights_only=True)
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_budget_in_updates_and_eval_leaves_training_untouched(tmp_path):
+    eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)  # 18 transitions: 3 batches
+    plain = train(cfg(tmp_path, num_updates=7, name="plain"), eps)
+    curved = train(cfg(tmp_path, num_updates=7, name="curved", eval_every=3, eval_episodes=3), eps, ev)
+    assert same(weights(plain), weights(curved))
+    assert same(weights(plain, "model.pt"), weights(curved, "model.pt"))
+    log = read_log(curved)
+    assert [(r["epoch"], r["updates"]) for r in log] == [(1, 3), (2, 6), (3, 7)]  # last epoch partial
+    curve = read_curve(curved)
+    assert [p["updates"] for p in curve] == [0, 3, 6, 7]
+    point = curve[-1]
+    modes = {(r["mode"], r["num_steps"], r["metric"]) for r in point["records"]}
+    assert {("local", 1, "Hits@1"), ("local_z0", 5, "MRR"), ("dedup", 1, "Hits@1"),
+            ("dedup_z0", 1, "Hits@1"), ("local", 5, "argmin=o_0")} <= modes
+    assert 0 <= curve_value(point, "local", 1) <= 1 and point["loss"] > 0
+    with pytest.raises(CswmError, match="has no local/3/Hits@1"):
+        curve_value(point, "local", 3)
+    # an epochs budget counts the same updates
+    by_epochs = train(cfg(tmp_path, epochs=2, name="epochs"), eps)
+    six = train(cfg(tmp_path, num_updates=6, name="six"), eps)
+    assert same(weights(by_epochs), weights(six))
+
+
+def test_resumed_curve_is_bit_identical(tmp_path, monkeypatch):
+    eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)
+    c = dict(num_updates=8, eval_every=2, eval_episodes=4)
+    full = train(cfg(tmp_path, name="full", **c), eps, ev)
+    real, calls = TransitionBatches.epoch, {"n": 0}
+
+    def flaky(self, generator=None):  # interrupted in the middle of epoch 2, after a curve point
+        calls["n"] += 1
+        for i, b in enumerate(real(self, generator)):
+            if calls["n"] == 2 and i == 2:
+                raise KeyboardInterrupt
+            yield b
+
+    monkeypatch.setattr(TransitionBatches, "epoch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(tmp_path, name="cut", **c), eps, ev)
+    assert [p["updates"] for p in read_curve(tmp_path / "cut")] == [0, 2, 4]
+    monkeypatch.setattr(TransitionBatches, "epoch", real)
+    train(cfg(tmp_path, name="cut", **c), eps, ev)
+    drop = ("train_seconds",)
+    strip = [{k: v for k, v in p.items() if k not in drop} for p in read_curve(full)]
+    assert strip == [{k: v for k, v in p.items() if k not in drop} for p in read_curve(tmp_path / "cut")]
+    assert same(weights(full), weights(tmp_path / "cut"))
+    # a longer budget continues the same run
+    longer = train(cfg(tmp_path, name="cut", **{**c, "num_updates": 10}), eps, ev)
+    assert [p["updates"] for p in read_curve(longer)][-2:] == [8, 10]
+
+
+def test_bad_budgets_are_one_line_errors(tmp_path, capsys):
+    eps = tiny_episodes(E=2, T=4)  # 8 transitions, one batch per epoch
+    for kw, pat in [
+        (dict(num_updates=0), "--num-updates must be >= 1, got 0"),
+        (dict(num_updates=5, eval_every=6), "--eval-every 6 is larger than the run"),
+        (dict(eval_every=-1), "--eval-every must be >= 0"),
+    ]:
+        with pytest.raises(CswmError, match=pat):
+            cfg(tmp_path, **kw)
+    with pytest.raises(CswmError, match=r"--eval-every 3 is larger than the run \(2 updates\)"):
+        train(cfg(tmp_path, epochs=2, eval_every=3, name="e"), eps)
+    with pytest.raises(CswmError, match="--eval-every needs --eval-dataset"):
+        train(cfg(tmp_path, epochs=2, eval_every=1, name="e"), eps)
+    with pytest.raises(SystemExit):
+        main(["--dataset", "x.h5", "--num-updates", "-3"])
+    assert capsys.readouterr().err.strip() == "error: --num-updates must be >= 1, got -3"
