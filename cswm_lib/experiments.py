@@ -46,7 +46,7 @@ from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.evaluate import embed_paths, evaluate
-from cswm_lib.train import TrainConfig, read_log, train
+from cswm_lib.train import TrainConfig, read_log, total_updates, train
 from cswm_lib.utils import checkpoints_dir, get_device
 
 #: What the results table says where the paper's number is not known to us.
@@ -93,6 +93,9 @@ class Experiment:
         strategies: ``{label: TrainConfig overrides}``, e.g.
             ``{"time-aligned": {"negatives": "time_aligned"}}``.
         seeds, epochs, batch_size, learning_rate: training; one model per (strategy, seed).
+        num_updates: the budget in optimizer updates (wins over ``epochs``).
+        eval_every, eval_episodes: a learning curve (:mod:`cswm_lib.curves`) every ``eval_every``
+            updates on the first ``eval_episodes`` eval episodes; 0 = none.
         modes: keys of :data:`EVAL_MODES`, optionally with the suffix ``_z0`` (no-transition predictor).
         num_steps: latent roll-out lengths L; metrics: keys of :data:`METRICS`.
         paper: published values, keyed ``"<label>|<mode>|<num_steps>|<metric>"``; others are ``None``.
@@ -110,6 +113,9 @@ class Experiment:
     strategies: dict[str, dict[str, Any]] = field(default_factory=lambda: {"baseline": {}})
     seeds: Sequence[int] = (42,)
     epochs: int = 100
+    num_updates: int | None = None  # budget in optimizer updates per run (wins over epochs)
+    eval_every: int = 0  # learning curve: updates between curve points (0: none)
+    eval_episodes: int = 1000  # learning curve: the fixed subset of the eval set it scores
     batch_size: int = 1024
     eval_batch_size: int = 100  # batch of the ``batched`` mode (eval_ids_b.py: 100)
     learning_rate: float = 5e-4
@@ -143,13 +149,19 @@ class Experiment:
                 f"experiment {self.experiment}: seeds, strategies and num_steps must be non-empty"
             )
 
-    def train_config(self, label: str, seed: int, dataset: str | Path) -> TrainConfig:
+    def train_config(
+        self, label: str, seed: int, dataset: str | Path, eval_dataset: str | Path | None = None
+    ) -> TrainConfig:
         """The :class:`TrainConfig` of one run (``<label>_s<seed>`` under :meth:`folder_name`)."""
         return TrainConfig(
             dataset=str(dataset),
             name=f"{label}_s{seed}",
             save_folder=str(checkpoints_dir() / self.folder_name()),
             epochs=self.epochs,
+            num_updates=self.num_updates,
+            eval_dataset=None if eval_dataset is None or not self.eval_every else str(eval_dataset),
+            eval_every=self.eval_every,
+            eval_episodes=self.eval_episodes,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             seed=seed,
@@ -159,13 +171,17 @@ class Experiment:
         )
 
     def folder_name(self) -> str:
-        """``<experiment>_<train data>_div<d>_e<epochs>_<hash>``: one folder per training setting
-        (the hash covers model flags, batch size and learning rate), so scales never share runs."""
-        key = json.dumps([self.model, self.batch_size, self.learning_rate], sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        """``<experiment>_<train data>_div<d>_<budget>_<hash>``: one folder per training setting
+        (budget ``e<epochs>`` or ``u<updates>``; the hash covers model flags, batch size, learning
+        rate and the curve settings), so scales never share runs."""
+        key = [self.model, self.batch_size, self.learning_rate]
+        if self.eval_every:
+            key += [self.eval_every, self.eval_episodes, self.eval_data, self.eval_divisor]
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+        budget = f"e{self.epochs}" if self.num_updates is None else f"u{self.num_updates}"
         if _is_file_name(self.train_data):
-            return f"{self.experiment}_{Path(self.train_data).stem}_e{self.epochs}_{digest}"
-        return f"{self.experiment}_{self.train_data}_div{self.train_divisor}_e{self.epochs}_{digest}"
+            return f"{self.experiment}_{Path(self.train_data).stem}_{budget}_{digest}"
+        return f"{self.experiment}_{self.train_data}_div{self.train_divisor}_{budget}_{digest}"
 
 
 def _is_file_name(name: str | Path) -> bool:
@@ -190,27 +206,36 @@ def datasets(spec: Experiment) -> tuple[Path, Path]:
 
 
 def _finished(config: TrainConfig) -> bool:
+    """Whether the run's log reaches its budget (updates, or epochs for logs without updates)."""
     try:
-        return len(read_log(config.folder())) >= config.epochs
+        log = read_log(config.folder())
     except CswmError:
         return False
+    if config.num_updates is not None:
+        return bool(log) and log[-1].get("updates", 0) >= config.num_updates
+    return len(log) >= config.epochs
 
 
 def train_all(spec: Experiment) -> dict[tuple[str, int], Path]:
     """Train (or reuse / resume) every (strategy label, seed) model; return their checkpoint folders."""
-    train_path, _ = datasets(spec)
-    episodes: Episodes | None = None  # loaded only if some run still has epochs to go
+    train_path, eval_path = datasets(spec)
+    episodes: Episodes | None = None  # loaded only if some run still has updates to go
+    eval_set: Episodes | None = None
     folders = {}
     for label in spec.strategies:
         for seed in spec.seeds:
-            cfg = spec.train_config(label, seed, train_path)
+            cfg = spec.train_config(label, seed, train_path, eval_path)
             if not _finished(cfg):
                 episodes = episodes if episodes is not None else load_episodes(train_path)
+                if spec.eval_every and eval_set is None:
+                    eval_set = load_episodes(eval_path)
                 t0 = time.perf_counter()
-                train(cfg, episodes)
+                train(cfg, episodes, eval_set)
+                budget = total_updates(cfg, episodes.num_transitions)
                 print(
-                    f"[{spec.experiment} {spec.dataset}] trained {cfg.name}: {cfg.epochs} epochs on "
-                    f"{episodes.num_transitions} transitions in {time.perf_counter() - t0:.0f} s",
+                    f"[{spec.experiment} {spec.dataset}] trained {cfg.name}: {budget} updates of "
+                    f"{cfg.batch_size} on {episodes.num_transitions} transitions in "
+                    f"{time.perf_counter() - t0:.0f} s",
                     flush=True,
                 )
             folders[label, seed] = cfg.folder()

@@ -92,3 +92,22 @@ def test_bad_budgets_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "x.h5", "--num-updates", "-3"])
     assert capsys.readouterr().err.strip() == "error: --num-updates must be >= 1, got -3"
+
+
+def test_experiment_budget_and_curves(tmp_path, monkeypatch):
+    from cswm_lib import experiments as ex
+
+    monkeypatch.setenv("CSWM_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(ex, "datasets", lambda spec: (tmp_path / "tr.h5", tmp_path / "ev.h5"))
+    eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)
+    monkeypatch.setattr(ex, "load_episodes", lambda path: eps if path.name == "tr.h5" else ev)
+    model = {k: TINY[k] for k in ("hidden_dim", "num_objects")}
+    spec = ex.Experiment(experiment="t", dataset="tiny", train_data="shapes_imm_train",
+                         eval_data="shapes_imm_eval", model=model, batch_size=8, num_updates=5,
+                         eval_every=2, eval_episodes=4, seeds=[1, 2])
+    assert "_u5_" in spec.folder_name()
+    folders = ex.train_all(spec)
+    assert [p["updates"] for p in read_curve(folders["baseline", 2])] == [0, 2, 4, 5]
+    mtime = (folders["baseline", 1] / "curve.jsonl").stat().st_mtime_ns
+    ex.train_all(spec)  # finished runs are reused
+    assert (folders["baseline", 1] / "curve.jsonl").stat().st_mtime_ns == mtime
