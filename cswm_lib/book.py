@@ -1,4 +1,5 @@
-"""Running the book's chapters at any scale.
+"""Running the book's chapters at any scale (the papermill runner; tables and figures are in
+:mod:`cswm_lib.report`).
 
 Every chapter is a jupytext percent-format notebook in ``book/chapters/`` with one ``parameters``
 cell holding its *small* defaults. The same chapter runs at the ``cpu`` or ``full`` scale when
@@ -48,68 +49,6 @@ def save_results(chapter: str, results: dict[str, Any], scale: str | None = None
     path = results_dir() / chapter / "results.json"
     write_json(path, {"chapter": chapter, "scale": scale, "results": results})
     return path
-
-
-def recorded_results(folder: Path | None = None) -> list[dict[str, Any]]:
-    """Rows of every results table recorded under ``book/results/<scale>/<chapter>.json``.
-
-    These files are the ``results.json`` of reference runs (``cpu`` or ``full`` scale) kept in the
-    repository; the README and the intro show them. Each row has the keys ``experiment``,
-    ``dataset``, ``negatives``, ``mode``, ``num_steps``, ``metric``, ``mean``, ``std``, ``n_seeds``,
-    ``scale``, ``paper`` and ``paper_note``.
-    """
-    folder = folder or project_root() / "book" / "results"
-    rows: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("*/*.json")):
-        record = json.loads(path.read_text())
-        for row in record.get("results", {}).get("table", []):
-            rows.append({"scale": record.get("scale"), **row, "source": path.relative_to(folder).as_posix()})
-    return rows
-
-
-#: The scores a results-at-a-glance table shows (the paper's ranking modes and the local score).
-GLANCE_MODES = ("global", "dedup", "batched", "local")
-
-
-def results_markdown(rows: list[dict[str, Any]], num_steps: int = 1, metric: str = "Hits@1") -> str:
-    """A compact markdown table of result rows: one line per (section, dataset, evaluation mode,
-    scale) with every negative-sampling strategy's score (mean ± std over seeds, in percent) side by
-    side, and the paper's number or "not known to us". Only ``num_steps``-step ``metric`` rows in
-    :data:`GLANCE_MODES` are shown; the chapters have the rest."""
-    rows = [
-        r for r in rows if r["num_steps"] == num_steps and r["metric"] == metric and r["mode"] in GLANCE_MODES
-    ]
-    if not rows:
-        return "_No reference run has been recorded yet (see `book/results/`)._"
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["experiment"], r["dataset"], r["mode"], r["scale"]), []).append(r)
-    lines = [
-        f"| Sec. | dataset | eval ({num_steps}-step {metric}) "
-        "| ours: negatives → mean ± std (seeds) | scale | paper |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (experiment, dataset, mode, scale), group in groups.items():
-        ours = "; ".join(
-            f"{r['negatives']} → {100 * r['mean']:.1f} ± {100 * r['std']:.1f} ({r['n_seeds']})" for r in group
-        )
-        papers = {f"{100 * r['paper']:.1f}" for r in group if r.get("paper") is not None}
-        paper = ", ".join(sorted(papers)) if papers else "not known to us"
-        lines.append(f"| {experiment} | {dataset} | {mode} | {ours} | {scale} | {paper} |")
-    return "\n".join(lines)
-
-
-README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
-
-
-def readme_with_results(readme: str, table: str) -> str:
-    """``readme`` with the text between the results markers replaced by ``table``."""
-    start, end = README_MARKERS
-    if start not in readme or end not in readme:
-        raise CswmError(f"README.md has no {start} ... {end} block to write the results table into")
-    head, rest = readme.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{table}\n{end}{tail}"
 
 
 def toc_chapters(root: Path | None = None) -> list[Path]:
@@ -340,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
         run(args.params, out, args.chapters, args.force)
     elif args.command == "results":
+        from cswm_lib.report import readme_with_results, recorded_results, results_markdown
+
         table = results_markdown(recorded_results())
         if args.readme:
             readme = Path("README.md")

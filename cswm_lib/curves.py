@@ -5,14 +5,15 @@ updates when the :class:`~cswm_lib.train.TrainConfig` names an ``eval_dataset``,
 line per evaluation to ``<run folder>/curve.jsonl``::
 
     {"updates": 500, "epoch": 1.6, "loss": 0.41, "seconds": 83.2,
-     "records": [{"mode": "local", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
+     "records": [{"mode": "local_dedup", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
 
 ``records`` has the same fields as the scores of :func:`cswm_lib.experiments.score_model`:
 
-- ``local`` -- rank among the T + 1 states of the query's own episode (dedup ``published``),
+- ``local_dedup`` -- rank among the T + 1 states of the query's own episode, published dedup
+  (``local`` when the eval set has no state ids),
 - ``dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
-- the same with the suffix ``_z0``: the *no-transition* control (predict ``z_0`` for ``z_L``),
-- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for ``local`` also ``argmin=o_0``:
+- the same with the suffix ``_no_transition``: the control that predicts ``z_0`` for ``z_L``,
+- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local mode ``argmin=o_0``:
   the share of predictions nearest the episode's start state (1 for a model without dynamics).
 
 The eval subset is fixed (the first ``eval_episodes`` episodes), so points of one curve are
@@ -31,12 +32,18 @@ import torch
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import rank_global, rank_local, scores
+from cswm_lib.evaluate import (
+    NO_TRANSITION,
+    START_METRIC,
+    embed_paths,
+    rank_global,
+    rank_local,
+    scores,
+    start_state_argmin,
+)
 
 #: roll-out lengths scored on a curve
 CURVE_STEPS = (1, 5)
-#: the metric of :func:`cswm_lib.experiments.start_state_argmin` in records
-START_METRIC = "argmin=o_0"
 
 
 def eval_subset(episodes: Episodes, num_episodes: int) -> Episodes:
@@ -52,20 +59,18 @@ def curve_scores(
 ) -> list[dict[str, Any]]:
     """Scores of ``model`` on ``episodes`` for one curve point: ``[{"mode", "num_steps", "metric",
     "value"}]`` (see the module docstring). Uses the library's rankers; draws no random numbers."""
-    from cswm_lib.experiments import embed_rollouts, start_state_argmin
-
     steps = [s for s in num_steps if s <= episodes.episode_length]
     if not steps:
         raise CswmError(f"eval episodes have {episodes.episode_length} steps; none of {list(num_steps)} fit")
     has_ids = episodes.state_ids is not None
     dedup = "published" if has_ids else None
-    glob = "dedup" if has_ids else "global"
+    glob, loc = ("dedup", "local_dedup") if has_ids else ("global", "local")
     out = []
-    for L, emb in embed_rollouts(model, episodes, steps).items():
-        for suffix, pred in (("", emb["predictions"]), ("_z0", emb["start"])):
+    for L, emb in embed_paths(model, episodes, steps, all_states=True, progress=False).items():
+        for suffix, pred in (("", emb["predictions"]), (NO_TRANSITION, emb["states"][:, 0])):
             local = rank_local(pred, emb["states"], L, emb["state_ids"], dedup)
             ranked = {
-                "local": scores(local, ks=(1,)),
+                loc: scores(local, ks=(1,)),
                 glob: scores(rank_global(pred, emb["targets"], emb["target_ids"], dedup), ks=(1,)),
             }
             for mode, r in ranked.items():
@@ -75,7 +80,7 @@ def curve_scores(
                 ]
             if not suffix:
                 out.append(
-                    dict(mode="local", num_steps=L, metric=START_METRIC,
+                    dict(mode=loc, num_steps=L, metric=START_METRIC,
                          value=start_state_argmin(pred, emb["states"]))
                 )
     return out
@@ -90,7 +95,7 @@ def read_curve(folder: str | Path) -> list[dict[str, Any]]:
 
 
 def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
-    """One number of a curve point, e.g. ``curve_value(p, "local_z0", 1, "Hits@1")``."""
+    """One number of a curve point, e.g. ``curve_value(p, "local_dedup_no_transition", 1, "Hits@1")``."""
     for r in point["records"]:
         if r["mode"] == mode and r["num_steps"] == num_steps and r["metric"] == metric:
             return float(r["value"])

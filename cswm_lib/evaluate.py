@@ -5,8 +5,10 @@ Three layers:
 
 1. ranking over embeddings (:func:`rank_global`, :func:`rank_local`, :func:`scores`): pure tensor
    functions, no model;
-2. :func:`embed_paths`: a model and a path dataset -> predictions, targets (and all states);
-3. :func:`evaluate` (one call per setting) and the CLI ``python -m cswm_lib.evaluate``.
+2. :func:`embed_paths`: a model and a path dataset -> predictions, targets (and all states): the
+   project's one embedding function (experiments, analysis and the explorer call it too);
+3. :func:`evaluate` (one call per setting, named by a preset of :data:`PRESETS`) and the CLI
+   ``python -m cswm_lib.evaluate``.
 
 How the original ranks (``eval.py``, ``eval_ids*.py``): for query ``i`` (one per eval episode) the
 target ``t_i = enc(o_L)`` is compared with the predictions ``p_j`` of ALL queries; the true pair's
@@ -23,9 +25,8 @@ rounding may order differently; identical embeddings tie in both).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,29 @@ from torch import nn
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes, to_float
+from cswm_lib.model import check_compatible
+from cswm_lib.utils import eval_mode, format_table, torch_threads
 
-MODES = ("global", "dedup", "dedup_correct", "batched", "local")
+#: The named evaluation settings (``mode=`` of :func:`evaluate`, ``--mode`` of the command line,
+#: ``modes`` of an experiment). A name says what it includes: the candidates (``global``: every
+#: query's prediction; ``batched``: those of the query's batch of ``batch_size``; ``local``: the T + 1
+#: states of the query's own episode) and the de-duplication by ground-truth state ids (``dedup``:
+#: the published repair, a top candidate with the target's id counts as a hit; ``dedup_correct``:
+#: every candidate with the target's id is a true match). Without a suffix nothing is de-duplicated.
+PRESETS: dict[str, dict[str, Any]] = {
+    "global": dict(mode="global"),  # eval.py
+    "dedup": dict(mode="global", dedup="published"),  # eval_ids.py --dedup
+    "dedup_correct": dict(mode="global", dedup="correct"),
+    "batched": dict(mode="batched"),
+    # eval_ids_b.py --dedup: also its averaging (mean of running means) and its dropped last batch
+    "batched_dedup": dict(mode="batched", dedup="published", averaging="published"),
+    "local": dict(mode="local"),
+    "local_dedup": dict(mode="local", dedup="published"),  # eval_ids_b_inep.py --dedup
+    "local_dedup_correct": dict(mode="local", dedup="correct"),
+}
+MODES = tuple(PRESETS)
+#: Suffix of a mode scored with the no-transition predictor ``p = z_0`` (same encoder, no dynamics).
+NO_TRANSITION = "_no_transition"
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
 _MEMORY = 2 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)
@@ -109,20 +131,6 @@ def _exact_sq(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tens
             acc += sq[:, f]
         out[s:s + piece] = acc
     return out
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch CPU threads. The ranking loop is many small cache-sized ops: one
-    thread beats several there (no barrier per op; on a loaded 2-core machine two threads were up to
-    20x slower than one)."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def rank_global(
@@ -197,7 +205,7 @@ def rank_global(
     budget = max(1, memory_bytes // torch.finfo(work).bits * 8)  # elements of one work matrix
     gc, rc = (max(1, budget // (b * b)), b) if b * b <= budget else (1, max(1, budget // b))
     ta3, pa3 = ta.view(g, b, f + 2), pa.view(g, b, f + 2)
-    with _cpu_threads(1 if dev.type == "cpu" else None):
+    with torch_threads(1 if dev.type == "cpu" else None):
         for g0 in range(0, g, gc):
             g1 = min(g, g0 + gc)
             for r0 in range(0, b, rc):
@@ -331,102 +339,107 @@ def scores(ranking: Ranking, ks: Sequence[int] = (1, 5, 10), averaging: str = "m
     return out
 
 
+#: The metric name of :func:`start_state_argmin` in result rows (local modes only).
+START_METRIC = "argmin=o_0"
+
+
+def start_state_argmin(predictions: torch.Tensor, states: torch.Tensor) -> float:
+    """Fraction of queries whose prediction ``[N, K, D]`` is nearest (squared L2, ties -> earliest)
+    to the episode's first state among ``states [N, S, K, D]``: a model without dynamics scores 1
+    (the metric ``argmin=o_0`` of the local presets in an experiment)."""
+    d = (states.flatten(2).double() - predictions.flatten(1).double()[:, None]).pow(2).sum(-1)  # [N, S]
+    return (d.argmin(1) == 0).double().mean().item()
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. embedding paths
-
-
-def check_compatible(model: nn.Module, episodes: Episodes) -> None:
-    """Raise a one-line :class:`CswmError` when a model cannot read this dataset (channels, image
-    size, action range), using the model's ``config`` (a ``ModelConfig``) when it has one."""
-    cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
-    if cfg is None:
-        return
-    where = episodes.attrs.get("path", "the eval set")
-    shape = getattr(cfg, "input_shape", None)
-    if shape is not None and tuple(shape) != tuple(episodes.obs_shape):
-        raise CswmError(
-            f"checkpoint/dataset mismatch: the model expects observations {list(shape)} "
-            f"(channels, height, width) but {where} has {list(episodes.obs_shape)}"
-        )
-    if getattr(cfg, "ignore_action", False) or episodes.actions.size == 0:
-        return
-    action_dim = getattr(cfg, "action_dim", None)
-    if action_dim is None:
-        return
-    n_act = action_dim if getattr(cfg, "copy_action", False) else action_dim * getattr(cfg, "num_objects", 1)
-    lo, hi = int(episodes.actions.min()), int(episodes.actions.max())
-    if lo < 0 or hi >= n_act:
-        raise CswmError(
-            f"checkpoint/dataset mismatch: the model takes actions 0..{n_act - 1} but {where} has "
-            f"actions {lo}..{hi}"
-        )
 
 
 @torch.no_grad()
 def embed_paths(
     model: nn.Module,
     episodes: Episodes,
-    num_steps: int = 1,
+    num_steps: int | Sequence[int] = 1,
     batch_size: int = 256,
     device: str | torch.device | None = None,
     all_states: bool = False,
     num_episodes: int | None = None,
     no_transition: bool = False,
+    masks: bool = False,
     progress: bool = True,
-) -> dict[str, torch.Tensor | None]:
+) -> dict[str, Any]:
     """Encode and roll out the first ``num_steps`` steps of every episode (one query per episode).
 
-    ``z_0 = encode(o_0)``, ``p = z_0`` advanced ``num_steps`` times by ``model.predict(p, a_t)``
-    (skipped with ``no_transition``), ``target = encode(o_L)``. Runs in eval mode without
-    gradients, in batches, and restores the model's train/eval mode afterwards.
+    ``z_0 = encode(o_0)``, ``p = z_0`` advanced ``L`` times by ``model.predict(p, a_t)`` (skipped
+    with ``no_transition``), ``target = encode(o_L)``. Runs in eval mode without gradients, in
+    batches of ``batch_size`` episodes, and restores the model's train/eval mode afterwards.
 
     Returns a dict of CPU tensors: ``predictions [N, K, D]``, ``targets [N, K, D]``,
     ``target_ids [N, S]`` (or None), and with ``all_states``: ``states [N, T+1, K, D]`` (every frame
-    of each episode encoded) and ``state_ids [N, T+1, S]``. ``N = num_episodes`` (default all).
+    of each episode encoded) and ``state_ids [N, T+1, S]``; with ``masks`` (needs ``all_states``)
+    also the object masks ``masks`` uint8 ``[N, T+1, K, h, w]`` (mask * 255). ``N = num_episodes``
+    (default all). With a list of roll-out lengths, ``num_steps=[1, 5, 10]``, every frame is encoded
+    once and the result is ``{L: dict}``, one dict as above per ``L`` (sharing ``states``).
     """
     from tqdm.auto import tqdm
 
     T = episodes.episode_length
-    if not 1 <= num_steps <= T:
+    steps = [num_steps] if isinstance(num_steps, int) else sorted(set(num_steps))
+    if not steps or not all(1 <= L <= T for L in steps):
         raise CswmError(f"num_steps must be in 1..{T} (episodes have {T} steps), got {num_steps}")
+    if masks and not all_states:
+        raise CswmError("masks=True needs all_states=True (the masks of every frame)")
     n = episodes.num_episodes if num_episodes is None else min(num_episodes, episodes.num_episodes)
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    preds, targets, states = [], [], []
-    try:
+    preds: dict[int, list[torch.Tensor]] = {L: [] for L in steps}
+    targets: dict[int, list[torch.Tensor]] = {L: [] for L in steps}
+    states, mask_list = [], []
+    with eval_mode(model):
         for s in tqdm(range(0, n, batch_size), desc="encode", disable=not progress, leave=False):
             sl = slice(s, min(n, s + batch_size))
             if all_states:
                 fr = torch.from_numpy(episodes.frames[sl])  # [b, T+1, C, H, W] uint8
-                z = model.encode(to_float(fr.flatten(0, 1)).to(dev))
+                x = to_float(fr.flatten(0, 1)).to(dev)
+                if masks:
+                    m = model.masks(x)
+                    z = model.obj_encoder(m)
+                    m8 = m.mul(255).round_().to(torch.uint8)
+                    mask_list.append(m8.view(fr.shape[0], T + 1, *m.shape[1:]).cpu())
+                else:
+                    z = model.encode(x)
                 z = z.view(fr.shape[0], T + 1, *z.shape[1:])
                 states.append(z.cpu())
-                z0, zl = z[:, 0], z[:, num_steps]
+                z0, zl = z[:, 0], {L: z[:, L] for L in steps}
             else:
                 z0 = model.encode(to_float(episodes.frames[sl, 0]).to(dev))
-                zl = model.encode(to_float(episodes.frames[sl, num_steps]).to(dev))
+                zl = {L: model.encode(to_float(episodes.frames[sl, L]).to(dev)) for L in steps}
             pred = z0
-            if not no_transition:
-                acts = torch.from_numpy(episodes.actions[sl, :num_steps]).to(dev)
-                for i in range(num_steps):
-                    pred = model.predict(pred, acts[:, i])
-            preds.append(pred.cpu())
-            targets.append(zl.cpu())
-    finally:
-        model.train(was_training)
+            acts = torch.from_numpy(episodes.actions[sl, : steps[-1]]).to(dev)
+            for i in range(1, steps[-1] + 1):
+                if not no_transition:
+                    pred = model.predict(pred, acts[:, i - 1])
+                if i in preds:
+                    preds[i].append(pred.cpu())
+                    targets[i].append(zl[i].cpu())
     ids = episodes.state_ids
-    out: dict[str, torch.Tensor | None] = {
-        "predictions": torch.cat(preds),
-        "targets": torch.cat(targets),
-        "target_ids": None if ids is None else torch.from_numpy(ids[:n, num_steps]),
-    }
+    shared: dict[str, Any] = {}
     if all_states:
-        out["states"] = torch.cat(states)
-        out["state_ids"] = None if ids is None else torch.from_numpy(ids[:n])
-    return out
+        shared["states"] = torch.cat(states)
+        shared["state_ids"] = None if ids is None else torch.from_numpy(ids[:n])
+    if masks:
+        shared["masks"] = torch.cat(mask_list)
+    out = {
+        L: {
+            "predictions": torch.cat(preds[L]),
+            "targets": torch.cat(targets[L]),
+            "target_ids": None if ids is None else torch.from_numpy(ids[:n, L]),
+            **shared,
+        }
+        for L in steps
+    }
+    return out[num_steps] if isinstance(num_steps, int) else out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,7 +453,7 @@ def evaluate(
     mode: str = "global",
     dedup: str | None = None,
     batch_size: int = 100,
-    averaging: str = "mean",
+    averaging: str | None = None,
     ks: Sequence[int] = (1, 5, 10),
     drop_last: bool | None = None,
     no_transition: bool = False,
@@ -455,15 +468,16 @@ def evaluate(
     Args:
         model: has ``encode(obs [B, C, H, W]) -> [B, K, D]`` and ``predict(z, action [B]) -> [B, K, D]``.
         episodes: eval episodes (one query per episode: its first ``num_steps`` steps).
-        mode: ``"global"`` (rank among all queries' predictions, ``eval.py``), ``"dedup"`` (= global
-            with ``dedup="published"``, ``eval_ids.py --dedup``), ``"dedup_correct"`` (= global with
-            ``dedup="correct"``), ``"batched"`` (within disjoint batches of ``batch_size``,
-            ``eval_ids_b.py``), ``"local"`` (among the T + 1 states of the query's own episode,
-            ``eval_ids_b_inep.py``).
-        dedup: ``None`` | ``"published"`` | ``"correct"`` (see :func:`rank_global`); combines with
-            ``batched`` and ``local``.
-        averaging: ``"mean"`` (default: plain mean over queries) or ``"published"`` (the scripts'
-            averaging, see :func:`scores`).
+        mode: a preset of :data:`PRESETS`: ``"global"`` (rank among all queries' predictions,
+            ``eval.py``), ``"dedup"`` (global, published de-duplication, ``eval_ids.py --dedup``),
+            ``"dedup_correct"`` (global, corrected de-duplication), ``"batched"`` (within disjoint
+            batches of ``batch_size``), ``"batched_dedup"`` (``eval_ids_b.py --dedup``: published
+            de-duplication and averaging), ``"local"`` (among the T + 1 states of the query's own
+            episode), ``"local_dedup"`` (``eval_ids_b_inep.py --dedup``), ``"local_dedup_correct"``.
+        dedup: ``None`` | ``"published"`` | ``"correct"`` (see :func:`rank_global`); combines with a
+            preset that names no de-duplication (``batched``, ``local``).
+        averaging: ``"mean"`` (plain mean over queries; the default unless the preset says otherwise)
+            or ``"published"`` (the scripts' averaging, see :func:`scores`).
         drop_last: use only ``batch_size * floor(E / batch_size)`` episodes, as every published script
             does (it skips the incomplete last batch of 100). Default: True for ``batched`` mode or
             ``averaging="published"``; otherwise every episode is a query.
@@ -473,13 +487,15 @@ def evaluate(
         A dict with ``hits@k`` for each k, ``mrr``, ``N`` (queries), ``num_candidates``,
         ``num_duplicate_targets`` and the settings; with ``return_ranks`` also ``ranks``.
     """
-    if mode not in MODES:
+    if mode not in PRESETS:
         raise CswmError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode in ("dedup", "dedup_correct"):
-        implied = "published" if mode == "dedup" else "correct"
-        if dedup not in (None, implied):
-            raise CswmError(f"mode={mode!r} implies dedup={implied!r}, but dedup={dedup!r} was given")
-        mode, dedup = "global", implied
+    preset = PRESETS[mode]
+    for key, given in (("dedup", dedup), ("averaging", averaging)):
+        if key in preset and given not in (None, preset[key]):
+            raise CswmError(f"mode={mode!r} implies {key}={preset[key]!r}, but {key}={given!r} was given")
+    mode = preset["mode"]
+    dedup = preset.get("dedup", dedup)
+    averaging = preset.get("averaging", averaging or "mean")
     if dedup not in DEDUP:
         raise CswmError(f"dedup must be one of {DEDUP}, got {dedup!r}")
     if averaging not in AVERAGING:
@@ -493,7 +509,9 @@ def evaluate(
         raise CswmError(f"num_steps must be in 1..{T} ({where} has {T} steps per episode), got {num_steps}")
     if batch_size < 1:
         raise CswmError(f"batch_size must be >= 1, got {batch_size}")
-    check_compatible(model, episodes)
+    cfg = getattr(model, "config", None)
+    if cfg is not None:
+        check_compatible(cfg, episodes, where)
     if drop_last is None:
         drop_last = mode == "batched" or averaging == "published"
     n = E - E % batch_size if drop_last else E
@@ -533,15 +551,10 @@ def evaluate(
 # 4. command line
 
 
-def _format_table(rows: list[dict[str, Any]], ks: Sequence[int]) -> str:
-    head = ["mode", "dedup", "steps", "N", "cands"] + [f"H@{k}" for k in ks] + ["MRR"]
-    lines = [head]
-    for r in rows:
-        lines.append([r["mode"], str(r["dedup"] or "-"), str(r["num_steps"]), str(r["N"]),
-                      str(r["num_candidates"])]
-                     + [f"{100 * r[f'hits@{k}']:.2f}" for k in ks] + [f"{100 * r['mrr']:.2f}"])
-    w = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w[i]) for i, c in enumerate(line)) for line in lines)
+def _table_row(r: dict[str, Any], ks: Sequence[int]) -> dict[str, str]:
+    scores = {f"H@{k}": f"{100 * r[f'hits@{k}']:.2f}" for k in ks} | {"MRR": f"{100 * r['mrr']:.2f}"}
+    return {"mode": r["mode"], "dedup": str(r["dedup"] or "-"), "steps": str(r["num_steps"]),
+            "N": str(r["N"]), "cands": str(r["num_candidates"])} | scores
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -551,11 +564,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--save-folder", required=True, help="checkpoint folder (ours or the original's)")
     ap.add_argument("--dataset", default="data/shapes_eval.h5", help="eval HDF5 file")
     ap.add_argument("--num-steps", type=int, nargs="+", default=[1], help="latent roll-out steps (1 5 10)")
-    ap.add_argument("--mode", choices=MODES, default="global")
+    ap.add_argument("--mode", choices=MODES, default="global", help="evaluation preset (see PRESETS)")
     ap.add_argument("--dedup", nargs="?", const="published", default=None, choices=["published", "correct"],
                     help="de-duplicate by state ids: --dedup as eval_ids.py, --dedup correct: fixed variant")
     ap.add_argument("--batch-size", type=int, default=100, help="batch size (batched, published)")
-    ap.add_argument("--averaging", choices=AVERAGING, default="mean")
+    ap.add_argument("--averaging", choices=AVERAGING, default=None, help="default: the preset's, else mean")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
     ap.add_argument("--no-transition", action="store_true", help="predict z_0 (no latent step)")
     ap.add_argument("--device", default=None)
@@ -579,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         r = evaluate(model, episodes, steps, mode=args.mode, dedup=args.dedup, batch_size=args.batch_size,
                      averaging=args.averaging, ks=ks, no_transition=args.no_transition)
         rows.append(r)
-    print(_format_table(rows, ks))
+    print(format_table([_table_row(r, ks) for r in rows]))
     out = Path(args.json) if args.json else results_dir() / "evaluate" / f"{Path(args.save_folder).name}.json"
     write_json(out, {"save_folder": str(args.save_folder), "dataset": str(args.dataset), "results": rows})
     print(f"wrote {out}")

@@ -26,12 +26,16 @@ The GNN is evaluated in an algebraically equal but cheaper form (see :class:`Tra
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cswm_lib import CswmError
+
+if TYPE_CHECKING:
+    from cswm_lib.data.episodes import Episodes
 
 ENCODERS = ("small", "medium", "large")
 #: spatial down-sampling of each object extractor: masks are [H // f, W // f]
@@ -89,6 +93,33 @@ class ModelConfig:
 
 #: The fields of :class:`ModelConfig` a training run sets (all but the input shape, which the data gives).
 MODEL_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name != "input_shape")
+
+
+def check_compatible(cfg: ModelConfig | Any, episodes: Episodes, where: str = "the dataset") -> None:
+    """Raise a one-line :class:`CswmError` when a model with config ``cfg`` cannot read ``episodes``
+    (observation shape, Atari data without ``copy_action``, action range). Training checks its data
+    with it, evaluation its checkpoint and eval set."""
+    shape, obs = list(cfg.input_shape), list(episodes.obs_shape)
+    if shape != obs:
+        raise CswmError(
+            f"checkpoint/dataset mismatch: the model expects observations {shape} (channels, height, "
+            f"width) but {where} has {obs} (channels: 3 = block pushing, 6 = two stacked Atari frames)"
+        )
+    copy_action = getattr(cfg, "copy_action", False)
+    if getattr(cfg, "ignore_action", False) or episodes.actions.size == 0:
+        return
+    if episodes.attrs.get("atari") and not copy_action:
+        raise CswmError(f"checkpoint/dataset mismatch: {where} is Atari data: its actions address no "
+                        "object, so pass --copy-action (the original README: --action-dim 6 --copy-action)")
+    n_act = cfg.action_dim if copy_action else cfg.action_dim * cfg.num_objects
+    lo = int(episodes.actions.min())
+    need = max(int(episodes.attrs.get("num_actions", 0) or 0), int(episodes.actions.max()) + 1)
+    if lo < 0 or need > n_act:
+        flag = "--action-dim" if copy_action else "--action-dim x --num-objects"
+        raise CswmError(
+            f"checkpoint/dataset mismatch: the model takes actions 0..{n_act - 1} but {where} has actions "
+            f"{lo}..{need - 1} (it has {need} actions but {flag} = {n_act})"
+        )
 
 
 class ObjectExtractor(nn.Module):

@@ -38,7 +38,7 @@ from cswm_lib import CswmError
 from cswm_lib.curves import curve_scores, eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
-from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig
+from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
 from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, write_json
 
@@ -117,28 +117,6 @@ def load_dataset(path: str | Path) -> Episodes:
     from cswm_lib.data.hdf5 import load_episodes
 
     return load_episodes(path)
-
-
-def check_compatible(cfg: ModelConfig, episodes: Episodes, where: str = "dataset") -> None:
-    """One-line errors when the data cannot feed a model with config ``cfg``."""
-    if tuple(episodes.obs_shape) != tuple(cfg.input_shape):
-        raise CswmError(
-            f"{where} observations are {list(episodes.obs_shape)} but the model expects "
-            f"{list(cfg.input_shape)} (channels: 3 = block pushing, 6 = two stacked Atari frames)"
-        )
-    if cfg.ignore_action:
-        return
-    if episodes.attrs.get("atari") and not cfg.copy_action:
-        raise CswmError(f"{where} is Atari data: its actions address no object, so pass --copy-action "
-                        "(the original README: --action-dim 6 --copy-action)")
-    n_data = int(episodes.attrs.get("num_actions", 0) or 0)
-    hi = int(episodes.actions.max()) + 1 if episodes.actions.size else 0
-    need, flag = max(n_data, hi), "--action-dim" if cfg.copy_action else "--action-dim x --num-objects"
-    if need > cfg.num_actions or episodes.actions.min(initial=0) < 0:
-        raise CswmError(
-            f"{where} has {need} actions but {flag} = {cfg.num_actions} (action_dim "
-            f"{cfg.action_dim}, num_objects {cfg.num_objects}, copy_action {cfg.copy_action})"
-        )
 
 
 def _config_mismatch(old: dict, new: dict) -> str | None:

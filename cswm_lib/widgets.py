@@ -33,11 +33,13 @@ import numpy as np
 import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from cswm_lib import CswmError
+from cswm_lib.analysis import NearestStates, pca_2d
 from cswm_lib.data.episodes import Episodes, to_float
-from cswm_lib.model import CSWM
+from cswm_lib.evaluate import embed_paths
+from cswm_lib.model import CSWM, check_compatible
+from cswm_lib.utils import eval_mode, torch_threads
 
 SLOT_COLOURS = np.array(
     [[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16], [0.58, 0.4, 0.74],
@@ -50,134 +52,8 @@ def slot_colour(k: int) -> np.ndarray:
     return SLOT_COLOURS[k % len(SLOT_COLOURS)]
 
 
-@contextlib.contextmanager
-def _small_work(device: torch.device) -> Iterator[None]:
-    """One CPU thread for the explorer's forward passes: they are small, and on a busy machine torch's
-    multi-threaded kernels wait for each other (measured on 2 loaded cores: 20 actions' predictions
-    ~250 ms vs ~5 ms, encoding 5000 frames 2.7 s vs 0.4 s)."""
-    if device.type != "cpu":
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------------------
 # precomputation
-
-
-@torch.no_grad()
-def embed_frames(
-    model: CSWM, frames: np.ndarray, batch_size: int = 512, keep_masks: bool = True, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Encode uint8 frames ``[N, C, H, W]`` -> embeddings float32 ``[N, K, D]`` and masks uint8
-    ``[N, K, h, w]`` (mask * 255, or None without ``keep_masks``), in eval mode, in batches."""
-    dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    zs, ms = [], []
-    try:
-        with _small_work(dev):
-            for s in tqdm(range(0, len(frames), batch_size), desc="embed", disable=not progress, leave=False):
-                m = model.masks(to_float(frames[s : s + batch_size]).to(dev))
-                zs.append(model.obj_encoder(m).float().cpu().numpy())
-                if keep_masks:
-                    ms.append(m.mul(255).round_().to(torch.uint8).cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(zs), (np.concatenate(ms) if keep_masks else None)
-
-
-def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """A 2D view of points ``[N, D]``: ``(mean [D], basis [D, 2], explained variance share [2] | None)``.
-
-    D > 2: the top two principal components; D = 2: the identity; D = 1: the line on the x axis.
-    """
-    D = z.shape[1]
-    mean = z.mean(0)
-    if D <= 2:
-        basis = np.eye(D, 2, dtype=np.float32)
-        return np.zeros_like(mean), basis, None
-    x = (z - mean).astype(np.float64)
-    evals, evecs = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
-    order = np.argsort(evals)[::-1][:2]
-    total = evals.clip(min=0).sum()
-    share = evals[order].clip(min=0) / total if total > 0 else np.zeros(2)
-    return mean, evecs[:, order].astype(np.float32), share
-
-
-class NearestStates:
-    """Brute-force nearest-neighbour index over states ``[N, K, D]`` in the model's energy:
-    ``E(z, z') = 0.5 / sigma^2 * mean_k sum_d (z_kd - z'_kd)^2`` (no transition)."""
-
-    def __init__(self, z: np.ndarray, sigma: float):
-        self.z = np.ascontiguousarray(z.reshape(len(z), -1), dtype=np.float32)  # [N, K*D]
-        self.sq = np.einsum("nd,nd->n", self.z, self.z)
-        self.scale = 0.5 / sigma**2 / z.shape[1]
-
-    def query(
-        self, q: np.ndarray, k: int, exclude: int | slice | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` states nearest to ``q [K, D]`` -> (flat indices ``[k]``, energies ``[k]``), nearest
-        first; ``exclude`` (a flat index or a slice, e.g. the query's own state or episode) is never
-        returned."""
-        q = q.reshape(-1).astype(np.float32)
-        # einsum, not BLAS: a threaded sgemv on a busy machine took 20 ms here instead of 1 ms
-        d2 = self.sq - 2 * np.einsum("nd,d->n", self.z, q) + q @ q
-        if exclude is not None:
-            d2[exclude] = np.inf
-        k = min(k, int(np.isfinite(d2).sum()))
-        if k <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        idx = np.argpartition(d2, k - 1)[:k]
-        idx = idx[np.argsort(d2[idx], kind="stable")]
-        return idx, np.maximum(d2[idx], 0) * self.scale
-
-    def nearest(
-        self, rows: np.ndarray, groups: np.ndarray | None = None, chunk: int = 1024
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest OTHER state of each state in ``rows`` (flat indices ``[Q]``) -> (indices ``[Q]``,
-        energies ``[Q]``), computed in chunks of queries. With ``groups`` (one label per state, e.g.
-        its episode, ``[N]``) states of the query's own group are skipped as well."""
-        rows = np.asarray(rows, dtype=np.int64)
-        idx, energy = np.empty(len(rows), np.int64), np.empty(len(rows), np.float32)
-        z = torch.from_numpy(self.z)
-        for s in range(0, len(rows), chunk):
-            r = rows[s : s + chunk]
-            with _small_work(torch.device("cpu")):
-                dot = (z[torch.from_numpy(r)] @ z.T).numpy()
-            d2 = self.sq[r, None] - 2 * dot + self.sq[None]
-            d2[np.arange(len(r)), r] = np.inf
-            if groups is not None:
-                d2[groups[r, None] == groups[None]] = np.inf
-            idx[s : s + chunk] = d2.argmin(1)
-            energy[s : s + chunk] = np.maximum(d2.min(1), 0) * self.scale
-        return idx, energy
-
-
-def slot_object_r2(z: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Which slot tracks which object: ``R^2`` of the best affine map from slot k's embedding to
-    object j's position, for embeddings ``z [N, K, D]`` and ground-truth positions ``[N, J, P]``.
-
-    Returns ``[K, J]``: 1 = slot k's embedding determines where object j is, 0 = it says nothing
-    (R^2 pools the P coordinates: 1 - residual sum of squares / total sum of squares).
-    """
-    N, K, _ = z.shape
-    y = positions.reshape(N, -1, positions.shape[-1]).astype(np.float64)  # [N, J, P]
-    J = y.shape[1]
-    yc = y - y.mean(0)
-    total = (yc**2).sum((0, 2))  # [J]
-    out = np.zeros((K, J))
-    for k in range(K):
-        x = np.concatenate([z[:, k].astype(np.float64), np.ones((N, 1))], 1)  # [N, D+1]
-        coef, *_ = np.linalg.lstsq(x, y.reshape(N, -1), rcond=None)
-        resid = ((y.reshape(N, -1) - x @ coef) ** 2).reshape(N, J, -1).sum((0, 2))
-        out[k] = np.where(total > 0, 1 - resid / np.maximum(total, 1e-12), 0.0)
-    return out
 
 
 @dataclass(eq=False)
@@ -208,13 +84,18 @@ def build_view(
     name: str, model: CSWM, episodes: Episodes, batch_size: int = 512, mask_budget: int = 2**28,
     progress: bool = True,
 ) -> ModelView:
-    """Precompute embeddings, masks, 2D projection and nearest-state index of ``model`` on ``episodes``."""
+    """Precompute embeddings, masks, 2D projection and nearest-state index of ``model`` on ``episodes``
+    (``batch_size``: frames encoded at a time)."""
     E, T1 = episodes.frames.shape[:2]
     cfg = model.config
     h, w = cfg.mask_shape
     keep = E * T1 * cfg.num_objects * h * w <= mask_budget
-    z, masks = embed_frames(model, episodes.frames.reshape(E * T1, *episodes.obs_shape), batch_size, keep,
-                            progress)
+    dev = next(model.parameters()).device
+    with torch_threads(1 if dev.type == "cpu" else None):  # small forward passes: one thread is faster
+        emb = embed_paths(model, episodes, batch_size=max(1, batch_size // T1), all_states=True, masks=keep,
+                          progress=progress)
+    z = emb["states"].float().numpy().reshape(E * T1, *emb["states"].shape[2:])
+    masks = emb["masks"].numpy() if keep else None
     K, D = z.shape[1:]
     mean, basis, explained = pca_2d(z.reshape(-1, D))
     xy = ((z - mean) @ basis).reshape(E, T1, K, 2)
@@ -368,7 +249,6 @@ class EmbeddingExplorer:
         progress: bool = True,
     ):
         from cswm_lib.checkpoint import load_model
-        from cswm_lib.evaluate import check_compatible
 
         if not isinstance(episodes, Episodes):
             from cswm_lib.data.hdf5 import load_episodes
@@ -396,7 +276,7 @@ class EmbeddingExplorer:
             if not isinstance(model, CSWM):
                 raise CswmError(f"{name}: expected a CSWM or a checkpoint folder, got {type(src).__name__}")
             try:
-                check_compatible(model, episodes)
+                check_compatible(model.config, episodes, episodes.attrs.get("path", "the eval set"))
             except CswmError as err:
                 raise CswmError(f"{name}: {err}") from None
             self.views.append(build_view(name, model, episodes, batch_size, mask_budget, progress))
@@ -456,14 +336,11 @@ class EmbeddingExplorer:
         dev = next(model.parameters()).device
         z = torch.from_numpy(view.z[episode, step]).to(dev)
         A = view.num_actions
-        with torch.no_grad(), _small_work(dev):
-            was_training = model.training
-            model.eval()
+        with torch.no_grad(), torch_threads(1 if dev.type == "cpu" else None), eval_mode(model):
             if A == 0:
                 out = model.predict(z[None], None)
             else:
                 out = model.predict(z[None].expand(A, *z.shape), torch.arange(A, device=dev))
-            model.train(was_training)
         out = out.float().cpu().numpy()
         self._pred_cache[key] = out
         if len(self._pred_cache) > 4096:
@@ -477,7 +354,7 @@ class EmbeddingExplorer:
         else:
             model = view.model
             dev = next(model.parameters()).device
-            with torch.no_grad(), _small_work(dev):
+            with torch.no_grad(), torch_threads(1 if dev.type == "cpu" else None):
                 x = to_float(self.episodes.frames[episode, step : step + 1]).to(dev)
                 m = model.masks(x)[0].float().cpu().numpy()
         K = m.shape[0]

@@ -37,11 +37,11 @@ def test_budget_in_updates_and_eval_leaves_training_untouched(tmp_path):
     assert [p["updates"] for p in curve] == [0, 3, 6, 7]
     point = curve[-1]
     modes = {(r["mode"], r["num_steps"], r["metric"]) for r in point["records"]}
-    assert {("local", 1, "Hits@1"), ("local_z0", 5, "MRR"), ("dedup", 1, "Hits@1"),
-            ("dedup_z0", 1, "Hits@1"), ("local", 5, "argmin=o_0")} <= modes
-    assert 0 <= curve_value(point, "local", 1) <= 1 and point["loss"] > 0
-    with pytest.raises(CswmError, match="has no local/3/Hits@1"):
-        curve_value(point, "local", 3)
+    assert {("local_dedup", 1, "Hits@1"), ("local_dedup_no_transition", 5, "MRR"), ("dedup", 1, "Hits@1"),
+            ("dedup_no_transition", 1, "Hits@1"), ("local_dedup", 5, "argmin=o_0")} <= modes
+    assert 0 <= curve_value(point, "local_dedup", 1) <= 1 and point["loss"] > 0
+    with pytest.raises(CswmError, match="has no local_dedup/3/Hits@1"):
+        curve_value(point, "local_dedup", 3)
     # an epochs budget counts the same updates
     by_epochs = train(cfg(tmp_path, epochs=2, name="epochs"), eps)
     six = train(cfg(tmp_path, num_updates=6, name="six"), eps)

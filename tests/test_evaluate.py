@@ -13,8 +13,8 @@ from torch import nn
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import embed_paths, evaluate, main, rank_global, rank_local, scores
-from cswm_lib.utils import cli_errors
+from cswm_lib.evaluate import PRESETS, embed_paths, evaluate, main, rank_global, rank_local, scores
+from cswm_lib.utils import cli_errors, eval_mode, torch_threads
 
 # ----------------------------------------------------------------------------- brute force
 
@@ -242,6 +242,47 @@ def test_evaluate_every_mode_and_drop_last():
     assert pub["N"] == 20 and pub["drop_last"]  # the scripts skip the incomplete last batch
     again = evaluate(model, ep, 2, mode="batched", batch_size=10, progress=False)
     assert again == res["batched"]  # deterministic
+
+
+def test_presets_say_what_they_include():
+    """A preset is a fixed set of evaluate() arguments; its name says whether it de-duplicates."""
+    torch.manual_seed(2)
+    model, ep = Toy(), toy_episodes(e=30)
+    for preset, explicit in [
+        ("batched_dedup", dict(mode="batched", dedup="published", averaging="published")),
+        ("local_dedup", dict(mode="local", dedup="published")),
+        ("local_dedup_correct", dict(mode="local", dedup="correct")),
+        ("dedup", dict(mode="global", dedup="published")),
+    ]:
+        assert PRESETS[preset] == explicit
+        a = evaluate(model, ep, 2, mode=preset, batch_size=10, ks=(1,), progress=False)
+        b = evaluate(model, ep, 2, batch_size=10, ks=(1,), progress=False, **explicit)
+        assert a == b
+    for plain in ("global", "batched", "local"):  # no suffix: nothing de-duplicated
+        assert "dedup" not in PRESETS[plain] and "averaging" not in PRESETS[plain]
+    with pytest.raises(CswmError, match="implies averaging='published', but averaging='mean'"):
+        evaluate(model, ep, 1, mode="batched_dedup", averaging="mean", batch_size=10, progress=False)
+
+
+def test_embed_paths_list_of_steps_equals_one_call_per_step():
+    torch.manual_seed(3)
+    model, ep = Toy(), toy_episodes()
+    both = embed_paths(model, ep, [3, 1], batch_size=7, all_states=True, progress=False)
+    assert sorted(both) == [1, 3]
+    for L in (1, 3):
+        one = embed_paths(model, ep, L, batch_size=7, all_states=True, progress=False)
+        for key in ("predictions", "targets", "states", "target_ids"):
+            assert torch.equal(both[L][key], one[key]), key
+    still = embed_paths(model, ep, [2], batch_size=7, no_transition=True, progress=False)[2]
+    assert torch.equal(still["predictions"], both[1]["states"][:, 0])
+
+
+def test_eval_mode_and_torch_threads_restore_on_error():
+    model, n = Toy().train(), torch.get_num_threads()
+    with pytest.raises(RuntimeError), eval_mode(model), torch_threads(1):
+        assert not model.training and torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert model.training and torch.get_num_threads() == n
 
 
 def test_evaluate_agrees_with_rank_functions():

@@ -7,17 +7,17 @@ import torch
 
 import cswm_lib.experiments as ex
 from cswm_lib import CswmError
+from cswm_lib.analysis import gap, local_global_view
+from cswm_lib.evaluate import start_state_argmin
 from cswm_lib.experiments import (
     ROW_KEYS,
     START_METRIC,
     Experiment,
     aggregate,
     evaluate_all,
-    gap,
-    markdown_table,
-    start_state_argmin,
     train_all,
 )
+from cswm_lib.report import markdown_table
 
 
 def tiny_spec(**kw):
@@ -36,7 +36,7 @@ def tiny_spec(**kw):
         seeds=[0, 1],
         epochs=2,
         batch_size=64,
-        modes=["dedup", "local", "local_z0"],
+        modes=["dedup", "local_dedup", "local_dedup_no_transition"],
         num_steps=[1, 2],
         scale="small",
         device="cpu",
@@ -75,7 +75,7 @@ def test_tiny_run_rows_reuse_and_invariants(tmp_dirs, monkeypatch):
         assert r["mean"] == pytest.approx(np.mean(vals)) and r["std"] == pytest.approx(np.std(vals, ddof=1))
         assert 0.0 <= r["mean"] <= 1.0
     # the no-transition predictor sits exactly on o_0: its local arg-min is always the start state
-    z0 = ex.select(rows, mode="local_z0", metric=START_METRIC)
+    z0 = ex.select(rows, mode="local_dedup_no_transition", metric=START_METRIC)
     assert [r["mean"] for r in z0] == [1.0] * 4
     # eval files: 10000 // 500 = 20 episodes, so the global (dedup) ranking has 20 candidates
     assert {r["metric"] for r in ex.select(rows, mode="dedup")} == {"Hits@1", "MRR"}
@@ -173,13 +173,14 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
         epochs=1,
         batch_size=8,
         eval_batch_size=3,
-        modes=["batched", "local"],
+        modes=["batched_dedup", "local_dedup"],
         num_steps=[1],
     )
     assert ex.datasets(spec) == (train_path, eval_path)
     assert spec.folder_name().startswith("4.3_a_train_4ep_e1_")
     rows = ex.run(spec)
-    assert {r["mode"] for r in rows} == {"batched", "local"} and all(0 <= r["mean"] <= 1 for r in rows)
+    assert {r["mode"] for r in rows} == {"batched_dedup", "local_dedup"}
+    assert all(0 <= r["mean"] <= 1 for r in rows)
     model = ex.load_model(tmp_dirs / "ckpt" / spec.folder_name() / "baseline_s0", "cpu")
     direct = ex.evaluate(
         model,
@@ -188,10 +189,10 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
         batch_size=3,
         ks=[1],
         progress=False,
-        **ex.EVAL_MODES["batched"],
+        mode="batched_dedup",
     )
     assert direct["N"] == 6  # two full batches of 3; the 7th episode is dropped as in eval_ids_b.py
-    (hits,) = ex.select(rows, mode="batched", metric="Hits@1")
+    (hits,) = ex.select(rows, mode="batched_dedup", metric="Hits@1")
     assert hits["mean"] == pytest.approx(direct["hits@1"])
     with pytest.raises(CswmError, match="dataset file not found: .*missing.h5$") as err:
         ex.datasets(tiny_spec(train_data=str(train_path), eval_data=str(tmp_dirs / "missing.h5")))
@@ -208,7 +209,7 @@ def test_local_global_view_matches_direct_distances():
     model = CSWM(ModelConfig(embedding_dim=2, hidden_dim=32, num_objects=2)).eval()
     eps = tiny_episodes(E=6, T=5, K=2, seed=3)
     e, L, B = 4, 2, 4
-    view = ex.local_global_view(model, eps, episode=e, num_steps=L, batch_size=B)
+    view = local_global_view(model, eps, episode=e, num_steps=L, batch_size=B)
     with torch.no_grad():
         z = model.encode(to_float(eps.frames.reshape(-1, *eps.obs_shape))).reshape(6, 6, 2, 2)
         pred = z[:, 0]

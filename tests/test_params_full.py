@@ -221,9 +221,9 @@ README_43 = {
         f"{A3C_TRAIN} --num-objects 5 --custom-neg --disable-time-aligned",
     },
     "eval": {
-        "batched": "python -m ns.scr.eval_ids_b --dataset data/pong_full_test_dup_eps_0_5.h5 "
+        "batched_dedup": "python -m ns.scr.eval_ids_b --dataset data/pong_full_test_dup_eps_0_5.h5 "
         "--save-folder checkpoints/x --num-steps 1 --dedup",
-        "local": "python -m ns.scr.eval_ids_b_inep --dataset data/pong_full_test_dup_eps_0_5.h5 "
+        "local_dedup": "python -m ns.scr.eval_ids_b_inep --dataset data/pong_full_test_dup_eps_0_5.h5 "
         "--save-folder checkpoints/x --num-steps 1 --dedup",
     },
 }

@@ -69,7 +69,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_results_block_is_generated_from_recorded_json():
-    from cswm_lib.book import README_MARKERS, readme_with_results, recorded_results, results_markdown
+    from cswm_lib.report import README_MARKERS, readme_with_results, recorded_results, results_markdown
 
     readme = (ROOT / "README.md").read_text()
     assert all(marker in readme for marker in README_MARKERS)
@@ -78,7 +78,7 @@ def test_readme_results_block_is_generated_from_recorded_json():
 
 
 def test_results_markdown_shows_paper_or_says_unknown():
-    from cswm_lib.book import results_markdown
+    from cswm_lib.report import results_markdown
 
     row = dict(
         experiment="4.1",
@@ -95,7 +95,7 @@ def test_results_markdown_shows_paper_or_says_unknown():
         paper_note="not known",
     )
     other = {**row, "negatives": "mixed", "mean": 0.75, "std": 0.0}
-    hidden = [{**row, "num_steps": 5}, {**row, "metric": "MRR"}, {**row, "mode": "dedup_z0"}]
+    hidden = [{**row, "num_steps": 5}, {**row, "metric": "MRR"}, {**row, "mode": "dedup_no_transition"}]
     table = results_markdown([row, other, *hidden]).splitlines()
     assert len(table) == 3  # header, rule, one line for the (4.1, Shapes immovable, dedup, cpu) group
     assert table[2] == (

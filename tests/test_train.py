@@ -9,10 +9,10 @@ from tiny_worlds import tiny_episodes
 from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.model import check_compatible
 from cswm_lib.train import (
     TrainConfig,
     build_parser,
-    check_compatible,
     config_from_args,
     main,
     read_log,
@@ -137,7 +137,7 @@ def test_one_line_errors(tmp_path, capsys):
             train(cfg(tmp_path, epochs=1, name="err", **kw), eps)
         assert "\n" not in str(err.value)
     with pytest.raises(
-        CswmError, match=r"observations are \[6, 50, 50\] but the model expects \[3, 50, 50\]"
+        CswmError, match=r"expects observations \[3, 50, 50\] .* but the dataset has \[6, 50, 50\]"
     ):
         check_compatible(cfg(tmp_path).model_config((3, 50, 50)), tiny_episodes(E=2, T=4, channels=6))
     atari = tiny_episodes(E=2, T=4, channels=6)

@@ -53,7 +53,9 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown
 
+from cswm_lib import report
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset
@@ -231,29 +233,28 @@ model = load_model(folder, device=dev)
 # ## Every mode, side by side
 #
 # One call per setting. `N` is the number of queries (one per eval episode), `cands` the candidates
-# each query is ranked among. The last rows, **identity**, predict $\hat z_L = z_0$ (no transition
+# each query is ranked among. The last rows, **no_transition**, predict $\hat z_L = z_0$ (no transition
 # at all): a baseline any world model should beat. We encode every episode once per roll-out length
 # with {func}`~cswm_lib.evaluate.embed_paths` (all 11 states, for the local score) and hand the
 # embeddings to every {func}`~cswm_lib.evaluate.evaluate` call, so each setting costs only its ranking.
 
 # %%
-settings = [
+settings = [  # the presets of cswm_lib.evaluate.PRESETS and the no-transition predictor
     ("global", dict(mode="global")),
-    ("dedup (published)", dict(mode="dedup")),
-    ("dedup (correct)", dict(mode="dedup_correct")),
-    (f"batched {eval_batch_size}", dict(mode="batched")),
-    (f"batched {eval_batch_size} dedup, published avg",
-     dict(mode="batched", averaging="published", dedup="published")),
+    ("dedup", dict(mode="dedup")),
+    ("dedup_correct", dict(mode="dedup_correct")),
+    ("batched", dict(mode="batched")),
+    ("batched_dedup", dict(mode="batched_dedup")),
     ("local", dict(mode="local")),
-    ("local dedup (published)", dict(mode="local", dedup="published")),
-    ("local dedup (correct)", dict(mode="local", dedup="correct")),
-    ("identity, global", dict(mode="global", no_transition=True)),
-    ("identity, local", dict(mode="local", no_transition=True)),
+    ("local_dedup", dict(mode="local_dedup")),
+    ("local_dedup_correct", dict(mode="local_dedup_correct")),
+    ("global_no_transition", dict(mode="global", no_transition=True)),
+    ("local_no_transition", dict(mode="local", no_transition=True)),
 ]
 t0 = time.perf_counter()
-embedded = {(steps, identity): embed_paths(model, episodes, steps, device=dev, all_states=True,
-                                           no_transition=identity, progress=False)
-            for steps in num_steps_list for identity in (False, True)}
+embedded = {(steps, no_transition): embed_paths(model, episodes, steps, device=dev, all_states=True,
+                                                no_transition=no_transition, progress=False)
+            for steps in num_steps_list for no_transition in (False, True)}
 print(f"embedded {len(embedded)} x {episodes.num_episodes} episodes in {time.perf_counter() - t0:.1f} s")
 table = {}
 t0 = time.perf_counter()
@@ -262,11 +263,8 @@ for steps in num_steps_list:
         emb = embedded[steps, kw.get("no_transition", False)]
         table[label, steps] = evaluate(model, episodes, steps, batch_size=eval_batch_size, embeddings=emb,
                                        progress=False, **kw)
-print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s\n")
-print(f"{'setting':38} {'L':>3} {'N':>6} {'cands':>6} {'H@1':>7} {'H@5':>7} {'H@10':>7} {'MRR':>7}")
-for (label, steps), r in table.items():
-    print(f"{label:38} {steps:3d} {r['N']:6d} {r['num_candidates']:6d} "
-          + " ".join(f"{100 * r[k]:7.2f}" for k in ("hits@1", "hits@5", "hits@10", "mrr")))
+print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s")
+Markdown(report.evaluation_table(table))
 
 # %%
 labels = [label for label, _ in settings]
@@ -283,19 +281,19 @@ ax.set_title("one model, every way of scoring it")
 plt.show()
 
 # %% [markdown]
-# Read the table row against row. A global score can look excellent while the **identity**
+# Read the table row against row. A global score can look excellent while the **no-transition**
 # predictor -- no dynamics at all -- is not far behind: different episodes are far apart in latent
 # space, so a prediction that stays near its own start is still closest to its own target. The
 # local score removes that crutch: all 11 candidates come from the query's own episode, and a
 # prediction that has not moved lands on $o_0$. How much does the learned transition add over the
-# identity, in Hits@1 percentage points (de-duplicated, correct variant)?
+# no-transition predictor, in Hits@1 percentage points (de-duplicated, correct variant)?
 
 # %%
 gain = {}
 for steps in num_steps_list:
     for where in ("global", "local"):
-        h1 = [evaluate(model, episodes, steps, mode=where, dedup="correct", embeddings=embedded[steps, ident])
-              ["hits@1"] for ident in (False, True)]
+        h1 = [evaluate(model, episodes, steps, mode=where, dedup="correct", embeddings=embedded[steps, no_tr])
+              ["hits@1"] for no_tr in (False, True)]
         gain[f"{where} L={steps}"] = 100 * (h1[0] - h1[1])
 print("  ".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
@@ -349,7 +347,7 @@ plt.show()
 n_arrangements = math.perm(25, 5)
 dups = {}
 for steps in num_steps_list:
-    g, loc = table["dedup (correct)", steps], table["local dedup (correct)", steps]
+    g, loc = table["dedup_correct", steps], table["local_dedup_correct", steps]
     across, within = g["num_duplicate_targets"], loc["num_duplicate_targets"]
     dups[steps] = {"across_episodes": across, "within_episode": within}
     print(f"L={steps:2d}: queries whose target state is another query's target: {across:5d} of {g['N']}"
@@ -371,8 +369,7 @@ plt.show()
 # %%
 for steps in num_steps_list:
     row = {label: 100 * table[label, steps]["hits@1"] for label in
-           ("global", "dedup (published)", "dedup (correct)", "local", "local dedup (published)",
-            "local dedup (correct)")}
+           ("global", "dedup", "dedup_correct", "local", "local_dedup", "local_dedup_correct")}
     print(f"L={steps:2d}: " + "  ".join(f"{k} {v:6.2f}" for k, v in row.items()))
 
 # %% [markdown]
@@ -417,7 +414,7 @@ for steps in num_steps_list:
 #    within-episode duplicate counts and the local scores change?
 # 3. Make the model collapse on purpose (e.g. pass `hinge=0.0` to `TrainConfig`) and compare the
 #    global and local scores. Which metric notices?
-# 4. Rank the identity predictor within batches of 2, 10 and 100. At which batch size is it
+# 4. Rank the no-transition predictor within batches of 2, 10 and 100. At which batch size is it
 #    indistinguishable from the trained model?
 
 # %%
@@ -427,7 +424,7 @@ results = {
                for (label, steps), r in table.items()},
     "hits1_vs_candidates": {str(s): [[b, h] for b, h, _ in rows] for s, rows in curves.items()},
     "duplicates": {str(k): v for k, v in dups.items()},
-    "hits1_gain_over_identity_pp": gain,
+    "hits1_gain_over_no_transition_pp": gain,
     "timing": timing,
     "eval_episodes": episodes.num_episodes,
     "train": {"episodes": train_episodes, "epochs": epochs, "final_loss": log[-1]["loss"]},

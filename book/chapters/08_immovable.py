@@ -57,7 +57,8 @@ cubes_epochs = 2  # README: 100
 cubes_batch_size = 256  # README: 1024
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
-modes = ["dedup", "local", "dedup_z0", "local_z0"]  # see below; dedup at 1 step is the paper's score
+# see below; dedup at 1 step is the paper's score
+modes = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]
 
 # %%
 import time
@@ -66,6 +67,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
+from cswm_lib import report
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
@@ -150,7 +152,7 @@ plt.show()
 
 # %%
 folders = ex.train_specs(specs)
-ex.plot_loss_grid(folders)
+report.plot_loss_grid(folders)
 plt.show()
 
 # %% [markdown]
@@ -163,7 +165,8 @@ plt.show()
 #   predictions of **all** eval episodes; a state that recurs in another episode is not a mistake;
 # * `local` -- among the $T + 1 = 11$ states of the query's **own** episode
 #   (`eval_ids_b_inep.py --dedup`);
-# * `dedup_z0`, `local_z0` -- the same encoder with **no transition at all**, $\hat z_L = z_0$.
+# * `dedup_no_transition`, `local_dedup_no_transition` -- the same encoder with **no transition at
+#   all**, $\hat z_L = z_0$.
 #
 # Why the last three? The global score mostly asks "which episode is this?". In these worlds the
 # immovable objects answer that on their own, so a model can reach a high global score while it
@@ -174,7 +177,7 @@ plt.show()
 # %%
 records, rows = ex.score_specs(specs, folders)
 print(f"scale: {scale} -- {len(rows)} result rows")
-display(Markdown(ex.markdown_table(ex.select(rows, num_steps=1))))
+display(Markdown(report.markdown_table(ex.select(rows, num_steps=1))))
 
 # %% [markdown]
 # The paper column is empty: the values of the paper's 4.1 table are not known to us (the reference
@@ -183,9 +186,9 @@ display(Markdown(ex.markdown_table(ex.select(rows, num_steps=1))))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-ex.plot_bars(rows, axes[0], "Hits@1", 1, modes=["dedup", "dedup_z0"])
+report.plot_bars(rows, axes[0], "Hits@1", 1, modes=["dedup", "dedup_no_transition"])
 axes[0].set_title("global (dedup): the paper's score, and no-transition", fontsize=9)
-ex.plot_bars(rows, axes[1], "Hits@1", 1, modes=["local", "local_z0"])
+report.plot_bars(rows, axes[1], "Hits@1", 1, modes=["local_dedup", "local_dedup_no_transition"])
 axes[1].set_title("local: within the episode", fontsize=9)
 plt.tight_layout()
 plt.show()
@@ -194,7 +197,7 @@ plt.show()
 # Longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %%
-ex.plot_steps(rows, specs, strategies, ["dedup", "local"])
+report.plot_steps(rows, specs, strategies, ["dedup", "local_dedup"])
 plt.show()
 
 # %% [markdown]
@@ -205,7 +208,9 @@ plt.show()
 # the dynamics beats its own $z_0$ locally by a wide margin and rarely lands on $o_0$.
 
 # %%
-lift = ex.lift(rows, specs, strategies, ["dedup", "dedup_z0", "local", "local_z0"])
+lift = report.lift(
+    rows, specs, strategies, ["dedup", "dedup_no_transition", "local_dedup", "local_dedup_no_transition"]
+)
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -218,7 +223,7 @@ lift = ex.lift(rows, specs, strategies, ["dedup", "dedup_z0", "local", "local_z0
 # are what demands it -- two states of one episode differ only in the moving objects.
 
 # %%
-fig, motion = ex.plot_slot_grid(data, folders, strategies, seeds[0], device)
+fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
 plt.show()
 
 # %% [markdown]
@@ -229,7 +234,7 @@ plt.show()
 # that the difference points the paper's way, not that it is beyond noise):
 
 # %%
-signs = ex.signs(rows, specs, "episodic+out-of-episode", ["dedup", "local"])
+signs = report.signs(rows, specs, "episodic+out-of-episode", ["dedup", "local_dedup"])
 
 # %% [markdown]
 # What to expect at each scale. At `small` (the default; a few hundred transitions, a few epochs)
@@ -254,9 +259,10 @@ signs = ex.signs(rows, specs, "episodic+out-of-episode", ["dedup", "local"])
 #
 # 1. Add a strategy `"episodic": {"negatives": "episodic"}` ($\beta = 1$) to `strategies`. What
 #    happens to the global score when no negative comes from another episode?
-# 2. Set `shapes_eval_divisor = 1` (10,000 eval episodes). How do the `dedup` and `dedup_z0` scores
+# 2. Set `shapes_eval_divisor = 1` (10,000 eval episodes). How do the `dedup` and
+#    `dedup_no_transition` scores
 #    move, and why does `local` not move?
-# 3. Using `ex.slot_motion`, find which slots encode the immovable objects in each model. Does
+# 3. Using `analysis.slot_motion`, find which slots encode the immovable objects in each model. Does
 #    the baseline dedicate slots to them?
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 

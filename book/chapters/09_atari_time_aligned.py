@@ -65,7 +65,8 @@ epochs = 2  # README: 200
 batch_size = 64  # README: 1024
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.2 table: 1 step; 5 and 10 are our extension
-modes = ["global", "local", "global_z0", "local_z0"]  # global at 1 step is the paper's score
+# global at 1 step is the paper's score
+modes = ["global", "local_dedup", "global_no_transition", "local_dedup_no_transition"]
 
 # %%
 import time
@@ -74,6 +75,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
+from cswm_lib import report
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
@@ -146,7 +148,7 @@ plt.show()
 
 # %%
 folders = ex.train_specs(specs)
-ex.plot_loss_grid(folders)
+report.plot_loss_grid(folders)
 plt.show()
 
 # %% [markdown]
@@ -155,7 +157,8 @@ plt.show()
 # The paper's 4.2 score is `eval_ids.py` **without** de-duplication on the 100-episode eval set:
 # each prediction is ranked among the predictions of all 100 eval episodes (`global`, 1 step).
 # As extensions we add 5 and 10 steps, the `local` score (the 11 states of the query's own
-# episode, de-duplicated by RAM), and the no-transition predictor $\hat z_L = z_0$ (`_z0`), see
+# episode, de-duplicated by RAM), and the no-transition predictor $\hat z_L = z_0$
+# (`_no_transition`), see
 # {ref}`chap-evaluation`.
 #
 # Read the two scores with the shortcut in mind. The global score compares the 100 eval episodes
@@ -173,13 +176,13 @@ for r in rows:  # what we know of the published numbers
             "negatives can roughly double C-SWM's performance on these datasets"
         )
 print(f"scale: {scale} -- {len(rows)} result rows")
-display(Markdown(ex.markdown_table(ex.select(rows, num_steps=1))))
+display(Markdown(report.markdown_table(ex.select(rows, num_steps=1))))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-ex.plot_bars(rows, axes[0], "Hits@1", 1, modes=["global", "global_z0"])
+report.plot_bars(rows, axes[0], "Hits@1", 1, modes=["global", "global_no_transition"])
 axes[0].set_title("global (100 candidates at full scale): the paper's score", fontsize=9)
-ex.plot_bars(rows, axes[1], "Hits@1", 1, modes=["local", "local_z0"])
+report.plot_bars(rows, axes[1], "Hits@1", 1, modes=["local_dedup", "local_dedup_no_transition"])
 axes[1].set_title("local: within the episode", fontsize=9)
 plt.tight_layout()
 plt.show()
@@ -188,7 +191,7 @@ plt.show()
 # Longer roll-outs (our extension):
 
 # %%
-ex.plot_steps(rows, specs, strategies, ["global", "local"])
+report.plot_steps(rows, specs, strategies, ["global", "local_dedup"])
 plt.show()
 
 # %% [markdown]
@@ -202,18 +205,20 @@ plt.show()
 per_seed = {}
 for name in specs:
     for r in records[name]:
-        if r["num_steps"] == 1 and r["metric"] == "Hits@1" and r["mode"] in ("global", "local"):
+        if r["num_steps"] == 1 and r["metric"] == "Hits@1" and r["mode"] in ("global", "local_dedup"):
             per_seed.setdefault((name, r["negatives"], r["seed"]), {})[r["mode"]] = r["value"]
 print(f"{'dataset':15s} {'negatives':13s} {'seed':>4s} {'global':>7s} {'local':>7s}")
 for (name, label, seed), v in per_seed.items():
-    print(f"{name:15s} {label:13s} {seed:4d} {100 * v['global']:7.1f} {100 * v['local']:7.1f}")
+    print(f"{name:15s} {label:13s} {seed:4d} {100 * v['global']:7.1f} {100 * v['local_dedup']:7.1f}")
 
 # %% [markdown]
 # And averaged over seeds: the learned transition against the no-transition predictor, and how
 # often the 1-step prediction is nearest to the start state of its episode:
 
 # %%
-lift = ex.lift(rows, specs, strategies, ["global", "global_z0", "local", "local_z0"])
+lift = report.lift(
+    rows, specs, strategies, ["global", "global_no_transition", "local_dedup", "local_dedup_no_transition"]
+)
 
 # %% [markdown]
 # ## Object slots over an episode
@@ -223,7 +228,7 @@ lift = ex.lift(rows, specs, strategies, ["global", "global_z0", "local", "local_
 # length in all four. In Pong one expects a slot for each paddle and one for the ball.
 
 # %%
-fig, motion = ex.plot_slot_grid(data, folders, strategies, seeds[0], device)
+fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
 plt.show()
 
 # %% [markdown]
@@ -233,7 +238,7 @@ plt.show()
 # The difference in this run, with the seed spread as a yardstick:
 
 # %%
-signs = ex.signs(rows, specs, "time-aligned", ["global", "local"])
+signs = report.signs(rows, specs, "time-aligned", ["global", "local_dedup"])
 
 # %% [markdown]
 # What to expect at each scale. At `small` the models see a few hundred transitions and nothing

@@ -50,12 +50,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from cswm_lib.analysis import slot_object_r2
 from cswm_lib.book import save_results
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device
-from cswm_lib.widgets import EmbeddingExplorer, slot_colour, slot_object_r2
+from cswm_lib.widgets import EmbeddingExplorer, slot_colour
 
 t_start = time.perf_counter()
 dev = get_device(device)
@@ -157,7 +158,7 @@ print(f"episode {e_noop}, step {t_noop}: action {eval_set.actions[e_noop, t_noop
 # ## Which slot tracks which object?
 #
 # If slot $k$ tracks object $j$, object $j$'s grid position should be an (affine) function of
-# $z_k$. {func}`cswm_lib.widgets.slot_object_r2` fits that map for every pair and reports
+# $z_k$. {func}`cswm_lib.analysis.slot_object_r2` fits that map for every pair and reports
 # $R^2$ (1: the slot determines where the object is; 0: it says nothing about it). Objects 0 and 1
 # are the immovable ones ("imm.").
 
