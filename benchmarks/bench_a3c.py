@@ -39,9 +39,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cswm_lib.a3c import A3CConfig, SharedAdam, evaluate_policy, load_checkpoint, load_policy, train  # noqa: E402
+from cswm_lib.a3c import SharedAdam, evaluate_policy, load_checkpoint, load_policy, make_env, make_policy  # noqa: E402
 from cswm_lib.a3c.collect import CollectConfig, collect  # noqa: E402
-from cswm_lib.a3c.train import Actor, make_env, make_policy  # noqa: E402
+from cswm_lib.a3c.train import A3CConfig, Actor, train  # noqa: E402
 from cswm_lib.data.hdf5 import load_episodes  # noqa: E402
 from cswm_lib.utils import write_json  # noqa: E402
 

@@ -3,6 +3,9 @@
 Contrastive Structured World Models (Kipf et al., ICLR 2020) and the negative-sampling study of
 Biza, van der Pol & Kipf (ICML 2021 SSL workshop). Chapters in ``book/chapters`` explain; this
 package computes.
+
+Importing the package registers its environments with gymnasium (the usual convention), so
+``import cswm_lib; gymnasium.make("ShapesTrain-v0")`` works (ids: :data:`cswm_lib.envs.ENV_IDS`).
 """
 
 __version__ = "0.1.0"
@@ -14,3 +17,6 @@ class CswmError(Exception):
     Command-line entry points catch it and print its message as a single line, so a user sees
     what is wrong without a traceback.
     """
+
+
+from cswm_lib import envs as _envs  # noqa: E402, F401  (registers the environments; needs CswmError)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cswm_lib import CswmError
+from cswm_lib.a3c.agent import read_curve
 from cswm_lib.analysis import gap, slot_motion
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
@@ -362,3 +363,23 @@ def plot_local_global(view: dict[str, Any], ax_local: Any, ax_global: Any, title
     ax_global.set_xlabel("rank in the batch", fontsize=8)
     ax_global.set_ylabel(r"$\|z_L - \hat z^{(j)}_L\|^2$", fontsize=8)
     ax_global.set_title(f"global: rank {rank} of {len(glob)}", fontsize=8)
+
+
+def plot_agent_curve(curve: list[dict[str, float]] | str | Path, ax: Any = None, target: float | None = None,
+                     label: str = "") -> Any:
+    """An A3C training curve (:func:`cswm_lib.a3c.agent.read_curve` of a folder, or its rows): episode
+    returns against frames, with the running mean of the last episodes."""
+    import matplotlib.pyplot as plt
+
+    rows = read_curve(curve) if isinstance(curve, (str, Path)) else curve
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    if rows:
+        x = [r["frames"] for r in rows]
+        ax.plot(x, [r["return"] for r in rows], ".", ms=2, alpha=0.3, label=f"{label} episode return".strip())
+        ax.plot(x, [r["mean_recent"] for r in rows], lw=2, label=f"{label} mean of last episodes".strip())
+    if target is not None:
+        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("frames (agent steps, all workers)")
+    ax.set_ylabel("return")
+    ax.legend(loc="best", fontsize=8)
+    return ax

@@ -11,19 +11,16 @@ import torch.multiprocessing as mp
 
 from cswm_lib import CswmError
 from cswm_lib.a3c import (
-    A3CConfig,
     AtariPolicy,
     MLPPolicy,
     SharedAdam,
-    a3c_loss,
     atari_agent_obs,
     evaluate_policy,
     load_checkpoint,
     load_policy,
     read_curve,
-    train,
 )
-from cswm_lib.a3c.train import discount, main
+from cswm_lib.a3c.train import A3CConfig, a3c_loss, discount, main, train
 
 
 def test_atari_agent_obs_crops_greys_and_halves():

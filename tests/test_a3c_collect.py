@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import cswm_lib.a3c.collect as col
+from cswm_lib.a3c.agent import make_env
 from cswm_lib.a3c.collect import CollectConfig, attempt_rng, collect, collect_episode, main, shared_states
-from cswm_lib.a3c.train import make_env
 from cswm_lib.data.hdf5 import load_episodes
 
 SI = "SpaceInvadersDeterministic-v4"

@@ -178,3 +178,20 @@ def test_atari_random_episode_is_consecutive_and_deterministic():
     assert all((a == b).all() for a, b in zip((frames, actions, ram), again, strict=True))
     other = atari.random_episode(env, "pong", np.random.default_rng(4))
     assert not (other[2] == ram).all()
+
+
+def test_import_cswm_lib_registers_the_environments():
+    """Gymnasium convention: ``import cswm_lib`` alone is enough for ``gymnasium.make``, in a fresh
+    interpreter (here every id is already registered by the imports above)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium, cswm_lib\n"
+        "obs, _ = gymnasium.make('ShapesTrain-v0').reset(seed=0)\n"
+        "assert obs.shape == (3, 50, 50), obs.shape\n"
+        "assert all(i in gymnasium.registry for i in cswm_lib.envs.ENV_IDS)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -248,7 +248,7 @@ def test_43_collection_is_the_readme_commands(full):
 
 
 def test_43_agents_are_baby_a3c_and_chapter_07s(full):
-    from cswm_lib.a3c import A3CConfig
+    from cswm_lib.a3c.train import A3CConfig
 
     section, agents = full[LOCAL], full["07_agents"]
     default = A3CConfig()  # baby-a3c: 20 processes, 8e7 frames, lr 1e-4, a checkpoint every 2M frames

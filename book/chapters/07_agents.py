@@ -63,17 +63,13 @@ import numpy as np
 import torch
 
 from cswm_lib.a3c import (
-    A3CConfig,
     AtariPolicy,
     MLPPolicy,
-    a3c_loss,
     evaluate_policy,
     load_checkpoint,
     load_policy,
     make_env,
-    plot_curve,
     read_curve,
-    train,
 )
 from cswm_lib.a3c.collect import (
     CollectConfig,
@@ -83,8 +79,10 @@ from cswm_lib.a3c.collect import (
     shared_states,
     split_path,
 )
+from cswm_lib.a3c.train import A3CConfig, a3c_loss, train
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.report import plot_agent_curve
 
 results = {}
 
@@ -164,7 +162,7 @@ print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes, mean return o
       f"({time.time() - t0:.1f} s in this cell)")
 
 # %%
-ax = plot_curve(cp_folder, target=cartpole_target)
+ax = plot_agent_curve(cp_folder, target=cartpole_target)
 ax.set_title(f"A3C on CartPole-v1, {cartpole_workers} workers")
 plt.show()
 
@@ -210,7 +208,7 @@ for game in atari_games:
 # %%
 fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5), squeeze=False)
 for ax, game in zip(axes[0], atari_games, strict=True):
-    plot_curve(agents[game], ax=ax)
+    plot_agent_curve(agents[game], ax=ax)
     ax.set_title(game)
 plt.show()
 

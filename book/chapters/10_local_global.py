@@ -97,9 +97,10 @@ from IPython.display import Markdown, display
 
 from cswm_lib import analysis, report
 from cswm_lib import experiments as ex
-from cswm_lib.a3c import A3CConfig, load_checkpoint
-from cswm_lib.a3c import train as train_agent
+from cswm_lib.a3c import load_checkpoint
 from cswm_lib.a3c.collect import CollectConfig, collect, shared_states, split_path
+from cswm_lib.a3c.train import A3CConfig
+from cswm_lib.a3c.train import train as train_agent
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes

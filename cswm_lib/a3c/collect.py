@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from cswm_lib import CswmError
-from cswm_lib.a3c.train import agent_obs, load_checkpoint, load_policy, make_env
+from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
 from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors

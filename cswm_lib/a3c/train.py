@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.multiprocessing as mp
@@ -39,47 +38,49 @@ import torch.nn.functional as F
 from torch import nn
 
 from cswm_lib import CswmError
-from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
+from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
 from cswm_lib.a3c.optim import SharedAdam
-from cswm_lib.envs.atari import ATARI_IDS
 from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors
 
 # --------------------------------------------------------------------------------------------
-# environments and policies
+# configuration
 
 
-def is_atari(env_id: str) -> bool:
-    return env_id in ATARI_IDS or env_id.startswith("ALE/")
+@dataclass
+class A3CConfig:
+    """Hyper-parameters of one A3C run (defaults: baby-a3c's, except the frame budget)."""
 
+    env_id: str = "PongDeterministic-v4"
+    num_workers: int = 20  # baby-a3c: 20 processes
+    max_frames: int = 80_000_000  # baby-a3c: 8e7
+    rollout: int = 20  # steps per update ("rnn_steps")
+    lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 1.0  # GAE lambda
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    grad_clip: float = 40.0
+    clip_rewards: bool | None = None  # None: clip to [-1, 1] for Atari only
+    max_episode_steps: int = 10_000  # cut (treated as a truncation, bootstrapped) after this many steps
+    hidden: int | None = None  # None: 256 (Atari GRU) / 64 (MLP)
+    target_return: float | None = None  # stop once the mean return of the last `window` episodes reaches it
+    window: int = 100
+    checkpoint_every: int = 2_000_000  # frames
+    seed: int = 1
+    folder: str | None = None  # None: <checkpoints>/a3c/<env id lower-case>
+    start_method: str = "spawn"
+    progress: bool = True
 
-def make_env(env_id: str) -> gym.Env:
-    """A gymnasium env; the paper's Atari ids are registered by ``cswm_lib.envs``."""
-    if is_atari(env_id):
-        import cswm_lib.envs  # noqa: F401  (registers PongDeterministic-v4, SpaceInvadersDeterministic-v4)
-    try:
-        return gym.make(env_id)
-    except gym.error.Error as err:
-        raise CswmError(f"unknown environment {env_id!r}: {err}") from None
+    def resolved_folder(self) -> Path:
+        return Path(self.folder) if self.folder else checkpoints_dir() / "a3c" / self.env_id.lower()
 
-
-def agent_obs(env_id: str, obs: np.ndarray) -> torch.Tensor:
-    """The policy's input for one raw observation: ``[1, 1, 80, 80]`` for Atari, ``[1, obs_dim]`` else."""
-    x = atari_agent_obs(obs) if is_atari(env_id) else np.asarray(obs, dtype=np.float32)
-    return torch.from_numpy(x).unsqueeze(0)
-
-
-def make_policy(env_id: str, env: gym.Env | None = None, hidden: int | None = None) -> nn.Module:
-    """The baby-a3c network for Atari ids, a small MLP for vector observations."""
-    close = env is None
-    env = env or make_env(env_id)
-    try:
-        num_actions = int(env.action_space.n)
-        if is_atari(env_id):
-            return AtariPolicy(num_actions, hidden=hidden or 256)
-        return MLPPolicy(int(np.prod(env.observation_space.shape)), num_actions, hidden=hidden or 64)
-    finally:
-        if close:
-            env.close()
+    def validate(self) -> None:
+        if self.num_workers < 1:
+            raise CswmError(f"num_workers must be >= 1, got {self.num_workers}")
+        if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
+            raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
+        if not 0 < self.gamma <= 1 or not 0 <= self.tau <= 1:
+            raise CswmError(f"gamma must be in (0, 1] and tau in [0, 1], got {self.gamma}, {self.tau}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,48 +130,7 @@ def a3c_loss(values: torch.Tensor, logits: torch.Tensor, actions: torch.Tensor, 
 
 
 # --------------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass
-class A3CConfig:
-    """Hyper-parameters of one A3C run (defaults: baby-a3c's, except the frame budget)."""
-
-    env_id: str = "PongDeterministic-v4"
-    num_workers: int = 20  # baby-a3c: 20 processes
-    max_frames: int = 80_000_000  # baby-a3c: 8e7
-    rollout: int = 20  # steps per update ("rnn_steps")
-    lr: float = 1e-4
-    gamma: float = 0.99
-    tau: float = 1.0  # GAE lambda
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    grad_clip: float = 40.0
-    clip_rewards: bool | None = None  # None: clip to [-1, 1] for Atari only
-    max_episode_steps: int = 10_000  # cut (treated as a truncation, bootstrapped) after this many steps
-    hidden: int | None = None  # None: 256 (Atari GRU) / 64 (MLP)
-    target_return: float | None = None  # stop once the mean return of the last `window` episodes reaches it
-    window: int = 100
-    checkpoint_every: int = 2_000_000  # frames
-    seed: int = 1
-    folder: str | None = None  # None: <checkpoints>/a3c/<env id lower-case>
-    start_method: str = "spawn"
-    progress: bool = True
-
-    def resolved_folder(self) -> Path:
-        return Path(self.folder) if self.folder else checkpoints_dir() / "a3c" / self.env_id.lower()
-
-    def validate(self) -> None:
-        if self.num_workers < 1:
-            raise CswmError(f"num_workers must be >= 1, got {self.num_workers}")
-        if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
-            raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
-        if not 0 < self.gamma <= 1 or not 0 <= self.tau <= 1:
-            raise CswmError(f"gamma must be in (0, 1] and tau in [0, 1], got {self.gamma}, {self.tau}")
-
-
-# --------------------------------------------------------------------------------------------
-# the worker
+# the actor: one worker process
 
 
 class Actor:
@@ -241,6 +201,8 @@ class Actor:
 
 def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam, frames, stop, records,
             seed: int) -> None:
+    """The life of one worker process: updates until the frame budget is spent or ``stop`` is set;
+    every finished episode goes to ``records`` as ``(rank, return, length, mean entropy)``."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     actor = Actor(cfg, seed)
@@ -254,32 +216,7 @@ def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam,
 
 
 # --------------------------------------------------------------------------------------------
-# the coordinator
-
-
-def load_checkpoint(folder: str | Path) -> dict[str, Any]:
-    """Read ``<folder>/checkpoint.pt`` (model + optimizer state, frames, running averages, config)."""
-    path = Path(folder) / "checkpoint.pt"
-    if not path.is_file():
-        raise CswmError(f"no A3C checkpoint at {path}: train one with python -m cswm_lib.a3c.train")
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained policy from ``<folder>/checkpoint.pt`` in eval mode."""
-    ckpt = load_checkpoint(folder)
-    cfg = A3CConfig(**ckpt["config"])
-    policy = make_policy(cfg.env_id, hidden=cfg.hidden)
-    policy.load_state_dict(ckpt["model"])
-    return policy.to(device).eval()
-
-
-def read_curve(folder: str | Path) -> list[dict[str, float]]:
-    """The training curve: one dict per finished episode (frames, episode, return, length, ...)."""
-    path = Path(folder) / "curve.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+# train: the coordinating process
 
 
 class _Stats:
@@ -417,52 +354,6 @@ def _progress(cfg: A3CConfig, start: int):
 
 
 # --------------------------------------------------------------------------------------------
-# evaluation and plots
-
-
-@torch.no_grad()
-def evaluate_policy(policy: nn.Module, env_id: str, episodes: int = 100, seed: int = 0, greedy: bool = False,
-                    max_steps: int = 10_000) -> np.ndarray:
-    """Play ``episodes`` episodes with ``policy`` (sampling, or argmax when ``greedy``); return ``[episodes]``
-    undiscounted returns."""
-    env = make_env(env_id)
-    rng = np.random.default_rng(seed)
-    returns = np.zeros(episodes)
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        hx = policy.initial_state()
-        for _ in range(max_steps):
-            _, logits, hx = policy(agent_obs(env_id, obs), hx)
-            probs = F.softmax(logits[0], dim=-1).double().numpy()
-            action = int(probs.argmax()) if greedy else int(rng.choice(len(probs), p=probs / probs.sum()))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            returns[e] += reward
-            if terminated or truncated:
-                break
-    env.close()
-    return returns
-
-
-def plot_curve(curve: list[dict[str, float]] | str | Path, ax=None, target: float | None = None,
-               label: str = ""):
-    """Plot episode returns against frames, with the running mean of the last episodes."""
-    import matplotlib.pyplot as plt
-
-    rows = read_curve(curve) if isinstance(curve, (str, Path)) else curve
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
-    if rows:
-        x = [r["frames"] for r in rows]
-        ax.plot(x, [r["return"] for r in rows], ".", ms=2, alpha=0.3, label=f"{label} episode return".strip())
-        ax.plot(x, [r["mean_recent"] for r in rows], lw=2, label=f"{label} mean of last episodes".strip())
-    if target is not None:
-        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
-    ax.set_xlabel("frames (agent steps, all workers)")
-    ax.set_ylabel("return")
-    ax.legend(loc="best", fontsize=8)
-    return ax
-
-
-# --------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -501,6 +392,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    from cswm_lib.a3c.train import main as package_main  # the package's copy: workers pickle by its path
-
-    package_main()
+    main()

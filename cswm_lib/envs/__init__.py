@@ -1,4 +1,4 @@
-"""The paper's worlds as gymnasium ids, registered on ``import cswm_lib.envs``.
+"""The paper's worlds as gymnasium ids, registered on ``import cswm_lib`` (this module does it).
 
 Block pushing (``cswm_lib.envs.block_pushing``): ``{Shapes,Cubes}[Immovable]{Train,Eval}-v0``
 (Train = 100-step episodes, Eval = 10-step). Atari (``cswm_lib.envs.atari``):

@@ -1,0 +1,108 @@
+"""The A3C agent's world: environments, the policy's input, policies, checkpoints and evaluation.
+
+:mod:`cswm_lib.a3c.train` trains with these helpers, :mod:`cswm_lib.a3c.collect` plays with a
+trained policy, and the book's chapters load and evaluate agents through them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cswm_lib import CswmError
+from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
+from cswm_lib.envs.atari import ATARI_IDS
+
+# --------------------------------------------------------------------------------------------
+# environments and policies
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id in ATARI_IDS or env_id.startswith("ALE/")
+
+
+def make_env(env_id: str) -> gym.Env:
+    """A gymnasium env (``import cswm_lib`` registered the paper's Atari and block-pushing ids)."""
+    try:
+        return gym.make(env_id)
+    except gym.error.Error as err:
+        raise CswmError(f"unknown environment {env_id!r}: {err}") from None
+
+
+def agent_obs(env_id: str, obs: np.ndarray) -> torch.Tensor:
+    """The policy's input for one raw observation: ``[1, 1, 80, 80]`` for Atari, ``[1, obs_dim]`` else."""
+    x = atari_agent_obs(obs) if is_atari(env_id) else np.asarray(obs, dtype=np.float32)
+    return torch.from_numpy(x).unsqueeze(0)
+
+
+def make_policy(env_id: str, env: gym.Env | None = None, hidden: int | None = None) -> nn.Module:
+    """The baby-a3c network for Atari ids, a small MLP for vector observations."""
+    close = env is None
+    env = env or make_env(env_id)
+    try:
+        num_actions = int(env.action_space.n)
+        if is_atari(env_id):
+            return AtariPolicy(num_actions, hidden=hidden or 256)
+        return MLPPolicy(int(np.prod(env.observation_space.shape)), num_actions, hidden=hidden or 64)
+    finally:
+        if close:
+            env.close()
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints and evaluation
+
+
+def load_checkpoint(folder: str | Path) -> dict[str, Any]:
+    """Read ``<folder>/checkpoint.pt`` (model + optimizer state, frames, running averages, config)."""
+    path = Path(folder) / "checkpoint.pt"
+    if not path.is_file():
+        raise CswmError(f"no A3C checkpoint at {path}: train one with python -m cswm_lib.a3c.train")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained policy from ``<folder>/checkpoint.pt`` in eval mode."""
+    ckpt = load_checkpoint(folder)
+    cfg = ckpt["config"]  # the A3CConfig of the run, as a dict
+    policy = make_policy(cfg["env_id"], hidden=cfg["hidden"])
+    policy.load_state_dict(ckpt["model"])
+    return policy.to(device).eval()
+
+
+def read_curve(folder: str | Path) -> list[dict[str, float]]:
+    """The training curve: one dict per finished episode (frames, episode, return, length, ...)."""
+    path = Path(folder) / "curve.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@torch.no_grad()
+def evaluate_policy(policy: nn.Module, env_id: str, episodes: int = 100, seed: int = 0, greedy: bool = False,
+                    max_steps: int = 10_000) -> np.ndarray:
+    """Play ``episodes`` episodes with ``policy`` (sampling, or argmax when ``greedy``); return ``[episodes]``
+    undiscounted returns."""
+    env = make_env(env_id)
+    rng = np.random.default_rng(seed)
+    returns = np.zeros(episodes)
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        hx = policy.initial_state()
+        for _ in range(max_steps):
+            _, logits, hx = policy(agent_obs(env_id, obs), hx)
+            probs = F.softmax(logits[0], dim=-1).double().numpy()
+            action = int(probs.argmax()) if greedy else int(rng.choice(len(probs), p=probs / probs.sum()))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns[e] += reward
+            if terminated or truncated:
+                break
+    env.close()
+    return returns
