@@ -1,4 +1,5 @@
-# cswm-book: every command sets itself up (creates .venv and installs pinned packages when needed).
+# cswm-book: every command sets itself up (creates .venv and installs the pinned packages it needs:
+# the library plus the pyproject extras named in EXTRAS_<what>, when pyproject.toml changed).
 #   make book   execute every chapter at its small defaults and render the HTML book (_build/html)
 #   make test   unit tests + every chapter under nbval + the rendered book checked in Chromium
 #   make cpu    run every chapter at the `cpu` scale with papermill   (runs/cpu/<chapter>/)
@@ -7,15 +8,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# extras of pyproject.toml each command needs (the library itself needs none)
+EXTRAS_book := book
+EXTRAS_test := book,test,lab
+EXTRAS_lint := test
 
 .PHONY: book test cpu full browser-deps lint clean
 
-$(STAMP): pyproject.toml
+# $(VENV)/.installed-<what>: the venv holds the library and the extras of <what> for this pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -m pip install -q -e ".[$(EXTRAS_$*)]"
+	@if $(PY) -c "import ipykernel" 2>/dev/null; then $(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null; fi
 	@touch $@
 
 # Chromium + ChromeDriver (Debian packages) for the rendered-book test; installed when missing and
@@ -27,21 +32,21 @@ browser-deps:
 	  else echo "note: chromium/chromedriver missing; install them to run the browser test"; fi; \
 	fi
 
-book: $(STAMP)
+book: $(VENV)/.installed-book
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) browser-deps
+test: $(VENV)/.installed-test browser-deps
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
-cpu: $(STAMP)
+cpu: $(VENV)/.installed-book
 	$(PY) -m cswm_lib.book run --params book/params/cpu.yaml --out runs/cpu
 
-full: $(STAMP)
+full: $(VENV)/.installed-book
 	$(PY) -m cswm_lib.book run --params book/params/full.yaml --out runs/full
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters
 
 clean:

@@ -40,15 +40,15 @@ from cswm_lib import CswmError
 from cswm_lib.utils import cli_errors, project_root, results_dir, write_json
 
 
-def save_results(chapter: str, results: dict[str, Any], scale: str | None = None) -> Path:
-    """Write a chapter's machine-readable results to ``<results dir>/<chapter>/results.json``.
+def save_results(chapter: str, results: dict[str, Any], scale: str | None = None) -> None:
+    """Write a chapter's machine-readable results to ``<results dir>/<chapter>/results.json``
+    (returns nothing, so a chapter's last cell prints no build path).
 
     ``scale`` names the parameter set that produced them ("small", "cpu" or "full"). The results
     directory is ``CSWM_RESULTS`` when the papermill runner sets it, else ``_build/results``.
     """
-    path = results_dir() / chapter / "results.json"
-    write_json(path, {"chapter": chapter, "scale": scale, "results": results})
-    return path
+    record = {"chapter": chapter, "scale": scale, "results": results}
+    write_json(results_dir() / chapter / "results.json", record)
 
 
 def toc_chapters(root: Path | None = None) -> list[Path]:

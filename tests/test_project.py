@@ -22,8 +22,29 @@ def _pip_pins_environment() -> list[str]:
 
 
 def test_environment_yml_pins_equal_pyproject():
+    """environment.yml holds every pin of the project: the dependencies and every extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert sorted(project["dependencies"]) == sorted(_pip_pins_environment())
+    extras = [d for group in project["optional-dependencies"].values() for d in group]
+    assert sorted(set(project["dependencies"] + extras)) == sorted(_pip_pins_environment())
+    pins = _pip_pins_environment()
+    assert len(set(pins)) == len(pins), "environment.yml repeats a pin"
+
+
+def test_library_install_pulls_no_tooling_and_make_installs_what_each_command_needs():
+    """``pip install`` of the library brings no test, book or notebook tooling; the Makefile names,
+    per command, extras that exist (``make test`` all that the tests import)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[=<>\[]", d)[0].lower() for d in project["dependencies"]}
+    tooling = {"pytest", "nbval", "selenium", "jupyter-book", "papermill", "jupytext", "ipykernel",
+               "jupyterlab", "ruff", "ray"}
+    assert names & tooling == set(), f"core dependencies pull tooling: {sorted(names & tooling)}"
+    extras = project["optional-dependencies"]
+    make = (ROOT / "Makefile").read_text()
+    chosen = dict(re.findall(r"^EXTRAS_(\w+) := (\S+)$", make, re.M))
+    assert {"book", "test"} <= set(chosen)
+    for command, names_ in chosen.items():
+        assert set(names_.split(",")) <= set(extras), f"make {command}: unknown extra in {names_}"
+    assert set(extras) <= set(chosen["test"].split(",")), "make test must install every extra"
 
 
 def test_every_dependency_is_pinned_exactly():
