@@ -237,8 +237,18 @@ def chapter_params(spec: dict[str, Any], chapter: Path) -> dict[str, Any]:
     return params
 
 
-def run(params_file: Path, out_dir: Path, chapters: list[str] | None = None, force: bool = False) -> None:
-    """Run the selected chapters (all of ``_toc.yml`` by default) with a parameter file."""
+def run(
+    params_file: Path,
+    out_dir: Path,
+    chapters: list[str] | None = None,
+    force: bool = False,
+    record: bool = False,
+) -> None:
+    """Run the selected chapters (all of ``_toc.yml`` by default) with a parameter file.
+
+    A chapter's ``results.json`` gets the command that reproduces it (``command``), its wall time
+    (``wall_seconds``) and the machine's load average at the end (``load``); with ``record`` it is
+    copied to ``book/results/<scale>/<chapter>.json``, the reference runs the book renders."""
     spec = load_params(params_file)
     book = toc_chapters()
     by_stem = {c.stem: c for c in book}
@@ -258,6 +268,23 @@ def run(params_file: Path, out_dir: Path, chapters: list[str] | None = None, for
         status = run_chapter(chapter, params, out_dir, force=force)
         took = "" if status == "skipped" else f" in {time.time() - start:.0f} s"
         print(f"[{chapter.stem}] {status}{took} -> {out_dir / chapter.stem}", flush=True)
+        results = out_dir / chapter.stem / "results.json"
+        if status == "ran" and results.is_file():
+            record_ = json.loads(results.read_text())
+            command = "python -m cswm_lib.book run --params " + params_file.as_posix()
+            command += f" --chapters {chapter.stem}"
+            record_.update(
+                command=command,
+                wall_seconds=round(time.time() - start, 1),
+                load=[round(x, 2) for x in os.getloadavg()],
+                cores=os.cpu_count(),
+            )
+            write_json(results, record_)
+        if record and results.is_file():
+            scale = json.loads(results.read_text()).get("scale") or spec.get("scale") or params_file.stem
+            target = project_root() / "book" / "results" / str(scale) / f"{chapter.stem}.json"
+            write_json(target, json.loads(results.read_text()))
+            print(f"[{chapter.stem}] recorded -> {target.relative_to(project_root())}", flush=True)
 
 
 @cli_errors
@@ -269,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     p_run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<scale>)")
     p_run.add_argument("--chapters", nargs="+", default=None, help="chapter stems, e.g. 04_model")
     p_run.add_argument("--force", action="store_true", help="run even if unchanged since the last run")
+    p_run.add_argument("--record", action="store_true",
+                       help="copy each chapter's results.json to book/results/<scale>/ (reference runs)")
     p_res = sub.add_parser("results", help="print (or write into README.md) the recorded results table")
     p_res.add_argument("--readme", action="store_true", help="rewrite the results block of README.md")
     p_conv = sub.add_parser("convert", help="convert every chapter in _toc.yml to .ipynb")
@@ -277,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(project_root())
     if args.command == "run":
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
-        run(args.params, out, args.chapters, args.force)
+        run(args.params, out, args.chapters, args.force, args.record)
     elif args.command == "results":
         from cswm_lib.report import readme_with_results, recorded_results, results_markdown
 

@@ -100,3 +100,24 @@ def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: st
         if r["mode"] == mode and r["num_steps"] == num_steps and r["metric"] == metric:
             return float(r["value"])
     raise CswmError(f"curve point at update {point.get('updates')} has no {mode}/{num_steps}/{metric}")
+
+
+def curve_key(mode: str, num_steps: int, metric: str) -> str:
+    """Name of one score's series in :func:`curve_table`, e.g. ``"local|1|Hits@1"``."""
+    return f"{mode}|{num_steps}|{metric}"
+
+
+def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[str, dict[str, list]]]:
+    """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
+    :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
+    from ``folders = {(strategy, seed): run folder}``."""
+    out: dict[str, dict[str, dict[str, list]]] = {}
+    for (label, seed), folder in folders.items():
+        curve = read_curve(folder)
+        series: dict[str, list] = {"updates": [p["updates"] for p in curve]}
+        for i, p in enumerate(curve):
+            for r in p["records"]:
+                key = curve_key(r["mode"], r["num_steps"], r["metric"])
+                series.setdefault(key, [None] * len(curve))[i] = r["value"]
+        out.setdefault(label, {})[str(seed)] = series
+    return out

@@ -23,7 +23,8 @@
 # asks for ({ref}`chap-negatives`). This chapter *looks* at two models trained on the same data,
 # one with the baseline negatives and one with the paper's mixture of episodic and random
 # negatives, with an interactive explorer, {class}`cswm_lib.widgets.EmbeddingExplorer`. The
-# scores of the same comparison at the paper's scale are in {ref}`chap-immovable`.
+# scores of the same comparison -- learning curves and a verdict from recorded `cpu`-scale runs
+# with three seeds per strategy -- are in {ref}`chap-immovable`.
 #
 # In a running notebook the explorer is a pair of sliders (episode, step) above a figure; in this
 # HTML page, where no Python runs, the same panels are drawn as static figures for a few states.
