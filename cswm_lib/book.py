@@ -308,9 +308,9 @@ def main(argv: list[str] | None = None) -> None:
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
         run(args.params, out, args.chapters, args.force, args.record)
     elif args.command == "results":
-        from cswm_lib.report import readme_with_results, recorded_results, results_markdown
+        from cswm_lib.report import glance_markdown, readme_with_results
 
-        table = results_markdown(recorded_results())
+        table = glance_markdown()
         if args.readme:
             readme = Path("README.md")
             readme.write_text(readme_with_results(readme.read_text(), table))

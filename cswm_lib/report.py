@@ -21,7 +21,7 @@ from cswm_lib.a3c.agent import read_curve
 from cswm_lib.analysis import gap, slot_motion
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import embed_paths
+from cswm_lib.evaluate import NO_TRANSITION, embed_paths
 from cswm_lib.experiments import START_METRIC, select
 from cswm_lib.train import read_log
 from cswm_lib.utils import format_table, get_device, project_root
@@ -108,6 +108,13 @@ def results_markdown(rows: list[dict[str, Any]], num_steps: int = 1, metric: str
             "paper": ", ".join(sorted(papers)) if papers else "not known to us",
         })
     return format_table(cells, ["Sec.", "dataset", eval_col, ours_col, "scale", "paper"])
+
+
+def recorded(chapter: str, scale: str = "cpu", folder: Path | None = None) -> dict[str, Any] | None:
+    """The recorded reference run ``book/results/<scale>/<chapter>.json`` (its ``results.json``:
+    ``scale``, ``results``, ``command``, ``wall_seconds``, ``load``), or None when none is recorded."""
+    path = (folder or project_root() / "book" / "results") / scale / f"{chapter}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def readme_with_results(readme: str, table: str) -> str:
@@ -383,3 +390,273 @@ def plot_agent_curve(curve: list[dict[str, float]] | str | Path, ax: Any = None,
     ax.set_ylabel("return")
     ax.legend(loc="best", fontsize=8)
     return ax
+
+
+# ------------------------------------------------------------------------------ learning curves
+
+
+#: line styles of strategies in curve figures (colour C0, C1, ... as well)
+_STYLES = ("-", "--", "-.", ":")
+
+
+def plot_curves(
+    curves: dict[str, dict[str, dict[str, list]]],
+    ax: Any,
+    mode: str = "local_dedup",
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    control: bool = True,
+    title: str = "",
+) -> Any:
+    """Learning curves of one score from a :func:`cswm_lib.curves.curve_table`: per strategy (own
+    colour and line style) the mean over seeds with a min-max band, and every seed as a thin line;
+    with ``control`` the mean of the strategy's no-transition control (``<mode>_no_transition``),
+    grey."""
+    from cswm_lib.curves import curve_key
+
+    for i, (label, seeds) in enumerate(curves.items()):
+        colour, style = f"C{i}", _STYLES[i % len(_STYLES)]
+        n = min(len(s["updates"]) for s in seeds.values())
+        x = np.asarray(next(iter(seeds.values()))["updates"][:n])
+
+        def series(key: str, seeds: dict = seeds, n: int = n) -> np.ndarray:
+            return 100 * np.array([s[key][:n] for s in seeds.values()], dtype=float)
+
+        y = series(curve_key(mode, num_steps, metric))
+        for row in y:
+            ax.plot(x, row, color=colour, ls=style, lw=0.7, alpha=0.6)
+        ax.fill_between(x, y.min(0), y.max(0), color=colour, alpha=0.15, lw=0)
+        ax.plot(x, y.mean(0), color=colour, ls=style, lw=2, label=f"{label} ({len(y)} seeds)")
+        control_key = curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)
+        if control and control_key in next(iter(seeds.values())):
+            ax.plot(x, series(control_key).mean(0), color="grey", ls=style, lw=1.2,
+                    label=f"{label}: no-transition control")
+    ax.set_xlabel("optimizer updates")
+    ax.set_ylabel(f"{metric} (%)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_curve_grid(
+    curves: dict[str, dict[str, dict[str, dict[str, list]]]],
+    panels: Sequence[tuple[str, int]] = (("local_dedup", 1), ("dedup", 1)),
+    metric: str = "Hits@1",
+) -> Any:
+    """A row of :func:`plot_curves` panels per dataset (``curves = {dataset: curve_table}``), one
+    column per ``(mode, num_steps)``; one legend below the figure. Returns the figure (7.5 in wide)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(curves), len(panels), figsize=(7.5, 2.6 * len(curves) + 0.6),
+                             squeeze=False)
+    for row, (name, runs) in enumerate(curves.items()):
+        for col, (mode, steps) in enumerate(panels):
+            plot_curves(runs, axes[row, col], mode, steps, metric, title=f"{name}: {mode}, {steps} step(s)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.12 if len(curves) > 1 else 0.2, 1, 1))
+    return fig
+
+
+# ------------------------------------------------------------------------------------- verdicts
+
+
+def _seed_values(records: list[dict[str, Any]], label: str, mode: str, num_steps: int, metric: str,
+                 dataset: str | None = None) -> dict[int, float]:
+    return {
+        int(r["seed"]): float(r["value"])
+        for r in records
+        if r["negatives"] == label and r["mode"] == mode and r["num_steps"] == num_steps
+        and r["metric"] == metric and (dataset is None or r.get("dataset", dataset) == dataset)
+    }
+
+
+def bootstrap_interval(values: Sequence[float], n: int = 10_000, level: float = 0.95, seed: int = 0
+                       ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampled with replacement)."""
+    v = np.asarray(values, dtype=float)
+    means = v[np.random.default_rng(seed).integers(0, len(v), (n, len(v)))].mean(1)
+    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def verdict(
+    records: list[dict[str, Any]],
+    claim: str,
+    experiment: str,
+    dataset: str,
+    new: str,
+    base: str = "baseline",
+    mode: str = "local_dedup",
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    updates: int | None = None,
+    batch_size: int | None = None,
+    data: str = "",
+    scale: str = "",
+) -> dict[str, Any]:
+    """The verdict on one claim "``new`` scores higher than ``base``" from per-seed ``records``
+    (:func:`cswm_lib.experiments.evaluate_all`: ``negatives``, ``seed``, ``mode``, ``num_steps``,
+    ``metric``, ``value``).
+
+    Evidence: every seed of both strategies, their no-transition controls (``<mode>_no_transition``), the
+    paired difference per seed with a bootstrap interval over seeds. The rule:
+
+    - **inconclusive** when ``new`` does not beat its own no-transition control on every seed (no
+      learned dynamics to compare), or when the seeds disagree on the sign of the difference;
+    - **reproduced** when ``new - base`` is > 0 on every seed;
+    - **not reproduced** when it is <= 0 on every seed.
+    """
+    v = {lab: _seed_values(records, lab, mode, num_steps, metric) for lab in (base, new)}
+    c = {lab: _seed_values(records, lab, f"{mode}{NO_TRANSITION}", num_steps, metric) for lab in (base, new)}
+    seeds = sorted(set(v[base]) & set(v[new]))
+    if not seeds:
+        raise CswmError(f"no seed has both {base!r} and {new!r} scores for {mode}/{num_steps}/{metric}")
+    diff = [v[new][s] - v[base][s] for s in seeds]
+    lift = {s: v[new][s] - c[new].get(s, np.nan) for s in seeds}
+    lo, hi = bootstrap_interval(diff)
+    short = f"{num_steps}-step {mode} {metric}"
+    if not all(x > 0 for x in lift.values()):
+        bad = [s for s, x in lift.items() if not x > 0]
+        outcome = "inconclusive"
+        why = (f"{new} does not beat its own no-transition control on seed(s) {bad}: "
+               "no learned dynamics to compare")
+    elif all(d > 0 for d in diff):
+        outcome, why = "reproduced", f"{new} > {base} on every seed ({len(seeds)} of {len(seeds)})"
+    elif all(d <= 0 for d in diff):
+        outcome, why = "not reproduced", f"{new} <= {base} on every seed ({len(seeds)} of {len(seeds)})"
+    else:
+        outcome = "inconclusive"
+        why = f"seeds disagree: {sum(d > 0 for d in diff)} of {len(seeds)} have {new} > {base}"
+
+    def summary(d: dict[int, float]) -> dict[str, Any]:
+        x = np.array([d[s] for s in seeds if s in d])
+        return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+                "seeds": {str(s): d[s] for s in seeds if s in d}}
+
+    return {
+        "claim": claim, "experiment": experiment, "dataset": dataset, "score": short,
+        "base": base, "new": new, "scale": scale, "updates": updates, "batch_size": batch_size,
+        "data": data,
+        "base_score": summary(v[base]), "new_score": summary(v[new]),
+        "base_control": summary(c[base]) if c[base] else None,
+        "new_control": summary(c[new]) if c[new] else None,
+        "diff": {"mean": float(np.mean(diff)), "interval95": [lo, hi]},
+        "verdict": outcome, "why": why,
+    }
+
+
+def _score(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "--"
+    seeds = ", ".join(f"{100 * x:.1f}" for x in s["seeds"].values())
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} ({seeds})"
+
+
+def verdict_table(verdicts: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`verdict` results, one row per claim and dataset: the score, both
+    strategies (mean ± std and every seed, %), the new strategy's no-transition control, the
+    difference with its bootstrap interval, the budget, and the verdict with its reason."""
+    if not verdicts:
+        return "_No verdict has been recorded yet (see `book/results/`)._"
+    lines = [
+        "| Sec. | claim | dataset | score | baseline | new strategy | its no-transition control "
+        "| new − baseline [95% bootstrap] | budget | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lo, hi = v["diff"]["interval95"]
+        budget = f"{v['updates']} updates × {v['batch_size']}" if v.get("updates") else ""
+        budget = "; ".join(x for x in (budget, v.get("data"), v.get("scale") and f"{v['scale']} scale") if x)
+        lines.append(
+            f"| {v['experiment']} | {v['claim']} | {v['dataset']} | {v['score']} "
+            f"| {v['base']}: {_score(v['base_score'])} | {v['new']}: {_score(v['new_score'])} "
+            f"| {_score(v['new_control'])} "
+            f"| {100 * v['diff']['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {budget} "
+            f"| **{v['verdict']}**: {v['why']} |"
+        )
+    return "\n".join(lines)
+
+
+def score_table(
+    rows: list[dict[str, Any]],
+    modes: Sequence[str],
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    start_mode: str | None = "local_dedup",
+) -> str:
+    """Compact markdown pivot of result rows: one line per (dataset, strategy), one column per mode
+    (``metric`` at ``num_steps``, mean ± std over seeds in %), plus the share of predictions nearest
+    the start state (``argmin=o_0`` of ``start_mode``)."""
+
+    def cell(dataset: str, label: str, mode: str, m: str) -> str:
+        hit = [r for r in rows if (r["dataset"], r["negatives"], r["mode"], r["num_steps"], r["metric"])
+               == (dataset, label, mode, num_steps, m)]
+        return f"{100 * hit[0]['mean']:.1f} ± {100 * hit[0]['std']:.1f}" if hit else "--"
+
+    cols = [*modes, *([f"{START_METRIC} ({start_mode})"] if start_mode else [])]
+    lines = ["| dataset | negatives | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for dataset, label in dict.fromkeys((r["dataset"], r["negatives"]) for r in rows):
+        cells = [cell(dataset, label, m, metric) for m in modes]
+        if start_mode:
+            cells.append(cell(dataset, label, start_mode, START_METRIC))
+        lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict_markdown(verdicts: Sequence[dict[str, Any]]) -> str:
+    """:func:`verdict` results as one short paragraph each (for a chapter's Verdict section): the
+    outcome, both strategies with every seed, the no-transition control, the difference with its
+    bootstrap interval over seeds, the budget, and why."""
+    out = []
+    for v in verdicts:
+        lo, hi = v["diff"]["interval95"]
+        budget = f"{v['updates']} updates of {v['batch_size']}" if v.get("updates") else "?"
+        out.append(
+            f"**{v['dataset']}: {v['verdict']}.** {v['score']} (%), mean ± std (every seed): "
+            f"{v['new']} {_score(v['new_score'])}, {v['base']} {_score(v['base_score'])}; "
+            f"no-transition control of {v['new']} {_score(v['new_control'])}. "
+            f"Difference {100 * v['diff']['mean']:+.1f} points (95 % bootstrap interval over seeds "
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]). Budget: {budget} per run on {v.get('data') or '?'} "
+            f"({v.get('scale') or '?'} scale). Why: {v['why']}."
+        )
+    return "\n\n".join(out)
+
+
+def run_summary(record: dict[str, Any]) -> str:
+    """One line on a recorded run (``book/results/<scale>/<chapter>.json``): scale, the command that
+    produced it, wall time and machine load."""
+    wall = record.get("wall_seconds")
+    load = record.get("load")
+    return (
+        f"recorded {record.get('scale')} run: {record.get('command') or 'command not recorded'}"
+        + (f"; {wall / 60:.0f} min wall" if wall else "")
+        + (f" on {record.get('cores')} cores, load average {load[0]:.1f}" if load else "")
+    )
+
+
+def recorded_verdicts(folder: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The verdicts of every recorded reference run (``book/results/<scale>/<chapter>.json``), and the
+    names of recorded runs that hold none (recorded before verdicts existed)."""
+    folder = folder or project_root() / "book" / "results"
+    verdicts, without = [], []
+    for path in sorted(folder.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        found = record.get("results", {}).get("verdicts")
+        if found:
+            verdicts += found
+        else:
+            without.append(path.relative_to(folder).as_posix())
+    return verdicts, without
+
+
+def glance_markdown(folder: Path | None = None) -> str:
+    """The "Results at a glance" block of the README and the intro: :func:`verdict_table` of every
+    recorded verdict, one row per claim and dataset; recorded runs without verdicts (recorded before
+    verdicts existed) follow as their :func:`results_markdown` rows."""
+    verdicts, without = recorded_verdicts(folder)
+    table = verdict_table(verdicts)
+    if without:
+        rows = [r for r in recorded_results(folder) if r["source"] in without]
+        table += "\n\nRecorded without a verdict (" + ", ".join(f"`{w}`" for w in without) + "):\n\n"
+        table += results_markdown(rows)
+    return table

@@ -82,7 +82,10 @@ def test_runner_injects_parameters_writes_results_and_skips_unchanged(tmp_path):
     first = runner(tmp_path, "--chapters", "01_good")
     assert first.returncode == 0, first.stderr
     results = json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())
+    run_facts = {k: results.pop(k) for k in ("command", "wall_seconds", "load", "cores")}
     assert results == {"chapter": "01_good", "scale": "full", "results": {"n_squared": 49}}
+    assert run_facts["command"] == "python -m cswm_lib.book run --params params.yaml --chapters 01_good"
+    assert run_facts["wall_seconds"] > 0 and len(run_facts["load"]) == 3
     assert (tmp_path / "out" / "01_good" / "01_good.ipynb").is_file()
     assert "ran in" in first.stdout
 
@@ -95,6 +98,10 @@ def test_runner_injects_parameters_writes_results_and_skips_unchanged(tmp_path):
     assert (
         json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())["results"]["n_squared"] == 9
     )
+    recorded = runner(tmp_path, "--chapters", "01_good", "--record")  # unchanged: skipped, still recorded
+    assert "recorded -> book/results/full/01_good.json" in recorded.stdout, recorded.stderr
+    kept = json.loads((tmp_path / "book" / "results" / "full" / "01_good.json").read_text())
+    assert kept["results"]["n_squared"] == 9 and kept["command"].endswith("--chapters 01_good")
 
 
 @pytest.mark.slow

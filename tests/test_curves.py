@@ -111,3 +111,63 @@ def test_experiment_budget_and_curves(tmp_path, monkeypatch):
     mtime = (folders["baseline", 1] / "curve.jsonl").stat().st_mtime_ns
     ex.train_all(spec)  # finished runs are reused
     assert (folders["baseline", 1] / "curve.jsonl").stat().st_mtime_ns == mtime
+
+
+def _records(base, new, control):
+    out = []
+    for seed, (b, n, c) in enumerate(zip(base, new, control, strict=True), 1):
+        for label, v in (("baseline", b), ("new", n)):
+            out.append(dict(negatives=label, seed=seed, mode="local_dedup", num_steps=1, metric="Hits@1",
+                            value=v))
+            out.append(dict(negatives=label, seed=seed, mode="local_dedup_no_transition", num_steps=1,
+                            metric="Hits@1", value=c))
+    return out
+
+
+@pytest.mark.parametrize(
+    "base, new, control, outcome, why",
+    [
+        ([0.62, 0.61, 0.62], [0.99, 0.97, 0.90], [0.62] * 3, "reproduced", "on every seed (3 of 3)"),
+        ([0.99, 0.98, 0.99], [0.97, 0.98, 0.90], [0.62] * 3, "not reproduced", "new <= baseline on every"),
+        ([0.62, 0.95, 0.62], [0.99, 0.90, 0.90], [0.62] * 3, "inconclusive", "seeds disagree: 2 of 3"),
+        ([0.62, 0.61, 0.62], [0.99, 0.62, 0.90], [0.62] * 3, "inconclusive", "control on seed(s) [2]"),
+    ],
+)
+def test_verdict_rules_and_tables(base, new, control, outcome, why):
+    from cswm_lib import report
+
+    v = report.verdict(_records(base, new, control), "claim", "4.1", "Shapes", "new", updates=2500,
+                       batch_size=64, data="20000 transitions", scale="cpu")
+    assert v["verdict"] == outcome and why in v["why"]
+    assert v["new_score"]["seeds"] == {"1": new[0], "2": new[1], "3": new[2]}
+    lo, hi = v["diff"]["interval95"]
+    assert lo <= v["diff"]["mean"] <= hi
+    assert min(n - b for n, b in zip(new, base, strict=True)) - 1e-12 <= lo
+    table = report.verdict_table([v])
+    assert f"**{outcome}**" in table and f"{100 * new[1]:.1f}" in table and "2500 updates × 64" in table
+    assert len(table.splitlines()) == 3
+    assert outcome in report.verdict_markdown([v])
+
+
+def test_curve_table_and_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cswm_lib import report
+    from cswm_lib.curves import curve_table
+
+    eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)
+    folders = {(label, s): train(cfg(tmp_path, num_updates=4, eval_every=2, name=f"{label}{s}", seed=s,
+                                     negatives=neg), eps, ev)
+               for label, neg in (("baseline", "baseline"), ("mixed", "mixed")) for s in (1, 2)}
+    table = curve_table(folders)
+    assert table["mixed"]["2"]["updates"] == [0, 2, 4]
+    assert table["mixed"]["2"]["local_dedup|1|Hits@1"] == [
+        curve_value(p, "local_dedup", 1) for p in read_curve(folders["mixed", 2])
+    ]
+    fig = report.plot_curve_grid({"tiny": table, "again": table})
+    assert fig.get_size_inches()[0] <= 7.5
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 * (2 + 1 + 1)  # per strategy: 2 seeds, mean, control
+    styles = {(line.get_color(), line.get_linestyle()) for line in ax.lines if line.get_linewidth() == 2}
+    assert len(styles) == 2

@@ -90,11 +90,11 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_results_block_is_generated_from_recorded_json():
-    from cswm_lib.report import README_MARKERS, readme_with_results, recorded_results, results_markdown
+    from cswm_lib.report import README_MARKERS, glance_markdown, readme_with_results
 
     readme = (ROOT / "README.md").read_text()
     assert all(marker in readme for marker in README_MARKERS)
-    expected = readme_with_results(readme, results_markdown(recorded_results()))
+    expected = readme_with_results(readme, glance_markdown())
     assert readme == expected, "README results table is stale: run `python -m cswm_lib.book results --readme`"
 
 

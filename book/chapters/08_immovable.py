@@ -40,25 +40,34 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
-seeds = [0]  # training seeds (README: one run, train.py's default --seed 42)
+seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
     "baseline": {"negatives": "baseline"},
     "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
 }
+# The budget is counted in optimizer UPDATES, not epochs: what a model learns depends on how many
+# gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
+# 512, one core): the new strategy leaves the "no change" plateau after ~1,000-1,250 updates and
+# reaches ~99 % local Hits@1 by ~2,000; the baseline stays on the plateau throughout.
 shapes_model = {"encoder": "small", "hidden_dim": 128}  # README: --encoder small (hidden 512)
 shapes_train_divisor = 100  # README's 1000 train episodes (100 steps, seed 1) divided by this
 shapes_eval_divisor = 100  # README's 10000 eval episodes (10 steps, seed 2) divided by this
-shapes_epochs = 3  # README: 100
-shapes_batch_size = 256  # README: 1024
+shapes_epochs = 100  # README: 100 (used only when shapes_num_updates is None)
+shapes_num_updates = 300  # optimizer updates per run (None: shapes_epochs passes over the data)
+shapes_batch_size = 32  # README: 1024
+shapes_eval_every = 50  # learning curve: updates between evaluations
 cubes_model = {"encoder": "large", "hidden_dim": 128}  # README: --encoder large (hidden 512)
 cubes_train_divisor = 500  # README: 1000 episodes, seed 3
 cubes_eval_divisor = 500  # README: 10000 episodes, seed 4
-cubes_epochs = 2  # README: 100
-cubes_batch_size = 256  # README: 1024
+cubes_epochs = 100  # README: 100
+cubes_num_updates = 20  # the large encoder is ~10x slower per update: at `small` a smoke test only
+cubes_batch_size = 32  # README: 1024
+cubes_eval_every = 10
+eval_episodes = 1000  # learning curve: the first eval episodes it scores (all of them at small)
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
-# see below; dedup at 1 step is the paper's score
-modes = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]
+modes = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]  # see below
+verdict_scale = "cpu"  # the recorded reference run whose verdict this page shows (book/results/)
 
 # %%
 import time
@@ -69,6 +78,7 @@ from IPython.display import Markdown, display
 from cswm_lib import experiments as ex
 from cswm_lib import report
 from cswm_lib.book import save_results
+from cswm_lib.curves import curve_table
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
@@ -79,62 +89,39 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # ## The two experiments as data
 #
 # Each dataset is one {class}`cswm_lib.experiments.Experiment`: which README files (shrunk by a
-# divisor at reduced scales), the model flags, the strategies to compare, seeds, epochs and how to
-# score. Everything else -- generating or reusing the data, training or reusing each
+# divisor at reduced scales), the model flags, the strategies to compare, seeds, the budget in
+# optimizer updates, how often to evaluate during training (the *learning curve*) and how to
+# score at the end. Everything else -- generating or reusing the data, training or reusing each
 # (strategy, seed) model, scoring, mean ± std over seeds -- is {func}`cswm_lib.experiments.run`.
 
 # %%
-common = dict(
-    experiment="4.1",
-    strategies=strategies,
-    seeds=seeds,
-    learning_rate=learning_rate,
-    modes=modes,
-    num_steps=num_steps,
-    metrics=["Hits@1", "MRR"],
-    scale=scale,
-    device=device,
-)
+common = dict(experiment="4.1", strategies=strategies, seeds=seeds, learning_rate=learning_rate,
+              modes=modes, num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale, device=device,
+              eval_episodes=eval_episodes)
 specs = {
     "Shapes immovable": ex.Experiment(
-        dataset="Shapes immovable",
-        train_data="shapes_imm_train",
-        eval_data="shapes_imm_eval",
-        train_divisor=shapes_train_divisor,
-        eval_divisor=shapes_eval_divisor,
-        model=shapes_model,
-        epochs=shapes_epochs,
-        batch_size=shapes_batch_size,
-        **common,
-    ),
+        dataset="Shapes immovable", train_data="shapes_imm_train", eval_data="shapes_imm_eval",
+        train_divisor=shapes_train_divisor, eval_divisor=shapes_eval_divisor, model=shapes_model,
+        epochs=shapes_epochs, num_updates=shapes_num_updates, batch_size=shapes_batch_size,
+        eval_every=shapes_eval_every, **common),
     "Cubes immovable": ex.Experiment(
-        dataset="Cubes immovable",
-        train_data="cubes_imm_train",
-        eval_data="cubes_imm_eval",
-        train_divisor=cubes_train_divisor,
-        eval_divisor=cubes_eval_divisor,
-        model=cubes_model,
-        epochs=cubes_epochs,
-        batch_size=cubes_batch_size,
-        **common,
-    ),
+        dataset="Cubes immovable", train_data="cubes_imm_train", eval_data="cubes_imm_eval",
+        train_divisor=cubes_train_divisor, eval_divisor=cubes_eval_divisor, model=cubes_model,
+        epochs=cubes_epochs, num_updates=cubes_num_updates, batch_size=cubes_batch_size,
+        eval_every=cubes_eval_every, **common),
 }
-data = {}
-for name, spec in specs.items():
-    train_path, eval_path = ex.datasets(spec)
-    data[name] = load_episodes(train_path), load_episodes(eval_path)
-    tr, ev = data[name]
-    print(
-        f"{name:17s} train {train_path.name}: {tr.num_episodes} episodes x {tr.episode_length} steps | "
-        f"eval {eval_path.name}: {ev.num_episodes} x {ev.episode_length}"
-    )
+data = {name: tuple(load_episodes(path) for path in ex.datasets(spec)) for name, spec in specs.items()}
+for name, (tr, ev) in data.items():
+    print(f"{name:17s} train: {tr.num_episodes} episodes x {tr.episode_length} steps | "
+          f"eval: {ev.num_episodes} x {ev.episode_length} | budget: {specs[name].num_updates} updates "
+          f"of {specs[name].batch_size}")
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle
 # (Shapes) and the purple and green cubes (Cubes) are the immovable objects 0 and 1.
 
-# %%
-fig, axes = plt.subplots(1, 4, figsize=(8, 2.2))
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.1))
 for i, (name, (tr, _)) in enumerate(data.items()):
     for j, t in enumerate([0, tr.episode_length]):
         axes[2 * i + j].imshow(tr.frames[0, t].transpose(1, 2, 0))
@@ -143,74 +130,54 @@ for i, (name, (tr, _)) in enumerate(data.items()):
 plt.show()
 
 # %% [markdown]
-# ## Training
-#
-# One model per strategy and seed. Each run is resumable and reused when finished, so a second
-# execution of this chapter only scores. The loss curves: the episodic negatives make the negative
-# term harder to satisfy (states of one episode differ only in the moving objects), so the
-# new strategy's loss typically stays higher.
-
-# %%
-folders = ex.train_specs(specs)
-report.plot_loss_grid(folders)
-plt.show()
-
-# %% [markdown]
 # ## Scores: the paper's and two more
 #
-# Every model is scored in four ways ({ref}`chap-evaluation`), each at $L$ = 1, 5 and 10 latent
-# steps:
+# Every model is scored in four ways ({ref}`chap-evaluation`):
 #
 # * `dedup` -- the paper's 4.1 score (`eval_ids.py --dedup`): the prediction is ranked among the
 #   predictions of **all** eval episodes; a state that recurs in another episode is not a mistake;
-# * `local` -- among the $T + 1 = 11$ states of the query's **own** episode
+# * `local_dedup` -- among the $T + 1 = 11$ states of the query's **own** episode
 #   (`eval_ids_b_inep.py --dedup`);
-# * `dedup_no_transition`, `local_dedup_no_transition` -- the same encoder with **no transition at
-#   all**, $\hat z_L = z_0$.
+# * `..._no_transition` -- the same encoder with **no transition at all**, $\hat z_L = z_0$.
 #
 # Why the last three? The global score mostly asks "which episode is this?". In these worlds the
 # immovable objects answer that on their own, so a model can reach a high global score while it
 # has learned no within-episode dynamics: its prediction stays where it started. The local score
-# and the no-transition row expose that, as does the metric `argmin=o_0`: the share of queries
-# whose prediction is nearest to the episode's **start** state $o_0$.
+# and the no-transition control expose that, as does `argmin=o_0`: the share of queries whose
+# prediction is nearest to the episode's **start** state $o_0$. A model that predicts "no change"
+# scores exactly the share of episodes whose first action is a no-op (a push into a wall, another
+# object or an immovable object) -- about 62 % locally on Shapes.
+#
+# ## Training, with learning curves
+#
+# One model per strategy and seed. Every `eval_every` updates the run scores itself on a fixed
+# set of eval episodes ({mod}`cswm_lib.curves`), so we see *when* the strategies separate, not
+# only where they end. Each run is resumable and reused when finished.
+
+# %%
+folders = ex.train_specs(specs)
+curves = {name: curve_table(f) for name, f in folders.items()}
+
+# %% tags=["hide-input"]
+report.plot_curve_grid(curves, panels=[("local_dedup", 1), ("dedup", 1)])
+plt.show()
+
+# %% [markdown]
+# Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the
+# grey lines of the same style are that strategy's no-transition control. Left: the local score,
+# where a model without dynamics sits on the no-op share. Right: the paper's global score, which
+# the no-transition control reaches too.
 
 # %%
 records, rows = ex.score_specs(specs, folders)
-print(f"scale: {scale} -- {len(rows)} result rows")
-display(Markdown(report.markdown_table(ex.select(rows, num_steps=1))))
+display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 
 # %% [markdown]
-# The paper column is empty: the values of the paper's 4.1 table are not known to us (the reference
-# notes record that they could not be found), so we print ours alone rather than invent numbers.
-# The same scores as bars, 1 step:
+# The same scores after longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-report.plot_bars(rows, axes[0], "Hits@1", 1, modes=["dedup", "dedup_no_transition"])
-axes[0].set_title("global (dedup): the paper's score, and no-transition", fontsize=9)
-report.plot_bars(rows, axes[1], "Hits@1", 1, modes=["local_dedup", "local_dedup_no_transition"])
-axes[1].set_title("local: within the episode", fontsize=9)
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# Longer roll-outs (our extension; the paper's 4.1 table is 1 step):
-
-# %%
+# %% tags=["hide-input"]
 report.plot_steps(rows, specs, strategies, ["dedup", "local_dedup"])
 plt.show()
-
-# %% [markdown]
-# ## Did the model learn dynamics, or just the episode?
-#
-# For each model: how far the learned transition lifts the score above the no-transition
-# predictor, and how often the prediction still sits on the start state. A model that learned
-# the dynamics beats its own $z_0$ locally by a wide margin and rarely lands on $o_0$.
-
-# %%
-lift = report.lift(
-    rows, specs, strategies, ["dedup", "dedup_no_transition", "local_dedup", "local_dedup_no_transition"]
-)
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -222,60 +189,73 @@ lift = report.lift(
 # slots barely move over 100 steps has not encoded the moving objects at all. Episodic negatives
 # are what demands it -- two states of one episode differ only in the moving objects.
 
-# %%
+# %% tags=["hide-input"]
 fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
 plt.show()
 
 # %% [markdown]
-# ## The sign of the effect
+# ## Verdict
 #
-# The paper's claim, per dataset: the new negatives beat the baseline (1-step `dedup` Hits@1).
-# Here is the difference in this run, with the seed spread as a yardstick ("same sign" only says
-# that the difference points the paper's way, not that it is beyond noise):
+# The paper's claim: *with immovable objects, C-SWM's batch negatives let the model tell episodes
+# apart without learning the dynamics; mixing episodic and out-of-episode negatives
+# ($\beta = 0.5$) makes it learn them.* We test it on the score that separates the two: the
+# 1-step local Hits@1, which a model without dynamics cannot raise above its no-transition
+# control. A verdict needs learned dynamics (the new strategy above its own control on every
+# seed) and then the same sign on every seed.
+#
+# This run's verdict is computed below; the page shows the one of the recorded `cpu` reference
+# run (`book/results/cpu/08_immovable.json`, three seeds per strategy; the command that produced
+# it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-signs = report.signs(rows, specs, "episodic+out-of-episode", ["dedup", "local_dedup"])
+CLAIM = "episodic + out-of-episode negatives (β = 0.5) learn the dynamics that batch negatives miss"
+verdicts = [
+    report.verdict(records[name], CLAIM, "4.1", name, "episodic+out-of-episode", mode="local_dedup",
+                   updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
+                   data=f"{data[name][0].num_transitions} transitions")
+    for name, spec in specs.items()
+]
+ref = report.recorded("08_immovable", verdict_scale) if scale != verdict_scale else None
+ref = ref if ref and "verdicts" in ref["results"] else None  # recorded before verdicts existed
+shown = verdicts if ref is None else ref["results"]["verdicts"]
+print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
+
+# %% tags=["hide-input"]
+report.plot_curve_grid(ref["results"]["curves"] if ref else curves, panels=[("local_dedup", 1), ("dedup", 1)])
+plt.show()
+display(Markdown(report.verdict_markdown(shown)))
 
 # %% [markdown]
-# What to expect at each scale. At `small` (the default; a few hundred transitions, a few epochs)
-# nothing has converged and the numbers only show that the pipeline runs. The `cpu` scale
-# (`book/params/cpu.yaml`) trains three seeds per strategy for as long as fits in about half an
-# hour on two cores -- for Cubes, whose large encoder processes only tens of transitions per
-# second here, that is a tiny fraction of the paper's 100 epochs of 100,000 transitions, so its
-# Cubes numbers describe barely trained models. The `full` scale is the README setting
-# (`book/params/full.yaml`, checked against the README commands by `tests/test_params_full.py`).
-#
 # ## Summary
 #
 # * In the immovable worlds two objects fingerprint each episode; with batch negatives the loss can
 #   be satisfied by telling episodes apart. Episodic + out-of-episode negatives ($\beta = 0.5$)
 #   make the model separate states of the same episode.
 # * A global score can be high for a model without dynamics. Always read it next to the local
-#   score, the no-transition predictor and the share of predictions that stay on $o_0$.
-# * The experiment is declarative ({class}`~cswm_lib.experiments.Experiment`); the scale is a
-#   parameter file.
+#   score, the no-transition control and the share of predictions that stay on $o_0$.
+# * Budgets are optimizer updates: the learning curves show the effect appears only after about a
+#   thousand updates. A budget counted in epochs of a small dataset can stop long before that.
 #
 # ## Exercises
 #
 # 1. Add a strategy `"episodic": {"negatives": "episodic"}` ($\beta = 1$) to `strategies`. What
 #    happens to the global score when no negative comes from another episode?
-# 2. Set `shapes_eval_divisor = 1` (10,000 eval episodes). How do the `dedup` and
-#    `dedup_no_transition` scores
-#    move, and why does `local` not move?
-# 3. Using `analysis.slot_motion`, find which slots encode the immovable objects in each model. Does
-#    the baseline dedicate slots to them?
+# 2. Halve `shapes_batch_size`. Does the curve separate after the same number of updates, or of
+#    transitions seen?
+# 3. Using {func}`cswm_lib.analysis.slot_motion`, find which slots encode the immovable objects in
+#    each model. Does the baseline dedicate slots to them?
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 
 # %%
-save_results(
+_ = save_results(
     "08_immovable",
     {
         "table": rows,
-        "per_seed": {name: recs for name, recs in records.items()},
+        "per_seed": records,
         "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "lift_over_no_transition": lift,
+        "curves": curves,
+        "verdicts": verdicts,
         "slot_path_length": motion,
-        "gap_new_minus_baseline": signs,
         "seconds": time.perf_counter() - t_start,
     },
     scale,
