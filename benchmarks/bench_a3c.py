@@ -16,8 +16,8 @@
    int32 RAM, one group per episode) for the same episodes.
 
 Writes ``benchmarks/results/bench_a3c.json``. The machine is shared: compare the ratios.
-Anchor (``/work/shared/reference/dependencies.md``): ~2,000-3,000 raw Atari env steps/s at
-frameskip 3-4 on this kind of machine; ``performance-anchors.md`` has no A3C figure.
+Anchor (``benchmarks/README.md``, Anchors): ~2,000-3,000 raw Atari env steps/s at frameskip 3-4 on
+this kind of machine; there is no A3C figure for the original code.
 """
 
 from __future__ import annotations

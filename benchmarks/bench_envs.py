@@ -10,7 +10,7 @@ Side by side on this machine:
 - Atari: raw env steps/s, and with the paper's preprocessing (crop, resize, RAM read).
 - Datasets: bytes on disk per transition for format v1 (gzip-1 and lzf) vs the original float layout
   (computed from the array shapes and dtypes), and write/load throughput.
-Anchors (original code on a machine like ours, `performance-anchors.md`): ~3,300 Shapes and ~25 Cubes
+Anchors (original code on a machine like ours, ``benchmarks/README.md``): ~3,300 Shapes and ~25 Cubes
 steps/s; 1.2 GB per 20k Shapes transitions. Absolute numbers drift +-25 % on shared machines: compare the
 ratios measured side by side.
 """
@@ -203,7 +203,7 @@ def main() -> None:
         print(f"{r['env_id']:22s} {r['compression']:5s} {r['ours_bytes_per_transition']:12,.0f} "
               f"{r['original_bytes_per_transition']:9,d} {r['size_ratio']:5.0f}x "
               f"{r['generate_transitions_per_s']:9,.0f} {r['load_transitions_per_s']:10,.0f}")
-    print("\nanchors (original code, performance-anchors.md): Shapes ~3,300 steps/s, Cubes ~25 steps/s, "
+    print("\nanchors (original code, benchmarks/README.md): Shapes ~3,300 steps/s, Cubes ~25 steps/s, "
           "1.2 GB per 20k Shapes transitions (60 kB each)")
     write_json(RESULTS, {"env_steps_per_s": res, "datasets": rows, "args": vars(a)})
     print(f"wrote {RESULTS}")

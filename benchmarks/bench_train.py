@@ -280,8 +280,8 @@ def main() -> None:
             "   per round: " + " ".join(f"{x:.2f}x" for x in s["speedups"])
         )
     print(
-        "performance-anchors.md (original, same kind of CPU): Shapes small batch 1024 end to end ~650 t/s, "
-        "model only ~800; Atari medium ~70-85; Cubes large ~46 (model only)"
+        "anchors in benchmarks/README.md (original, same kind of CPU): Shapes small batch 1024 end to end "
+        "~650 t/s, model only ~800; Atari medium ~70-85; Cubes large ~46 (model only)"
     )
     out = Path(__file__).parent / "results" / (a.out or "bench_train.json")
     out.parent.mkdir(exist_ok=True)

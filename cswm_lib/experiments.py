@@ -58,7 +58,8 @@ from cswm_lib.utils import checkpoints_dir, get_device
 
 #: What the results table says where the paper's number is not known to us.
 PAPER_UNKNOWN = (
-    "not known to us: the paper's table values were not found (shared/reference/original-code.md sec. 3)"
+    "not known to us: the paper's table values were not found (arXiv 2107.11676; "
+    "github.com/ondrejbiza/negative-sampling-icml-21 gives the commands, not the results)"
 )
 #: Metric names in result rows -> keys of the dict :func:`cswm_lib.evaluate.evaluate` returns.
 METRICS = {"Hits@1": "hits@1", "Hits@5": "hits@5", "Hits@10": "hits@10", "MRR": "mrr"}

@@ -12,7 +12,7 @@ from cswm_lib import CswmError
 from cswm_lib.envs import atari
 from cswm_lib.envs import block_pushing as bp
 
-SAMPLE = Path("/work/shared/reference/original-artifacts/sample_original_layout.h5")
+SAMPLE = Path(__file__).parent / "data" / "original" / "sample_original_layout.h5"  # see its README.md
 
 
 @pytest.mark.parametrize("env_id", envs.BLOCK_PUSHING_IDS)

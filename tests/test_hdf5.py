@@ -10,7 +10,7 @@ from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.hdf5 import FORMAT, FORMAT_VERSION, EpisodeWriter, load_episodes, read_attrs, save_episodes
 
-SAMPLE = Path("/work/shared/reference/original-artifacts/sample_original_layout.h5")
+SAMPLE = Path(__file__).parent / "data" / "original" / "sample_original_layout.h5"  # see its README.md
 
 
 def _episodes(E=4, T=5, C=3, ids=True, seed=0):

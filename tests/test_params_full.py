@@ -1,9 +1,9 @@
 """The `full` parameter sections of chapters 08 (Sec. 4.1) and 09 (Sec. 4.2) are the README commands.
 
-The commands below are the README commands of ondrejbiza/negative-sampling-icml-21 as recorded in
-shared/reference/original-code.md sec. 2.2-2.3 (data generation with their sizes and seeds, training
-flags, evaluation script). We parse them with our own CLIs' parsers (which accept the original
-flags) and compare the resulting settings value by value with book/params/full.yaml.
+The commands below are the README commands of github.com/ondrejbiza/negative-sampling-icml-21
+(data generation with their sizes and seeds, training flags, evaluation script). We parse them with
+our own CLIs' parsers (which accept the original flags) and compare the resulting settings value by
+value with book/params/full.yaml.
 """
 
 import argparse
@@ -175,11 +175,11 @@ def test_full_section_names_only_declared_parameters(full, chapter, tmp_path):
 
 
 # ------------------------------------------------------------------ Sec. 4.3 (chapter 10, Engineer LOCAL)
-# The README commands of the negative-sampling repository for the A3C ("full") datasets, as recorded in
-# shared/reference/original-code.md sec. 2.3-2.5: collection (burn-in ranges, 10000 / 1000 / 1000
+# The README commands of the negative-sampling repository (github.com/ondrejbiza/negative-sampling-icml-21)
+# for the A3C ("full") datasets: collection (burn-in ranges, 10000 / 1000 / 1000
 # episodes, seeds 1 / 2 / 3, eps 0.5, 10 steps; valid checked against train, test against train and
 # valid), training (--epochs 100 --learning-rate 0.0005) and the two scores (eval_ids_b / _inep --dedup).
-# Only the train and test file names are recorded there; the valid name follows the same pattern.
+# Only the train and test file names are given there; the valid name follows the same pattern.
 COLLECT = "python -m a3c.scr.collect"
 A3C_TRAIN = (
     "--encoder medium --embedding-dim 4 --action-dim 6 --copy-action --epochs 100 --learning-rate 0.0005"

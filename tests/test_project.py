@@ -124,3 +124,34 @@ def test_results_markdown_shows_paper_or_says_unknown():
         "| cpu | not known to us |"
     )
     assert "| 98.7 |" in results_markdown([{**row, "paper": 0.987}])
+
+
+def _repository_files() -> list:
+    """Files of the repository (tracked by git when it is a checkout), without .git, venvs and builds."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        files = [ROOT / f for f in out.decode().split("\0") if f]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".venv", "_build", "data", "checkpoints", "runs", "__pycache__"}
+        files = [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+    return [f for f in files if f.is_file()]
+
+
+def test_no_file_refers_to_a_path_outside_the_repository():
+    """The project stands on its own: no absolute path of a build machine, no team-only notes."""
+    from pathlib import Path
+
+    # spelled in pieces so that this file does not match itself
+    forbidden = ["/wo" + "rk/", "shar" + "ed/reference", "original" + "-code.md", "original" + "-artifacts",
+                 "performance" + "-anchors", "/tmp/" + "bash_jobs"]
+    if str(Path.home()) not in ("/", ""):
+        forbidden.append(str(Path.home()) + "/")
+    files = _repository_files()
+    assert len(files) > 50, f"only {len(files)} repository files found under {ROOT}"
+    hits = []
+    for f in files:
+        data = f.read_bytes()
+        hits += [f"{f.relative_to(ROOT)}: {s}" for s in forbidden if s.encode() in data]
+    assert hits == [], "files refer to paths outside the repository:\n" + "\n".join(hits)

@@ -136,7 +136,7 @@ print(f"no-op steps in the normal world with the same actions: {noop_normal:.3f}
 # ## Rendering cubes fast
 #
 # The original drew every Cubes frame as a matplotlib 3D voxel plot, about 25 frames per second
-# on our machines (published anchor, `performance-anchors.md`). The camera never moves, so we
+# on our machines (the anchors in `benchmarks/README.md`). The camera never moves, so we
 # render each cell's cube *once*, in white, on a black and on a white background. From the two
 # renders we recover, per cell, an opacity $\alpha$ and a shading $g$ (matplotlib shades a face by
 # multiplying its colour), and compose any state back to front:
@@ -210,7 +210,7 @@ for k, v in speed.items():
 
 # %% [markdown]
 # For comparison, the original code ran about 3,300 Shapes and 25 Cubes steps per second on a machine
-# like ours (published anchors from `performance-anchors.md`, not measured in this run);
+# like ours (the anchors in `benchmarks/README.md`, not measured in this run);
 # `benchmarks/bench_envs.py` measures both approaches side by side.
 #
 # (sec-env-atari)=

@@ -351,26 +351,24 @@ print(f"mean positive energy {pos_energy:.4f}; mean energy between two batch sta
 # its `metadata.pkl` (a pickled `argparse.Namespace`, unpickled with a loader that admits nothing
 # else) to rebuild the configuration, and checks the weights against it with one-line errors
 # (wrong encoder, object count, embedding size). A unit test reproduces the original's own outputs
-# for such a checkpoint to $10^{-5}$. If that reference checkpoint is present on this machine:
+# for such a checkpoint to $10^{-5}$. Here we load one: a small checkpoint written by the original
+# code itself, kept in the repository with the first frames it was given and the encodings it
+# computed for them (`tests/data/original/`, whose README says how they were made).
 
 # %%
-from pathlib import Path
+import h5py
 
-original = Path("/work/shared/reference/original-artifacts/checkpoint_small")
-original_max_diff = None
-if (original / "model.pt").is_file():
-    import h5py
+from cswm_lib.utils import project_root
 
-    old = load_model(original, dev)
-    expected = np.load(original / "expected_outputs.npz")
-    with h5py.File(original.parent / "sample_original_layout.h5") as f:
-        o = torch.tensor(np.stack([f[str(e)]["obs"][0] for e in expected["episode_index"]]), device=dev)
-    with torch.no_grad():
-        original_max_diff = float(np.abs(old.encode(o).cpu().numpy() - expected["state"]).max())
-    print(f"original checkpoint {old.config.encoder}/{old.config.num_objects} objects: "
-          f"max |our encoding - original's| = {original_max_diff:.1e}")
-else:
-    print("reference checkpoint not on this machine; see tests/test_checkpoint.py")
+original = project_root() / "tests" / "data" / "original"
+old = load_model(original / "checkpoint_small", dev)
+expected = np.load(original / "checkpoint_small" / "expected_outputs.npz")
+with h5py.File(original / "sample_original_layout.h5") as f:
+    o = torch.tensor(np.stack([f[str(e)]["obs"][0] for e in expected["episode_index"]]), device=dev)
+with torch.no_grad():
+    original_max_diff = float(np.abs(old.encode(o).cpu().numpy() - expected["state"]).max())
+print(f"original checkpoint {old.config.encoder}/{old.config.num_objects} objects: "
+      f"max |our encoding - original's| = {original_max_diff:.1e}")
 
 # %% [markdown]
 # ## Summary

@@ -264,8 +264,9 @@ display(Markdown(report.markdown_table(ex.select(rows, num_steps=1, mode=["batch
 
 # %% [markdown]
 # The paper reports Hits@1 (and MRR for global) for these four models per game; its table values
-# are **not known to us** (see `shared/reference/original-code.md`, sec. 3), so the paper column
-# stays empty rather than invented. The longer roll-outs are our extension:
+# are **not known to us** (the paper, arXiv 2107.11676, and its repository,
+# github.com/ondrejbiza/negative-sampling-icml-21, give the commands but no table values we could
+# find), so the paper column stays empty rather than invented. The longer roll-outs are our extension:
 
 # %%
 chance = {"batched_dedup": 1 / eval_batch_size, "local_dedup": 1 / 11}
