@@ -1,0 +1,135 @@
+"""The local executors: same results in this process and in single-thread worker processes, one line
+per failed run without losing the others, executor names. (Budget: ~10 s on 2 cores.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from tiny_worlds import tiny_episodes
+
+from cswm_lib import CswmError
+from cswm_lib.data.hdf5 import save_episodes
+from cswm_lib.executor import (
+    Executor,
+    Job,
+    JobsFailed,
+    ProcessExecutor,
+    get_executor,
+    parse_executor,
+    torch_threads,
+)
+from cswm_lib.train import TrainConfig, read_log, train
+
+
+def tiny_config(dataset, folder, label: str, seed: int) -> TrainConfig:
+    strategy = {"baseline": {}, "episodic": {"negatives": "episodic"}}[label]
+    return TrainConfig(dataset=str(dataset), name=f"{label}_s{seed}", save_folder=str(folder), epochs=2,
+                       batch_size=16, hidden_dim=16, num_objects=2, action_dim=4, seed=seed, progress=False,
+                       device="cpu", **strategy)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return save_episodes(tiny_episodes(E=6, T=8, K=2, seed=0), tmp_path_factory.mktemp("data") / "tiny.h5")
+
+
+def sweep(dataset, folder) -> list[Job]:
+    """2 strategies x 2 seeds, 2 epochs of 3 updates each."""
+    jobs = []
+    for label in ("baseline", "episodic"):
+        for seed in (1, 2):
+            cfg = tiny_config(dataset, folder, label, seed)
+            jobs.append(Job(f"tiny/{cfg.name}", train, (cfg,), inputs=[dataset], outputs=[cfg.folder()]))
+    return jobs
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "model.pt", weights_only=True)
+
+
+def assert_same_runs(a, b, names) -> None:
+    for name in names:
+        wa, wb = weights(a / name), weights(b / name)
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+        la, lb = read_log(a / name), read_log(b / name)
+        assert [(r["loss"], r["pos"], r["neg"]) for r in la] == [(r["loss"], r["pos"], r["neg"]) for r in lb]
+
+
+NAMES = ["baseline_s1", "baseline_s2", "episodic_s1", "episodic_s2"]
+
+
+def test_processes_match_in_process_bit_for_bit(dataset, tmp_path, capsys):
+    with torch_threads(1):
+        inline = Executor().map(sweep(dataset, tmp_path / "inline"), label="inline")
+    parallel = ProcessExecutor(2).map(sweep(dataset, tmp_path / "procs"), label="procs")
+    assert list(parallel) == [f"tiny/{n}" for n in NAMES]
+    assert parallel["tiny/baseline_s1"] == tmp_path / "procs" / "baseline_s1"
+    assert_same_runs(tmp_path / "inline", tmp_path / "procs", NAMES)
+    assert inline.keys() == parallel.keys()
+    # different seeds really train different models (the comparison above could not pass by accident)
+    assert not torch.equal(weights(tmp_path / "procs" / "baseline_s1")["obj_encoder.fc1.weight"],
+                           weights(tmp_path / "procs" / "baseline_s2")["obj_encoder.fc1.weight"])
+    out = capsys.readouterr().out
+    assert "[procs] 4/4 done, 0 running, 0 queued | finished tiny/" in out
+    assert "[procs] 0/4 done, 2 running, 2 queued | started tiny/baseline_s2" in out
+
+
+@pytest.mark.parametrize("executor", ["local", "local:2"])
+def test_a_failed_run_is_one_line_and_the_others_finish(dataset, tmp_path, executor, capsys, monkeypatch):
+    monkeypatch.setenv("CSWM_CHECKPOINTS", str(tmp_path / "ckpt"))
+    jobs = sweep(dataset, tmp_path)[:2]
+    bad = tiny_config(tmp_path / "missing.h5", tmp_path, "baseline", 3)
+    jobs.insert(1, Job("tiny/broken", train, (bad,)))
+    with pytest.raises(JobsFailed) as info:
+        get_executor(executor).map(jobs, label="sweep")
+    err = info.value
+    assert list(err.failures) == ["tiny/broken"]
+    assert str(err).startswith("1 of 3 runs failed (tiny/broken: dataset not found: ")
+    assert "\n" not in str(err)
+    assert sorted(err.results) == ["tiny/baseline_s1", "tiny/baseline_s2"]
+    for name in ("baseline_s1", "baseline_s2"):
+        assert len(read_log(tmp_path / name)) == 2
+    assert (tmp_path / "ckpt" / "failed" / "tiny_broken.log").read_text().startswith("run: tiny/broken\n")
+    failed = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "tiny/broken: dataset not found" in failed[0]
+
+
+def test_a_dying_process_is_reported_not_hung(tmp_path, monkeypatch):
+    monkeypatch.setenv("CSWM_CHECKPOINTS", str(tmp_path))
+    jobs = [Job("dies", sys.exit, (3,)), Job("fine", sorted, ([3, 1, 2],))]
+    with pytest.raises(JobsFailed) as info:
+        ProcessExecutor(2, progress=False).map(jobs)
+    assert info.value.results == {"fine": [1, 2, 3]}
+    assert "dies" in info.value.failures
+
+
+def test_executor_names():
+    assert parse_executor("local") == {"name": "local"}
+    assert parse_executor("local:3") == {"name": "local", "workers": 3}
+    assert parse_executor({"name": "ray", "cpus_per_job": 4}) == {"name": "ray", "cpus_per_job": 4}
+    assert isinstance(get_executor("local:1"), Executor) and get_executor("local:2").workers == 2
+    for bad in ("dask", "local:0", "local:x", "ray:2"):
+        with pytest.raises(CswmError, match="executor"):
+            parse_executor(bad)
+    with pytest.raises(CswmError, match="two jobs are named"):
+        Executor().map([Job("a", sorted, ([],)), Job("a", sorted, ([],))])
+
+
+def test_the_local_path_never_imports_ray(dataset, tmp_path):
+    """The default commands neither import nor need Ray: a local sweep in a fresh interpreter."""
+    code = (
+        "import sys, cswm_lib.executor as ex, cswm_lib.experiments, cswm_lib.book\n"
+        "from cswm_lib.train import TrainConfig, train\n"
+        f"cfg = TrainConfig(dataset={str(dataset)!r}, save_folder={str(tmp_path)!r}, epochs=1, batch_size=16,"
+        " hidden_dim=16, num_objects=2, action_dim=4, progress=False, device='cpu')\n"
+        "ex.get_executor('local:2').map([ex.Job('a', train, (cfg,))], label='t')\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+        "print('no ray')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "no ray" in out.stdout
