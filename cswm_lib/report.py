@@ -212,7 +212,7 @@ def plot_steps(
     (fraction per mode) adds a dotted chance line; ``names`` renames modes on the axis."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(modes), figsize=(min(7.5, 3.75 * len(modes)), 3.2), squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=True):
         for d, name in enumerate(datasets):
             for i, label in enumerate(strategies):
@@ -232,8 +232,9 @@ def plot_steps(
             ax.set_ylim(bottom=0)
         ax.set_xlabel("latent steps L")
         ax.set_ylabel(f"Hits@1 (%), {(names or {}).get(mode, mode)}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)  # outside the data
+    fig.tight_layout(rect=(0, min(0.5, 0.07 * (1 + (len(labels) + 1) // 2)), 1, 1))
     return fig
 
 
@@ -332,7 +333,8 @@ def plot_slot_grid(
     import matplotlib.pyplot as plt
 
     motion = {}
-    fig, axes = plt.subplots(len(data), len(strategies), figsize=(4.2 * len(strategies), 3.7 * len(data)))
+    size = (min(7.5, 3.75 * len(strategies)), 3.4 * len(data))
+    fig, axes = plt.subplots(len(data), len(strategies), figsize=size)
     axes = np.asarray(axes).reshape(len(data), len(strategies))
     for row, (name, (train_set, _)) in enumerate(data.items()):
         for col, label in enumerate(strategies):
