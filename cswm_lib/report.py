@@ -440,6 +440,28 @@ def plot_curves(
     return ax
 
 
+def departure(
+    curves: dict[str, dict[str, dict[str, list]]],
+    strategy: str,
+    mode: str = "local_dedup",
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    margin: float = 0.05,
+) -> int | None:
+    """The first curve point (in updates) where ``strategy``'s mean score over seeds exceeds the mean
+    of its own no-transition control by more than ``margin``: when the learned dynamics start to
+    show. None when that never happens within the recorded budget."""
+    from cswm_lib.curves import curve_key
+
+    seeds = curves[strategy].values()
+    n = min(len(s["updates"]) for s in seeds)
+    x = next(iter(seeds))["updates"][:n]
+    score = np.mean([s[curve_key(mode, num_steps, metric)][:n] for s in seeds], 0)
+    control = np.mean([s[curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
+    above = np.flatnonzero(score - control > margin)
+    return int(x[above[0]]) if above.size else None
+
+
 def plot_curve_grid(
     curves: dict[str, dict[str, dict[str, dict[str, list]]]],
     panels: Sequence[tuple[str, int]] = (("local_dedup", 1), ("dedup", 1)),

@@ -171,3 +171,19 @@ def test_curve_table_and_figure(tmp_path):
     assert len(ax.lines) == 2 * (2 + 1 + 1)  # per strategy: 2 seeds, mean, control
     styles = {(line.get_color(), line.get_linestyle()) for line in ax.lines if line.get_linewidth() == 2}
     assert len(styles) == 2
+
+
+def test_departure_from_the_no_transition_control():
+    from cswm_lib.report import departure
+
+    def seed(values, control):
+        return {"updates": [0, 100, 200, 300], "local_dedup|1|Hits@1": values,
+                "local_dedup_no_transition|1|Hits@1": control}
+
+    curves = {
+        "new": {"1": seed([0.3, 0.62, 0.7, 0.9], [0.62] * 4), "2": seed([0.3, 0.62, 0.62, 0.95], [0.62] * 4)},
+        "baseline": {"1": seed([0.3, 0.62, 0.62, 0.63], [0.62] * 4)},
+    }
+    assert departure(curves, "new", margin=0.03) == 200  # mean 0.66 at 200 > 0.62 + 0.03
+    assert departure(curves, "new", margin=0.05) == 300
+    assert departure(curves, "baseline") is None
