@@ -50,11 +50,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "global": dict(mode="global"),  # eval.py
     "dedup": dict(mode="global", dedup="published"),  # eval_ids.py --dedup
     "dedup_correct": dict(mode="global", dedup="correct"),
-    "batched": dict(mode="batched"),
-    # eval_ids_b.py --dedup: also its averaging (mean of running means) and its dropped last batch
-    "batched_dedup": dict(mode="batched", dedup="published", averaging="published"),
+    "batched": dict(mode="batched", order="original"),  # eval_ids_b.py
+    # eval_ids_b.py --dedup: also its averaging (mean of running means), its dropped last batch and
+    # its batches of the file's episodes in h5py's order (see ORDERS)
+    "batched_dedup": dict(mode="batched", dedup="published", averaging="published", order="original"),
     "local": dict(mode="local"),
-    "local_dedup": dict(mode="local", dedup="published"),  # eval_ids_b_inep.py --dedup
+    "local_dedup": dict(mode="local", dedup="published", order="original"),  # eval_ids_b_inep.py --dedup
     "local_dedup_correct": dict(mode="local", dedup="correct"),
 }
 MODES = tuple(PRESETS)
@@ -62,6 +63,12 @@ MODES = tuple(PRESETS)
 NO_TRANSITION = "_no_transition"
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
+#: Episode order of the queries: ``"original"`` -- on an original-layout file, the order the published
+#: scripts read it in (:attr:`Episodes.original_order`, h5py's "0", "1", "10", "100", ...), which
+#: decides who shares a batch of 100 and which incomplete last batch is dropped; ``"numeric"`` --
+#: episodes 0, 1, 2, ... (the order our loader and every reader uses). Files in our format have
+#: one order only. Scores that neither batch nor drop episodes are the same in both.
+ORDERS = ("numeric", "original")
 _MEMORY = 2 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)
 
 
@@ -462,6 +469,7 @@ def evaluate(
     return_ranks: bool = False,
     progress: bool = True,
     embeddings: dict[str, Any] | None = None,
+    order: str | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on a path dataset: Hits@k for each k and MRR.
 
@@ -481,11 +489,15 @@ def evaluate(
         drop_last: use only ``batch_size * floor(E / batch_size)`` episodes, as every published script
             does (it skips the incomplete last batch of 100). Default: True for ``batched`` mode or
             ``averaging="published"``; otherwise every episode is a query.
-        embeddings: output of :func:`embed_paths` to reuse (skips encoding; must cover the setting).
+        embeddings: output of :func:`embed_paths` to reuse (skips encoding; must cover the setting,
+            all episodes when the original order applies).
+        order: ``"original"`` or ``"numeric"`` (see :data:`ORDERS`). Default: the preset's
+            (``"original"`` for the presets of published scripts that batch), else ``"numeric"``.
 
     Returns:
         A dict with ``hits@k`` for each k, ``mrr``, ``N`` (queries), ``num_candidates``,
-        ``num_duplicate_targets`` and the settings; with ``return_ranks`` also ``ranks``.
+        ``num_duplicate_targets`` and the settings; with ``return_ranks`` also ``ranks`` and
+        ``episode_index`` (the episode each rank belongs to, in evaluation order).
     """
     if mode not in PRESETS:
         raise CswmError(f"mode must be one of {MODES}, got {mode!r}")
@@ -496,6 +508,9 @@ def evaluate(
     mode = preset["mode"]
     dedup = preset.get("dedup", dedup)
     averaging = preset.get("averaging", averaging or "mean")
+    order = order or preset.get("order", "numeric")
+    if order not in ORDERS:
+        raise CswmError(f"order must be one of {ORDERS}, got {order!r}")
     if dedup not in DEDUP:
         raise CswmError(f"dedup must be one of {DEDUP}, got {dedup!r}")
     if averaging not in AVERAGING:
@@ -522,13 +537,18 @@ def evaluate(
         if not 1 <= k <= cands:
             raise CswmError(f"Hits@{k} asked for, but {mode} ranking has only {cands} candidates per query")
 
+    index = np.arange(n)  # episodes queried, in evaluation order
+    if order == "original" and episodes.original_order is not None:
+        index = episodes.original_order[:n]
+    need = int(index.max()) + 1
     emb = embeddings
     if emb is None or (mode == "local" and "states" not in emb):
         emb = embed_paths(model, episodes, num_steps, encode_batch_size, device, all_states=mode == "local",
-                          num_episodes=n, no_transition=no_transition, progress=progress)
-    emb = {k: (v[:n] if v is not None else None) for k, v in emb.items()}
-    if emb["predictions"].shape[0] < n:
-        raise CswmError(f"embeddings cover {emb['predictions'].shape[0]} queries, {n} needed")
+                          num_episodes=need, no_transition=no_transition, progress=progress)
+    if emb["predictions"].shape[0] < need:
+        raise CswmError(f"embeddings cover {emb['predictions'].shape[0]} episodes, {need} needed")
+    pick = torch.from_numpy(index)
+    emb = {k: (v[pick] if isinstance(v, torch.Tensor) else v) for k, v in emb.items()}
     if mode == "local":
         ranking = rank_local(emb["predictions"], emb["states"], num_steps, emb.get("state_ids"), dedup)
         res = scores(ranking, ks, averaging, batch_size if averaging == "published" else None)
@@ -539,11 +559,12 @@ def evaluate(
     res.update(
         mode=mode, dedup=dedup, num_steps=num_steps, N=n, num_episodes=E, num_candidates=cands,
         batch_size=batch_size if (mode == "batched" or drop_last) else None, averaging=averaging,
-        drop_last=drop_last, no_transition=no_transition,
+        drop_last=drop_last, no_transition=no_transition, order=order,
         num_duplicate_targets=int((ranking.num_dup > 0).sum()) if episodes.state_ids is not None else None,
     )
     if return_ranks:
         res["ranks"] = ranking.effective_rank.numpy()
+        res["episode_index"] = index.copy()
     return res
 
 
@@ -570,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--batch-size", type=int, default=100, help="batch size (batched, published)")
     ap.add_argument("--averaging", choices=AVERAGING, default=None, help="default: the preset's, else mean")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
+    ap.add_argument("--order", choices=ORDERS, default=None,
+                    help="episode order on original-layout files (default: the preset's, see ORDERS)")
     ap.add_argument("--no-transition", action="store_true", help="predict z_0 (no latent step)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--json", default=None, help="output JSON (default <results>/evaluate/<folder>.json)")
@@ -590,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for steps in args.num_steps:
         r = evaluate(model, episodes, steps, mode=args.mode, dedup=args.dedup, batch_size=args.batch_size,
-                     averaging=args.averaging, ks=ks, no_transition=args.no_transition)
+                     averaging=args.averaging, ks=ks, no_transition=args.no_transition, order=args.order)
         rows.append(r)
     print(format_table([_table_row(r, ks) for r in rows]))
     out = Path(args.json) if args.json else results_dir() / "evaluate" / f"{Path(args.save_folder).name}.json"

@@ -4,6 +4,7 @@ matrix (the published scripts' logic) in every mode, embedding paths, and one-li
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -249,8 +250,8 @@ def test_presets_say_what_they_include():
     torch.manual_seed(2)
     model, ep = Toy(), toy_episodes(e=30)
     for preset, explicit in [
-        ("batched_dedup", dict(mode="batched", dedup="published", averaging="published")),
-        ("local_dedup", dict(mode="local", dedup="published")),
+        ("batched_dedup", dict(mode="batched", dedup="published", averaging="published", order="original")),
+        ("local_dedup", dict(mode="local", dedup="published", order="original")),
         ("local_dedup_correct", dict(mode="local", dedup="correct")),
         ("dedup", dict(mode="global", dedup="published")),
     ]:
@@ -359,3 +360,61 @@ def test_cli_end_to_end_with_real_model_and_files(tmp_path, capsys):
         data6 = save_episodes(tiny_episodes(E=30, T=10, K=2, channels=6), tmp_path / "eval6.h5")
         cli_errors(main)(["--save-folder", str(folder), "--dataset", str(data6)])
     assert ex.value.code == 2 and "checkpoint/dataset mismatch" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- original-layout files
+
+
+def test_published_batches_follow_the_original_files_h5py_order():
+    """eval_ids_b.py batches a file's episodes in the order h5py lists its groups ("0", "1", "10",
+    "11", ..., "19", "2", ...). On the original code's own 20-episode file and checkpoint, the
+    batched presets put exactly those episodes together, drop the same incomplete last batch, and
+    score what a direct computation over the groups in h5py's order gives."""
+    import h5py
+
+    from cswm_lib.checkpoint import load_model
+    from cswm_lib.data.hdf5 import load_episodes
+
+    data = Path(__file__).parent / "data" / "original"
+    model = load_model(data / "checkpoint_small", "cpu")
+    ep = load_episodes(data / "sample_original_layout.h5")
+    with h5py.File(data / "sample_original_layout.h5") as f:
+        keys = list(f.keys())  # what the original scripts iterate over
+        groups = [(f[k]["obs"][()], f[k]["next_obs"][()], f[k]["action"][()], f[k]["next_state_ids"][()])
+                  for k in keys]
+    assert keys[:4] == ["0", "1", "10", "11"] and len(keys) == 20 and keys != sorted(keys, key=int)
+    assert ep.original_order.tolist() == [int(k) for k in keys]
+    differ = []
+    for batch, L in ((4, 1), (4, 5), (3, 2), (6, 1)):  # 3 and 6: 18 of 20 episodes, the last batch dropped
+        n = 20 - 20 % batch
+        with torch.no_grad():  # direct: the original's float frames, in h5py's order, first n
+            obs = torch.tensor(np.stack([g[0][0] for g in groups[:n]]))
+            tgt = torch.tensor(np.stack([g[1][L - 1] for g in groups[:n]]))
+            pred = model.encode(obs)
+            for t in range(L):
+                pred = model.predict(pred, torch.tensor([int(g[2][t]) for g in groups[:n]]))
+            targ = model.encode(tgt)
+        ids = np.stack([g[3][L - 1] for g in groups[:n]])
+        p64, t64 = pred.flatten(1).double().numpy(), targ.flatten(1).double().numpy()
+        want = ref_global(p64, t64, ids, "published", batch, (1, 2), "published")
+        got = evaluate(model, ep, L, mode="batched_dedup", batch_size=batch, ks=(1, 2), return_ranks=True,
+                       progress=False)
+        assert got["order"] == "original" and got["N"] == n
+        assert got["episode_index"].tolist() == [int(k) for k in keys[:n]]  # batch composition
+        for key, v in want.items():
+            assert got[key] == pytest.approx(v, abs=1e-12), (batch, L, key)
+        numeric = evaluate(model, ep, L, mode="batched_dedup", batch_size=batch, ks=(1, 2), order="numeric",
+                           return_ranks=True, progress=False)
+        assert numeric["episode_index"].tolist() == list(range(n)) and numeric["order"] == "numeric"
+        differ.append(numeric["mrr"] != got["mrr"])
+    assert any(differ)  # on this file the two orders give other published numbers
+    # order-free scores are the same in both orders; our format has one order only
+    a = evaluate(model, ep, 1, mode="dedup", ks=(1,), progress=False)
+    b = evaluate(model, ep, 1, mode="dedup", ks=(1,), order="original", progress=False)
+    assert a["hits@1"] == b["hits@1"] and a["mrr"] == pytest.approx(b["mrr"], abs=1e-12)
+    plain = Episodes(ep.frames, ep.actions, ep.state_ids)
+    c = evaluate(model, plain, 1, mode="batched_dedup", batch_size=3, ks=(1,), return_ranks=True,
+                 progress=False)
+    assert c["episode_index"].tolist() == list(range(18))
+    with pytest.raises(CswmError, match="order must be one of"):
+        evaluate(model, ep, 1, mode="batched", order="lexicographic", progress=False)

@@ -130,12 +130,15 @@ for name in datasets:
 
 # %% [markdown]
 # A full Shapes training set (1000 episodes of 100 steps) took about 6 GB in the original layout
-# (published figure from the reference notes; 60 kB per transition, as computed above); ours is a
+# (the original code's own figure on a machine like ours, `benchmarks/README.md`; 60 kB per
+# transition, as computed above); ours is a
 # small fraction of that, and loading it fully into memory takes 1000 x 101 x 7,500 bytes = 0.76 GB
 # of uint8 frames.
 #
 # The reader also accepts files in the original layout (episode groups `"0"`, `"1"`, ... read in
-# *numeric* order; the original loader iterated them in lexicographic order `"0", "1", "10", ...`).
+# *numeric* order; the original loader iterated them in lexicographic order `"0", "1", "10", ...`,
+# which we keep as `Episodes.original_order`: the presets of the published scripts that batch
+# episodes, `batched_dedup` and `local_dedup`, follow it on such files, as those scripts did).
 # Floats are converted back to uint8 by rounding $255x$, which is exact for images that were uint8
 # to begin with, and `next_obs[t] == obs[t+1]` is checked. A round trip:
 

@@ -29,12 +29,19 @@ class Episodes:
         state_ids: int64 ``[E, T+1, S]`` ground-truth identity of every frame (object positions,
             S = 10, or Atari RAM, S = 128), or ``None`` when the file has none.
         attrs: free-form metadata (``env_id``, ``seed``, ``num_actions``, ...).
+        original_order: int64 ``[E]`` or ``None``: the episodes in the order the original scripts
+            read this file. They list an original-layout file's groups as h5py does, by name:
+            "0", "1", "10", "100", "101", ..., so ``original_order[i]`` is the index (in our numeric
+            order) of the i-th episode they saw. Order-dependent published scores (batches of 100,
+            the dropped last batch, running-mean averaging) follow it; ``None`` for files in our
+            format, where both orders are the same.
     """
 
     frames: np.ndarray
     actions: np.ndarray
     state_ids: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    original_order: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         f, a, s = self.frames, self.actions, self.state_ids
@@ -52,6 +59,11 @@ class Episodes:
                     f"state_ids {list(s.shape)} do not match frames {list(f.shape)}: expected [E, T+1, S]"
                 )
             self.state_ids = s.astype(np.int64, copy=False)
+        if self.original_order is not None:
+            o = np.asarray(self.original_order, dtype=np.int64)
+            if o.shape != (f.shape[0],) or not np.array_equal(np.sort(o), np.arange(f.shape[0])):
+                raise CswmError(f"original_order must be a permutation of the {f.shape[0]} episode indices")
+            self.original_order = o
 
     @property
     def num_episodes(self) -> int:

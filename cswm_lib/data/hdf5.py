@@ -192,8 +192,13 @@ def _load_v1(f: h5py.File, path: Path) -> Episodes:
 
 
 def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
-    """Groups "0".."E-1" (read in NUMERIC order) -> Episodes. frames = obs + last next_obs, as uint8."""
+    """Groups "0".."E-1" (read in NUMERIC order) -> Episodes. frames = obs + last next_obs, as uint8.
+
+    The order the original scripts read them in (h5py's, by name: "0", "1", "10", ...) is kept as
+    :attr:`Episodes.original_order`."""
     keys = sorted(f.keys(), key=int)
+    position = {k: i for i, k in enumerate(keys)}
+    original_order = np.array([position[k] for k in f.keys()], dtype=np.int64)
     frames, actions, ids = [], [], []
     with_ids = all("state_ids" in f[k] and "next_state_ids" in f[k] for k in keys)
     for k in tqdm(keys, desc=f"reading {path.name}", disable=not progress):
@@ -224,7 +229,8 @@ def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
                 )
             ids.append(np.concatenate([s, ns[-1:]]).astype(np.int64))
     attrs = {"source": "original-layout", "num_episodes": len(keys), "episode_length": len(actions[0])}
-    return Episodes(np.stack(frames), np.stack(actions), np.stack(ids) if with_ids else None, attrs)
+    return Episodes(np.stack(frames), np.stack(actions), np.stack(ids) if with_ids else None, attrs,
+                    original_order)
 
 
 def _to_uint8(x: np.ndarray, key: str) -> np.ndarray:
