@@ -4,13 +4,19 @@
 #   make test   unit tests + every chapter under nbval + the rendered book checked in Chromium
 #   make cpu    run every chapter at the `cpu` scale with papermill   (runs/cpu/<chapter>/)
 #   make full   run every chapter at the paper's scale with papermill (runs/full/<chapter>/)
+#   EXECUTOR=local:N | ray (cpu, full): where the sweeps' runs go (cswm_lib.executor; ray: RAY_ADDRESS)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # extras of pyproject.toml each command needs (the library itself needs none)
 EXTRAS_book := book
-EXTRAS_test := book,test,lab
+EXTRAS_test := book,test,lab,cluster
+EXTRAS_cluster := book,cluster
+EXECUTOR ?=
+# `make full EXECUTOR=ray` also installs the cluster extra and passes --executor to the runner
+RUN_DEPS := $(VENV)/.installed-book $(if $(filter ray%,$(EXECUTOR)),$(VENV)/.installed-cluster)
+RUN_FLAGS := $(if $(EXECUTOR),--executor $(EXECUTOR))
 EXTRAS_lint := test
 
 .PHONY: book test cpu full browser-deps lint clean
@@ -40,11 +46,11 @@ test: $(VENV)/.installed-test browser-deps
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
-cpu: $(VENV)/.installed-book
-	$(PY) -m cswm_lib.book run --params book/params/cpu.yaml --out runs/cpu
+cpu: $(RUN_DEPS)
+	$(PY) -m cswm_lib.book run --params book/params/cpu.yaml --out runs/cpu $(RUN_FLAGS)
 
-full: $(VENV)/.installed-book
-	$(PY) -m cswm_lib.book run --params book/params/full.yaml --out runs/full
+full: $(RUN_DEPS)
+	$(PY) -m cswm_lib.book run --params book/params/full.yaml --out runs/full $(RUN_FLAGS)
 
 lint: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters

@@ -218,14 +218,18 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
     return "ran"
 
 
-def chapter_params(spec: dict[str, Any], chapter: Path) -> dict[str, Any]:
+def chapter_params(spec: dict[str, Any], chapter: Path, executor: str | None = None) -> dict[str, Any]:
     """The values a parameter file gives one chapter: its own section, plus ``scale`` and those
-    ``defaults`` the chapter declares."""
+    ``defaults`` the chapter declares. ``executor`` (``--executor``) overrides the file's
+    ``executor`` for every chapter that declares one (:func:`cswm_lib.executor.get_executor`)."""
     params: dict[str, Any] = {}
     if "scale" in spec:
         params["scale"] = spec["scale"]
     own = dict(spec.get("chapters", {}).get(chapter.stem) or {})
-    defaults = spec.get("defaults") or {}
+    defaults = dict(spec.get("defaults") or {})
+    if executor is not None:
+        own.pop("executor", None)
+        defaults["executor"] = executor
     if defaults:
         tmp = chapter.parent / f".{chapter.stem}.declared.ipynb"
         try:
@@ -243,13 +247,19 @@ def run(
     chapters: list[str] | None = None,
     force: bool = False,
     record: bool = False,
+    executor: str | None = None,
 ) -> None:
-    """Run the selected chapters (all of ``_toc.yml`` by default) with a parameter file.
+    """Run the selected chapters (all of ``_toc.yml`` by default) with a parameter file; ``executor``
+    names where their sweeps' runs go (``local``, ``local:N``, ``ray``; see :mod:`cswm_lib.executor`).
 
     A chapter's ``results.json`` gets the command that reproduces it (``command``), its wall time
     (``wall_seconds``) and the machine's load average at the end (``load``); with ``record`` it is
     copied to ``book/results/<scale>/<chapter>.json``, the reference runs the book renders."""
     spec = load_params(params_file)
+    if executor is not None:
+        from cswm_lib.executor import parse_executor
+
+        parse_executor(executor)  # a bad name fails here, in one line, before any chapter runs
     book = toc_chapters()
     by_stem = {c.stem: c for c in book}
     unknown_sections = sorted(set(spec.get("chapters", {})) - set(by_stem))
@@ -262,7 +272,7 @@ def run(
             raise CswmError(f"unknown chapter(s) {missing}; chapters in _toc.yml: {sorted(by_stem)}")
         selected = [by_stem[c] for c in chapters]
     for chapter in selected:
-        params = chapter_params(spec, chapter)
+        params = chapter_params(spec, chapter, executor)
         start = time.time()
         print(f"[{chapter.stem}] running with {params}", flush=True)
         status = run_chapter(chapter, params, out_dir, force=force)
@@ -273,6 +283,8 @@ def run(
             record_ = json.loads(results.read_text())
             command = "python -m cswm_lib.book run --params " + params_file.as_posix()
             command += f" --chapters {chapter.stem}"
+            if executor is not None:
+                command += f" --executor {executor}"
             record_.update(
                 command=command,
                 wall_seconds=round(time.time() - start, 1),
@@ -296,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     p_run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<scale>)")
     p_run.add_argument("--chapters", nargs="+", default=None, help="chapter stems, e.g. 04_model")
     p_run.add_argument("--force", action="store_true", help="run even if unchanged since the last run")
+    p_run.add_argument("--executor", default=None,
+                       help="where the sweeps' runs go: local (default), local:N (N processes), ray "
+                       "(RAY_ADDRESS names the cluster); overrides the parameter file's executor")
     p_run.add_argument("--record", action="store_true",
                        help="copy each chapter's results.json to book/results/<scale>/ (reference runs)")
     p_res = sub.add_parser("results", help="print (or write into README.md) the recorded results table")
@@ -306,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(project_root())
     if args.command == "run":
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
-        run(args.params, out, args.chapters, args.force, args.record)
+        run(args.params, out, args.chapters, args.force, args.record, args.executor)
     elif args.command == "results":
         from cswm_lib.report import glance_markdown, readme_with_results
 

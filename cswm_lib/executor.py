@@ -41,14 +41,14 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
 
 from cswm_lib import CswmError
-from cswm_lib.utils import checkpoints_dir
+from cswm_lib.utils import checkpoints_dir, torch_threads
 
 #: Executor names :func:`get_executor` knows (``local:N`` is ``local`` with N processes).
 EXECUTORS = ("local", "ray")
@@ -134,20 +134,6 @@ def record_failure(name: str, error: str, trace: str) -> str:
 def _describe(err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     return text if isinstance(err, CswmError) else f"{type(err).__name__}: {text}".rstrip(": ")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads (``None``: leave them as they are)."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _check_names(jobs: Sequence[Job]) -> None:

@@ -28,6 +28,7 @@ are in :mod:`cswm_lib.report`, measurements of the latents in :mod:`cswm_lib.ana
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -53,6 +54,7 @@ from cswm_lib.evaluate import (
     evaluate,
     start_state_argmin,
 )
+from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
 from cswm_lib.utils import checkpoints_dir, get_device
 
@@ -217,29 +219,63 @@ def _finished(config: TrainConfig) -> bool:
     return len(log) >= config.epochs
 
 
-def train_all(spec: Experiment) -> dict[tuple[str, int], Path]:
-    """Train (or reuse / resume) every (strategy label, seed) model; return their checkpoint folders."""
+def _load(path: str | Path) -> Episodes:
+    """:func:`load_episodes` with a small per-process cache (keyed by path, size and mtime), so runs
+    that one process trains one after another share one copy of their dataset."""
+    if not Path(path).is_file():
+        return load_episodes(Path(path))  # (its own one-line error)
+    st = Path(path).stat()
+    return _load_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(path: str, size: int, mtime_ns: int) -> Episodes:
+    return load_episodes(path)
+
+
+def train_run(config: TrainConfig) -> Path:
+    """One training run (a job of :func:`train_jobs`): train, reuse or resume it; return its folder."""
+    t0 = time.perf_counter()
+    episodes = _load(config.dataset)
+    eval_set = _load(config.eval_dataset) if config.eval_every and config.eval_dataset else None
+    folder = train(config, episodes, eval_set)
+    print(
+        f"trained {config.name}: {total_updates(config, episodes.num_transitions)} updates of "
+        f"{config.batch_size} on {episodes.num_transitions} transitions in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    return folder
+
+
+def run_name(spec: Experiment, label: str, seed: int) -> str:
+    """One run's name in progress and error lines: ``"4.1 Shapes immovable/baseline_s1"``."""
+    return f"{spec.experiment} {spec.dataset}/{label}_s{seed}"
+
+
+def train_jobs(spec: Experiment) -> tuple[list[Job], dict[tuple[str, int], Path]]:
+    """The training jobs of ``spec`` that still have updates to go (finished runs are skipped), and
+    the checkpoint folder of every (strategy label, seed) run."""
     train_path, eval_path = datasets(spec)
-    episodes: Episodes | None = None  # loaded only if some run still has updates to go
-    eval_set: Episodes | None = None
-    folders = {}
+    jobs, folders = [], {}
     for label in spec.strategies:
         for seed in spec.seeds:
             cfg = spec.train_config(label, seed, train_path, eval_path)
-            if not _finished(cfg):
-                episodes = episodes if episodes is not None else load_episodes(train_path)
-                if spec.eval_every and eval_set is None:
-                    eval_set = load_episodes(eval_path)
-                t0 = time.perf_counter()
-                train(cfg, episodes, eval_set)
-                budget = total_updates(cfg, episodes.num_transitions)
-                print(
-                    f"[{spec.experiment} {spec.dataset}] trained {cfg.name}: {budget} updates of "
-                    f"{cfg.batch_size} on {episodes.num_transitions} transitions in "
-                    f"{time.perf_counter() - t0:.0f} s",
-                    flush=True,
-                )
             folders[label, seed] = cfg.folder()
+            if not _finished(cfg):
+                inputs = [train_path] + ([eval_path] if cfg.eval_dataset else [])
+                jobs.append(Job(run_name(spec, label, seed), train_run, (cfg,), inputs=inputs,
+                                outputs=[cfg.folder()]))
+    return jobs, folders
+
+
+def train_all(spec: Experiment, executor: str | Executor | None = None) -> dict[tuple[str, int], Path]:
+    """Train (or reuse / resume) every (strategy label, seed) model through ``executor`` (see
+    :func:`cswm_lib.executor.get_executor`; default ``local``); return their checkpoint folders."""
+    jobs, folders = train_jobs(spec)
+    try:
+        get_executor(executor).map(jobs, label=f"train {spec.experiment} {spec.dataset}")
+    finally:
+        _load_cached.cache_clear()  # the datasets are not kept in memory after the runs
     return folders
 
 
@@ -272,17 +308,34 @@ def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) ->
     return records
 
 
-def evaluate_all(spec: Experiment, folders: dict[tuple[str, int], Path]) -> list[dict[str, Any]]:
-    """Score every trained model; one record per (label, seed, mode, steps, metric) with its ``value``."""
-    _, eval_path = datasets(spec)
-    episodes = load_episodes(eval_path)
+def score_run(spec: Experiment, eval_path: str | Path, folder: str | Path) -> list[dict[str, Any]]:
+    """Score one trained model (a job of :func:`evaluate_all`): :func:`score_model` on the eval file."""
+    episodes = _load(eval_path)
     episodes.attrs.setdefault("path", str(eval_path))
-    device = get_device(spec.device)
-    records = []
-    for (label, seed), folder in folders.items():
-        model = load_model(folder, device)
-        records += [dict(negatives=label, seed=seed, **r) for r in score_model(spec, model, episodes)]
-    return records
+    model = load_model(folder, get_device(spec.device))
+    return score_model(spec, model, episodes)
+
+
+def evaluate_all(
+    spec: Experiment, folders: dict[tuple[str, int], Path], executor: str | Executor | None = None
+) -> list[dict[str, Any]]:
+    """Score every trained model (one job per model, through ``executor``); one record per
+    (label, seed, mode, steps, metric) with its ``value``."""
+    _, eval_path = datasets(spec)
+    jobs = [
+        Job(f"score {run_name(spec, label, seed)}", score_run, (spec, eval_path, folder),
+            inputs=[eval_path, folder])
+        for (label, seed), folder in folders.items()
+    ]
+    try:
+        scores = get_executor(executor).map(jobs, label=f"score {spec.experiment} {spec.dataset}")
+    finally:
+        _load_cached.cache_clear()
+    return [
+        dict(negatives=label, seed=seed, **r)
+        for ((label, seed), job) in zip(folders, jobs, strict=True)
+        for r in scores[job.name]
+    ]
 
 
 def aggregate(spec: Experiment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -321,27 +374,35 @@ def run(spec: Experiment) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------- several specs
 
 
-def train_specs(specs: dict[str, Experiment]) -> dict[str, dict[tuple[str, int], Path]]:
-    """:func:`train_all` for several experiments, saying how long each took: ``{name: folders}``."""
-    folders = {}
+def train_specs(
+    specs: dict[str, Experiment], executor: str | Executor | None = None
+) -> dict[str, dict[tuple[str, int], Path]]:
+    """Train every run of several experiments as ONE batch of jobs through ``executor`` (so a
+    ``local:N`` or ``ray`` executor fans a whole chapter out): ``{name: {(label, seed): folder}}``."""
+    t0 = time.perf_counter()
+    jobs, folders = [], {}
     for name, spec in specs.items():
-        t0 = time.perf_counter()
-        folders[name] = train_all(spec)
-        print(
-            f"{name}: {len(folders[name])} models ready in {time.perf_counter() - t0:.0f} s "
-            f"(checkpoints/{spec.folder_name()})"
-        )
+        spec_jobs, folders[name] = train_jobs(spec)
+        jobs += spec_jobs
+    try:
+        get_executor(executor).map(jobs, label="train")
+    finally:
+        _load_cached.cache_clear()
+    done = sum(len(f) for f in folders.values())
+    print(f"{done} models ready ({len(jobs)} trained now) in {time.perf_counter() - t0:.0f} s")
     return folders
 
 
 def score_specs(
-    specs: dict[str, Experiment], folders: dict[str, dict[tuple[str, int], Path]]
+    specs: dict[str, Experiment],
+    folders: dict[str, dict[tuple[str, int], Path]],
+    executor: str | Executor | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """:func:`evaluate_all` + :func:`aggregate` for several experiments: ``(records by name, rows)``."""
     records, rows = {}, []
     for name, spec in specs.items():
         t0 = time.perf_counter()
-        records[name] = evaluate_all(spec, folders[name])
+        records[name] = evaluate_all(spec, folders[name], executor)
         rows += aggregate(spec, records[name])
         print(f"{name}: scored in {time.perf_counter() - t0:.1f} s")
     return records, rows

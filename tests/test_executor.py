@@ -19,9 +19,9 @@ from cswm_lib.executor import (
     ProcessExecutor,
     get_executor,
     parse_executor,
-    torch_threads,
 )
 from cswm_lib.train import TrainConfig, read_log, train
+from cswm_lib.utils import torch_threads
 
 
 def tiny_config(dataset, folder, label: str, seed: int) -> TrainConfig:
@@ -133,3 +133,18 @@ def test_the_local_path_never_imports_ray(dataset, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "no ray" in out.stdout
+
+
+def test_book_runner_passes_the_executor_to_chapters_that_declare_it(tmp_path):
+    from cswm_lib.book import chapter_params, run
+    from cswm_lib.utils import project_root
+
+    chapters = project_root() / "book" / "chapters"
+    spec = {"scale": "cpu", "defaults": {"executor": "local"}, "chapters": {}}
+    assert chapter_params(spec, chapters / "08_immovable.py", "local:2")["executor"] == "local:2"
+    assert chapter_params(spec, chapters / "08_immovable.py")["executor"] == "local"
+    assert "executor" not in chapter_params(spec, chapters / "04_model.py", "ray")
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: cpu\n")
+    with pytest.raises(CswmError, match="unknown executor 'slurm'"):
+        run(params, tmp_path / "out", ["04_model"], executor="slurm")

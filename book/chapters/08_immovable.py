@@ -40,6 +40,7 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
+executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
     "baseline": {"negatives": "baseline"},
@@ -155,7 +156,7 @@ plt.show()
 # only where they end. Each run is resumable and reused when finished.
 
 # %%
-folders = ex.train_specs(specs)
+folders = ex.train_specs(specs, executor)
 curves = {name: curve_table(f) for name, f in folders.items()}
 
 # %% tags=["hide-input"]
@@ -169,7 +170,7 @@ plt.show()
 # the no-transition control reaches too.
 
 # %%
-records, rows = ex.score_specs(specs, folders)
+records, rows = ex.score_specs(specs, folders, executor)
 display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 
 # %% [markdown]

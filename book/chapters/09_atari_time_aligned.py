@@ -38,6 +38,7 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
+executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
 seeds = [0]  # training seeds (README: one run, train.py's default --seed 42)
 strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
     "baseline": {"negatives": "baseline"},
@@ -147,7 +148,7 @@ plt.show()
 # One model per strategy and seed, reused when finished and resumed when interrupted.
 
 # %%
-folders = ex.train_specs(specs)
+folders = ex.train_specs(specs, executor)
 report.plot_loss_grid(folders)
 plt.show()
 
@@ -168,7 +169,7 @@ plt.show()
 # that advances the clock, can score well locally without modelling what is on the screen.
 
 # %%
-records, rows = ex.score_specs(specs, folders)
+records, rows = ex.score_specs(specs, folders, executor)
 for r in rows:  # what we know of the published numbers
     if r["negatives"] == "time-aligned" and r["mode"] == "global" and r["num_steps"] == 1:
         r["paper_note"] = (

@@ -44,6 +44,7 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
+executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
 # A3C agents and splits: the same calls as chapter 07, so equal values share agents and files
 atari_games = ["PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]
 atari_workers = 2  # baby-a3c / the paper: 20 processes
@@ -225,7 +226,7 @@ for name, spec in specs.items():
 # One model per strategy and seed, reused when finished and resumed when interrupted.
 
 # %%
-folders = ex.train_specs(specs)
+folders = ex.train_specs(specs, executor)
 report.plot_loss_grid(folders)
 plt.show()
 
@@ -255,7 +256,7 @@ plt.show()
 # fraction of local queries whose prediction is nearest to the start state.
 
 # %%
-records, rows = ex.score_specs(specs, folders)
+records, rows = ex.score_specs(specs, folders, executor)
 print(
     f"scale: {scale} -- {len(rows)} result rows; global = batches of {eval_batch_size} "
     f"(chance {100 / eval_batch_size:.0f}%), local = 11 states (chance {100 / 11:.0f}%)"
