@@ -112,22 +112,151 @@ def test_shapes_frame_shows_each_object_in_its_cell():
     frame = bp.render_shapes(pos)
     assert frame.shape == (3, 50, 50) and frame.dtype == np.uint8
     for k, (r, c) in enumerate(pos):
-        cell = frame[:, r * 10 + 2 : r * 10 + 9, c * 10 + 4 : c * 10 + 7]  # interior of every shape
+        cell = frame[:, r * 10 + 3 : r * 10 + 9, c * 10 + 4 : c * 10 + 7]  # interior of every shape
         assert (cell == bp.SET1[k][:, None, None]).all(), k
     empty = frame[:, 0:10, 40:50]
     assert empty.max() == 0
-    # shapes by index: circle has black corners, square is full, triangle's apex row is one pixel
+    # shapes by index: circle has black corners, square is full, the triangle's apex row is empty
+    # and the next row one pixel (published rule); under the current rule the apex row has 1 pixel
     assert frame[:, 0, 0].max() == 0 and (frame[:, 40, 40] > 0).any()
-    assert (frame[:, 10:12, 30:40].max(0) > 0).sum() == 2
+    assert (frame[:, 10:12, 30:40].max(0) > 0).sum(1).tolist() == [0, 1]
+    current = bp.render_shapes(pos, "skimage-current")
+    assert (current[:, 10:12, 30:40].max(0) > 0).sum(1).tolist() == [1, 1]
 
 
-def test_shapes_render_is_pixel_identical_to_the_original_code():
+def test_shapes_render_is_pixel_identical_to_the_original_code_under_current_skimage():
+    """The sample file was written by the original code with a CURRENT scikit-image: every frame
+    equals our "skimage-current" rule, and differs from the published default."""
     with h5py.File(SAMPLE) as f:
-        for key in list(f)[:5]:
+        for key in f:
             g = f[key]
-            obs = np.rint(g["obs"][()] * 255).astype(np.uint8)
-            ours = bp.render_shapes(g["state_ids"][()].reshape(-1, 5, 2))
-            assert (ours == obs).all()
+            for obs_key, ids_key in (("obs", "state_ids"), ("next_obs", "next_state_ids")):
+                obs = np.rint(g[obs_key][()] * 255).astype(np.uint8)
+                pos = g[ids_key][()].reshape(-1, 5, 2)
+                assert (bp.render_shapes(pos, "skimage-current") == obs).all(), key
+                assert (bp.render_shapes(pos) != obs).any(), key
+
+
+# What scikit-image drew, re-implemented from its source for the test. 0.15.0 (pinned by the
+# original): skimage/_shared/geometry.pxd point_in_polygon, the PNPOLY crossing test, half-open
+# (yp[i] <= y < yp[j], x < crossing). Since 0.18 (PR #5029, issue #3892): O'Rourke's test that
+# reports vertices and edges, which draw.polygon counts as inside. draw.polygon scans rows
+# int(max(0, r.min())) .. min(shape[0] - 1, ceil(r.max())) (columns alike) and tests (x=col, y=row).
+# circle/disk = ellipse: ((r - r0) / R)^2 + ((c - c0) / R)^2 < 1 over the rows/cols
+# ceil(r0 - R) .. floor(r0 + R), clipped to the image -- the same in both versions.
+def _pnpoly_015(xp, yp, x, y):
+    c, j = False, len(xp) - 1
+    for i in range(len(xp)):
+        if ((yp[i] <= y < yp[j]) or (yp[j] <= y < yp[i])) and x < (xp[j] - xp[i]) * (y - yp[i]) / (
+            yp[j] - yp[i]
+        ) + xp[i]:
+            c = not c
+        j = i
+    return c
+
+
+def _pnpoly_current(xp, yp, x, y):
+    l_cross = r_cross = 0
+    x1, y1 = xp[-1] - x, yp[-1] - y
+    for i in range(len(xp)):
+        x0, y0 = xp[i] - x, yp[i] - y
+        if abs(x0) < 1e-12 and abs(y0) < 1e-12:
+            return True  # vertex
+        if (y0 > 0) != (y1 > 0) and (x0 * y1 - x1 * y0) / (y1 - y0) > 0:
+            r_cross += 1
+        if (y0 < 0) != (y1 < 0) and (x0 * y1 - x1 * y0) / (y1 - y0) < 0:
+            l_cross += 1
+        x1, y1 = x0, y0
+    return (r_cross & 1) != (l_cross & 1) or bool(r_cross & 1)  # edge, or inside
+
+
+def _sk_polygon(r, c, shape, test):
+    import math
+
+    r, c = np.asarray(r, float), np.asarray(c, float)
+    maxr, maxc = int(math.ceil(r.max())), int(math.ceil(c.max()))
+    if shape is not None:
+        maxr, maxc = min(shape[0] - 1, maxr), min(shape[1] - 1, maxc)
+    px = [(ri, ci) for ri in range(int(max(0, r.min())), maxr + 1)
+          for ci in range(int(max(0, c.min())), maxc + 1) if test(c, r, ci, ri)]
+    return tuple(np.array([p[i] for p in px], dtype=np.intp) for i in (0, 1))
+
+
+def _sk_circle(r0, c0, radius, shape):
+    top = np.maximum(np.ceil(np.array([r0, c0]) - radius).astype(int), 0)
+    bottom = np.minimum(np.floor(np.array([r0, c0]) + radius).astype(int), np.array(shape[:2]) - 1)
+    r, c = np.ogrid[0 : float(bottom[0] - top[0] + 1), 0 : float(bottom[1] - top[1] + 1)]
+    d = ((r - (r0 - top[0])) / radius) ** 2 + ((c - (c0 - top[1])) / radius) ** 2
+    rr, cc = np.nonzero(d < 1)
+    return rr + top[0], cc + top[1]
+
+
+def _original_render_shapes(positions, test):
+    """The original envs/block_pushing.py 'shapes' branch with the drawing above."""
+    im = np.zeros((50, 50, 3), dtype=np.float32)
+    for idx, (r, c) in enumerate(positions):
+        r0, c0 = r * 10, c * 10
+        if idx % 3 == 0:
+            rr, cc = _sk_circle(r0 + 5, c0 + 5, 5, im.shape)
+        elif idx % 3 == 1:
+            rr, cc = _sk_polygon([r0, r0 + 10, r0 + 10], [c0 + 5, c0, c0 + 10], im.shape, test)
+        else:
+            rr, cc = _sk_polygon([r0, r0 + 10, r0 + 10, r0], [c0, c0, c0 + 10, c0 + 10], im.shape, test)
+        im[rr, cc, :] = bp.SET1[idx] / 255.0
+    return np.rint(im.transpose(2, 0, 1) * 255).astype(np.uint8)
+
+
+def test_reference_drawing_reproduces_both_scikit_image_docstrings():
+    """draw.polygon's docstring example (r = [1, 2, 8], c = [1, 7, 4]) printed different arrays
+    before and after PR #5029; the two re-implementations give exactly those arrays."""
+    old_doc = [(2, 2, 7), (3, 2, 7), (4, 3, 6), (5, 3, 6), (6, 4, 5), (7, 4, 5)]  # row, first col, end col
+    new_doc = [(1, 1, 2), (2, 2, 8), (3, 2, 7), (4, 3, 7), (5, 3, 6), (6, 4, 6), (7, 4, 5), (8, 4, 5)]
+    for test, doc in ((_pnpoly_015, old_doc), (_pnpoly_current, new_doc)):
+        want = np.zeros((10, 10), dtype=bool)
+        for row, c0, c1 in doc:
+            want[row, c0:c1] = True
+        got = np.zeros((10, 10), dtype=bool)
+        got[_sk_polygon([1, 2, 8], [1, 7, 4], None, test)] = True
+        assert (got == want).all()
+
+
+def test_shape_pixel_counts_under_both_rules():
+    counts = {"skimage-0.15": (69, 45, 100), "skimage-current": (69, 61, 121)}
+    rows = {"skimage-0.15": list(range(10)) + [0], "skimage-current": [1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11]}
+    for rule, (circle, triangle, square) in counts.items():
+        masks = [bp.shape_mask(k, rule) for k in range(3)]
+        assert [int(m.sum()) for m in masks] == [circle, triangle, square], rule
+        assert masks[1].sum(1).tolist() == rows[rule], rule
+    old = bp.shape_mask(2, "skimage-0.15")
+    assert old[:10, :10].all() and not old[10].any() and not old[:, 10].any()  # 10x10, no spill
+    assert not bp.shape_mask(1, "skimage-0.15")[10].any() and bp.shape_mask(1, "skimage-current")[10].all()
+    assert (bp.shape_mask(0, "skimage-0.15") == bp.shape_mask(0, "skimage-current")).all()
+    assert bp.DEFAULT_SHAPE_RULE == "skimage-0.15"
+    with pytest.raises(CswmError, match="unknown shape_rule"):
+        bp.render_shapes(np.zeros((5, 2), int), "skimage-0.14")
+
+
+def test_shapes_render_equals_the_original_drawing_under_both_rules():
+    rng = np.random.default_rng(3)
+    states = [np.stack(np.divmod(rng.choice(25, 5, replace=False), 5), 1) for _ in range(40)]
+    states.append(np.array([[4, 4], [4, 3], [3, 4], [0, 4], [4, 0]]))  # image borders, touching objects
+    for rule, test in (("skimage-0.15", _pnpoly_015), ("skimage-current", _pnpoly_current)):
+        ours = bp.render_shapes(np.stack(states), rule)
+        for pos, frame in zip(states, ours, strict=True):
+            assert (frame == _original_render_shapes(pos, test)).all(), (rule, pos.tolist())
+            assert (bp.render_shapes(pos, rule) == frame).all()  # one-frame path = batch path
+
+
+def test_env_and_generator_take_the_rule():
+    default = envs.make("ShapesEval-v0").unwrapped
+    current = envs.make("ShapesEval-v0", shape_rule="skimage-current").unwrapped
+    default.reset(seed=4)
+    current.reset(seed=4)
+    assert default.shape_rule == "skimage-0.15" and current.shape_rule == "skimage-current"
+    assert (default.render() == bp.render_shapes(default.positions)).all()
+    assert (current.render() == bp.render_shapes(current.positions, "skimage-current")).all()
+    with pytest.raises(CswmError, match="unknown shape_rule"):
+        bp.BlockPushing(shape_rule="nope")
 
 
 def test_cubes_sprite_render_matches_per_frame_matplotlib():

@@ -59,8 +59,13 @@ def episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
 
 
 def dataset_attrs(env_id: str, num_episodes: int, seed: int, atari: bool = False,
-                  save_state_ids: bool = False, warmup: int | None = None) -> dict[str, Any]:
-    """The HDF5 root attributes describing a generated dataset (also what :func:`ensure_dataset` compares)."""
+                  save_state_ids: bool = False, warmup: int | None = None,
+                  shape_rule: str | None = None) -> dict[str, Any]:
+    """The HDF5 root attributes describing a generated dataset (also what :func:`ensure_dataset` compares).
+
+    ``shape_rule`` (Shapes ids only; default the published ``"skimage-0.15"``): which pixels the
+    shapes cover, see :data:`cswm_lib.envs.block_pushing.SHAPE_RULES`. It is recorded in the file,
+    so a Shapes file written before the rule existed (current-scikit-image pixels) is regenerated."""
     check_env_id(env_id)
     is_atari = env_id in ATARI_IDS
     if atari != is_atari:
@@ -79,6 +84,10 @@ def dataset_attrs(env_id: str, num_episodes: int, seed: int, atari: bool = False
                      frame_stack="previous,current", state_id="ram")
     else:
         attrs.update(episode_length=int(gym.spec(env_id).max_episode_steps), state_id="positions")
+    if env_id.startswith("Shapes"):
+        attrs["shape_rule"] = bp.check_shape_rule(shape_rule or bp.DEFAULT_SHAPE_RULE)
+    elif shape_rule is not None:
+        raise CswmError(f"shape_rule applies to Shapes ids only, not {env_id!r}")
     return attrs
 
 
@@ -106,7 +115,9 @@ def _block_pushing_chunk(attrs: dict[str, Any], start: int, stop: int) -> tuple[
         for t, a in enumerate(actions[i]):
             env.move(a)
             positions[i, t + 1] = env.positions
-    frames = bp.RENDERERS[env.render_type](positions)
+    if "shape_rule" in attrs:
+        env.shape_rule = attrs["shape_rule"]
+    frames = env.render_positions(positions)
     return frames, actions, positions.reshape(stop - start, T + 1, -1)
 
 
@@ -140,12 +151,14 @@ def _chunk(job: tuple[dict[str, Any], int, int]) -> tuple[int, tuple[np.ndarray,
 # ------------------------------------------------------------------------- driver
 def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
              save_state_ids: bool = False, num_workers: int | None = None, warmup: int | None = None,
-             progress: bool = True, compression: str | None = COMPRESSION) -> Path:
+             progress: bool = True, compression: str | None = COMPRESSION,
+             shape_rule: str | None = None) -> Path:
     """Generate ``num_episodes`` random-policy episodes of ``env_id`` into ``fname`` (format v1).
 
-    ``num_workers``: processes (default: up to 4 CPU cores, 1 for small jobs). Returns the path.
+    ``num_workers``: processes (default: up to 4 CPU cores, 1 for small jobs). ``shape_rule``: see
+    :func:`dataset_attrs`. Returns the path.
     """
-    attrs = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup)
+    attrs = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup, shape_rule)
     E, T = attrs["num_episodes"], attrs["episode_length"]
     steps_per_chunk = 500 if atari else 2000
     chunk = max(1, min(steps_per_chunk // T, -(-E // 8)))
@@ -179,13 +192,14 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
 
 
 def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
-                   save_state_ids: bool = False, warmup: int | None = None, **kwargs: Any) -> Path:
+                   save_state_ids: bool = False, warmup: int | None = None, shape_rule: str | None = None,
+                   **kwargs: Any) -> Path:
     """Return ``fname``, generating it first unless it exists with exactly these parameters.
 
     Parameters are compared with the file's HDF5 root attributes; ``kwargs`` (``num_workers``,
     ``progress``, ...) go to :func:`generate` and do not change the data.
     """
-    wanted = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup)
+    wanted = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup, shape_rule)
     path = Path(fname)
     if path.exists():
         try:
@@ -194,7 +208,8 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
             have = {}
         if all(have.get(k) == v for k, v in wanted.items()):
             return path
-    return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup, **kwargs)
+    return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup,
+                    shape_rule=shape_rule, **kwargs)
 
 
 def readme_dataset(name: str, divisor: int = 1, min_episodes: int = 2, **kwargs: Any) -> Path:
@@ -223,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atari", action="store_true", help="Atari preprocessing (required for Atari ids)")
     p.add_argument("--save-state-ids", action="store_true", help="also store ground-truth state ids")
     p.add_argument("--warmup", type=int, default=None, help="Atari warm-up steps (58 Pong, 50 SI)")
+    p.add_argument("--shape-rule", choices=bp.SHAPE_RULES, default=None,
+                   help=f"Shapes pixels (default {bp.DEFAULT_SHAPE_RULE}, as the paper's data)")
     p.add_argument("--num-workers", type=int, default=None, help="processes (default: automatic)")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -236,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.warmup is not None and a.warmup < 0:
         raise CswmError(f"--warmup must be >= 0, got {a.warmup}")
     path = generate(a.env_id, a.fname, a.num_episodes, a.seed, a.atari, a.save_state_ids,
-                    num_workers=a.num_workers, warmup=a.warmup, progress=not a.no_progress)
+                    num_workers=a.num_workers, warmup=a.warmup, progress=not a.no_progress,
+                    shape_rule=a.shape_rule)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -37,15 +37,42 @@ CUBE_COLORS = ("purple", "green", "orange", "blue", "brown")
 
 
 # ------------------------------------------------------------------------------------ shapes
-def shape_mask(index: int) -> np.ndarray:
+#: How scikit-image decided which pixels a Shapes polygon covers. The original drew each shape with
+#: ``skimage.draw`` and pinned scikit-image 0.15.0, whose point-in-polygon test was half-open
+#: (``min <= p < max``: the bottom and right edges and their vertices are outside). scikit-image
+#: 0.18 (PR #5029, fixing issue #3892) counts edges and vertices as inside. The paper's data had
+#: the 0.15 pixels; files written by the original code under a current scikit-image have the other.
+SHAPE_RULES = ("skimage-0.15", "skimage-current")
+#: The published pixels (what the paper's datasets contain).
+DEFAULT_SHAPE_RULE = "skimage-0.15"
+
+
+def check_shape_rule(shape_rule: str) -> str:
+    if shape_rule not in SHAPE_RULES:
+        raise CswmError(f"unknown shape_rule {shape_rule!r}: expected one of {', '.join(SHAPE_RULES)}")
+    return shape_rule
+
+
+def shape_mask(index: int, shape_rule: str = DEFAULT_SHAPE_RULE) -> np.ndarray:
     """Bool ``[11, 11]`` footprint of object ``index``'s shape, anchored at its cell's top-left pixel.
 
-    By index mod 3: 0 circle of radius 5 centred at (5, 5) (strict inequality), 1 triangle with its
-    apex at the top centre, 2 square. The original drew triangles and squares with an inclusive end
-    point, so both reach row 10 (the square also column 10): they spill one pixel into the next
-    cell below (and right). Pixel-identical to the original's scikit-image drawing."""
+    By index mod 3: 0 circle of radius 5 centred at (5, 5), 1 triangle with vertices (row, col)
+    (0, 5), (10, 0), (10, 10), 2 square with corners (0, 0) and (10, 10) -- the original's
+    ``skimage.draw.circle`` / ``polygon`` calls. The circle is ``d^2 < 25`` under both rules
+    (69 pixels, inside its cell). ``"skimage-0.15"``: a pixel is in a polygon when
+    ``min <= p < max`` along each crossing, so the square is 10x10 (100 pixels) and the triangle
+    covers rows 1..9 with ``r`` pixels in row ``r`` (45); nothing leaves the 10x10 cell.
+    ``"skimage-current"``: edges count, so the square is 11x11 (121) and the triangle spans rows
+    0..10 (61): both spill one pixel row (the square also a column) into the next cell.
+    """
     y, x = np.mgrid[: CELL + 1, : CELL + 1]
     kind = index % 3
+    if check_shape_rule(shape_rule) == "skimage-0.15":
+        if kind == 0:
+            return (y - 5) ** 2 + (x - 5) ** 2 < 25
+        if kind == 1:  # 5 - y/2 <= x < 5 + y/2 for rows 0 <= y < 10
+            return (y < CELL) & (2 * x >= 2 * 5 - y) & (2 * x < 2 * 5 + y)
+        return (y < CELL) & (x < CELL)
     if kind == 0:
         return (y - 5) ** 2 + (x - 5) ** 2 < 25
     if kind == 1:
@@ -54,17 +81,17 @@ def shape_mask(index: int) -> np.ndarray:
 
 
 @functools.cache
-def _shape_layers(num_objects: int) -> tuple[np.ndarray, np.ndarray]:
+def _shape_layers(num_objects: int, shape_rule: str) -> tuple[np.ndarray, np.ndarray]:
     """Per object: bool footprint ``[K, 11, 11]`` and uint8 sprite ``[K, 3, 11, 11]`` (computed once)."""
-    masks = np.stack([shape_mask(k) for k in range(num_objects)])
+    masks = np.stack([shape_mask(k, shape_rule) for k in range(num_objects)])
     sprites = np.zeros((num_objects, 3, CELL + 1, CELL + 1), dtype=np.uint8)
     for k in range(num_objects):
         sprites[k][:, masks[k]] = SET1[k % len(SET1)][:, None]
     return masks, sprites
 
 
-def render_shapes(positions: np.ndarray) -> np.ndarray:
-    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]``.
+def render_shapes(positions: np.ndarray, shape_rule: str = DEFAULT_SHAPE_RULE) -> np.ndarray:
+    """Object positions ``[..., K, 2]`` -> uint8 frames ``[..., 3, 50, 50]`` (pixels per ``shape_rule``).
 
     Objects are painted in index order (a later object covers an earlier one's spill-over) onto a
     padded 51x51 canvas, cropped to 50x50. One frame: a masked copy per object; many frames: one
@@ -73,7 +100,7 @@ def render_shapes(positions: np.ndarray) -> np.ndarray:
     lead = positions.shape[:-2]
     pos = positions.reshape(-1, positions.shape[-2], 2)
     n, k = pos.shape[:2]
-    masks, sprites = _shape_layers(k)
+    masks, sprites = _shape_layers(k, check_shape_rule(shape_rule))
     canvas = np.zeros((n, 3, IMG + 1, IMG + 1), dtype=np.uint8)
     if n == 1:
         for obj, (r, c) in enumerate(pos[0] * CELL):
@@ -225,6 +252,9 @@ class BlockPushing(gym.Env):
     ``[r0, c0, ..., r4, c4]``, the ground-truth identity of the state. Reward is always 0 and the
     env never terminates; episodes end by the TimeLimit of the registered id (100 or 10 steps).
     Resets draw the object cells uniformly without replacement from the env's own seeded RNG.
+    ``shape_rule`` (Shapes only): which pixels a shape covers, :data:`SHAPE_RULES`; the default is
+    the published ``"skimage-0.15"`` (``gym.make("ShapesTrain-v0", shape_rule="skimage-current")``
+    gives the other).
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -237,9 +267,11 @@ class BlockPushing(gym.Env):
         height: int = GRID,
         num_objects: int = NUM_OBJECTS,
         render_mode: str | None = None,
+        shape_rule: str = DEFAULT_SHAPE_RULE,
     ) -> None:
         if render_type not in RENDERERS:
             raise CswmError(f"unknown render_type {render_type!r}: expected one of {sorted(RENDERERS)}")
+        self.shape_rule = check_shape_rule(shape_rule)
         if (width, height, num_objects) != (GRID, GRID, NUM_OBJECTS):
             raise CswmError(f"only a {GRID}x{GRID} grid with {NUM_OBJECTS} objects is supported")
         self.render_type = render_type
@@ -269,9 +301,15 @@ class BlockPushing(gym.Env):
         """int64 ``[2K]``: ``[r0, c0, r1, c1, ...]``."""
         return self.positions.reshape(-1).copy()
 
+    def render_positions(self, positions: np.ndarray) -> np.ndarray:
+        """uint8 frames ``[..., 3, 50, 50]`` of object positions ``[..., K, 2]``, as this env draws them."""
+        if self.render_type == "shapes":
+            return render_shapes(positions, self.shape_rule)
+        return RENDERERS[self.render_type](positions)
+
     def render(self) -> np.ndarray:
         """uint8 ``[3, 50, 50]`` image of the current state."""
-        return RENDERERS[self.render_type](self.positions)
+        return self.render_positions(self.positions)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
