@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import cswm_lib.a3c.collect as col
+from cswm_lib import CswmError
 from cswm_lib.a3c.agent import make_env
 from cswm_lib.a3c.collect import CollectConfig, attempt_rng, collect, collect_episode, main, shared_states
 from cswm_lib.data.hdf5 import load_episodes
@@ -110,10 +111,15 @@ class _CountingPolicy(torch.nn.Module):
         return torch.zeros(1, 1), torch.tensor([[0.0, 5.0, 0.0, 0.0, 0.0, 0.0]]), hx + 1
 
 
-def test_gru_state_advances_during_burnin_and_greedy_action_is_argmax():
+def test_gru_state_during_burnin_published_reset_or_carried_and_greedy_action_is_argmax():
     env, policy = make_env(SI), _CountingPolicy()
     collect_episode(env, policy, SI, attempt_rng(0, 0), 20, 2, eps=0.0, reset_seed=0)
-    assert policy.seen == [float(i) for i in range(20)]  # carried over, never reset to zeros
+    assert policy.seen == [0.0] * 20  # published default: zeros before every action (memoryless)
+    carried = _CountingPolicy()
+    collect_episode(env, carried, SI, attempt_rng(0, 0), 20, 2, eps=0.0, reset_seed=0, burnin_gru="carry")
+    assert carried.seen == [float(i) for i in range(20)]  # the fix: carried over, never reset
+    with pytest.raises(CswmError, match="burnin_gru must be one of"):
+        collect_episode(env, carried, SI, attempt_rng(0, 0), 2, 1, 0.0, burnin_gru="zeros")
     # eps = 0: the burn-in follows the argmax (action 1 = FIRE) -- compare with a FIRE-only replay
     env2 = make_env(SI)
     env2.reset(seed=0)

@@ -4,8 +4,10 @@ One episode (attempt ``i``, its own random generator drawn from ``(seed, i)``):
 
 1. reset the game; draw a burn-in length uniformly from ``[min_burnin, max_burnin)``;
 2. burn-in: the agent plays epsilon-greedily (a uniformly random action with probability ``eps``,
-   else the argmax of its policy) and its GRU state is carried from step to step -- the original
-   collector reset it to zeros before every action, so its agent ran without memory;
+   else the argmax of its policy). ``burnin_gru`` (:data:`BURNIN_GRU`) says what its GRU state
+   does: ``"reset"`` (published, the default) -- zeros before every action, as the original
+   collector did, so its agent plays without memory; ``"carry"`` (the fix) -- carried from step
+   to step, as the agent was trained;
 3. record ``num_steps`` transitions with uniformly random actions: frames (previous, current)
    ``[6, 50, 50]`` and the 128-byte RAM as the state id of every frame.
 
@@ -45,6 +47,9 @@ from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
+#: The agent's GRU state during burn-in: "reset" to zeros before every action (the published
+#: collector: a memoryless agent) or "carry" it from step to step (the fix). The default is "reset".
+BURNIN_GRU = ("reset", "carry")
 
 
 @dataclass
@@ -59,6 +64,7 @@ class CollectConfig:
     num_steps: int = 10
     eps: float = 0.5
     seed: int = 0
+    burnin_gru: str = "reset"  # BURNIN_GRU: "reset" = published (memoryless), "carry" = fixed
     check_dup_paths: list[str] = field(default_factory=list)
     agent: str | None = None  # A3C folder; None: <checkpoints>/a3c/<env lower>; "random": no agent
     checkpoint_every: int = 500  # kept episodes between partial saves
@@ -81,6 +87,8 @@ class CollectConfig:
                             f"{self.num_steps}")
         if not 0.0 <= self.eps <= 1.0:
             raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
+        if self.burnin_gru not in BURNIN_GRU:
+            raise CswmError(f"--burnin-gru must be one of {', '.join(BURNIN_GRU)}, got {self.burnin_gru!r}")
         for p in self.check_dup_paths:
             if not Path(p).is_file():
                 raise CswmError(f"--check-dup-paths file not found: {p}")
@@ -115,25 +123,34 @@ def _ram_key(ram: np.ndarray) -> bytes:
 def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np.random.Generator,
                     burnin: int, num_steps: int, eps: float, blacklist: set[bytes] = frozenset(),
                     reset_seed: int | None = None, burnin_frames: list[np.ndarray] | None = None,
+                    burnin_gru: str = "reset", burnin_rewards: list[float] | None = None,
                     ) -> tuple[tuple[np.ndarray, ...] | None, str]:
     """Play one attempt; return ``((frames [T+1, 6, 50, 50], actions [T], rams [T+1, 128]), "kept")``
     or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random.
-    ``burnin_frames``, if a list, receives the raw RGB screens ``[210, 160, 3]`` seen during burn-in."""
+    ``burnin_gru``: see :data:`BURNIN_GRU`. ``burnin_frames`` / ``burnin_rewards``, if lists, receive
+    the raw RGB screens ``[210, 160, 3]`` and the rewards of the burn-in steps."""
+    if burnin_gru not in BURNIN_GRU:
+        raise CswmError(f"burnin_gru must be one of {', '.join(BURNIN_GRU)}, got {burnin_gru!r}")
     game = atari.game_info(env_id)
     pong, invaders = game.game == "pong", game.game == "space_invaders"
     n = int(env.action_space.n)
     rgb, _ = env.reset(seed=reset_seed)
     prev = rgb
-    hx = None if policy is None else policy.initial_state()
+    hx0 = None if policy is None else policy.initial_state()
+    hx = hx0
     for _ in range(burnin):
         explore = rng.random() < eps
         if policy is not None:
-            _, logits, hx = policy(agent_obs(env_id, rgb), hx)  # the GRU state moves on every step
+            _, logits, hx = policy(agent_obs(env_id, rgb), hx)
+            if burnin_gru == "reset":  # the published collector: zeros before every action
+                hx = hx0
         action = int(rng.integers(n)) if explore or policy is None else int(logits[0].argmax())
         prev = rgb
         if burnin_frames is not None:
             burnin_frames.append(rgb)
         rgb, reward, term, trunc, _ = env.step(action)
+        if burnin_rewards is not None:
+            burnin_rewards.append(float(reward))
         if term or trunc:
             return None, "ended"
         if pong and reward != 0:
@@ -192,6 +209,7 @@ def collection_attrs(cfg: CollectConfig) -> dict[str, Any]:
         policy="a3c" if folder is not None else "random", min_burnin=int(cfg.min_burnin),
         max_burnin=int(cfg.max_burnin), eps=float(cfg.eps), agent=str(folder) if folder else "random",
         agent_frames=agent_frames, check_dup_paths=";".join(str(p) for p in cfg.check_dup_paths),
+        burnin_gru=cfg.burnin_gru if folder is not None else "none",
         collector_version=COLLECTOR_VERSION,
     )
 
@@ -239,7 +257,7 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
         burnin = int(rng.integers(cfg.min_burnin, cfg.max_burnin))
         # the ALE without sticky actions is deterministic given the actions: seed the emulator once
         ep, reason = collect_episode(env, policy, cfg.env_id, rng, burnin, cfg.num_steps, cfg.eps, blacklist,
-                                     reset_seed=cfg.seed if attempt == 0 else None)
+                                     reset_seed=cfg.seed if attempt == 0 else None, burnin_gru=cfg.burnin_gru)
         counts["attempts"] += 1
         if ep is None:
             counts[reason] += 1
@@ -284,6 +302,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-dup-paths", nargs="*", default=[])
     p.add_argument("--eps", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--burnin-gru", choices=BURNIN_GRU, default="reset",
+                   help="agent's GRU state during burn-in: reset (published, memoryless) or carry (fixed)")
     p.add_argument("--agent", default=None, help="A3C folder (default checkpoints/a3c/<env>), or 'random'")
     p.add_argument("--checkpoint-every", type=int, default=500, help="kept episodes between partial saves")
     p.add_argument("--overwrite", action="store_true", help="collect again even if the file matches")
