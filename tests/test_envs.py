@@ -324,3 +324,14 @@ def test_import_cswm_lib_registers_the_environments():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_cubes_original_framing_crops_the_same_scene():
+    pos = np.array([[0, 0], [1, 3], [4, 4], [2, 1], [3, 2]])
+    ours, orig = bp.render_cubes_matplotlib(pos), bp.render_cubes_matplotlib(pos, "original")
+    assert orig.shape == ours.shape == (3, 50, 50) and orig.dtype == np.uint8
+    assert np.abs(orig.astype(int) - ours.astype(int)).mean() > 5  # another crop: other pixels
+    a, b = bp.cube_footprint((2, 2)), bp.cube_footprint((2, 2), "original")
+    assert 80 < a.sum() < 250 and 80 < b.sum() < 250  # one cube: about a 10 x 15 pixel block in both
+    with pytest.raises(CswmError, match="unknown framing"):
+        bp.render_cubes_matplotlib(pos, "wide")

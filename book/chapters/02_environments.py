@@ -73,10 +73,54 @@ plt.show()
 # %% [markdown]
 # Both pictures show the same state. In Shapes each object is drawn in its $10 \times 10$ cell: by
 # object index $k \bmod 3$ a circle, a triangle or a square, in the colours of matplotlib's `Set1`
-# palette (red, blue, green, purple, orange). Our sprites are pixel-identical to the original
-# scikit-image drawing, including one quirk: triangles and squares are drawn with an inclusive end
-# point, so they spill one pixel into the cell below (squares also to the right). A unit test checks
-# this against frames written by the original code.
+# palette (red, blue, green, purple, orange).
+#
+# ### Which pixels a shape covers
+#
+# The original drew the shapes with scikit-image: `draw.circle(r + 5, c + 5, 5)` for circles and
+# `draw.polygon` for a triangle with corners (row, col) $(r, c + 5), (r + 10, c), (r + 10, c + 10)$
+# and a square with corners $(r, c)$ and $(r + 10, c + 10)$ (`envs/block_pushing.py` in
+# github.com/tkipf/c-swm). Which pixels that gives depends on the scikit-image version. The
+# repositories pin **scikit-image 0.15.0**, whose point-in-polygon test was half-open,
+# $\min \le p < \max$: a pixel on the bottom or right edge of a polygon, or on a vertex, is
+# *outside*. scikit-image issue #3892 (2019) reported exactly this; PR #5029 replaced the test in
+# 0.18 (2020) by one that counts edges and vertices as inside, and `draw.polygon`'s own docstring
+# example printed a different array from then on. Re-implementing both tests from scikit-image's
+# source reproduces both docstring arrays exactly (a unit test). The circle test,
+# $((y - y_0)^2 + (x - x_0)^2) / 25 < 1$, did not change.
+#
+# So the paper's data had the **0.15 pixels**: square $10 \times 10$, triangle from row 1 to row 9,
+# nothing outside the object's cell. Files written by the original code under a current
+# scikit-image (such as the sample in `tests/data/original/`) have the other pixels: square
+# $11 \times 11$, triangle rows 0 to 10, one pixel row spilling into the cell below (the square also
+# a column to the right), which is what the small encoder's $10 \times 10$ stride-10 filter of the
+# *neighbouring* cell then sees. `cswm_lib` draws the published pixels by default
+# (`shape_rule="skimage-0.15"`) and the other ones on request (`shape_rule="skimage-current"`, for
+# `gym.make`, `generate` and the `--shape-rule` flag); unit tests compare both, frame by frame, with
+# the re-implemented scikit-image drawing and with every frame of the original code's sample file.
+
+# %%
+rules = bp.SHAPE_RULES
+pixel_counts = {rule: {name: int(bp.shape_mask(k, rule).sum()) for k, name in enumerate(["circle", "triangle",
+                                                                                          "square"])}
+                for rule in rules}
+for rule in rules:
+    tri = bp.shape_mask(1, rule).sum(1)
+    print(f"{rule:16s} pixels: {pixel_counts[rule]} | triangle pixels per row 0..10: {tri.tolist()}")
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+two_cells = np.array([[0, 0], [1, 0], [0, 1], [3, 3], [4, 4]])  # circle, triangle below it, square
+for ax, rule in zip(axes, rules, strict=True):
+    ax.imshow(bp.render_shapes(two_cells, rule)[:, :20, :20].transpose(1, 2, 0))
+    ax.set_xticks(np.arange(-0.5, 20, 10), [])
+    ax.set_yticks(np.arange(-0.5, 20, 10), [])
+    ax.grid(color="white", lw=0.5)
+    ax.set_title(f'shape_rule="{rule}"', fontsize=9)
+plt.show()
+
+# %% [markdown]
+# The white lines are the cell borders: under the current rule the triangle reaches into the cell
+# below it and the square into the cells below and to the right; under 0.15 every object stays in
+# its cell.
 #
 # ## What an action does
 #
@@ -188,6 +232,55 @@ plt.show()
 # the axes cubic with `set_box_aspect((1, 1, 1))`, close to what matplotlib 3.0 drew for the
 # original; newer matplotlib would otherwise squash the scene, and the crop is chosen for that view.)
 #
+# ### Our crop and the original's
+#
+# Both crop the same $640 \times 480$ canvas and resize the crop to $50 \times 50$: we keep rows
+# 205..470 and columns 110..535 (`CUBE_CROP`), which hold the whole floor and every cube; the
+# original kept rows 215..455 and columns 80..570 (`ORIGINAL_CUBE_CROP`), a wider and flatter
+# rectangle, so its frames are squeezed more horizontally than vertically. Below: the canvas with
+# both rectangles, our frame, and the same scene in the original's framing
+# (`render_cubes_matplotlib(..., framing="original")`). We cannot run matplotlib 3.0 here, so the
+# scene inside both crops is our re-creation of its view.
+
+# %%
+scene = np.array([[0, 0], [1, 3], [4, 4], [2, 1], [3, 2]])
+canvas = bp.render_cube_canvas(scene)
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+axes[0].imshow(canvas)
+for crop, color, label in ((bp.CUBE_CROP, "cyan", "ours"), (bp.ORIGINAL_CUBE_CROP, "gold", "original")):
+    (r0, r1), (c0, c1) = (crop[0].start, crop[0].stop), (crop[1].start, crop[1].stop)
+    axes[0].add_patch(plt.Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, color=color, lw=1.5, label=label))
+axes[0].legend(fontsize=7, loc="upper right")
+axes[0].set_title("640 x 480 canvas", fontsize=9)
+axes[1].imshow(bp.render_cubes(scene).transpose(1, 2, 0))
+axes[1].set_title("our frame", fontsize=9)
+axes[2].imshow(bp.render_cubes_matplotlib(scene, framing="original").transpose(1, 2, 0))
+axes[2].set_title("original framing", fontsize=9)
+for ax in axes:
+    ax.axis("off")
+plt.show()
+
+cube_sizes = {}
+for cell in [(0, 0), (2, 2), (4, 4), (0, 4), (4, 0)]:
+    row = {}
+    for framing in bp.CUBE_FRAMINGS:
+        m = bp.cube_footprint(cell, framing)
+        ys, xs = np.nonzero(m)
+        row[framing] = dict(pixels=int(m.sum()), height=int(np.ptp(ys) + 1), width=int(np.ptp(xs) + 1))
+    cube_sizes[str(cell)] = row
+    print(f"cube at {cell}: ours {row['ours']['pixels']:3d} px ({row['ours']['height']} x "
+          f"{row['ours']['width']}), original framing {row['original']['pixels']:3d} px "
+          f"({row['original']['height']} x {row['original']['width']})")
+ratio = np.mean([r["original"]["pixels"] / r["ours"]["pixels"] for r in cube_sizes.values()])
+mean_hw = {f: [np.mean([r[f][k] for r in cube_sizes.values()]) for k in ("height", "width")]
+           for f in bp.CUBE_FRAMINGS}
+print(f"mean size ratio original / ours: {ratio:.2f}; mean height x width: "
+      + ", ".join(f"{f} {h:.1f} x {w:.1f}" for f, (h, w) in mean_hw.items()))
+
+# %% [markdown]
+# A cube covers about the same number of pixels in both framings (the ratio is printed above), and
+# in the original's framing it is a little taller and narrower, as the flatter crop implies.
+#
 # Whole environment steps per second -- `step` includes the move and the render:
 
 # %%
@@ -273,8 +366,10 @@ print("obs[t+1] previous half == obs[t] current half:", bool((frames[1:, :3] == 
 # - The block-pushing state is 5 object positions, which is also the ground-truth state id; actions
 #   address one object and one direction; blocked moves and, in the immovable worlds, every action
 #   on objects 0 and 1 are no-ops (the fraction under random actions is printed above).
-# - Shapes frames are pixel-identical to the original; Cubes frames are composed from pre-rendered
-#   sprites, orders of magnitude faster than one matplotlib figure per frame.
+# - Shapes frames have the pixels scikit-image 0.15 drew for the paper's data (a current
+#   scikit-image draws slightly larger triangles and squares: `shape_rule="skimage-current"`);
+#   Cubes frames are composed from pre-rendered sprites, orders of magnitude faster than one
+#   matplotlib figure per frame, in a crop close to the original's.
 # - Atari observations: cropped, resized to $50\times 50$, two frames stacked as (previous, current);
 #   the 128-byte RAM is the state id.
 #
@@ -294,6 +389,8 @@ save_results(
         "noop_fraction_normal": float(noop_normal),
         "cubes_render_speedup_vs_matplotlib": float(t_mpl / t_ours),
         "cubes_render_mean_abs_diff": float(diff.mean()),
+        "shape_pixel_counts": pixel_counts,
+        "cube_sizes": cube_sizes,
         "steps_per_second": speed,
     },
     scale,

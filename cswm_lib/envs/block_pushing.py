@@ -120,13 +120,21 @@ def render_shapes(positions: np.ndarray, shape_rule: str = DEFAULT_SHAPE_RULE) -
 # Crop of the 640x480 matplotlib canvas that holds the floor and a cube in every cell.
 CUBE_CROP = (slice(205, 470), slice(110, 535))
 CUBE_VIEW = dict(elev=30.0, azim=-60.0)  # matplotlib's default 3D view, as in the original
+#: The original code's crop of the same 640x480 canvas (rows 215..455, columns 80..570), which it
+#: resized to 50x50 with PIL's ANTIALIAS (= Lanczos) filter.
+ORIGINAL_CUBE_CROP = (slice(215, 455), slice(80, 570))
+#: Crop of the same scene: ``"ours"`` (:data:`CUBE_CROP`, floor and every cube) or ``"original"``
+#: (:data:`ORIGINAL_CUBE_CROP`, the original code's rectangle, its 8-bit canvas resized).
+CUBE_FRAMINGS = ("ours", "original")
 
 
 def _cube_canvas(cells: list[tuple[int, int]], colors: list[str], background: str | None) -> np.ndarray:
     """Render cubes at ``cells`` with matplotlib; float64 ``[480, 640, 3]`` in [0, 1].
 
     ``background=None`` draws the original scene (grey floor, white walls, axis lines); "black" or
-    "white" draws only the cubes on a uniform background (used to recover each cube's alpha)."""
+    "white" draws only the cubes on a uniform background (used to recover each cube's alpha).
+    The axes span the whole 5x5x5 grid in a cubic box, as matplotlib 3.0 drew the original's scene
+    (current matplotlib would squash it, and autoscale to the filled voxels only)."""
     import matplotlib.figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -173,13 +181,39 @@ def _downsample(img: np.ndarray) -> np.ndarray:
     )
 
 
-def render_cubes_matplotlib(positions: np.ndarray) -> np.ndarray:
+def render_cubes_matplotlib(positions: np.ndarray, framing: str = "ours") -> np.ndarray:
     """The original's approach: one matplotlib 3D figure per frame. ``[K, 2]`` -> uint8 ``[3, 50, 50]``.
 
-    Slow (tens of frames per second); kept as the reference our sprite renderer is tested against."""
+    Slow (tens of frames per second); kept as the reference our sprite renderer is tested against.
+    ``framing="original"``: the original code's crop of the same scene (its 8-bit canvas cropped,
+    then Lanczos-resized), see :data:`CUBE_FRAMINGS`."""
+    if framing not in CUBE_FRAMINGS:
+        raise CswmError(f"unknown framing {framing!r}: expected one of {', '.join(CUBE_FRAMINGS)}")
     cells = [tuple(int(v) for v in p) for p in positions]
-    img = _downsample(_cube_canvas(cells, list(CUBE_COLORS[: len(cells)]), None))
+    canvas = _cube_canvas(cells, list(CUBE_COLORS[: len(cells)]), None)
+    if framing == "original":
+        from PIL import Image
+
+        crop = np.rint(canvas[ORIGINAL_CUBE_CROP] * 255.0).astype(np.uint8)
+        return np.asarray(Image.fromarray(crop).resize((IMG, IMG), Image.LANCZOS)).transpose(2, 0, 1).copy()
+    img = _downsample(canvas)
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_cube_canvas(positions: np.ndarray) -> np.ndarray:
+    """The whole matplotlib canvas of a Cubes state, float64 ``[480, 640, 3]`` in [0, 1], before
+    either crop (:data:`CUBE_CROP`, :data:`ORIGINAL_CUBE_CROP`)."""
+    cells = [tuple(int(v) for v in p) for p in positions]
+    return _cube_canvas(cells, list(CUBE_COLORS[: len(cells)]), None)
+
+
+def cube_footprint(cell: tuple[int, int], framing: str = "ours", threshold: int = 25) -> np.ndarray:
+    """Bool ``[50, 50]``: the pixels a single cube at ``cell`` changes (by more than ``threshold``
+    of 255 in some channel) in a matplotlib-drawn frame of the given framing. Its sum is the cube's
+    size in pixels; two matplotlib draws."""
+    empty = render_cubes_matplotlib(np.zeros((0, 2), dtype=np.int64), framing).astype(int)
+    one = render_cubes_matplotlib(np.array([cell]), framing).astype(int)
+    return (np.abs(one - empty) > threshold).any(0)
 
 
 @functools.cache
