@@ -11,6 +11,7 @@ count from the first conv and the mask size from the object encoder's input, ass
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import pickle
@@ -20,7 +21,7 @@ import torch
 
 from cswm_lib import CswmError
 from cswm_lib.model import _DOWNSAMPLE, CSWM, ENCODERS, MODEL_KEYS, ModelConfig
-from cswm_lib.utils import get_device
+from cswm_lib.utils import get_device, load_tensors
 
 
 class _NamespaceUnpickler(pickle.Unpickler):
@@ -38,8 +39,26 @@ def read_original_args(path: str | Path) -> dict:
         with open(path, "rb") as fh:
             meta = _NamespaceUnpickler(fh).load()
         return vars(meta["args"])
-    except (pickle.UnpicklingError, KeyError, TypeError, EOFError, AttributeError) as err:
-        raise CswmError(f"{path} is not an original C-SWM metadata.pkl ({err})") from None
+    except OSError as err:
+        raise CswmError(f"cannot read {path}: {err.strerror or err}") from None
+    except Exception as err:  # the restricted unpickler ran no code; any failure means a foreign file
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CswmError(f"{path} is not an original C-SWM metadata.pkl ({reason})") from None
+
+
+def read_model_config(path: Path) -> dict:
+    """The ``model`` section of our ``config.json`` (one-line error when broken or foreign)."""
+    try:
+        section = json.loads(path.read_text()).get("model")
+    except (ValueError, AttributeError, OSError) as err:
+        raise CswmError(f"{path} is not a valid config.json ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
+    if not isinstance(section, dict):
+        raise CswmError(f"{path} has no 'model' section: it is not a config.json written by cswm_lib.train")
+    unknown = sorted(set(section) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise CswmError(f"{path}: unknown model settings {unknown}")
+    return dict(section)
 
 
 def _infer_input_shape(encoder: str, state: dict) -> tuple[int, int, int]:
@@ -65,11 +84,13 @@ def load_model(
     weights = folder / "model.pt"
     if not weights.is_file():
         raise CswmError(f"no model.pt in checkpoint folder {folder}")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = load_tensors(weights, "model checkpoint (model.pt)")
+    if not isinstance(state, dict):
+        raise CswmError(f"{weights} holds a {type(state).__name__}, not a C-SWM state dict")
     if isinstance(state, dict) and "model" in state and "obj_encoder.fc1.weight" not in state:
         state = state["model"]
     if (folder / "config.json").is_file():
-        cfg = dict(json.loads((folder / "config.json").read_text())["model"])
+        cfg = read_model_config(folder / "config.json")
     elif (folder / "metadata.pkl").is_file():
         args = read_original_args(folder / "metadata.pkl")
         cfg = {k: args[k] for k in MODEL_KEYS if k in args}
@@ -89,7 +110,10 @@ def load_model(
         got = tuple(cfg[k]) if k == "input_shape" else cfg[k]
         if got != want:
             raise CswmError(f"checkpoint {folder} was trained with {k} = {got!r}, expected {want!r}")
-    model = CSWM(ModelConfig(**cfg))
+    try:
+        model = CSWM(ModelConfig(**cfg))
+    except (TypeError, ValueError) as err:
+        raise CswmError(f"checkpoint {folder} has an invalid model config ({err})") from None
     mine = model.state_dict()
     missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
     if missing or extra:

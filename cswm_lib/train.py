@@ -40,7 +40,7 @@ from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, write_json
+from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, load_tensors, write_json
 
 
 @dataclass
@@ -126,6 +126,16 @@ def _config_mismatch(old: dict, new: dict) -> str | None:
     return None
 
 
+def _load_state(path: Path) -> dict:
+    """``state.pt`` of an interrupted run, read safely (tensors and plain values only)."""
+    state = load_tensors(path, "training state (state.pt)")
+    keys = {"model", "optimizer", "epoch", "best_loss", "log", "config"}
+    if not isinstance(state, dict) or not keys <= set(state) or not isinstance(state["config"], dict):
+        raise CswmError(f"{path} is not a training state of this library (expected the keys {sorted(keys)}); "
+                        "delete it or use another --name")
+    return state
+
+
 def _save(obj: object, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -158,7 +168,7 @@ def train(
 
     run = {k: v for k, v in asdict(config).items()}
     state_path = folder / "state.pt"
-    state = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.is_file() else None
+    state = _load_state(state_path) if state_path.exists() else None
     nb = -(-episodes.num_transitions // config.batch_size)  # batches per epoch
     if state is not None:
         why = _config_mismatch(state["config"], run)

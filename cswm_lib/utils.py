@@ -115,6 +115,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain values only, so a file
+    from someone else cannot run code. Any failure (truncated, corrupt, foreign objects) is a
+    one-line :class:`~cswm_lib.CswmError` naming the file; torch's advice to retry with
+    ``weights_only=False`` is deliberately not passed on."""
+    path = Path(path)
+    if not path.is_file():
+        raise CswmError(f"{what} not found or not a regular file: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any reason the file cannot be read safely
+        raise CswmError(
+            f"{path} is not a valid or trusted {what}: it is truncated, corrupt, or holds objects other "
+            f"than tensors and plain values ({type(err).__name__}); it was not loaded"
+        ) from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

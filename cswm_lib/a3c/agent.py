@@ -19,6 +19,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
 from cswm_lib.envs.atari import ATARI_IDS
+from cswm_lib.utils import load_tensors
 
 # --------------------------------------------------------------------------------------------
 # environments and policies
@@ -65,7 +66,11 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "checkpoint.pt"
     if not path.is_file():
         raise CswmError(f"no A3C checkpoint at {path}: train one with python -m cswm_lib.a3c.train")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_tensors(path, "A3C checkpoint (checkpoint.pt)")
+    keys = {"config", "model", "optimizer", "frames", "stats", "elapsed"}
+    if not isinstance(ckpt, dict) or not keys <= set(ckpt) or not isinstance(ckpt["config"], dict):
+        raise CswmError(f"{path} is not an A3C checkpoint of this library (expected the keys {sorted(keys)})")
+    return ckpt
 
 
 def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -29,6 +29,7 @@ CLI (the original's flags)::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,10 +241,10 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
     counts = dict.fromkeys(("attempts", *DROP_REASONS), 0)
     burnins: list[int] = []
     if partial.is_file():
-        state = np.load(partial, allow_pickle=True)
-        if _same(state["attrs"].item(), want):
+        state = _load_partial(partial)
+        if _same(state["attrs"], want):
             episodes = list(zip(state["frames"], state["actions"], state["rams"], strict=True))
-            counts, burnins = state["counts"].item(), list(state["burnins"])
+            counts, burnins = state["counts"], list(state["burnins"])
     env = make_env(cfg.env_id)
     bar = None
     if cfg.progress:
@@ -287,8 +288,20 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
 def _save_partial(partial: Path, episodes, counts, burnins, attrs) -> None:
     frames, actions, rams = (np.stack(x) for x in zip(*episodes, strict=True))
     with atomic_path(partial) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, frames=frames, actions=actions, rams=rams, counts=np.array(counts, dtype=object),
-                 burnins=np.array(burnins), attrs=np.array(attrs, dtype=object))
+        np.savez(fh, frames=frames, actions=actions, rams=rams, counts=np.array(json.dumps(counts)),
+                 burnins=np.array(burnins), attrs=np.array(json.dumps(attrs)))
+
+
+def _load_partial(partial: Path) -> dict[str, Any]:
+    """The saved progress of an interrupted collection (arrays and JSON only: no pickles)."""
+    try:
+        with np.load(partial, allow_pickle=False) as z:
+            state = {k: z[k] for k in ("frames", "actions", "rams", "burnins")}
+            state["counts"], state["attrs"] = json.loads(str(z["counts"])), json.loads(str(z["attrs"]))
+    except Exception as err:  # any reason the file cannot be read safely
+        raise CswmError(f"{partial} is not a valid partial collection ({type(err).__name__}); delete it to "
+                        "start over") from None
+    return state
 
 
 def _parser() -> argparse.ArgumentParser:
