@@ -129,7 +129,7 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
                     "frames": 0, "stats": {}, "elapsed": 0.0}, a3c / "checkpoint.pt")
         _live(marker, lambda: torch.load(a3c / "checkpoint.pt", weights_only=False))
         with pytest.raises(CswmError) as err:
-            a3c_train.load_policy(a3c)
+            importlib.import_module("cswm_lib.a3c.agent").load_policy(a3c)
         msg = cli(a3c_collect.main, ["PongDeterministic-v4", "--save-path", tmp_path / "x.h5",
                                      "--agent", a3c, "--max-episodes", "1"], capsys)
         assert "checkpoint.pt is not a valid or trusted" in msg
