@@ -4,6 +4,7 @@
 #   make test   unit tests + every chapter under nbval + the rendered book checked in Chromium
 #   make cpu    run every chapter at the `cpu` scale with papermill   (runs/cpu/<chapter>/)
 #   make full   run every chapter at the paper's scale with papermill (runs/full/<chapter>/)
+#   make lab    JupyterLab on the explorer chapter; every .py chapter opens as a notebook
 #   EXECUTOR=local:N | ray (cpu, full): where the sweeps' runs go (cswm_lib.executor; ray: RAY_ADDRESS)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,6 +13,7 @@ PY := $(VENV)/bin/python
 # extras of pyproject.toml each command needs (the library itself needs none)
 EXTRAS_book := book
 EXTRAS_test := book,test,lab,cluster
+EXTRAS_lab := lab
 EXTRAS_cluster := book,cluster
 EXECUTOR ?=
 # `make full EXECUTOR=ray` also installs the cluster extra and passes --executor to the runner
@@ -19,7 +21,7 @@ RUN_DEPS := $(VENV)/.installed-book $(if $(filter ray%,$(EXECUTOR)),$(VENV)/.ins
 RUN_FLAGS := $(if $(EXECUTOR),--executor $(EXECUTOR))
 EXTRAS_lint := test
 
-.PHONY: book test cpu full browser-deps lint clean
+.PHONY: book test cpu full lab browser-deps lint clean
 
 # $(VENV)/.installed-<what>: the venv holds the library and the extras of <what> for this pyproject.toml
 $(VENV)/.installed-%: pyproject.toml
@@ -51,6 +53,11 @@ cpu: $(RUN_DEPS)
 
 full: $(RUN_DEPS)
 	$(PY) -m cswm_lib.book run --params book/params/full.yaml --out runs/full $(RUN_FLAGS)
+
+# JUPYTER_CONFIG_PATH adds .jupyter/labconfig: .py chapters open as notebooks (jupytext), no
+# news or update checks (nothing leaves the machine).
+lab: $(VENV)/.installed-lab
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(VENV)/bin/jupyter lab book/chapters/11_explorer.py
 
 lint: $(VENV)/.installed-lint
 	$(VENV)/bin/ruff check cswm_lib tests benchmarks book/chapters

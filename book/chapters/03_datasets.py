@@ -16,10 +16,11 @@
 # # Datasets
 #
 # Every model in this book learns from fixed datasets of random-policy episodes, generated once
-# from the worlds of {ref}`chap-environments`, exactly as listed in the READMEs of the original
-# code {cite}`kipf2020contrastive,biza2021impact`. This chapter generates them, explains the file
-# format, and measures the properties of the data that the negative-sampling paper's arguments rest
-# on: how often states *repeat* -- across episodes, within an episode, at the start.
+# from the worlds of {ref}`chap-environments`, exactly as listed in {ref}`the README <sources>`
+# (and C-SWM's README) {cite}`kipf2020contrastive,biza2021impact`. This chapter generates
+# them, explains the file format, and measures the properties of the data that the
+# negative-sampling paper's arguments rest on: how often states *repeat* -- across episodes,
+# within an episode, at the start.
 
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full

@@ -36,7 +36,7 @@
 #
 # Small defaults: CartPole until it is solved, a few thousand frames of Pong, and splits of a handful
 # of episodes. The `full` parameter file sets the paper's budget (80M frames, 20 processes, per game)
-# and the README's collection commands (10,000 / 1,000 / 1,000 episodes, seeds 1 / 2 / 3).
+# and {ref}`the README <sources>`'s collection commands (10,000 / 1,000 / 1,000 episodes, seeds 1 / 2 / 3).
 
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full

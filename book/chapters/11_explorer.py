@@ -28,13 +28,21 @@
 #
 # In a running notebook the explorer is a pair of sliders (episode, step) above a figure; in this
 # HTML page, where no Python runs, the same panels are drawn as static figures for a few states.
+#
+# ```{admonition} Run the live explorer
+# :class: tip
+# From the repository root, `make lab` installs JupyterLab (pinned) and runs
+# `jupyter lab book/chapters/11_explorer.py`; the chapter opens as a notebook (through jupytext).
+# Run all cells, then move the sliders under "The live explorer".
+# ```
 
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 seed = 0
 train_episodes = 20  # ShapesImmovableTrain episodes of 100 steps (paper: 1000, seed 1)
-eval_divisor = 50  # ShapesImmovableEval episodes = 10,000 // eval_divisor (10 steps each, seed 2)
+# ShapesImmovableEval episodes = 10,000 // eval_divisor (10 steps each, seed 2)
+eval_divisor = 50
 epochs = 8  # paper: 100
 batch_size = 128  # paper: 1024
 hidden_dim = 128  # paper: 512
@@ -42,7 +50,8 @@ beta = 0.5  # probability of an episodic negative in "mixed" (the paper's value)
 num_neighbours = 4  # thumbnails of nearest states per model
 num_queries = 2000  # states whose nearest neighbour is compared with the ground truth
 num_timed = 20  # interactions timed at the end
-threads = 1  # torch CPU threads (None: torch's default); small models on shared cores run best on one
+# torch CPU threads (None: torch's default); small models on shared cores run best on 1
+threads = 1
 
 # %%
 import time
@@ -61,15 +70,18 @@ from cswm_lib.widgets import EmbeddingExplorer, slot_colour
 
 t_start = time.perf_counter()
 dev = get_device(device)
-if dev.type == "cpu" and threads:  # on a few busy cores, threads mostly wait for each other
-    torch.set_num_threads(threads)  # (measured on 2 shared cores: a training epoch 3.5x faster)
+# on a few busy cores, threads mostly wait for each other
+# (measured on 2 shared cores: a training epoch 3.5x faster with one thread)
+if dev.type == "cpu" and threads:
+    torch.set_num_threads(threads)
 train_path = ensure_dataset("ShapesImmovableTrain-v0",
                             data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5",
                             train_episodes, seed=1, save_state_ids=True, progress=False)
-eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20, progress=False)
+eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20,
+                           progress=False)
 train_set, eval_set = load_episodes(train_path), load_episodes(eval_path)
 print("train:", train_set)
-print("eval: ", eval_set)
+eval_set.summary()
 
 # %% [markdown]
 # ## Two models, one difference
@@ -82,12 +94,13 @@ print("eval: ", eval_set)
 folders, final_loss = {}, {}
 for negatives in ["baseline", "mixed"]:
     name = f"ch11_{train_path.stem}_{negatives}_h{hidden_dim}_e{epochs}_s{seed}"
-    cfg = TrainConfig(dataset=str(train_path), name=name, negatives=negatives, beta=beta, time_aligned=False,
-                      epochs=epochs, batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
+    cfg = TrainConfig(dataset=str(train_path), name=name, negatives=negatives,
+                      beta=beta, time_aligned=False, epochs=epochs,
+                      batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
                       device=str(dev), progress=False)
     folders[negatives] = train(cfg, train_set)
     final_loss[negatives] = read_log(folders[negatives])[-1]["loss"]
-    print(f"{negatives:8s} {folders[negatives].name}: final training loss {final_loss[negatives]:.4f}")
+    print(f"{negatives:8s} final training loss {final_loss[negatives]:.4f}")
 
 # %% [markdown]
 # ## What the explorer precomputes
@@ -105,21 +118,23 @@ for negatives in ["baseline", "mixed"]:
 # %%
 t0 = time.perf_counter()
 explorer = EmbeddingExplorer(folders["baseline"], eval_set, other=folders["mixed"],
-                             names=["baseline", "mixed"], num_neighbours=num_neighbours, device=str(dev),
-                             progress=False)
+                             names=["baseline", "mixed"], num_neighbours=num_neighbours,
+                             device=str(dev), progress=False)
 precompute_s = time.perf_counter() - t0
 for v in explorer.views:
     print(f"{v.name:8s} embeddings {list(v.z.shape)}  masks {list(v.masks.shape)}  "
           f"actions per state {v.num_actions}")
-print(f"precomputed {eval_set.num_episodes * (eval_set.episode_length + 1):,d} states x 2 models "
-      f"in {precompute_s:.1f} s")
+num_states = eval_set.num_episodes * (eval_set.episode_length + 1)
+print(f"precomputed {num_states:,d} states x 2 models in {precompute_s:.1f} s")
 
 # %% [markdown]
-# The live explorer. With a kernel attached, move the sliders, or switch between the two models
-# and the side-by-side view; the static HTML page shows nothing here (no Python runs in it) --
-# the figures below are the same panels, drawn for chosen states.
+# ## The live explorer
+#
+# With a kernel attached (`make lab`), the cell below shows the sliders: move them, or switch
+# between the two models and the side-by-side view. This static page runs no Python, so the cell
+# shows nothing here; the figures below are the same panels, drawn for chosen states.
 
-# %%
+# %% tags=["remove-output"]
 explorer
 
 # %% [markdown]
@@ -143,7 +158,8 @@ moved = (ids[:, 1:] != ids[:, :-1]).any(-1)  # [E, T]: did the action change the
 e_move = int(np.argmax(moved[:, 0]))
 fig = explorer.plot(e_move, 0)
 plt.show()
-print(f"episode {e_move}, step 0: action {eval_set.actions[e_move, 0]} changes the state")
+print(f"episode {e_move}, step 0: action {eval_set.actions[e_move, 0]} "
+      "changes the state")
 
 # %% [markdown]
 # A push that does nothing (into the wall, another object, or an immovable object) should leave
@@ -153,7 +169,8 @@ print(f"episode {e_move}, step 0: action {eval_set.actions[e_move, 0]} changes t
 e_noop, t_noop = (int(i) for i in np.argwhere(~moved)[0])
 fig = explorer.plot(e_noop, t_noop)
 plt.show()
-print(f"episode {e_noop}, step {t_noop}: action {eval_set.actions[e_noop, t_noop]} is a no-op")
+print(f"episode {e_noop}, step {t_noop}: "
+      f"action {eval_set.actions[e_noop, t_noop]} is a no-op")
 
 # %% [markdown]
 # ## Which slot tracks which object?
@@ -165,14 +182,18 @@ print(f"episode {e_noop}, step {t_noop}: action {eval_set.actions[e_noop, t_noop
 
 # %%
 pos = ids.reshape(E * (T + 1), 5, 2)
-fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
-r2 = {}
+z_flat = {v.name: v.z.reshape(E * (T + 1), 5, -1) for v in explorer.views}
+r2 = {name: slot_object_r2(z, pos) for name, z in z_flat.items()}
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2))
 for ax, v in zip(axes, explorer.views, strict=True):
-    r2[v.name] = slot_object_r2(v.z.reshape(E * (T + 1), 5, -1), pos)
     im = ax.imshow(r2[v.name], vmin=0, vmax=1, cmap="viridis")
     for (k, j), val in np.ndenumerate(r2[v.name]):
-        ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=7, color="w" if val < 0.6 else "k")
-    ax.set_xticks(range(5), [f"{j}\n(imm.)" if j < 2 else str(j) for j in range(5)], fontsize=8)
+        ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=8,
+                color="w" if val < 0.6 else "k")
+    ax.set_xticks(range(5), [f"{j}\n(imm.)" if j < 2 else str(j) for j in range(5)],
+                  fontsize=8)
     ax.set_yticks(range(5), [f"slot {k}" for k in range(5)], fontsize=8)
     for k, lab in enumerate(ax.get_yticklabels()):
         lab.set_color(slot_colour(k))
@@ -181,7 +202,10 @@ for ax, v in zip(axes, explorer.views, strict=True):
 fig.suptitle("$R^2$ of an object's position from a slot's embedding")
 fig.colorbar(im, ax=axes, shrink=0.8)
 plt.show()
-best = {name: m.max(0) for name, m in r2.items()}  # per object: how well its best slot tracks it
+
+# %%
+# per object: how well its best slot tracks it
+best = {name: m.max(0) for name, m in r2.items()}
 for name, b in best.items():
     print(f"{name:8s} best slot per object R^2: {np.round(b, 2)}   "
           f"mean: immovable {b[:2].mean():.2f}, movable {b[2:].mean():.2f}")
@@ -207,24 +231,30 @@ for v in explorer.views:
     nn, _ = v.index.nearest(queries, groups=episode_of)
     nearest[v.name] = nn
     same = (flat[queries] == flat[nn]).all(-1)  # [Q, 5]: object j at the same cell
-    agree[v.name] = {"immovable": float(same[:, :2].mean()), "movable": float(same[:, 2:].mean()),
+    agree[v.name] = {"immovable": float(same[:, :2].mean()),
+                     "movable": float(same[:, 2:].mean()),
                      "identical_state": float(same.all(1).mean())}
     print(f"{v.name:8s} nearest state of another episode: immovable objects in place "
           f"{agree[v.name]['immovable']:.1%}, movable {agree[v.name]['movable']:.1%}, "
           f"identical state {agree[v.name]['identical_state']:.1%}")
-chance = float((flat[queries][:, None] == flat[rng.choice(E * (T + 1), 50)][None]).all(-1).mean())
+others = flat[rng.choice(E * (T + 1), 50)]
+chance = float((flat[queries][:, None] == others[None]).all(-1).mean())
 print(f"(two random states share an object's cell {chance:.1%} of the time)")
 
+# %% tags=["hide-input"]
 x = np.arange(3)
-fig, ax = plt.subplots(figsize=(6.5, 3))
+fig, ax = plt.subplots(figsize=(7, 3))
 for i, (name, a) in enumerate(agree.items()):
-    ax.bar(x + 0.38 * i - 0.19, list(a.values()), 0.38, label=name)
-ax.axhline(chance, color="k", lw=0.8, ls="--", label="random pair (per object)")
-ax.set_xticks(x, ["immovable objects\nin place", "movable objects\nin place", "identical\nstate"])
+    ax.bar(x + 0.38 * i - 0.19, list(a.values()), 0.38, label=name,
+           hatch=["", "//"][i], edgecolor="k", linewidth=0.5)
+ax.axhline(chance, color="k", lw=0.8, ls="--", label="random pair\n(per object)")
+ax.set_xticks(x, ["immovable objects\nin place", "movable objects\nin place",
+                  "identical\nstate"])
 ax.set_ylim(0, 1)
 ax.set_ylabel(f"share of {len(queries)} queries")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 ax.set_title("the nearest state of another episode, by model")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -234,7 +264,8 @@ plt.show()
 # (`explorer.neighbours_from = "other episodes"`).
 
 # %%
-mov_same = {n: (flat[queries, 2:] == flat[nearest[n], 2:]).all(-1).sum(1) for n in nearest}
+mov_same = {n: (flat[queries, 2:] == flat[nn, 2:]).all(-1).sum(1)
+            for n, nn in nearest.items()}
 q = int(queries[np.argmax(mov_same["mixed"] - mov_same["baseline"])])
 e_dis, t_dis = divmod(q, T + 1)
 explorer.neighbours_from = "other episodes"
@@ -242,8 +273,9 @@ fig = explorer.plot(e_dis, t_dis)
 plt.show()
 explorer.neighbours_from = "all"
 in_place = {n: int(m[queries == q][0]) for n, m in mov_same.items()}
-print(f"episode {e_dis}, step {t_dis}: movable objects in place in the nearest state of another episode -- "
-      f"baseline {in_place['baseline']}, mixed {in_place['mixed']}")
+print(f"episode {e_dis}, step {t_dis}: movable objects in place in the nearest state "
+      f"of another episode -- baseline {in_place['baseline']}, "
+      f"mixed {in_place['mixed']}")
 
 # %% [markdown]
 # ## How fast is an interaction?
@@ -295,7 +327,7 @@ print("now showing:", explorer.title)
 #    components. How much of the variance do they keep?
 
 # %%
-save_results("11_explorer", {
+_ = save_results("11_explorer", {
     "final_loss": final_loss,
     "slot_object_r2_best_per_object": {n: b.tolist() for n, b in best.items()},
     "nearest_state_agreement": agree,
