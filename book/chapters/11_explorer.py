@@ -327,7 +327,7 @@ print("now showing:", explorer.title)
 #    components. How much of the variance do they keep?
 
 # %%
-_ = save_results("11_explorer", {
+save_results("11_explorer", {
     "final_loss": final_loss,
     "slot_object_r2_best_per_object": {n: b.tolist() for n, b in best.items()},
     "nearest_state_agreement": agree,
