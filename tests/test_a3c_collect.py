@@ -159,3 +159,21 @@ def test_burnin_frames_are_recorded():
     seen: list[np.ndarray] = []
     collect_episode(make_env(SI), None, SI, attempt_rng(0, 0), 7, 1, 0.5, reset_seed=0, burnin_frames=seen)
     assert len(seen) == 7 and seen[0].shape == (210, 160, 3)
+
+
+class _MemoryPolicy(_CountingPolicy):
+    """Acts on its memory: FIRE (1) with a zero state, RIGHT (2) once the state has moved."""
+
+    def forward(self, obs, hx):
+        self.seen.append(float(hx[0, 0]))
+        fire, right = [[0.0, 5.0, 0, 0, 0, 0]], [[0.0, 0, 5.0, 0, 0, 0]]
+        logits = torch.tensor(fire if hx[0, 0] == 0 else right)
+        return torch.zeros(1, 1), logits, hx + 1
+
+
+def test_burnin_summary_compares_reset_and_carried_memory():
+    reset = col.burnin_summary(SI, _MemoryPolicy(), 2, 80, 81, eps=0.0, burnin_gru="reset")
+    carry = col.burnin_summary(SI, _MemoryPolicy(), 2, 80, 81, eps=0.0, burnin_gru="carry")
+    assert reset["steps"].tolist() == carry["steps"].tolist() == [80, 80]
+    assert reset["reasons"]["kept"] == carry["reasons"]["kept"] == 2 and reset["distinct_starts"] == 1
+    assert shared_states(reset["start_rams"], carry["start_rams"]) == 0  # memory changes the start state

@@ -177,6 +177,35 @@ def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np
     return (np.stack(frames), actions.astype(np.int64), np.stack(rams)), "kept"
 
 
+def burnin_summary(env_id: str, policy: nn.Module | None, num_attempts: int, min_burnin: int, max_burnin: int,
+                   eps: float = 0.5, burnin_gru: str = "reset", seed: int = 0) -> dict[str, Any]:
+    """Play ``num_attempts`` burn-ins as :func:`collect` does (the same generator per attempt, so
+    the two :data:`BURNIN_GRU` settings see the same coin flips), recording one random step after
+    each and checking no duplicates. Returns per attempt the burn-in ``returns`` (sum of rewards) and
+    ``steps`` played, the ``reasons`` attempts ended (counts), and for the kept ones the
+    ``start_rams`` ``[n, 128]`` and the number of ``distinct_starts``."""
+    env = make_env(env_id)
+    returns, steps, reasons, starts = [], [], dict.fromkeys(("kept", *DROP_REASONS), 0), []
+    try:
+        for attempt in range(num_attempts):
+            rng = attempt_rng(seed, attempt)
+            burnin = int(rng.integers(min_burnin, max_burnin))
+            rewards: list[float] = []
+            ep, reason = collect_episode(env, policy, env_id, rng, burnin, 1, eps,
+                                         reset_seed=seed if attempt == 0 else None, burnin_gru=burnin_gru,
+                                         burnin_rewards=rewards)
+            returns.append(sum(rewards))
+            steps.append(len(rewards))
+            reasons[reason] += 1
+            if ep is not None:
+                starts.append(ep[2][0])
+    finally:
+        env.close()
+    rams = np.stack(starts) if starts else np.zeros((0, 128), dtype=np.int64)
+    return dict(burnin_gru=burnin_gru, returns=np.array(returns), steps=np.array(steps), reasons=reasons,
+                start_rams=rams, distinct_starts=shared_states(rams, rams) if len(rams) else 0)
+
+
 def shared_states(a: np.ndarray, b: np.ndarray) -> int:
     """How many distinct state ids (rows of ``[..., S]``) occur in both ``a`` and ``b``.
 
