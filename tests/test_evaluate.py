@@ -418,3 +418,33 @@ def test_published_batches_follow_the_original_files_h5py_order():
     assert c["episode_index"].tolist() == list(range(18))
     with pytest.raises(CswmError, match="order must be one of"):
         evaluate(model, ep, 1, mode="batched", order="lexicographic", progress=False)
+
+
+def test_published_local_score_follows_the_original_files_h5py_order():
+    """eval_ids_b_inep.py: per batch of 100 (here 3) in h5py's order, the mean of per-batch Hits@1,
+    the incomplete last batch dropped -- on the original code's file and checkpoint."""
+    import h5py
+
+    from cswm_lib.checkpoint import load_model
+    from cswm_lib.data.hdf5 import load_episodes
+
+    data = Path(__file__).parent / "data" / "original"
+    model = load_model(data / "checkpoint_small", "cpu")
+    ep = load_episodes(data / "sample_original_layout.h5")
+    with h5py.File(data / "sample_original_layout.h5") as f:
+        keys = list(f.keys())[:18]  # 6 batches of 3; the last 2 groups in h5py order are dropped
+        obs = np.stack([np.concatenate([f[k]["obs"][()], f[k]["next_obs"][-1:]]) for k in keys])
+        acts = np.stack([f[k]["action"][()] for k in keys])
+        ids = np.stack([np.concatenate([f[k]["state_ids"][()], f[k]["next_state_ids"][-1:]]) for k in keys])
+    for L in (1, 4):
+        with torch.no_grad():
+            states = model.encode(torch.tensor(obs.reshape(-1, 3, 50, 50))).view(18, 11, -1)
+            pred = states[:, 0].view(18, 5, 2)
+            for t in range(L):
+                pred = model.predict(pred, torch.tensor(acts[:, t]))
+        ranks = ref_local(pred.flatten(1).double().numpy(), states.double().numpy(), L, ids, "published")
+        want = float(np.mean((ranks == 0).reshape(6, 3).mean(1)))
+        got = evaluate(model, ep, L, mode="local_dedup", averaging="published", batch_size=3, ks=(1,),
+                       return_ranks=True, progress=False)
+        assert got["N"] == 18 and got["episode_index"].tolist() == [int(k) for k in keys]
+        assert got["hits@1"] == pytest.approx(want, abs=1e-12), L
