@@ -101,18 +101,17 @@ plt.show()
 
 # %%
 rules = bp.SHAPE_RULES
-pixel_counts = {rule: {name: int(bp.shape_mask(k, rule).sum()) for k, name in enumerate(["circle", "triangle",
-                                                                                          "square"])}
-                for rule in rules}
+names = ["circle", "triangle", "square"]  # object index mod 3
+pixel_counts = {rule: {n: int(bp.shape_mask(k, rule).sum()) for k, n in enumerate(names)} for rule in rules}
 for rule in rules:
     tri = bp.shape_mask(1, rule).sum(1)
     print(f"{rule:16s} pixels: {pixel_counts[rule]} | triangle pixels per row 0..10: {tri.tolist()}")
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 two_cells = np.array([[0, 0], [1, 0], [0, 1], [3, 3], [4, 4]])  # circle, triangle below it, square
 for ax, rule in zip(axes, rules, strict=True):
-    ax.imshow(bp.render_shapes(two_cells, rule)[:, :20, :20].transpose(1, 2, 0))
-    ax.set_xticks(np.arange(-0.5, 20, 10), [])
-    ax.set_yticks(np.arange(-0.5, 20, 10), [])
+    ax.imshow(bp.render_shapes(two_cells, rule)[:, :21, :21].transpose(1, 2, 0))  # + a row/col of the next
+    ax.set_xticks(np.arange(-0.5, 21, 10), [])
+    ax.set_yticks(np.arange(-0.5, 21, 10), [])
     ax.grid(color="white", lw=0.5)
     ax.set_title(f'shape_rule="{rule}"', fontsize=9)
 plt.show()
