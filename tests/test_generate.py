@@ -124,3 +124,23 @@ def test_readme_dataset_reduced_copy(tmp_path, monkeypatch):
     assert ep.num_episodes == 10 and ep.attrs["seed"] == 2 and ep.state_ids is not None
     with pytest.raises(CswmError, match="unknown dataset"):
         readme_dataset("shapes", divisor=10)
+
+
+def test_shape_rule_is_a_dataset_parameter(tmp_path):
+    """Shapes files record which pixels they hold (published 0.15 by default); a file of the other rule
+    is regenerated, same positions, other frames."""
+    from cswm_lib.envs.block_pushing import render_shapes
+
+    path = tmp_path / "s.h5"
+    ensure_dataset("ShapesEval-v0", path, 3, seed=1, save_state_ids=True, progress=False)
+    old = load_episodes(path)
+    assert old.attrs["shape_rule"] == "skimage-0.15"
+    pos = old.state_ids.reshape(3, 11, 5, 2)
+    assert (render_shapes(pos) == old.frames).all()
+    ensure_dataset("ShapesEval-v0", path, 3, seed=1, save_state_ids=True, shape_rule="skimage-current",
+                   progress=False)
+    new = load_episodes(path)
+    assert new.attrs["shape_rule"] == "skimage-current" and (new.state_ids == old.state_ids).all()
+    assert (render_shapes(pos, "skimage-current") == new.frames).all() and (new.frames != old.frames).any()
+    with pytest.raises(CswmError, match="Shapes ids only"):
+        ensure_dataset("CubesEval-v0", tmp_path / "c.h5", 1, seed=1, shape_rule="skimage-0.15")
