@@ -4,6 +4,10 @@ Builds the HTML book the way `make book` does (every chapter executed at its sma
 `-W` so a failing cell or a broken reference fails the build), serves it on localhost and loads
 every page: it must show its title, no execution error, and only images that actually loaded.
 A screenshot of each page is kept in `_build/screenshots/`.
+
+`test_page_reads_well` then checks what a reader sees at 1366x768 on every page: nothing wider
+than its container (code cells may scroll, outputs, tables and formulas may not), no console
+error, no request leaving the machine, no table over 15 rows and no absolute path in the text.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -79,9 +84,11 @@ def browser():
         "--disable-sync",
         "--no-first-run",
         "--disable-quic",
-        "--window-size=1280,1600",
+        "--window-size=1366,768",
     ):
         options.add_argument(arg)
+    # console messages and the network events of every page (read back in test_page_reads_well)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(60)
     yield driver
@@ -140,3 +147,83 @@ def test_page_renders_in_chromium(site, browser, rel, title, figure):
     # the whole page, not just the first screen (kept as a build artefact)
     shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
     (SHOTS / (Path(rel).stem + ".png")).write_bytes(base64.b64decode(shot["data"]))
+
+
+MAX_TABLE_ROWS = 15
+# what a reader should never see: a path of the machine that built the book
+ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~])/(?:home|work|tmp|root|Users|usr|opt|var|mnt|srv)/[\w.-]+|PosixPath\("
+)
+
+# Every element of the article that sticks out of it, and every element that clips or scrolls
+# its content sideways, except code cells' input (long code lines may scroll).
+OVERFLOW_JS = """
+const article = document.querySelector('article.bd-article') || document.querySelector('main');
+const right = article.getBoundingClientRect().right + 2;
+const skip = el => el.closest('.cell_input, span.math, mjx-assistive-mml, .headerlink, .toggle-details')
+    || (el.closest('div.highlight') && !el.closest('.cell_output'));
+const bad = [], seen = new Set();
+for (const el of article.querySelectorAll('*')) {
+  if (skip(el)) continue;
+  let p = el.parentElement, inside = false;
+  while (p && p !== article) { if (seen.has(p)) { inside = true; break; } p = p.parentElement; }
+  if (inside) continue;
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  const style = getComputedStyle(el), ox = style.overflowX;
+  let why = null;
+  if (r.right > right) why = `sticks out ${Math.round(r.right - right)} px`;
+  // (overflow does nothing on inline elements, whose clientWidth is 0)
+  else if (ox !== 'visible' && style.display !== 'inline' && el.scrollWidth > el.clientWidth + 2)
+    why = `${ox === 'hidden' || ox === 'clip' ? 'clips' : 'scrolls'} ${el.scrollWidth - el.clientWidth} px`;
+  if (why) {
+    seen.add(el);
+    const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    bad.push(`<${el.tagName.toLowerCase()} class="${el.className}"> ${why}: ${text}`);
+  }
+}
+return bad;
+"""
+
+TABLES_JS = """
+return Array.from(document.querySelectorAll('main table')).map(t => [
+  t.querySelectorAll('tbody tr').length || t.querySelectorAll('tr').length,
+  (t.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60)]);
+"""
+
+
+def _requests_and_errors(browser, site: str) -> tuple[list[str], list[str]]:
+    """URLs requested off this machine, and console errors, since the last call."""
+    outside = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") != "Network.requestWillBeSent":
+            continue
+        url = message["params"]["request"]["url"]
+        if not url.startswith((site, "data:", "blob:", "about:", "chrome-extension:")):
+            outside.append(url)
+    errors = [e["message"][:300] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    return outside, errors
+
+
+@pytest.mark.parametrize(("rel", "title", "figure"), _pages(), ids=lambda v: str(v)[:40])
+def test_page_reads_well(site, browser, rel, title, figure):
+    """What a reader sees at 1366x768: fits the column, loads nothing remote, no console error,
+    short tables, no build-machine path."""
+    _requests_and_errors(browser, site)  # forget the previous page's
+    browser.get(f"{site}/{rel}")
+    browser.execute_script(
+        "return (window.MathJax && MathJax.startup) ? MathJax.startup.promise : null;"
+    )
+    width = browser.execute_script("return window.innerWidth;")
+    assert width == 1366, f"viewport is {width} px wide, not 1366"
+    problems = [f"wider than its container: {b}" for b in browser.execute_script(OVERFLOW_JS)]
+    for rows, text in browser.execute_script(TABLES_JS):
+        if rows > MAX_TABLE_ROWS:
+            problems.append(f"table of {rows} rows (> {MAX_TABLE_ROWS}): {text}")
+    text = browser.execute_script("return document.querySelector('main').innerText;")
+    problems += [f"absolute path in the text: {m.group(0)}" for m in ABSOLUTE_PATH.finditer(text)]
+    outside, errors = _requests_and_errors(browser, site)
+    problems += [f"request leaving the machine: {u}" for u in outside]
+    problems += [f"console error: {e}" for e in errors]
+    assert not problems, f"{rel}: {len(problems)} problems a reader sees:\n" + "\n".join(problems[:25])
