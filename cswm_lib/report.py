@@ -207,8 +207,9 @@ def plot_steps(
     chance: dict[str, float] | None = None,
     names: dict[str, str] | None = None,
 ) -> Any:
-    """Hits@1 (mean ± std over seeds, %) against the roll-out length L, one panel per mode: a
-    colour per strategy, solid lines for the first dataset and dashed for the others. ``chance``
+    """Hits@1 (mean ± std over seeds, %) against the roll-out length L, one panel per mode: every
+    (dataset, strategy) series has its own colour, and each dataset its own line style and marker
+    (solid/o, dashed/s, dotted/^, ...), so no two series look alike. ``chance``
     (fraction per mode) adds a dotted chance line; ``names`` renames modes on the axis."""
     import matplotlib.pyplot as plt
 
@@ -221,16 +222,17 @@ def plot_steps(
                     [x["num_steps"] for x in r],
                     [100 * x["mean"] for x in r],
                     [100 * x["std"] for x in r],
-                    marker="o",
+                    marker="os^Dv"[d % 5],
                     capsize=3,
-                    color=f"C{i}",
-                    ls="-" if d == 0 else "--",
+                    color=f"C{(d * len(strategies) + i) % 10}",
+                    ls=["-", "--", ":", "-."][d % 4],
                     label=f"{name}, {label}",
                 )
         if chance and mode in chance:
             ax.axhline(100 * chance[mode], color="grey", lw=0.8, ls=":")
             ax.set_ylim(bottom=0)
         ax.set_xlabel("latent steps L")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # L is a whole number of steps
         ax.set_ylabel(f"Hits@1 (%), {(names or {}).get(mode, mode)}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)  # outside the data
