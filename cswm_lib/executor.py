@@ -194,8 +194,10 @@ class Executor:
 
 
 class ProcessExecutor(Executor):
-    """Up to ``workers`` jobs at a time, each in its own spawned process with one torch thread per
-    CPU it asked for (``Job.cpus``, default 1); a job's CPUs count against the ``workers`` slots."""
+    """Up to ``workers`` jobs at a time in spawned worker processes, each job with one torch thread
+    per CPU it asked for (``Job.cpus``, default 1); a job's CPUs count against the ``workers`` slots.
+    The worker processes are started once per :meth:`map` and run one job after another (importing
+    torch in a fresh process takes seconds on a loaded machine); one that dies is replaced."""
 
     def __init__(self, workers: int, progress: bool = True):
         super().__init__(progress)
@@ -210,33 +212,43 @@ class ProcessExecutor(Executor):
     def _run(self, jobs: list[Job], progress: Progress, results: dict, failures: dict) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that holds torch threads
         queue = list(jobs)
-        running: dict[Any, tuple[Job, Any, float]] = {}  # pipe end -> (job, process, start time)
+        idle: list[tuple[Any, Any]] = []  # (process, pipe end)
+        busy: dict[Any, tuple[Any, Job, float]] = {}  # pipe end -> (process, job, start time)
+
+        def worker() -> tuple[Any, Any]:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child,), name="cswm-executor")
+            proc.start()
+            child.close()
+            return proc, parent
+
         try:
-            while queue or running:
-                free = self.workers - sum(self._slots(j) for j, _, _ in running.values())
-                while queue and (not running or self._slots(queue[0]) <= free):
+            while queue or busy:
+                free = self.workers - sum(self._slots(j) for _, j, _ in busy.values())
+                while queue and (not busy or self._slots(queue[0]) <= free):
                     job = queue.pop(0)
-                    parent, child = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(target=_child, args=(child, job, self._slots(job)), name=job.name)
-                    proc.start()
-                    child.close()
-                    running[parent] = (job, proc, time.perf_counter())
+                    proc, conn = idle.pop() if idle else worker()
+                    conn.send((job, self._slots(job)))
+                    busy[conn] = (proc, job, time.perf_counter())
                     free -= self._slots(job)
                     progress.running += 1
                     progress.say(f"started {job.name}")
-                ready = wait_any(list(running) + [p.sentinel for _, p, _ in running.values()])
-                for conn in list(running):
-                    job, proc, t0 = running[conn]
+                ready = wait_any(list(busy) + [p.sentinel for p, _, _ in busy.values()])
+                for conn in list(busy):
+                    proc, job, t0 = busy[conn]
                     if conn not in ready and proc.sentinel not in ready:
                         continue
                     try:
                         status, value = conn.recv() if conn.poll() else ("died", None)
                     except (EOFError, OSError):
                         status, value = "died", None
-                    proc.join()
-                    conn.close()
-                    del running[conn]
+                    del busy[conn]
                     progress.running -= 1
+                    if status == "died":
+                        proc.join()
+                        conn.close()
+                    else:
+                        idle.append((proc, conn))
                     if status == "ok":
                         results[job.name] = value
                         progress.done += 1
@@ -249,30 +261,40 @@ class ProcessExecutor(Executor):
                         error, trace = value
                         failures[job.name] = record_failure(job.name, error, trace)
                     progress.say(f"FAILED {job.name}: {failures[job.name]}")
-        finally:  # Ctrl-C or an error here: stop what is still running (their checkpoints resume)
-            for _, proc, _ in running.values():
+        finally:  # done, Ctrl-C or an error here: stop the workers (a stopped run resumes later)
+            for _proc, conn in idle:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+            for proc, _, _ in busy.values():
                 if proc.is_alive():
                     proc.terminate()
-            for _, proc, _ in running.values():
+            for proc, _ in idle:
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.terminate()
+            for proc, _, _ in busy.values():
                 proc.join(timeout=10)
 
 
-def _child(conn: Any, job: Job, threads: int) -> None:
-    """Body of a ``local:N`` worker process: one job with ``threads`` torch threads."""
+def _serve(conn: Any) -> None:
+    """Body of a ``local:N`` worker process: run the jobs it is sent, one at a time, until ``None``."""
     import torch
 
-    torch.set_num_threads(threads)
     try:
-        value = job()
-    except KeyboardInterrupt:
-        return
-    except Exception as err:
-        conn.send(("error", (_describe(err), traceback.format_exc())))
-    else:
-        try:
-            conn.send(("ok", value))
-        except Exception as err:  # an unpicklable result
-            conn.send(("error", (f"its result cannot be sent back: {_describe(err)}", "")))
+        while (message := conn.recv()) is not None:
+            job, threads = message
+            torch.set_num_threads(threads)
+            try:
+                value = job()
+            except Exception as err:
+                conn.send(("error", (_describe(err), traceback.format_exc())))
+                continue
+            try:
+                conn.send(("ok", value))
+            except Exception as err:  # an unpicklable result
+                conn.send(("error", (f"its result cannot be sent back: {_describe(err)}", "")))
+    except (KeyboardInterrupt, EOFError):
+        pass
     finally:
         conn.close()
 

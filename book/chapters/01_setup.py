@@ -39,6 +39,11 @@ device = None  # None: CUDA when available, else CPU; or "cpu", "cuda", "cuda:1"
 seed = 0
 matmul_sizes = [128, 256, 512, 1024]  # square matrix sizes for the speed probe below
 matmul_repeats = 3
+cost_batch = 8  # batch at which one training update is timed and its FLOPs counted (scaled to 1024)
+cost_repeats = 1  # timed updates per model (median)
+cost_a3c_updates = 5  # A3C rollouts timed for the agents' cost
+gpu_tflops = 60.0  # ASSUMED dense fp32/TF32 throughput of one GPU (TFLOP/s) for the GPU-hour estimate
+gpu_utilisation = 0.3  # ASSUMED fraction of it that these small convolutions reach
 
 # %%
 import platform
@@ -172,12 +177,66 @@ for path in sorted(params_dir.glob("*.yaml")):
 print("chapters in this book:", [c.stem for c in toc_chapters()])
 
 # %% [markdown]
+# (sec-scale-out)=
+# ## Beyond one machine
+#
+# At full scale the experiments are dozens of independent runs. The experiment chapters submit them
+# through one executor ({mod}`cswm_lib.executor`), named by their `executor` parameter,
+# `--executor` on the runner or `EXECUTOR=` on `make`: `local` runs them one after another (the
+# default; Ray is not imported), `local:N` runs N at a time in single-thread processes (on a small
+# machine two single-thread runs beat one two-thread run), and `ray` hands them to a Ray cluster:
+#
+# ```bash
+# ray start --head --port=6379            # head node
+# ray start --address=HEAD_IP:6379        # each worker node (same checkout, pip install -e ".[cluster]")
+# export RAY_ADDRESS=HEAD_IP:6379         # driver
+# make full EXECUTOR=ray
+# ```
+#
+# Each run asks Ray for one GPU when the cluster has GPUs, else for CPUs; datasets reach the workers
+# through Ray's object store; checkpoints and logs come back to this machine's `checkpoints/`, so
+# finished runs are skipped and interrupted ones resume as they do locally; a worker that dies is
+# retried; a failed run is one line naming it. The same seeds give bit-identical weights on Ray and
+# locally on the CPU (tested).
+#
+# What does the full scale cost? {func}`cswm_lib.cost.cost_table` times one training update of each
+# model on this CPU (one thread, batch `cost_batch`, scaled linearly to the runs' batch of 1024) and
+# counts its floating-point operations with PyTorch's `FlopCounterMode`; GPU-hours follow from an
+# *assumed* GPU throughput and utilisation (the parameters `gpu_tflops`, `gpu_utilisation`), not from
+# a measurement. The A3C agents of Sec. 4.3 are CPU work ({func}`cswm_lib.cost.a3c_cost`).
+
+# %%
+from IPython.display import Markdown, display
+
+from cswm_lib.cost import a3c_cost, cost_markdown, cost_table, fan_out, full_sweeps
+
+sweeps = full_sweeps()
+cost_rows = cost_table(sweeps, gpu_tflops, gpu_utilisation, measure_batch=cost_batch, repeats=cost_repeats)
+agents_cost = [a3c_cost(game, updates=cost_a3c_updates)
+               for game in ("PongDeterministic-v4", "SpaceInvadersDeterministic-v4")]
+display(Markdown(cost_markdown(cost_rows, agents_cost)))
+
+# %% [markdown]
+# How a full run fans out: every (dataset, strategy, seed) run is its own job, then one scoring job
+# per model. Sec. 4.3 is the longest chain: the agent of a game must finish before its splits are
+# collected (train, then valid and test, whose start states are checked against the earlier
+# splits), and the splits before its models train.
+
+# %%
+fan = fan_out(sweeps)
+for key, value in fan.items():
+    print(f"{key:>16}: {value}")
+print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} for all training runs "
+      f"(at the assumed {gpu_tflops:g} TFLOP/s x {gpu_utilisation:.0%})")
+
+# %% [markdown]
 # ## Summary
 #
 # - `get_device` picks CUDA when present, else the CPU; `device=` or `CSWM_DEVICE` overrides it.
 # - `set_seed` controls global randomness; library code takes explicit seeds and generators.
 # - Data, checkpoints and results live under the project root unless an environment variable moves them.
 # - One `parameters` cell per chapter; `small` by default, `cpu` and `full` by parameter file.
+# - The sweeps' runs go through one executor: `local`, `local:N` processes, or a Ray cluster.
 #
 # ## Exercises
 #
@@ -190,6 +249,7 @@ print("chapters in this book:", [c.stem for c in toc_chapters()])
 # %%
 save_results(
     "01_setup",
-    {"device": str(dev), "torch": torch.__version__, "matmul_gflops": {str(n): g for n, g in gflops.items()}},
+    {"device": str(dev), "torch": torch.__version__, "matmul_gflops": {str(n): g for n, g in gflops.items()},
+     "full_scale_cost": cost_rows, "a3c_cost": agents_cost},
     scale,
 )
