@@ -420,8 +420,9 @@ def embed_paths(
                 states.append(z.cpu())
                 z0, zl = z[:, 0], {L: z[:, L] for L in steps}
             else:
-                z0 = model.encode(to_float(episodes.frames[sl, 0]).to(dev))
-                zl = {L: model.encode(to_float(episodes.frames[sl, L]).to(dev)) for L in steps}
+                fr = episodes.frames[sl, [0, *steps]]  # only the frames needed, one read per chunk
+                z0 = model.encode(to_float(fr[:, 0]).to(dev))
+                zl = {L: model.encode(to_float(fr[:, i]).to(dev)) for i, L in enumerate(steps, 1)}
             pred = z0
             acts = torch.from_numpy(episodes.actions[sl, : steps[-1]]).to(dev)
             for i in range(1, steps[-1] + 1):
@@ -607,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
     device = get_device(args.device)
     model = load_model(args.save_folder, device=device)
-    episodes = load_episodes(args.dataset)
+    episodes = load_episodes(args.dataset, lazy=True)  # frames stay on disk: read per chunk
     episodes.attrs.setdefault("path", str(args.dataset))
     ks = sorted(set(args.ks))
     rows = []

@@ -448,3 +448,54 @@ def test_published_local_score_follows_the_original_files_h5py_order():
                        return_ranks=True, progress=False)
         assert got["N"] == 18 and got["episode_index"].tolist() == [int(k) for k in keys]
         assert got["hits@1"] == pytest.approx(want, abs=1e-12), L
+
+
+# ----------------------------------------------------------------------------- lazy reads
+
+
+def _small_model_and_file(tmp_path, E, seed=1):
+    from tiny_worlds import tiny_episodes
+
+    from cswm_lib.data.hdf5 import save_episodes
+    from cswm_lib.model import CSWM, ModelConfig
+
+    ep = tiny_episodes(E=E, T=10, K=2, seed=seed)
+    path = save_episodes(ep, tmp_path / f"eval{E}.h5")
+    torch.manual_seed(0)
+    model = CSWM(ModelConfig(hidden_dim=32, num_objects=2, action_dim=4, input_shape=ep.obs_shape))
+    return model, path
+
+
+def test_lazy_reads_give_exactly_the_eager_results(tmp_path):
+    from cswm_lib.data.hdf5 import LazyFrames, load_episodes
+
+    model, path = _small_model_and_file(tmp_path, 40)
+    eager, lazy = load_episodes(path), load_episodes(path, lazy=True)
+    assert isinstance(lazy.frames, LazyFrames) and isinstance(eager.frames, np.ndarray)
+    assert lazy.frames.shape == eager.frames.shape and np.array_equal(np.asarray(lazy.frames), eager.frames)
+    for preset in ("global", "dedup", "batched", "local", "local_dedup"):
+        for steps in (1, 3):
+            kw = dict(PRESETS[preset], batch_size=10, progress=False, return_ranks=True, encode_batch_size=16)
+            a, b = evaluate(model, eager, steps, **kw), evaluate(model, lazy, steps, **kw)
+            assert a.keys() == b.keys()
+            for key in a:
+                same = np.array_equal(a[key], b[key]) if isinstance(a[key], np.ndarray) else a[key] == b[key]
+                assert same, (preset, steps, key)
+    lazy.frames.close()
+
+
+@pytest.mark.parametrize("E", [20, 80])
+def test_lazy_evaluation_reads_only_the_needed_frames_a_chunk_at_a_time(tmp_path, E):
+    """Frames read = 2 per query (o_0 and o_L) and the largest read is one encode batch: memory
+    follows the chunk, not N."""
+    from cswm_lib.data.hdf5 import load_episodes
+
+    model, path = _small_model_and_file(tmp_path, E)
+    ep = load_episodes(path, lazy=True)
+    evaluate(model, ep, 3, mode="global", dedup="published", progress=False, encode_batch_size=8)
+    assert ep.frames.frames_read == 2 * E
+    assert ep.frames.largest_read == 2 * 8
+    ep.frames.frames_read = ep.frames.largest_read = 0
+    evaluate(model, ep, 3, mode="local", progress=False, encode_batch_size=8)  # needs every frame
+    assert ep.frames.frames_read == 11 * E and ep.frames.largest_read == 11 * 8
+    ep.frames.close()

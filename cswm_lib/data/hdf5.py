@@ -151,13 +151,73 @@ def _open(path: str | os.PathLike) -> h5py.File:
             from None
 
 
-def load_episodes(path: str | os.PathLike, progress: bool = False) -> Episodes:
-    """Read a dataset into memory: our format v1 or the original per-episode-group layout.
+class LazyFrames:
+    """The ``/frames`` dataset of a format-v1 file, read only where it is indexed.
 
-    Returns :class:`Episodes` with frames uint8 ``[E, T+1, C, H, W]``. Raises a one-line
-    :class:`CswmError` for a missing, truncated/corrupt or foreign file, or inconsistent lengths.
+    Behaves like the uint8 array ``[E, T+1, C, H, W]`` for what evaluation needs (``shape``,
+    ``dtype``, ``ndim``, ``len``, ``frames[a:b]``, ``frames[a:b, t]``, ``frames[a:b, [t0, t1]]``
+    with increasing indices, ``np.asarray(frames)``): every index reads just those elements from
+    the file (HDF5 decompresses only the chunks -- one episode each -- that they touch), so memory
+    follows the slice, not the file. ``frames_read`` counts the frames returned so far and
+    ``largest_read`` the most frames one read returned (tests check both).
+    """
+
+    def __init__(self, file: h5py.File, name: str = "frames") -> None:
+        self._file, self._ds = file, file[name]
+        self.shape, self.dtype, self.ndim = tuple(self._ds.shape), self._ds.dtype, self._ds.ndim
+        self.frames_read = 0
+        self.largest_read = 0
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            out = self._ds[key]
+        except OSError as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CswmError(f"cannot read {self._file.filename}: truncated or corrupt data ({reason})") \
+                from None
+        n = int(np.prod(out.shape[:-3])) if out.ndim >= 3 else 1
+        self.frames_read += n
+        self.largest_read = max(self.largest_read, n)
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self[()]
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"LazyFrames({self._file.filename}, shape={list(self.shape)})"
+
+
+def load_episodes(path: str | os.PathLike, progress: bool = False, lazy: bool = False) -> Episodes:
+    """Read a dataset: our format v1 or the original per-episode-group layout.
+
+    Returns :class:`Episodes` with frames uint8 ``[E, T+1, C, H, W]``. With ``lazy=True`` a
+    format-v1 file's frames stay on disk as :class:`LazyFrames` (the file stays open; actions and
+    state ids are read, they are small): evaluation then decompresses only the episodes it embeds,
+    a chunk at a time. Original-layout files are always read whole (they are converted on
+    reading). Raises a one-line :class:`CswmError` for a missing, truncated/corrupt or foreign
+    file, or inconsistent lengths.
     """
     path = Path(path)
+    if lazy:
+        f = _open(path)
+        try:
+            if _attr_value(f.attrs.get("format")) == FORMAT:
+                return _load_v1(f, path, lazy=True)
+        except OSError as err:
+            f.close()
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CswmError(f"cannot read {path}: truncated or corrupt data ({reason})") from None
+        except CswmError as err:
+            f.close()
+            raise CswmError(f"{path}: {err}") from None
+        f.close()
     with _open(path) as f:
         try:
             if _attr_value(f.attrs.get("format")) == FORMAT:
@@ -177,14 +237,14 @@ def load_episodes(path: str | os.PathLike, progress: bool = False) -> Episodes:
         )
 
 
-def _load_v1(f: h5py.File, path: Path) -> Episodes:
+def _load_v1(f: h5py.File, path: Path, lazy: bool = False) -> Episodes:
     version = _attr_value(f.attrs.get("format_version"))
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CswmError(f"format_version {version!r} is not supported (we read <= {FORMAT_VERSION})")
     for name in ("frames", "actions"):
         if name not in f:
             raise CswmError(f"missing dataset '/{name}' (found {list(f.keys())})")
-    frames = f["frames"][()]
+    frames = LazyFrames(f) if lazy else f["frames"][()]
     actions = f["actions"][()]
     state_ids = f["state_ids"][()] if "state_ids" in f else None
     attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
