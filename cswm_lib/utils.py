@@ -132,6 +132,51 @@ def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         ) from None
 
 
+class InterruptGuard:
+    """Remembers a Ctrl-C (SIGINT) even when the ``KeyboardInterrupt`` it raised was swallowed on the
+    way (Python ignores exceptions raised in ``__del__``, weakref and thread callbacks), so a job can
+    :meth:`check` before it commits its output. See :func:`interrupt_guard`."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a SIGINT arrived since the guard was entered."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_guard() -> Iterator[InterruptGuard]:
+    """Within the block, SIGINT raises ``KeyboardInterrupt`` as usual and also sets a flag that
+    :meth:`InterruptGuard.check` turns into ``KeyboardInterrupt`` at a safe point (outside the main
+    thread, where no handler can be set, only the usual behaviour remains)."""
+    import signal
+    import threading
+
+    guard = InterruptGuard()
+    if threading.current_thread() is not threading.main_thread():
+        yield guard
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        guard.interrupted = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield guard
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_interrupts() -> None:
+    """For worker processes: leave Ctrl-C to the parent, which stops the workers and cleans up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
@@ -164,7 +209,10 @@ def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return main(*args, **kwargs)
+            with interrupt_guard() as guard:
+                result = main(*args, **kwargs)
+            guard.check()  # a Ctrl-C that something swallowed still ends the command as interrupted
+            return result
         except CswmError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -16,6 +16,7 @@ import importlib
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tiny_worlds import tiny_episodes
@@ -139,6 +140,154 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
         assert not (tmp_path / "x.h5").exists()
     assert "not a valid" in one_line(err.value) or "not allowed" in str(err.value)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Ctrl-C: a real SIGINT to the main process or to the whole process group (a terminal's Ctrl-C)
+
+class Child:
+    """A CLI in its own session; stderr is collected by a thread so the test can wait for progress."""
+
+    def __init__(self, module: str, *argv):
+        import subprocess
+        import sys
+        import threading
+
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *map(str, argv)], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.err = b""
+
+        def pump():
+            while chunk := self.proc.stderr.read1(4096):
+                self.err += chunk
+
+        self.thread = threading.Thread(target=pump, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, ready, timeout: float = 60.0) -> None:
+        import time
+
+        end = time.monotonic() + timeout
+        while not ready():
+            assert self.proc.poll() is None, f"exited early: {self.err.decode()[-2000:]}"
+            assert time.monotonic() < end, f"no progress marker: {self.err.decode()[-2000:]}"
+            time.sleep(0.05)
+
+    def interrupt(self, group: bool, timeout: float = 40.0) -> int:
+        import os
+        import signal
+        import subprocess
+
+        (os.killpg if group else os.kill)(self.proc.pid, signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError(f"still running {timeout} s after SIGINT (hang)") from None
+        self.thread.join(5)
+        return rc
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+GENERATE_INTERRUPTS = [case("Ctrl-C to the main process of a 2-worker generate", "generation", "lost"),
+                       case("Ctrl-C to the process group of a 2-worker generate", "generation", "lost")]
+
+
+@pytest.mark.parametrize("name", GENERATE_INTERRUPTS)
+def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
+    out = tmp_path / "shapes.h5"
+    out.write_bytes(b"the previous output")
+    child = Child("cswm_lib.data.generate", "--env-id", "ShapesTrain-v0", "--fname", out,
+                  "--num-episodes", 400, "--num-workers", 2)
+    child.wait_for(lambda: b" 20/400" in child.err or b" 40/400" in child.err)  # chunks are arriving
+    assert child.interrupt(group="group" in name) == 130
+    assert out.read_bytes() == b"the previous output"
+    assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shapes.h5"]
+    assert child.err.decode().strip().splitlines()[-1] == "interrupted"
+
+
+TRAIN_INTERRUPTS = [case("Ctrl-C to the process group during training", "training", "clean")]
+
+
+@pytest.mark.parametrize("name", TRAIN_INTERRUPTS)
+def test_ctrl_c_during_training_resumes_bit_identically(name, tmp_path):
+    from cswm_lib.data.hdf5 import save_episodes
+    from cswm_lib.train import TrainConfig, read_log, train
+
+    data = save_episodes(tiny_episodes(E=4, T=8), tmp_path / "tiny.h5")
+    flags = dict(dataset=data, save_folder=tmp_path, name="cut", hidden_dim=16, num_objects=2,
+                 batch_size=8, seed=3)
+    argv = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", v)]
+    child = Child("cswm_lib.train", *argv, "--epochs", 2000, "--device", "cpu", "--no-progress")
+    folder = tmp_path / "cut"
+    child.wait_for(lambda: (folder / "log.jsonl").is_file() and len(read_log(folder)) >= 2)
+    assert child.interrupt(group="group" in name) == 130
+    assert _leftovers(tmp_path) == []
+    done = torch.load(folder / "state.pt", weights_only=True)["epoch"]
+    assert 2 <= done < 2000
+    kw = dict(flags, dataset=str(data), save_folder=str(tmp_path), device="cpu", progress=False)
+    train(TrainConfig(**{**kw, "epochs": done + 1}))  # the same run, resumed
+    train(TrainConfig(**{**kw, "name": "whole", "epochs": done + 1}))  # never interrupted
+    a, b = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in ("cut", "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in read_log(folder)] == [r["loss"] for r in read_log(tmp_path / "whole")]
+
+
+@pytest.mark.parametrize("name", [case("Ctrl-C to the process group during A3C collection", "A3C", "lost")])
+def test_ctrl_c_during_collection_saves_a_partial_that_the_next_run_uses(name, tmp_path):
+    from cswm_lib.a3c.collect import CollectConfig, collect
+    from cswm_lib.data.hdf5 import load_episodes
+
+    kw = dict(env_id="SpaceInvadersDeterministic-v4", min_burnin=1, max_burnin=3, max_episodes=300,
+              num_steps=2, eps=0.5, seed=5, agent="random", checkpoint_every=1000)
+    out = tmp_path / "cut.h5"
+    argv = [x for k, v in kw.items() if k != "env_id" for x in (f"--{k.replace('_', '-')}", v)]
+    child = Child("cswm_lib.a3c.collect", kw["env_id"], "--save-path", out, *argv)
+    child.wait_for(lambda: b" 5/300" in child.err or b" 6/300" in child.err)
+    assert child.interrupt(group=True) == 130
+    partial = tmp_path / "cut.h5.partial.npz"
+    assert partial.is_file() and not out.exists() and _leftovers(tmp_path) == []
+    kept = len(np.load(partial)["frames"])
+    assert kept >= 5
+    small = dict(kw, max_episodes=kept + 1, progress=False)  # the next run: continues from the partial
+    import json
+
+    with np.load(partial) as z:  # same parameters, except the length, so the partial applies
+        attrs = json.loads(str(z["attrs"]))
+    assert attrs["num_episodes"] == 300
+    got = load_episodes(collect(CollectConfig(save_path=str(out), **kw | {"progress": False,
+                                                                         "max_episodes": 300})))
+    assert len(got.frames) == 300 and not partial.exists()
+    want = load_episodes(collect(CollectConfig(save_path=str(tmp_path / "whole.h5"), **small)))
+    np.testing.assert_array_equal(got.frames[: kept + 1], want.frames)
+
+
+@pytest.mark.parametrize("name", [case("Ctrl-C to the process group during A3C training", "A3C", "clean")])
+def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path):
+    a3c_train = importlib.import_module("cswm_lib.a3c.train")
+    from cswm_lib.a3c.agent import load_checkpoint, read_curve
+
+    child = Child("cswm_lib.a3c.train", "CartPole-v1", "--folder", tmp_path, "--num-workers", 2,
+                  "--max-frames", 10_000_000, "--checkpoint-every", 10_000_000, "--start-method", "fork",
+                  "--no-progress")
+    child.wait_for(lambda: (tmp_path / "curve.jsonl").is_file() and len(read_curve(tmp_path)) >= 5)
+    assert child.interrupt(group=True) == 130
+    assert _leftovers(tmp_path) == []
+    first = load_checkpoint(tmp_path)  # written on Ctrl-C
+    assert first["frames"] > 0 and first["stats"]["episodes"] >= 5
+    cfg = a3c_train.A3CConfig(env_id="CartPole-v1", num_workers=1, max_frames=first["frames"] + 300,
+                              checkpoint_every=10_000_000, folder=str(tmp_path), progress=False,
+                              start_method="fork")
+    a3c_train.train(cfg)
+    second = load_checkpoint(tmp_path)
+    assert second["frames"] >= first["frames"] + 300
+    assert second["stats"]["episodes"] > first["stats"]["episodes"]
+    curve = read_curve(tmp_path)
+    assert [r["episode"] for r in curve] == list(range(1, len(curve) + 1))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors
+from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, interrupt_guard
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
@@ -281,28 +281,36 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
 
         bar = tqdm(total=cfg.max_episodes, initial=len(episodes), desc=f"collect {cfg.env_id}", unit="ep")
     torch.set_num_threads(1)  # batch-1 forward passes: threads only add overhead
-    while len(episodes) < cfg.max_episodes:
-        attempt = counts["attempts"]
-        rng = attempt_rng(cfg.seed, attempt)
-        burnin = int(rng.integers(cfg.min_burnin, cfg.max_burnin))
-        # the ALE without sticky actions is deterministic given the actions: seed the emulator once
-        ep, reason = collect_episode(env, policy, cfg.env_id, rng, burnin, cfg.num_steps, cfg.eps, blacklist,
-                                     reset_seed=cfg.seed if attempt == 0 else None, burnin_gru=cfg.burnin_gru)
-        counts["attempts"] += 1
-        if ep is None:
-            counts[reason] += 1
-            if counts["attempts"] > 100 * cfg.max_episodes + 1000:
-                raise CswmError(f"{cfg.env_id}: {counts['attempts']} attempts kept only {len(episodes)} "
-                                f"episodes (dropped: {counts}); check --min-burnin/--max-burnin and "
-                                "--check-dup-paths")
-            continue
-        episodes.append(ep)
-        burnins.append(burnin)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(attempts=counts["attempts"], refresh=False)
-        if len(episodes) % cfg.checkpoint_every == 0 and len(episodes) < cfg.max_episodes:
+    try:
+        with interrupt_guard() as guard:
+            while len(episodes) < cfg.max_episodes:
+                attempt = counts["attempts"]
+                rng = attempt_rng(cfg.seed, attempt)
+                burnin = int(rng.integers(cfg.min_burnin, cfg.max_burnin))
+                # the ALE without sticky actions is deterministic given the actions: seed the emulator once
+                ep, reason = collect_episode(env, policy, cfg.env_id, rng, burnin, cfg.num_steps, cfg.eps,
+                                             blacklist, reset_seed=cfg.seed if attempt == 0 else None,
+                                             burnin_gru=cfg.burnin_gru)
+                counts["attempts"] += 1
+                if ep is None:
+                    counts[reason] += 1
+                    if counts["attempts"] > 100 * cfg.max_episodes + 1000:
+                        raise CswmError(f"{cfg.env_id}: {counts['attempts']} attempts kept only "
+                                        f"{len(episodes)} episodes (dropped: {counts}); check "
+                                        "--min-burnin/--max-burnin and --check-dup-paths")
+                    continue
+                guard.check()  # a swallowed Ctrl-C
+                episodes.append(ep)
+                burnins.append(burnin)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(attempts=counts["attempts"], refresh=False)
+                if len(episodes) % cfg.checkpoint_every == 0 and len(episodes) < cfg.max_episodes:
+                    _save_partial(partial, episodes, counts, burnins, want)
+    except KeyboardInterrupt:  # Ctrl-C: keep the episodes kept so far; the next run continues from them
+        if episodes and len(episodes) < cfg.max_episodes:
             _save_partial(partial, episodes, counts, burnins, want)
+        raise
     env.close()
     if bar is not None:
         bar.close()

@@ -40,7 +40,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
 from cswm_lib.a3c.optim import SharedAdam
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors
+from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, ignore_interrupts, interrupt_guard
 
 # --------------------------------------------------------------------------------------------
 # configuration
@@ -203,6 +203,7 @@ def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam,
             seed: int) -> None:
     """The life of one worker process: updates until the frame budget is spent or ``stop`` is set;
     every finished episode goes to ``records`` as ``(rank, return, length, mean entropy)``."""
+    ignore_interrupts()  # Ctrl-C is the coordinator's: it stops the workers and saves a checkpoint
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     actor = Actor(cfg, seed)
@@ -298,8 +299,9 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
     t0 = time.time() - elapsed
     next_ckpt = (start_frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     bar = _progress(cfg, start_frames)
+    interrupted = False
     try:
-        with curve_path.open("a") as log:
+        with interrupt_guard() as guard, curve_path.open("a") as log:
             while True:
                 try:
                     rank, ret, length, entropy = records.get(timeout=0.5)
@@ -319,12 +321,15 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                     bar.set_postfix(episodes=stats.episodes, mean_recent=f"{stats.mean_recent:.1f}",
                                     refresh=False)
                     bar.refresh()
+                guard.check()
                 finished = n >= cfg.max_frames or _reached(cfg, stats)
                 if finished or not any(w.is_alive() for w in workers):
                     break
                 if n >= next_ckpt:
                     _save_checkpoint(folder, cfg, model, optimizer, n, stats, time.time() - t0)
                     next_ckpt = (n // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         stop.set()
         for w in workers:
@@ -333,6 +338,9 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                 w.terminate()
         if bar is not None:
             bar.close()
+    if interrupted:  # Ctrl-C: keep what the workers learnt so far; the next run resumes from it
+        _save_checkpoint(folder, cfg, model, optimizer, frames.value, stats, time.time() - t0)
+        raise KeyboardInterrupt
     crashed = any(w.exitcode not in (0, None) for w in workers)
     if crashed and frames.value < cfg.max_frames and not _reached(cfg, stats):
         raise RuntimeError(f"A3C worker(s) died: exit codes {[w.exitcode for w in workers]}")

@@ -26,7 +26,7 @@ from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
-from cswm_lib.utils import cli_errors, data_dir
+from cswm_lib.utils import cli_errors, data_dir, ignore_interrupts, interrupt_guard
 
 #: The datasets of the original READMEs at full size (the chapters shrink them), that is C-SWM's shapes,
 #: cubes, pong and spaceinvaders, and the negative-sampling fork's immovable worlds and eval files with ids.
@@ -172,18 +172,20 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
     obs_shape = (6 if atari else 3, atari_lib.IMG, atari_lib.IMG)
     state_dim = (128 if atari else 2 * bp.NUM_OBJECTS) if save_state_ids else None
     bar = tqdm(total=E, desc=f"generating {Path(fname).name}", unit="ep", disable=not progress)
-    with EpisodeWriter(fname, E, T, obs_shape, state_dim, attrs, compression) as writer:
+    with interrupt_guard() as guard, \
+            EpisodeWriter(fname, E, T, obs_shape, state_dim, attrs, compression) as writer:
         if num_workers == 1:
             results = map(_chunk, jobs)
             pool = None
         else:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(num_workers)
+            pool = ctx.Pool(num_workers, initializer=ignore_interrupts)  # Ctrl-C is the parent's to handle
             results = pool.imap(_chunk, jobs)
         try:
             for start, (frames, actions, ids) in results:
                 writer.write(start, frames, actions, ids if save_state_ids else None)
                 bar.update(len(frames))
+            guard.check()  # a Ctrl-C swallowed on the way still leaves the old file in place
         finally:
             if pool is not None:
                 pool.terminate()
