@@ -579,6 +579,19 @@ def _table_row(r: dict[str, Any], ks: Sequence[int]) -> dict[str, str]:
             "N": str(r["N"]), "cands": str(r["num_candidates"])} | scores
 
 
+def default_json_name(args: argparse.Namespace) -> str:
+    """``<checkpoint folder>_<dataset>_<mode>_<hash>.json``: the hash covers every setting that changes
+    the scores (and the resolved paths), so evaluations with other settings never overwrite each other."""
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("json", "device", "no_progress")}
+    settings["save_folder"] = str(Path(args.save_folder).resolve())
+    settings["dataset"] = str(Path(args.dataset).resolve())
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{Path(args.save_folder).resolve().name}_{Path(args.dataset).stem}_{args.mode}_{digest}.json"
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from cswm_lib.utils import results_dir, write_json
 
@@ -596,7 +609,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                     help="episode order on original-layout files (default: the preset's, see ORDERS)")
     ap.add_argument("--no-transition", action="store_true", help="predict z_0 (no latent step)")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--json", default=None, help="output JSON (default <results>/evaluate/<folder>.json)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--json", default=None,
+                    help="output JSON (default <results>/evaluate/<folder>_<dataset>_<mode>_<hash>.json)")
     args = ap.parse_args(argv)
 
     for path, what in ((args.save_folder, "checkpoint folder"), (args.dataset, "dataset")):
@@ -614,10 +629,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for steps in args.num_steps:
         r = evaluate(model, episodes, steps, mode=args.mode, dedup=args.dedup, batch_size=args.batch_size,
-                     averaging=args.averaging, ks=ks, no_transition=args.no_transition, order=args.order)
+                     averaging=args.averaging, ks=ks, no_transition=args.no_transition, order=args.order,
+                     progress=not args.no_progress)
         rows.append(r)
     print(format_table([_table_row(r, ks) for r in rows]))
-    out = Path(args.json) if args.json else results_dir() / "evaluate" / f"{Path(args.save_folder).name}.json"
+    out = Path(args.json) if args.json else results_dir() / "evaluate" / default_json_name(args)
     write_json(out, {"save_folder": str(args.save_folder), "dataset": str(args.dataset), "results": rows})
     print(f"wrote {out}")
     return rows

@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -126,6 +127,23 @@ def _config_mismatch(old: dict, new: dict) -> str | None:
     return None
 
 
+def data_fingerprint(episodes: Episodes) -> dict:
+    """What identifies a dataset whatever its path: shapes, generation attributes and a content hash
+    (of every action and of the first and last frame of every episode)."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(episodes.actions).tobytes())
+    h.update(np.ascontiguousarray(episodes.frames[:, [0, -1]]).tobytes())
+    keep = ("env_id", "seed", "num_episodes", "episode_length", "source")
+    return {"shape": list(episodes.frames.shape), "sha256": h.hexdigest()[:16],
+            **{k: str(episodes.attrs[k]) for k in keep if k in episodes.attrs}}
+
+
+def _describe(fp: dict) -> str:
+    name = fp.get("env_id") or fp.get("source") or "data"
+    return f"{name}, frames {fp.get('shape')}, seed {fp.get('seed', '?')}, content {fp.get('sha256')}"
+
+
 def _load_state(path: Path) -> dict:
     """``state.pt`` of an interrupted run, read safely (tensors and plain values only)."""
     state = load_tensors(path, "training state (state.pt)")
@@ -169,12 +187,18 @@ def train(
     run = {k: v for k, v in asdict(config).items()}
     state_path = folder / "state.pt"
     state = _load_state(state_path) if state_path.exists() else None
+    fingerprint = data_fingerprint(episodes)
     nb = -(-episodes.num_transitions // config.batch_size)  # batches per epoch
     if state is not None:
         why = _config_mismatch(state["config"], run)
         if why:
             raise CswmError(
                 f"{folder} holds a run with another config ({why}); use another --name or delete it"
+            )
+        if state.get("data", fingerprint) != fingerprint:
+            raise CswmError(
+                f"{folder} was trained on another dataset ({_describe(state['data'])}) than {config.dataset} "
+                f"({_describe(fingerprint)}); use another --name to train on it"
             )
         if state.get("updates", state["epoch"] * nb) >= total:
             return folder
@@ -218,7 +242,8 @@ def train(
 
     def checkpoint() -> None:
         state = {"model": weights(), "optimizer": opt.state_dict(), "epoch": done // nb, "updates": done,
-                 "best_loss": best, "log": log, "curve": curve, "acc": acc, "config": run}
+                 "best_loss": best, "log": log, "curve": curve, "acc": acc, "config": run,
+                 "data": fingerprint}
         _save(state, state_path)
 
     def evaluate_point() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +153,16 @@ def _chunk(job: tuple[dict[str, Any], int, int]) -> tuple[int, tuple[np.ndarray,
 def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
              save_state_ids: bool = False, num_workers: int | None = None, warmup: int | None = None,
              progress: bool = True, compression: str | None = COMPRESSION,
-             shape_rule: str | None = None) -> Path:
+             shape_rule: str | None = None, overwrite: bool = False) -> Path:
     """Generate ``num_episodes`` random-policy episodes of ``env_id`` into ``fname`` (format v1).
 
     ``num_workers``: processes (default: up to 4 CPU cores, 1 for small jobs). ``shape_rule``: see
-    :func:`dataset_attrs`. Returns the path.
+    :func:`dataset_attrs`. ``fname``'s folder must exist; an existing file there is replaced only if
+    it is one of our datasets or ``overwrite`` is true (see :func:`check_output`). Returns the path.
     """
     attrs = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup, shape_rule)
     E, T = attrs["num_episodes"], attrs["episode_length"]
+    check_output(fname, overwrite, estimate_bytes(E, T, atari, save_state_ids, compression), progress)
     steps_per_chunk = 500 if atari else 2000
     chunk = max(1, min(steps_per_chunk // T, -(-E // 8)))
     jobs = [(attrs, s, min(s + chunk, E)) for s in range(0, E, chunk)]
@@ -172,6 +175,14 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
     obs_shape = (6 if atari else 3, atari_lib.IMG, atari_lib.IMG)
     state_dim = (128 if atari else 2 * bp.NUM_OBJECTS) if save_state_ids else None
     bar = tqdm(total=E, desc=f"generating {Path(fname).name}", unit="ep", disable=not progress)
+    try:
+        _write(jobs, fname, E, T, obs_shape, state_dim, attrs, compression, num_workers, save_state_ids, bar)
+    except OSError as err:  # e.g. the disk filled up after all: the old file is untouched, no .tmp left
+        raise CswmError(f"writing {fname} failed: {err.strerror or str(err).splitlines()[0]}") from None
+    return Path(fname)
+
+
+def _write(jobs, fname, E, T, obs_shape, state_dim, attrs, compression, num_workers, save_state_ids, bar):
     with interrupt_guard() as guard, \
             EpisodeWriter(fname, E, T, obs_shape, state_dim, attrs, compression) as writer:
         if num_workers == 1:
@@ -193,6 +204,53 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
     return Path(fname)
 
 
+def estimate_bytes(num_episodes: int, episode_length: int, atari: bool, save_state_ids: bool,
+                   compression: str | None = COMPRESSION) -> tuple[int, int]:
+    """(likely, at most) size in bytes of a generated file: at most = uncompressed arrays; likely =
+    gzip's typical ratio on these frames (mostly flat background), measured on Shapes/Pong files."""
+    E, T = int(num_episodes), int(episode_length)
+    frames = E * (T + 1) * (6 if atari else 3) * atari_lib.IMG * atari_lib.IMG
+    ids = E * (T + 1) * (128 if atari else 2 * bp.NUM_OBJECTS) * 8 if save_state_ids else 0
+    most = frames + ids + E * T * 8 + 64 * 1024
+    return (most if compression is None else most // 8), most
+
+
+def check_output(fname: str | os.PathLike, overwrite: bool, size: tuple[int, int], show: bool = True) -> None:
+    """One-line errors before any work: ``fname`` must be (or become) a regular file in a writable
+    folder with room for the data; an existing file that is not one of our datasets is replaced only
+    with ``overwrite``."""
+    import shutil
+
+    path = Path(fname)
+    if path.is_dir():
+        raise CswmError(f"--fname {path} is a folder; give a file name such as {path / 'data.h5'}")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise CswmError(f"--fname {path} exists and is not a regular file (a device, pipe or broken "
+                            "link): refusing to write there")
+        if not overwrite:
+            try:
+                ours = read_attrs(path).get("format") == "cswm-book"
+            except CswmError:
+                ours = False
+            if not ours:
+                raise CswmError(f"--fname {path} exists and is not a dataset of ours; pass --overwrite to "
+                                "replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CswmError(f"the folder of --fname does not exist: {parent} (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CswmError(f"cannot write into {parent}: permission denied (read-only folder?)")
+    likely, most = size
+    free = shutil.disk_usage(parent).free
+    if show and most > 2**30:
+        print(f"estimated size of {path.name}: about {likely / 2**20:,.0f} MiB (at most {most / 2**20:,.0f} "
+              f"MiB uncompressed); {free / 2**20:,.0f} MiB free", file=sys.stderr)
+    if free < likely * 1.2:
+        raise CswmError(f"not enough free disk space for {path}: about {likely / 2**20:,.0f} MiB needed, "
+                        f"{free / 2**20:,.0f} MiB free in {parent}")
+
+
 def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int, atari: bool = False,
                    save_state_ids: bool = False, warmup: int | None = None, shape_rule: str | None = None,
                    **kwargs: Any) -> Path:
@@ -210,6 +268,7 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
             have = {}
         if all(have.get(k) == v for k, v in wanted.items()):
             return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup,
                     shape_rule=shape_rule, **kwargs)
 
@@ -243,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape-rule", choices=bp.SHAPE_RULES, default=None,
                    help=f"Shapes pixels (default {bp.DEFAULT_SHAPE_RULE}, as the paper's data)")
     p.add_argument("--num-workers", type=int, default=None, help="processes (default: automatic)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file that is not a dataset")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -256,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         raise CswmError(f"--warmup must be >= 0, got {a.warmup}")
     path = generate(a.env_id, a.fname, a.num_episodes, a.seed, a.atari, a.save_state_ids,
                     num_workers=a.num_workers, warmup=a.warmup, progress=not a.no_progress,
-                    shape_rule=a.shape_rule)
+                    shape_rule=a.shape_rule, overwrite=a.overwrite)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
