@@ -103,6 +103,17 @@ def load_params(path: Path) -> dict[str, Any]:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise CswmError(f"parameter file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise CswmError(f"parameter file {path} must hold a mapping (scale/defaults/chapters), "
+                        f"got a {type(spec).__name__}")
+    if not isinstance(spec.get("defaults") or {}, dict):
+        raise CswmError(f"parameter file {path}: 'defaults' must map names to values, "
+                        f"got {type(spec['defaults']).__name__}")
+    chapters = spec.get("chapters") or {}
+    for name, own in (chapters.items() if isinstance(chapters, dict) else []):
+        if own is not None and not isinstance(own, dict):
+            raise CswmError(f"parameter file {path}: chapter {name!r} must map parameter names to values, "
+                            f"got {own!r}")
     unknown = set(spec) - {"scale", "defaults", "chapters"}
     if unknown or not isinstance(spec.get("chapters", {}), dict):
         raise CswmError(f"parameter file {path}: expected keys scale/defaults/chapters, got {sorted(spec)}")
@@ -318,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     p_conv = sub.add_parser("convert", help="convert every chapter in _toc.yml to .ipynb")
     p_conv.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    for key in ("params", "out"):  # relative to where the user stands, not to the project root
+        if getattr(args, key, None) is not None:
+            setattr(args, key, getattr(args, key).resolve())
     os.chdir(project_root())
     if args.command == "run":
         out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)

@@ -310,6 +310,19 @@ def rank_local(
     return Ranking(rank, top1_dup, torch.zeros(n, dtype=torch.long), ns, num_dup)
 
 
+def _check_ints(**values: Any) -> None:
+    """One-line errors for API arguments of the wrong type (``num_steps=1.5``, ``ks="15"``)."""
+    for name, v in values.items():
+        items = v if name == "ks" and not isinstance(v, (str, bytes)) else [v]
+        if name == "ks" and isinstance(v, (str, bytes)):
+            raise CswmError(f"ks must be a list of whole numbers such as [1, 5, 10], got {v!r}")
+        for x in items:
+            if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+                raise CswmError(f"{name} must be a whole number, got {x!r} ({type(x).__name__})")
+            if x < 1:
+                raise CswmError(f"{name} must be >= 1, got {x}")
+
+
 def scores(ranking: Ranking, ks: Sequence[int] = (1, 5, 10), averaging: str = "mean",
            batch_size: int | None = None) -> dict[str, float]:
     """Hits@k and MRR from a :class:`Ranking`.
@@ -323,7 +336,9 @@ def scores(ranking: Ranking, ks: Sequence[int] = (1, 5, 10), averaging: str = "m
     if averaging not in AVERAGING:
         raise CswmError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
     for k in ks:
-        if not 1 <= k <= ranking.num_candidates:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise CswmError(f"ks must be whole numbers >= 1 (Hits@k counts the k nearest), got {k!r}")
+        if k > ranking.num_candidates:
             raise CswmError(f"Hits@{k} asked for, but each query has {ranking.num_candidates} candidates")
     rank = ranking.effective_rank.double()
     per_query = {f"hits@{k}": (rank < k).double() for k in ks}
@@ -521,6 +536,7 @@ def evaluate(
         raise CswmError(f"dedup={dedup!r} needs ground-truth state ids but {where} has none "
                         "(generate it with save_state_ids=True)")
     T, E = episodes.episode_length, episodes.num_episodes
+    _check_ints(num_steps=num_steps, batch_size=batch_size, ks=ks)
     if not 1 <= num_steps <= T:
         raise CswmError(f"num_steps must be in 1..{T} ({where} has {T} steps per episode), got {num_steps}")
     if batch_size < 1:

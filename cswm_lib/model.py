@@ -25,9 +25,11 @@ The GNN is evaluated in an algebraically equal but cheaper form (see :class:`Tra
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -68,6 +70,19 @@ class ModelConfig:
             raise CswmError(
                 f"input {self.input_shape} is too small for the {self.encoder} encoder (needs >= {f}px)"
             )
+        for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise CswmError(f"{k} must be a whole number, got {v!r} ({type(v).__name__})")
+        for k in ("sigma", "hinge"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+                    or not math.isfinite(v):
+                raise CswmError(f"{k} must be a finite number, got {v!r}")
+        if self.sigma <= 0:
+            raise CswmError(f"sigma must be > 0 (the energy divides by 2 sigma^2), got {self.sigma}")
+        if self.hinge < 0:
+            raise CswmError(f"hinge must be >= 0 (a negative margin penalises no negative), got {self.hinge}")
         if self.num_objects < 1 or self.embedding_dim < 1:
             raise CswmError(
                 f"num_objects and embedding_dim must be >= 1, got {self.num_objects}, {self.embedding_dim}"
@@ -114,7 +129,9 @@ def check_compatible(cfg: ModelConfig | Any, episodes: Episodes, where: str = "t
     n_act = cfg.action_dim if copy_action else cfg.action_dim * cfg.num_objects
     lo = int(episodes.actions.min())
     need = max(int(episodes.attrs.get("num_actions", 0) or 0), int(episodes.actions.max()) + 1)
-    if lo < 0 or need > n_act:
+    if lo < 0:
+        raise CswmError(f"{where} has negative actions (smallest {lo}): actions must be 0..{n_act - 1}")
+    if need > n_act:
         flag = "--action-dim" if copy_action else "--action-dim x --num-objects"
         raise CswmError(
             f"checkpoint/dataset mismatch: the model takes actions 0..{n_act - 1} but {where} has actions "

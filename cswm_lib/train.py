@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -83,6 +85,17 @@ class TrainConfig:
             )
         if self.copy_action and self.ignore_action:
             raise CswmError("--copy-action and --ignore-action exclude each other")
+        for k in ("learning_rate", "beta", "gamma"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise CswmError(f"--{k.replace('_', '-')} must be a finite number, got {v!r}")
+        if self.learning_rate <= 0:
+            raise CswmError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.beta <= 1:
+            raise CswmError(f"--beta (--in-ep-prob) is a probability, so in [0, 1]; got {self.beta}")
+        for k in ("epochs", "batch_size", "num_negatives", "hidden_dim", "seed"):
+            if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), numbers.Integral):
+                raise CswmError(f"--{k.replace('_', '-')} must be a whole number, got {getattr(self, k)!r}")
         for k in ("epochs", "batch_size", "num_negatives", "hidden_dim"):
             if getattr(self, k) < 1:
                 raise CswmError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(self, k)}")
@@ -178,6 +191,9 @@ def train(
     device = get_device(config.device)
     if episodes is None:
         episodes = load_dataset(config.dataset)
+    if episodes.num_episodes < 1 or episodes.episode_length < 1:
+        raise CswmError(f"dataset {config.dataset} has {episodes.num_episodes} episodes of "
+                        f"{episodes.episode_length} steps: nothing to train on")
     mcfg = config.model_config(episodes.obs_shape)
     check_compatible(mcfg, episodes, f"dataset {config.dataset}")
     total = total_updates(config, episodes.num_transitions)
@@ -400,6 +416,13 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         negatives, time_aligned = a.negatives, not a.disable_time_aligned
         if a.custom_neg and negatives == "baseline":
             raise CswmError("--custom-neg asks for dataset negatives but --negatives is baseline")
+    explicit = a.beta if a.beta is not None else a.in_ep_prob
+    if explicit is not None and a.negatives not in (None, "mixed"):
+        raise CswmError(f"--beta/--in-ep-prob {explicit} has no effect with --negatives {a.negatives} "
+                        "(only mixed draws episodic negatives with probability beta); drop it")
+    if explicit is not None and a.negatives is None and not a.custom_neg:
+        raise CswmError(f"--beta/--in-ep-prob {explicit} has no effect without --custom-neg (the baseline "
+                        "permutes the batch); add --custom-neg or drop it")
     kw = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if hasattr(a, f.name)}
     kw.update(
         negatives=negatives,

@@ -27,9 +27,19 @@ def get_device(device: str | None = None) -> torch.device:
     ``CSWM_DEVICE``; otherwise CUDA when available, else the CPU.
     """
     name = device or os.environ.get("CSWM_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    if not isinstance(name, str):
+        raise CswmError(f"device must be a string such as 'cpu' or 'cuda', got {name!r}")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CswmError(f"unknown device {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise CswmError(f"device {name!r} was asked for but CUDA is not available on this machine")
-    return torch.device(name)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CswmError(f"device {name!r} was asked for but there are {torch.cuda.device_count()} GPUs")
+    if dev.type not in ("cpu", "cuda"):
+        raise CswmError(f"device {name!r} is not supported here: expected cpu, cuda or cuda:N")
+    return dev
 
 
 @contextlib.contextmanager
@@ -97,6 +107,12 @@ def results_dir() -> Path:
     return Path(os.environ.get("CSWM_RESULTS") or project_root() / "_build" / "results")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -106,6 +122,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets the usual mode
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -52,7 +52,7 @@ class Episodes:
                 f"actions {list(a.shape)} do not match frames {list(f.shape)}: expected [E, T] "
                 "with T + 1 frames per episode"
             )
-        self.actions = a.astype(np.int64, copy=False)
+        self.actions = whole_actions(a)
         if s is not None:
             if s.ndim != 3 or s.shape[:2] != f.shape[:2]:
                 raise CswmError(
@@ -129,6 +129,19 @@ class Summary:
         return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows)
 
     __repr__ = __str__
+
+
+def whole_actions(a: np.ndarray, where: str = "actions") -> np.ndarray:
+    """``a`` as int64; float actions are accepted only when they hold whole numbers (never truncated)."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            raise CswmError(f"{where}: actions must be whole numbers, got {a[bad].ravel()[0]!r} "
+                            f"({int(bad.sum())} non-integer values)")
+    elif a.dtype.kind not in "iub":
+        raise CswmError(f"{where}: actions must be integers, got dtype {a.dtype}")
+    return a.astype(np.int64, copy=False)
 
 
 def to_float(frames: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cswm_lib import CswmError
-from cswm_lib.data.episodes import Episodes
+from cswm_lib.data.episodes import Episodes, whole_actions
 from cswm_lib.utils import atomic_path
 
 FORMAT = "cswm-book"
@@ -280,7 +280,7 @@ def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
         if not np.allclose(nxt[:-1], obs[1:], atol=1 / 510):
             raise CswmError(f"episode '{k}': next_obs[t] != obs[t+1], the steps are not consecutive")
         frames.append(_to_uint8(np.concatenate([obs, nxt[-1:]]), k))
-        actions.append(np.asarray(act, dtype=np.int64).reshape(len(act)))
+        actions.append(whole_actions(np.asarray(act), f"episode '{k}'").reshape(len(act)))
         if with_ids:
             s, ns = g["state_ids"][()], g["next_state_ids"][()]
             if len(s) != len(obs) or len(ns) != len(obs):
@@ -297,6 +297,9 @@ def _to_uint8(x: np.ndarray, key: str) -> np.ndarray:
     """Floats in [0, 1] -> uint8 by rounding ``x * 255`` (exact for images that were uint8 / 255)."""
     if x.dtype == np.uint8:
         return x
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise CswmError(f"episode '{key}': observations hold {bad} NaN or inf values")
     lo, hi = float(x.min()), float(x.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise CswmError(f"episode '{key}': observations span [{lo:g}, {hi:g}], expected floats in [0, 1]")

@@ -51,6 +51,28 @@ def game_info(game: str) -> AtariGame:
     raise CswmError(f"unknown Atari game {game!r}: expected one of {names}")
 
 
+class CheckedActions(gym.Wrapper):
+    """Refuses actions outside ``0 .. n-1`` with a one-line error: the ALE would index its action
+    set with them (``-1`` silently plays the last action) or fail with a raw ``IndexError``."""
+
+    def step(self, action):
+        n = int(self.env.action_space.n)
+        ok = isinstance(action, (int, np.integer)) and not isinstance(action, (bool, np.bool_))
+        if isinstance(action, np.ndarray) and action.ndim == 0 and action.dtype.kind in "iu":
+            ok, action = True, action.item()
+        if not ok or not 0 <= action < n:
+            game = self.env.spec.id if self.env.spec else "this game"
+            raise CswmError(f"invalid action {action!r} for {game}: expected a whole number in 0..{n - 1}")
+        return self.env.step(int(action))
+
+
+def make_ale(**kwargs) -> gym.Env:
+    """The gymnasium entry point of the paper's Atari ids: ale-py's env with checked actions."""
+    from ale_py.env import AtariEnv
+
+    return CheckedActions(AtariEnv(**kwargs))
+
+
 def register_atari() -> None:
     """Register ``PongDeterministic-v4`` and ``SpaceInvadersDeterministic-v4`` (idempotent)."""
     for g in GAMES.values():
@@ -58,7 +80,7 @@ def register_atari() -> None:
             continue
         gym.register(
             id=g.env_id,
-            entry_point="ale_py.env:AtariEnv",
+            entry_point="cswm_lib.envs.atari:make_ale",
             kwargs=dict(
                 game=g.game,
                 obs_type="rgb",
