@@ -23,8 +23,9 @@ from tiny_worlds import tiny_episodes
 
 from cswm_lib import CswmError
 
-KINDS = ("clean", "traceback", "silent", "lost", "executed")
-#: case id -> (category, behaviour before issue 15: one of KINDS; "executed" = a file ran code)
+KINDS = ("clean", "traceback", "silent", "lost", "executed", "misleading")
+#: case id -> (category, behaviour before issue 15: one of KINDS; "executed" = a file ran code,
+#: "misleading" = a one-line error whose message pointed at the wrong thing)
 CASES: dict[str, tuple[str, str]] = {}
 
 
@@ -56,6 +57,7 @@ def cli(main, argv, capsys, code: int = 2) -> str:
 # ------------------------------------------------------------------------------------------------
 # checkpoints: crafted pickles run no code
 
+
 class _Payload:
     """Unpickling this calls ``open(marker, "w")``: proof of code execution is the marker file."""
 
@@ -78,14 +80,29 @@ def trained(tmp_path_factory) -> Path:
     from cswm_lib.train import TrainConfig, train
 
     folder = tmp_path_factory.mktemp("ckpt")
-    cfg = TrainConfig(dataset="tiny.h5", save_folder=str(folder), name="run", hidden_dim=16, num_objects=2,
-                      batch_size=8, epochs=1, progress=False, device="cpu")
+    cfg = TrainConfig(
+        dataset="tiny.h5",
+        save_folder=str(folder),
+        name="run",
+        hidden_dim=16,
+        num_objects=2,
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        device="cpu",
+    )
     return train(cfg, tiny_episodes(E=2, T=4))
 
 
-CRAFTED = [case(f"crafted pickle in {n}", "checkpoints", b) for n, b in
-           [("state.pt", "executed"), ("A3C checkpoint.pt", "executed"), ("model.pt", "clean"),
-            ("metadata.pkl", "clean")]]
+CRAFTED = [
+    case(f"crafted pickle in {n}", "checkpoints", b)
+    for n, b in [
+        ("state.pt", "executed"),
+        ("A3C checkpoint.pt", "executed"),
+        ("model.pt", "clean"),
+        ("metadata.pkl", "clean"),
+    ]
+]
 
 
 @pytest.mark.parametrize("name", CRAFTED)
@@ -117,8 +134,17 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
         state["log"].append(_Payload(marker))
         torch.save(state, folder / "state.pt")
         _live(marker, lambda: torch.load(folder / "state.pt", weights_only=False))
-        cfg = TrainConfig(dataset="tiny.h5", save_folder=str(tmp_path), name="run", hidden_dim=16,
-                          num_objects=2, batch_size=8, epochs=2, progress=False, device="cpu")
+        cfg = TrainConfig(
+            dataset="tiny.h5",
+            save_folder=str(tmp_path),
+            name="run",
+            hidden_dim=16,
+            num_objects=2,
+            batch_size=8,
+            epochs=2,
+            progress=False,
+            device="cpu",
+        )
         before = (folder / "model.pt").read_bytes()
         with pytest.raises(CswmError) as err:
             train(cfg, tiny_episodes(E=2, T=4))
@@ -126,16 +152,29 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
     else:
         a3c = tmp_path / "a3c"
         a3c.mkdir()
-        torch.save({"config": {"env_id": "CartPole-v1"}, "model": _Payload(marker), "optimizer": {},
-                    "frames": 0, "stats": {}, "elapsed": 0.0}, a3c / "checkpoint.pt")
+        torch.save(
+            {
+                "config": {"env_id": "CartPole-v1"},
+                "model": _Payload(marker),
+                "optimizer": {},
+                "frames": 0,
+                "stats": {},
+                "elapsed": 0.0,
+            },
+            a3c / "checkpoint.pt",
+        )
         _live(marker, lambda: torch.load(a3c / "checkpoint.pt", weights_only=False))
         with pytest.raises(CswmError) as err:
             importlib.import_module("cswm_lib.a3c.agent").load_policy(a3c)
-        msg = cli(a3c_collect.main, ["PongDeterministic-v4", "--save-path", tmp_path / "x.h5",
-                                     "--agent", a3c, "--max-episodes", "1"], capsys)
+        msg = cli(
+            a3c_collect.main,
+            ["PongDeterministic-v4", "--save-path", tmp_path / "x.h5", "--agent", a3c, "--max-episodes", "1"],
+            capsys,
+        )
         assert "checkpoint.pt is not a valid or trusted" in msg
-        msg = cli(a3c_train.main, ["CartPole-v1", "--folder", a3c, "--num-workers", "1", "--no-progress"],
-                  capsys)
+        msg = cli(
+            a3c_train.main, ["CartPole-v1", "--folder", a3c, "--num-workers", "1", "--no-progress"], capsys
+        )
         assert "checkpoint.pt is not a valid or trusted" in msg
         assert not (tmp_path / "x.h5").exists()
     assert "not a valid" in one_line(err.value) or "not allowed" in str(err.value)
@@ -145,6 +184,7 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
 # ------------------------------------------------------------------------------------------------
 # Ctrl-C: a real SIGINT to the main process or to the whole process group (a terminal's Ctrl-C)
 
+
 class Child:
     """A CLI in its own session; stderr is collected by a thread so the test can wait for progress."""
 
@@ -153,8 +193,12 @@ class Child:
         import sys
         import threading
 
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *map(str, argv)], start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *map(str, argv)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self.err = b""
 
         def pump():
@@ -193,16 +237,27 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
 
 
-GENERATE_INTERRUPTS = [case("Ctrl-C to the main process of a 2-worker generate", "generation", "lost"),
-                       case("Ctrl-C to the process group of a 2-worker generate", "generation", "lost")]
+GENERATE_INTERRUPTS = [
+    case("Ctrl-C to the main process of a 2-worker generate", "generation", "lost"),
+    case("Ctrl-C to the process group of a 2-worker generate", "generation", "lost"),
+]
 
 
 @pytest.mark.parametrize("name", GENERATE_INTERRUPTS)
 def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
     out = tmp_path / "shapes.h5"
     out.write_bytes(b"the previous output")
-    child = Child("cswm_lib.data.generate", "--env-id", "ShapesTrain-v0", "--fname", out,
-                  "--num-episodes", 400, "--num-workers", 2)
+    child = Child(
+        "cswm_lib.data.generate",
+        "--env-id",
+        "ShapesTrain-v0",
+        "--fname",
+        out,
+        "--num-episodes",
+        400,
+        "--num-workers",
+        2,
+    )
     child.wait_for(lambda: b" 20/400" in child.err or b" 40/400" in child.err)  # chunks are arriving
     assert child.interrupt(group="group" in name) == 130
     assert out.read_bytes() == b"the previous output"
@@ -219,8 +274,9 @@ def test_ctrl_c_during_training_resumes_bit_identically(name, tmp_path):
     from cswm_lib.train import TrainConfig, read_log, train
 
     data = save_episodes(tiny_episodes(E=4, T=8), tmp_path / "tiny.h5")
-    flags = dict(dataset=data, save_folder=tmp_path, name="cut", hidden_dim=16, num_objects=2,
-                 batch_size=8, seed=3)
+    flags = dict(
+        dataset=data, save_folder=tmp_path, name="cut", hidden_dim=16, num_objects=2, batch_size=8, seed=3
+    )
     argv = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", v)]
     child = Child("cswm_lib.train", *argv, "--epochs", 2000, "--device", "cpu", "--no-progress")
     folder = tmp_path / "cut"
@@ -242,8 +298,17 @@ def test_ctrl_c_during_collection_saves_a_partial_that_the_next_run_uses(name, t
     from cswm_lib.a3c.collect import CollectConfig, collect
     from cswm_lib.data.hdf5 import load_episodes
 
-    kw = dict(env_id="SpaceInvadersDeterministic-v4", min_burnin=1, max_burnin=3, max_episodes=300,
-              num_steps=2, eps=0.5, seed=5, agent="random", checkpoint_every=1000)
+    kw = dict(
+        env_id="SpaceInvadersDeterministic-v4",
+        min_burnin=1,
+        max_burnin=3,
+        max_episodes=300,
+        num_steps=2,
+        eps=0.5,
+        seed=5,
+        agent="random",
+        checkpoint_every=1000,
+    )
     out = tmp_path / "cut.h5"
     argv = [x for k, v in kw.items() if k != "env_id" for x in (f"--{k.replace('_', '-')}", v)]
     child = Child("cswm_lib.a3c.collect", kw["env_id"], "--save-path", out, *argv)
@@ -259,8 +324,9 @@ def test_ctrl_c_during_collection_saves_a_partial_that_the_next_run_uses(name, t
     with np.load(partial) as z:  # same parameters, except the length, so the partial applies
         attrs = json.loads(str(z["attrs"]))
     assert attrs["num_episodes"] == 300
-    got = load_episodes(collect(CollectConfig(save_path=str(out), **kw | {"progress": False,
-                                                                         "max_episodes": 300})))
+    got = load_episodes(
+        collect(CollectConfig(save_path=str(out), **kw | {"progress": False, "max_episodes": 300}))
+    )
     assert len(got.frames) == 300 and not partial.exists()
     want = load_episodes(collect(CollectConfig(save_path=str(tmp_path / "whole.h5"), **small)))
     np.testing.assert_array_equal(got.frames[: kept + 1], want.frames)
@@ -271,17 +337,35 @@ def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path
     a3c_train = importlib.import_module("cswm_lib.a3c.train")
     from cswm_lib.a3c.agent import load_checkpoint, read_curve
 
-    child = Child("cswm_lib.a3c.train", "CartPole-v1", "--folder", tmp_path, "--num-workers", 2,
-                  "--max-frames", 10_000_000, "--checkpoint-every", 10_000_000, "--start-method", "fork",
-                  "--no-progress")
+    child = Child(
+        "cswm_lib.a3c.train",
+        "CartPole-v1",
+        "--folder",
+        tmp_path,
+        "--num-workers",
+        2,
+        "--max-frames",
+        10_000_000,
+        "--checkpoint-every",
+        10_000_000,
+        "--start-method",
+        "fork",
+        "--no-progress",
+    )
     child.wait_for(lambda: (tmp_path / "curve.jsonl").is_file() and len(read_curve(tmp_path)) >= 5)
     assert child.interrupt(group=True) == 130
     assert _leftovers(tmp_path) == []
     first = load_checkpoint(tmp_path)  # written on Ctrl-C
     assert first["frames"] > 0 and first["stats"]["episodes"] >= 5
-    cfg = a3c_train.A3CConfig(env_id="CartPole-v1", num_workers=1, max_frames=first["frames"] + 300,
-                              checkpoint_every=10_000_000, folder=str(tmp_path), progress=False,
-                              start_method="fork")
+    cfg = a3c_train.A3CConfig(
+        env_id="CartPole-v1",
+        num_workers=1,
+        max_frames=first["frames"] + 300,
+        checkpoint_every=10_000_000,
+        folder=str(tmp_path),
+        progress=False,
+        start_method="fork",
+    )
     a3c_train.train(cfg)
     second = load_checkpoint(tmp_path)
     assert second["frames"] >= first["frames"] + 300
@@ -291,7 +375,560 @@ def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path
 
 
 # ------------------------------------------------------------------------------------------------
+# API cases: each raises a one-line CswmError (type + message asserted) and leaves nothing behind
+
+
+def _h5(tmp_path: Path, name: str = "d.h5", **kw) -> Path:
+    from cswm_lib.data.hdf5 import save_episodes
+
+    return save_episodes(tiny_episodes(**{"E": 2, "T": 4, **kw}), tmp_path / name)
+
+
+def _original(tmp_path: Path, frames=None, actions=None) -> Path:
+    import h5py
+
+    path = tmp_path / "orig.h5"
+    obs = np.zeros((5, 3, 50, 50), np.float32) if frames is None else frames
+    with h5py.File(path, "w") as f:
+        g = f.create_group("0")
+        g["obs"], g["next_obs"] = obs[:-1], obs[1:]
+        g["action"] = np.arange(4) if actions is None else actions
+    return path
+
+
+def _train(tmp_path: Path, episodes=None, **kw):
+    from cswm_lib.train import TrainConfig, train
+
+    base = dict(
+        dataset=str(tmp_path / "d.h5"),
+        save_folder=str(tmp_path),
+        name="run",
+        hidden_dim=16,
+        num_objects=2,
+        batch_size=8,
+        epochs=1,
+        progress=False,
+        device="cpu",
+    )
+    return train(TrainConfig(**{**base, **kw}), episodes)
+
+
+def _load_episodes(path):
+    from cswm_lib.data.hdf5 import load_episodes
+
+    return load_episodes(path)
+
+
+def _episodes(**kw):
+    from cswm_lib.data.episodes import Episodes
+
+    e = tiny_episodes(E=2, T=4)
+    return Episodes(**{"frames": e.frames, "actions": e.actions, **kw})
+
+
+def _atari_step(action):
+    import gymnasium as gym
+
+    import cswm_lib.envs  # noqa: F401  (registers the paper's Atari ids)
+
+    env = gym.make("PongDeterministic-v4")
+    env.reset(seed=0)
+    try:
+        env.step(action)
+    finally:
+        env.close()
+
+
+def _model_folder(tmp_path: Path, trained: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(trained, tmp_path / "ckpt"))
+
+
+def _evaluate(tmp_path, trained, **kw):
+    from cswm_lib.checkpoint import load_model
+    from cswm_lib.evaluate import evaluate
+
+    model = load_model(trained, "cpu")
+    eps = tiny_episodes(E=4, T=4)
+    return evaluate(model, eps, **{"num_steps": 1, **kw})
+
+
+def _params(tmp_path: Path, text: str) -> dict:
+    from cswm_lib.book import load_params
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return load_params(path)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+API = [  # (case, category, before, call(tmp_path, trained), message pattern)
+    (
+        "0-episode dataset",
+        "datasets",
+        "traceback",
+        lambda t, m: _train(
+            t,
+            tiny_episodes(E=2, T=4).__class__(
+                np.zeros((0, 5, 3, 50, 50), np.uint8), np.zeros((0, 4), np.int64)
+            ),
+        ),
+        "has 0 episodes of 4 steps: nothing to train on",
+    ),
+    (
+        "0-step dataset",
+        "datasets",
+        "traceback",
+        lambda t, m: _train(
+            t,
+            tiny_episodes(E=2, T=4).__class__(
+                np.zeros((2, 1, 3, 50, 50), np.uint8), np.zeros((2, 0), np.int64)
+            ),
+        ),
+        "has 2 episodes of 0 steps",
+    ),
+    (
+        "NaN frames in an original-layout file",
+        "datasets",
+        "silent",
+        lambda t, m: _load_episodes(_original(t, frames=np.full((5, 3, 50, 50), np.nan, np.float32))),
+        "NaN or inf values",
+    ),
+    (
+        "float actions in an original-layout file",
+        "datasets",
+        "silent",
+        lambda t, m: _load_episodes(_original(t, actions=np.array([0.0, 1.5, 2.0, 3.0]))),
+        "actions must be whole numbers, got 1.5",
+    ),
+    (
+        "float actions in Episodes",
+        "datasets",
+        "silent",
+        lambda t, m: _episodes(actions=np.full((2, 4), 0.7)),
+        "actions must be whole numbers",
+    ),
+    ("missing dataset file", "datasets", "clean", lambda t, m: _load_episodes(t / "nope.h5"), "not found"),
+    ("dataset path is a folder", "datasets", "clean", lambda t, m: _load_episodes(t), "is a directory"),
+    (
+        "random bytes as a dataset",
+        "datasets",
+        "clean",
+        lambda t, m: _load_episodes(_write(t / "x.h5", b"\x89HDF-not-really" * 50)),
+        "not a valid HDF5 file",
+    ),
+    (
+        "truncated dataset",
+        "datasets",
+        "clean",
+        lambda t, m: _load_episodes(_write(t / "x.h5", _h5(t).read_bytes()[:3000])),
+        "cannot read",
+    ),
+    (
+        "HDF5 file of another layout",
+        "datasets",
+        "clean",
+        lambda t, m: _load_episodes(_h5_foreign(t)),
+        "is neither a cswm-book dataset",
+    ),
+    (
+        "frames that are not uint8",
+        "datasets",
+        "clean",
+        lambda t, m: _episodes(frames=np.zeros((2, 5, 3, 50, 50), np.float32)),
+        "frames must be uint8",
+    ),
+    (
+        "actions that do not match the frames",
+        "datasets",
+        "clean",
+        lambda t, m: _episodes(actions=np.zeros((2, 7), np.int64)),
+        "do not match frames",
+    ),
+    ("Atari step(-1)", "envs", "silent", lambda t, m: _atari_step(-1), r"invalid action -1 .* 0\.\.5"),
+    ("Atari step(6)", "envs", "traceback", lambda t, m: _atari_step(6), "invalid action 6"),
+    ("Atari step(2.5)", "envs", "traceback", lambda t, m: _atari_step(2.5), "invalid action 2.5"),
+    ("Atari step(None)", "envs", "traceback", lambda t, m: _atari_step(None), "invalid action None"),
+    ("block pushing step(99)", "envs", "clean", lambda t, m: _shapes_step(99), "invalid action 99"),
+    (
+        "unknown Atari game",
+        "envs",
+        "clean",
+        lambda t, m: __import__("cswm_lib.envs.atari", fromlist=["x"]).game_info("tetris"),
+        "unknown Atari game",
+    ),
+    (
+        "learning rate 0",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), learning_rate=0.0),
+        "--learning-rate must be > 0",
+    ),
+    (
+        "learning rate nan",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), learning_rate=float("nan")),
+        "must be a finite number",
+    ),
+    (
+        "sigma 0",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), sigma=0.0),
+        "sigma must be > 0",
+    ),
+    (
+        "negative hinge",
+        "training",
+        "silent",
+        lambda t, m: _train(t, tiny_episodes(), hinge=-1.0),
+        "hinge must be >= 0",
+    ),
+    (
+        "device='cuda' without CUDA (API)",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), device="cuda"),
+        "CUDA is not available",
+    ),
+    (
+        "device='mps' (API)",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), device="mps"),
+        "not supported here",
+    ),
+    (
+        "epochs = 1.5 (API)",
+        "training",
+        "traceback",
+        lambda t, m: _train(t, tiny_episodes(), epochs=1.5),
+        "--epochs must be a whole number",
+    ),
+    (
+        "num_objects too small for the actions",
+        "training",
+        "clean",
+        lambda t, m: _train(t, tiny_episodes(K=2), num_objects=1),
+        "has 8 actions but --action-dim x --num-objects",
+    ),
+    (
+        "negative actions",
+        "training",
+        "misleading",
+        lambda t, m: _train(t, _episodes(actions=-np.ones((2, 4), np.int64))),
+        "has negative actions",
+    ),
+    (
+        "unknown encoder",
+        "training",
+        "clean",
+        lambda t, m: _train(t, tiny_episodes(), encoder="huge"),
+        "unknown encoder",
+    ),
+    (
+        "epochs 0",
+        "training",
+        "clean",
+        lambda t, m: _train(t, tiny_episodes(), epochs=0),
+        "--epochs must be >= 1",
+    ),
+    (
+        "unknown negatives",
+        "training",
+        "clean",
+        lambda t, m: _train(t, tiny_episodes(), negatives="x"),
+        "unknown --negatives",
+    ),
+    (
+        "beta outside [0, 1]",
+        "training",
+        "clean",
+        lambda t, m: _train(t, tiny_episodes(), beta=2.0),
+        "is a probability",
+    ),
+    (
+        "random bytes as model.pt",
+        "checkpoints",
+        "traceback",
+        lambda t, m: _load_model(_corrupt(_model_folder(t, m), "model.pt")),
+        "model.pt is not a valid or trusted",
+    ),
+    (
+        "truncated model.pt",
+        "checkpoints",
+        "clean",
+        lambda t, m: _load_model(_truncate(_model_folder(t, m), "model.pt")),
+        "model.pt is not a valid or trusted",
+    ),
+    (
+        "config.json broken",
+        "checkpoints",
+        "traceback",
+        lambda t, m: _load_model(_corrupt(_model_folder(t, m), "config.json")),
+        "is not a valid config.json",
+    ),
+    (
+        "config.json without model",
+        "checkpoints",
+        "traceback",
+        lambda t, m: _load_model(_replace(_model_folder(t, m), "config.json", b'{"train": {}}')),
+        "has no 'model' section",
+    ),
+    (
+        "config.json with a bad model setting",
+        "checkpoints",
+        "clean",
+        lambda t, m: _load_model(
+            _replace(_model_folder(t, m), "config.json", b'{"model": {"encoder": "x"}}')
+        ),
+        "unknown encoder",
+    ),
+    ("no model.pt", "checkpoints", "clean", lambda t, m: _load_model(t), "no model.pt"),
+    (
+        "model.pt and config.json disagree",
+        "checkpoints",
+        "clean",
+        lambda t, m: _load_model(m, num_objects=3),
+        "was trained with num_objects = 2",
+    ),
+    (
+        "garbage metadata.pkl",
+        "checkpoints",
+        "clean",
+        lambda t, m: _load_model(_original_folder(_model_folder(t, m), b"garbage")),
+        "not an original C-SWM",
+    ),
+    (
+        "k = 0",
+        "evaluation",
+        "misleading",
+        lambda t, m: _evaluate(t, m, ks=[0]),
+        "ks must be >= 1, got 0",
+    ),
+    ("ks='15'", "evaluation", "traceback", lambda t, m: _evaluate(t, m, ks="15"), "ks must be a list"),
+    (
+        "num_steps=1.5",
+        "evaluation",
+        "traceback",
+        lambda t, m: _evaluate(t, m, num_steps=1.5),
+        "num_steps must be a whole number",
+    ),
+    (
+        "num_steps beyond the episodes",
+        "evaluation",
+        "clean",
+        lambda t, m: _evaluate(t, m, num_steps=9),
+        "num_steps must be in 1..4",
+    ),
+    (
+        "dedup without state ids",
+        "evaluation",
+        "clean",
+        lambda t, m: _evaluate_no_ids(m),
+        "needs ground-truth state ids",
+    ),
+    ("unknown mode", "evaluation", "clean", lambda t, m: _evaluate(t, m, mode="x"), "mode must be one of"),
+    (
+        "Hits@k beyond the candidates",
+        "evaluation",
+        "clean",
+        lambda t, m: _evaluate(t, m, ks=[50]),
+        "Hits@50 asked for",
+    ),
+    (
+        "YAML holding just a string",
+        "book runner",
+        "misleading",
+        lambda t, m: _params(t, "just a string\n"),
+        "must hold a mapping",
+    ),
+    (
+        "defaults: [1, 2]",
+        "book runner",
+        "traceback",
+        lambda t, m: _params(t, "defaults: [1, 2]\n"),
+        "'defaults' must map names",
+    ),
+    (
+        "a chapter mapped to a scalar",
+        "book runner",
+        "traceback",
+        lambda t, m: _params(t, "chapters:\n  04_model: 3\n"),
+        "chapter '04_model' must map",
+    ),
+    (
+        "missing parameter file",
+        "book runner",
+        "clean",
+        lambda t, m: __import__("cswm_lib.book", fromlist=["x"]).load_params(t / "no.yaml"),
+        "not found",
+    ),
+    ("invalid YAML", "book runner", "clean", lambda t, m: _params(t, "a: [1,\n"), "is not valid YAML"),
+    (
+        "unknown top-level key",
+        "book runner",
+        "clean",
+        lambda t, m: _params(t, "scal: cpu\n"),
+        "expected keys scale/defaults/chapters",
+    ),
+    (
+        "truncated A3C checkpoint.pt",
+        "A3C",
+        "traceback",
+        lambda t, m: _a3c_load(_write(t / "checkpoint.pt", b"PK\x03\x04" + b"\0" * 40)),
+        "is not a valid or trusted",
+    ),
+    (
+        "A3C checkpoint.pt of another kind",
+        "A3C",
+        "traceback",
+        lambda t, m: _a3c_load(_torch_file(t / "checkpoint.pt", {"model": {}})),
+        "is not an A3C checkpoint",
+    ),
+    ("no A3C checkpoint", "A3C", "clean", lambda t, m: _a3c_load(t / "checkpoint.pt"), "no A3C checkpoint"),
+    (
+        "corrupt partial collection",
+        "A3C",
+        "traceback",
+        lambda t, m: _partial(t),
+        "is not a valid partial collection",
+    ),
+    (
+        "collection with a non-Atari id",
+        "A3C",
+        "clean",
+        lambda t, m: _collect(t, env_id="CartPole-v1"),
+        "collection needs an Atari id",
+    ),
+    (
+        "collection with min-burnin >= max-burnin",
+        "A3C",
+        "clean",
+        lambda t, m: _collect(t, min_burnin=5, max_burnin=5),
+        "need 0 <= --min-burnin < --max-burnin",
+    ),
+    ("collection with eps > 1", "A3C", "clean", lambda t, m: _collect(t, eps=1.5), "--eps must be in"),
+    (
+        "A3C with 0 workers",
+        "A3C",
+        "clean",
+        lambda t, m: _a3c_train(t, num_workers=0),
+        "num_workers must be >= 1",
+    ),
+]
+API_CASES = [(case(n, c, b), call, pat) for n, c, b, call, pat in API]
+
+
+def _shapes_step(action):
+    import gymnasium as gym
+
+    import cswm_lib.envs  # noqa: F401
+
+    env = gym.make("ShapesTrain-v0", disable_env_checker=True)
+    env.reset(seed=0)
+    env.unwrapped.step(action)
+
+
+def _h5_foreign(tmp_path: Path) -> Path:
+    import h5py
+
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["data"] = np.zeros(3)
+    return tmp_path / "foreign.h5"
+
+
+def _load_model(folder, **kw):
+    from cswm_lib.checkpoint import load_model
+
+    return load_model(folder, "cpu", **kw)
+
+
+def _corrupt(folder: Path, name: str) -> Path:
+    (folder / name).write_bytes(np.random.default_rng(0).bytes(4000))
+    return folder
+
+
+def _truncate(folder: Path, name: str) -> Path:
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def _replace(folder: Path, name: str, data: bytes) -> Path:
+    (folder / name).write_bytes(data)
+    return folder
+
+
+def _original_folder(folder: Path, data: bytes) -> Path:
+    (folder / "config.json").unlink()
+    (folder / "metadata.pkl").write_bytes(data)
+    return folder
+
+
+def _evaluate_no_ids(trained):
+    from cswm_lib.checkpoint import load_model
+    from cswm_lib.data.episodes import Episodes
+    from cswm_lib.evaluate import evaluate
+
+    e = tiny_episodes(E=4, T=4)
+    return evaluate(load_model(trained, "cpu"), Episodes(e.frames, e.actions), 1, dedup="published")
+
+
+def _a3c_load(path: Path):
+    return importlib.import_module("cswm_lib.a3c.agent").load_checkpoint(path.parent)
+
+
+def _torch_file(path: Path, obj) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def _collect(tmp_path: Path, **kw):
+    from cswm_lib.a3c.collect import CollectConfig, collect
+
+    base = dict(
+        env_id="PongDeterministic-v4",
+        save_path=str(tmp_path / "c.h5"),
+        max_episodes=1,
+        agent="random",
+        progress=False,
+    )
+    return collect(CollectConfig(**{**base, **kw}))
+
+
+def _partial(tmp_path: Path):
+    (tmp_path / "c.h5.partial.npz").write_bytes(b"PK\x03\x04 not a zip")
+    return _collect(tmp_path, min_burnin=1, max_burnin=2, num_steps=1)
+
+
+def _a3c_train(tmp_path: Path, **kw):
+    a3c = importlib.import_module("cswm_lib.a3c.train")
+    return a3c.train(a3c.A3CConfig(**{"env_id": "CartPole-v1", "folder": str(tmp_path), **kw}))
+
+
+@pytest.mark.parametrize(("name", "call", "pattern"), API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_bad_input_is_one_line(name, call, pattern, tmp_path, trained):
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(CswmError, match=pattern) as err:
+        call(tmp_path, trained)
+    one_line(err.value)
+    after = sorted(p.name for p in tmp_path.rglob("*"))
+    made = set(after) - set(before)
+    assert not {p for p in made if p.endswith(".tmp")}, made
+    if name in ("0-episode dataset", "0-step dataset"):
+        assert not (tmp_path / "run").exists()  # no folder holding only config.json
+
+
+# ------------------------------------------------------------------------------------------------
 # the case list itself
+
 
 def _used_cases() -> set[str]:
     used = set()

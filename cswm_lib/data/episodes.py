@@ -137,7 +137,7 @@ def whole_actions(a: np.ndarray, where: str = "actions") -> np.ndarray:
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
-            raise CswmError(f"{where}: actions must be whole numbers, got {a[bad].ravel()[0]!r} "
+            raise CswmError(f"{where}: actions must be whole numbers, got {a[bad].ravel()[0].item()!r} "
                             f"({int(bad.sum())} non-integer values)")
     elif a.dtype.kind not in "iub":
         raise CswmError(f"{where}: actions must be integers, got dtype {a.dtype}")

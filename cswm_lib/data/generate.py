@@ -269,6 +269,7 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
         if all(have.get(k) == v for k, v in wanted.items()):
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("overwrite", True)  # the path is ensure_dataset's to manage: a foreign file is replaced
     return generate(env_id, path, num_episodes, seed, atari, save_state_ids, warmup=warmup,
                     shape_rule=shape_rule, **kwargs)
 

@@ -277,6 +277,10 @@ def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
                 f"episode '{k}' has {len(obs)} steps but episode '{keys[0]}' has {frames[0].shape[0] - 1}: "
                 "all episodes must have the same length"
             )
+        for x in (obs, nxt):
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                bad = int((~np.isfinite(x)).sum())
+                raise CswmError(f"episode '{k}': observations hold {bad} NaN or inf values")
         if not np.allclose(nxt[:-1], obs[1:], atol=1 / 510):
             raise CswmError(f"episode '{k}': next_obs[t] != obs[t+1], the steps are not consecutive")
         frames.append(_to_uint8(np.concatenate([obs, nxt[-1:]]), k))
