@@ -52,10 +52,19 @@ import time
 import matplotlib.pyplot as plt
 import torch
 import yaml
+from IPython.display import Markdown
 
 import cswm_lib
 from cswm_lib.book import save_results, toc_chapters
-from cswm_lib.utils import checkpoints_dir, data_dir, get_device, project_root, results_dir, set_seed
+from cswm_lib.utils import (
+    checkpoints_dir,
+    data_dir,
+    format_table,
+    get_device,
+    project_root,
+    results_dir,
+    set_seed,
+)
 
 # %% [markdown]
 # ## Device
@@ -141,7 +150,10 @@ for name, path in [
     ("checkpoints", checkpoints_dir()),
     ("results", results_dir()),
 ]:
-    print(f"{name:>12}: {path}")
+    # relative to the project root: the page never shows the build machine's paths
+    root = project_root()
+    where = path.relative_to(root) if path.is_relative_to(root) else "(outside the project)"
+    print(f"{name:>12}: {'.' if path == root else where}")
 
 # %% [markdown]
 # (sec-scales)=
@@ -170,11 +182,15 @@ for name, path in [
 # %%
 print(f"scale = {scale!r}")
 params_dir = project_root() / "book" / "params"
+book_chapters = [c.stem for c in toc_chapters() if c.suffix == ".py"]
+rows = []
 for path in sorted(params_dir.glob("*.yaml")):
     spec = yaml.safe_load(path.read_text())
-    chapters = spec.get("chapters") or {}
-    print(f"{path.name:>10}: scale={spec.get('scale')!r}, chapters with values: {sorted(chapters)}")
-print("chapters in this book:", [c.stem for c in toc_chapters()])
+    chapters = sorted(c[:2] for c in spec.get("chapters") or {})
+    rows.append({"parameter file": f"`{path.name}`", "scale": spec.get("scale"),
+                 "chapters with values": ", ".join(chapters)})
+print(f"{len(book_chapters)} chapters: {book_chapters[0]} ... {book_chapters[-1]}")
+Markdown(format_table(rows))
 
 # %% [markdown]
 # (sec-scale-out)=

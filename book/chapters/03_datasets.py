@@ -38,12 +38,13 @@ import time
 
 import h5py
 import matplotlib.pyplot as plt
+from IPython.display import Markdown
 
 from cswm_lib.book import save_results
 from cswm_lib.data import stats
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes, save_original_layout
-from cswm_lib.utils import data_dir
+from cswm_lib.utils import data_dir, format_table
 
 # %% [markdown]
 # ## Generating the datasets
@@ -64,12 +65,15 @@ from cswm_lib.utils import data_dir
 # renamed when complete, and a file whose stored parameters match the request is reused.
 
 # %%
-print(f"{'dataset':20s} {'env id':30s} {'episodes':>8s} {'seed':>4s}  flags")
+rows = []
 for name in datasets:
     spec = README_DATASETS[name]
-    flags = " ".join(f"--{k.replace('_', '-')}" for k in ("atari", "save_state_ids") if spec.get(k))
+    flags = " ".join(f"`--{k.replace('_', '-')}`" for k in ("atari", "save_state_ids")
+                     if spec.get(k))
     n = min(spec["num_episodes"], max(min_episodes, spec["num_episodes"] // divisor))
-    print(f"{name:20s} {spec['env_id']:30s} {n:8d} {spec['seed']:4d}  {flags}")
+    rows.append({"dataset": name, "env id": spec["env_id"], "episodes": n,
+                 "seed": spec["seed"], "flags": flags})
+Markdown(format_table(rows))
 
 # %%
 paths, gen_seconds = {}, {}
@@ -77,7 +81,7 @@ for name in datasets:
     t0 = time.perf_counter()
     paths[name] = readme_dataset(name, divisor, min_episodes, num_workers=num_workers, progress=False)
     gen_seconds[name] = time.perf_counter() - t0
-print(f"data folder: {data_dir()}; generated or reused in {sum(gen_seconds.values()):.1f} s")
+print(f"generated or reused in {sum(gen_seconds.values()):.1f} s")
 
 # %% [markdown]
 # ## The file format
@@ -191,12 +195,18 @@ for name in datasets:
     if spec.get("atari"):
         continue
     ep = load_episodes(paths[name])
-    same = (ep.frames[:, 1:] == ep.frames[:, :-1]).reshape(ep.num_episodes, ep.episode_length, -1).all(-1)
+    same = (ep.frames[:, 1:] == ep.frames[:, :-1]).reshape(*ep.actions.shape, -1).all(-1)
     noops[name] = {"identical_consecutive_frames": float(same.mean())}
     if ep.state_ids is not None:
         noops[name].update(stats.noop_stats(ep.actions, ep.state_ids))
-    print(f"{name:18s}", {k: round(v, 3) for k, v in noops[name].items()})
     del ep
+# one row per dataset, one column per kind of no-op (share of all steps)
+first = "identical_consecutive_frames"
+columns = sorted({k for v in noops.values() for k in v}, key=lambda k: k != first)
+Markdown(format_table([
+    {"dataset": n, **{k.replace("_", " "): f"{v[k]:.1%}" if k in v else "--" for k in columns}}
+    for n, v in noops.items()
+]))
 
 # %% [markdown]
 # About 40% of the immovable-world steps are actions on immovable objects ($8/20$), and the total
@@ -213,20 +223,21 @@ for name in datasets:
 
 # %%
 num_block_states = 25 * 24 * 23 * 22 * 21
-repeats = {}
+repeats, rows = {}, []
 for name in datasets:
     ep = load_episodes(paths[name])
     if ep.state_ids is None:
         continue
     r = stats.repeated_targets(ep.state_ids, steps=(0, 1, 5, 10))
     repeats[name] = {f"L{L}": v for L, v in r.items()}
-    line = "  ".join(f"L={L}: {v:.3%}" for L, v in r.items())
-    extra = ""
-    if not README_DATASETS[name].get("atari"):
-        pairs = stats.expected_duplicate_pairs(ep.num_episodes, num_block_states)
-        extra = f"  (birthday estimate for uniform starts: {pairs:.3f} pairs among {ep.num_episodes})"
-    print(f"{name:20s} {line}{extra}")
+    row = {"dataset": name, "episodes": ep.num_episodes}
+    row.update({f"repeated at L={L}": f"{v:.1%}" for L, v in r.items()})
+    row["birthday estimate (pairs)"] = (
+        "--" if README_DATASETS[name].get("atari")
+        else f"{stats.expected_duplicate_pairs(ep.num_episodes, num_block_states):.3f}")
+    rows.append(row)
     del ep
+Markdown(format_table(rows))
 
 # %% [markdown]
 # Block-pushing states are drawn from millions of possibilities, so repeats are rare (and rarer at
@@ -253,8 +264,11 @@ for train_name in datasets:
         "eval_starts_duplicated_within_eval": stats.duplicate_fraction(first_ev),
         "eval_starts_seen_in_train": float(stats.seen_in(first_ev, first_tr).mean()),
     }
-    print(f"{eval_name:20s}", {k: f"{v:.2%}" for k, v in starts[eval_name].items()})
     del tr, ev
+Markdown(format_table([
+    {"eval set": n, **{k.replace("_", " "): f"{v:.2%}" for k, v in s.items()}}
+    for n, s in starts.items()
+]))
 
 # %% [markdown]
 # The Atari random-policy splits overlap: many evaluation episodes start from a screen that also

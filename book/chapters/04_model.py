@@ -23,9 +23,11 @@
 # itself, one part at a time, on a real batch of the Shapes data of {ref}`chap-datasets`:
 #
 # $$
-# o_t \xrightarrow{\text{object extractor}} m_t \in (0,1)^{K\times h\times w}
-#     \xrightarrow{\text{object encoder}} z_t \in \mathbb{R}^{K\times D}
-#     \xrightarrow{\text{transition GNN}} z_t + \Delta(z_t, a_t) \approx z_{t+1}.
+# \begin{aligned}
+# o_t &\xrightarrow{\text{object extractor}} m_t \in (0,1)^{K\times h\times w}
+#     \xrightarrow{\text{object encoder}} z_t \in \mathbb{R}^{K\times D} \\
+#     &\xrightarrow{\text{transition GNN}} z_t + \Delta(z_t, a_t) \approx z_{t+1}.
+# \end{aligned}
 # $$
 #
 # All of it lives in one short file, {mod}`cswm_lib.model`.
@@ -64,7 +66,7 @@ from cswm_lib.utils import checkpoints_dir, get_device
 dev = get_device(device)
 path = readme_dataset(dataset, divisor, min_episodes, progress=False)
 episodes = load_episodes(path)
-print(path.name, episodes)
+episodes.summary()
 
 # %% [markdown]
 # ## A batch of transitions
@@ -151,9 +153,11 @@ print("z", tuple(z.shape), "  first transition, slot by slot:\n", z[0].cpu().num
 # the action:
 #
 # $$
-# e_{ij} = f_\text{edge}([z_i, z_j]), \qquad
-# \Delta_i = f_\text{node}\Big([z_i, a_t^i, \textstyle\sum_{j \neq i} e_{ij}]\Big), \qquad
-# \hat z_{t+1} = z_t + \Delta .
+# \begin{aligned}
+# e_{ij} &= f_\text{edge}([z_i, z_j]), &
+# \Delta_i &= f_\text{node}\Big([z_i, a_t^i, \textstyle\sum_{j \neq i} e_{ij}]\Big), \\
+# \hat z_{t+1} &= z_t + \Delta .
+# \end{aligned}
 # $$
 #
 # Both $f$ are MLPs (Linear, ReLU, Linear, LayerNorm, ReLU, Linear; 512 hidden units). The action
@@ -218,8 +222,10 @@ print(f"max |T(P z, P a) - P T(z, a)| = {equiv_err:.2e}")
 # and the loss of a batch, with hinge $\gamma = 1$ and a negative state $\tilde z$ per transition,
 #
 # $$
-# \mathcal{L} = \frac{1}{B}\sum_b d\big(z_t + \Delta(z_t, a_t),\, z_{t+1}\big)
-#   + \frac{1}{B}\sum_b \max\big(0,\ \gamma - d(z_t, \tilde z)\big).
+# \begin{aligned}
+# \mathcal{L} = {} & \frac{1}{B}\sum_b d\big(z_t + \Delta(z_t, a_t),\, z_{t+1}\big) \\
+#   & + \frac{1}{B}\sum_b \max\big(0,\ \gamma - d(z_t, \tilde z)\big).
+# \end{aligned}
 # $$
 #
 # Two details differ from the paper's equations, and we follow the code, since it produced the

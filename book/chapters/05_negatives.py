@@ -70,7 +70,7 @@ imm_path = ensure_dataset(
     progress=False,
 )
 imm = load_episodes(imm_path)
-print(imm_path.name, imm)
+imm.summary()
 
 # %% [markdown]
 # ## One interface, five strategies

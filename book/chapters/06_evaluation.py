@@ -77,9 +77,13 @@ print("device:", dev)
 # the true pair $d_{ii}$ lands in row $i$. With the true pair placed first and a *stable* sort, it
 # wins every tie, so its 0-based rank is a count:
 #
-# $$\operatorname{rank}_i = \#\{\, j : d_{ij} < d_{ii} \,\}, \qquad
-# \text{Hits@}k = \frac1N \sum_i \mathbb 1[\operatorname{rank}_i < k], \qquad
-# \text{MRR} = \frac1N \sum_i \frac{1}{\operatorname{rank}_i + 1}.$$
+# $$
+# \begin{aligned}
+# \operatorname{rank}_i &= \#\{\, j : d_{ij} < d_{ii} \,\}, \\
+# \text{Hits@}k &= \frac1N \sum_i \mathbb 1[\operatorname{rank}_i < k], &
+# \text{MRR} &= \frac1N \sum_i \frac{1}{\operatorname{rank}_i + 1}.
+# \end{aligned}
+# $$
 #
 # Three queries in one dimension, small enough to check by hand:
 

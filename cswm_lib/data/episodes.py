@@ -120,9 +120,9 @@ class Summary:
     rows: list[tuple[str, str]]
 
     def _repr_markdown_(self) -> str:
-        lines = ["| property | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in self.rows]
-        return "\n".join(lines)
+        from cswm_lib.utils import format_table
+
+        return format_table([{"property": k, "value": v} for k, v in self.rows])
 
     def __str__(self) -> str:
         width = max(len(k) for k, _ in self.rows)
