@@ -636,6 +636,8 @@ def _ray_task(job: Job, inputs: list, outputs: list, threads: int, tracker: Any)
     with open(log_path) as fh:
         fh.seek(start)
         log = fh.read()
+    if status == "ok":  # the driver gets everything back; a failed run's copy stays for a retry here
+        shutil.rmtree(run_dir, ignore_errors=True)
     return status, payload, packed_out, log
 
 

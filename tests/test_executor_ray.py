@@ -62,6 +62,9 @@ def test_ray_sweep_is_bit_identical_to_local(cluster, dataset, tmp_path, capsys)
     log = (tmp_path / "ray" / "baseline_s1" / "job.log").read_text()  # the job's output came back
     assert "trained baseline_s1" in log
     assert read_log(tmp_path / "ray" / "baseline_s1")[:1] == first_epoch  # resumed: epoch 1 kept as it was
+    scratch = Path(os.environ["CSWM_RAY_SCRATCH"])
+    assert list((scratch / "inputs").iterdir())  # the dataset reached the worker through the object store
+    assert not list((scratch / "runs").iterdir())  # finished runs leave no scratch copy behind
     out = capsys.readouterr().out
     assert "[ray] 4/4 done, 0 running, 0 queued | finished tiny/" in out
 
