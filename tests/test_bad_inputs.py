@@ -927,6 +927,276 @@ def test_api_bad_input_is_one_line(name, call, pattern, tmp_path, trained):
 
 
 # ------------------------------------------------------------------------------------------------
+# CLI cases: `error: ...` on one line, exit 2, nothing lost
+
+
+def _generate_main(argv):
+    from cswm_lib.data.generate import main
+
+    return main(argv)
+
+
+def _gen_argv(fname, *more):
+    return ["--env-id", "ShapesEval-v0", "--fname", fname, "--num-episodes", 2, "--no-progress", *more]
+
+
+GENERATE_CLI = [
+    case("generate onto /dev/full", "generation", "lost"),
+    case("generate onto an existing file that is not a dataset", "generation", "lost"),
+    case("generate into a folder path", "generation", "traceback"),
+    case("generate into a missing parent folder", "generation", "traceback"),
+    case("generate into a read-only folder", "generation", "traceback"),
+    case("generate on a full disk", "generation", "traceback"),
+    case("generate with an unknown env id", "generation", "clean"),
+    case("generate with --num-episodes 0", "generation", "clean"),
+    case("generate with --num-workers 0", "generation", "clean"),
+    case("generate an Atari id without --atari", "generation", "clean"),
+]
+
+
+@pytest.mark.parametrize("name", GENERATE_CLI)
+def test_generate_cli_refusals(name, tmp_path, capsys, monkeypatch):
+    import os
+    import shutil
+
+    out = tmp_path / "out.h5"
+    if "/dev/full" in name:
+        msg = cli(_generate_main, _gen_argv("/dev/full"), capsys)
+        assert "is not a regular file" in msg
+    elif "not a dataset" in name:
+        out.write_text("my notes, not a dataset")
+        msg = cli(_generate_main, _gen_argv(out), capsys)
+        assert "is not a dataset of ours; pass --overwrite" in msg
+        assert out.read_text() == "my notes, not a dataset"
+        _generate_main([str(a) for a in _gen_argv(out, "--overwrite")])  # asked for explicitly: replaced
+        assert _load_episodes(out).num_episodes == 2
+    elif "folder path" in name:
+        assert "is a folder" in cli(_generate_main, _gen_argv(tmp_path), capsys)
+    elif "missing parent" in name:
+        msg = cli(_generate_main, _gen_argv(tmp_path / "no" / "x.h5"), capsys)
+        assert "does not exist" in msg and not (tmp_path / "no").exists()
+    elif "read-only" in name:  # tests run as root here, where chmod does not stop writes: ask os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: False)
+        assert "permission denied" in cli(_generate_main, _gen_argv(out), capsys)
+    elif "full disk" in name:
+        usage = shutil.disk_usage(tmp_path)
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10_000))
+        argv = _gen_argv(out)
+        argv[argv.index("--num-episodes") + 1] = 200_000
+        with pytest.raises(SystemExit) as ex:
+            _generate_main([str(a) for a in argv])
+        assert ex.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("estimated size of out.h5: about") and len(err) == 2
+        assert one_line(err[1]).startswith("error: not enough free disk space")
+    elif "unknown env" in name:
+        argv = _gen_argv(out)
+        argv[1] = "Nope-v0"
+        assert "Nope-v0" in cli(_generate_main, argv, capsys)
+    elif "num-episodes 0" in name:
+        argv = _gen_argv(out)
+        argv[argv.index("--num-episodes") + 1] = 0
+        assert "--num-episodes must be >= 1" in cli(_generate_main, argv, capsys)
+    elif "num-workers" in name:
+        assert "--num-workers must be >= 1" in cli(_generate_main, _gen_argv(out, "--num-workers", 0), capsys)
+    else:
+        argv = _gen_argv(out)
+        argv[1] = "PongDeterministic-v4"
+        assert "pass --atari" in cli(_generate_main, argv, capsys)
+    assert _leftovers(tmp_path) == []
+    if "not a dataset" not in name:
+        assert not out.exists()
+
+
+def _train_main(argv):
+    from cswm_lib.train import main
+
+    return main(argv)
+
+
+TRAIN_CLI = [
+    case("--device gpu", "training", "traceback"),
+    case("--device tpu", "training", "traceback"),
+    case("--device mps", "training", "traceback"),
+    case("--beta with the baseline", "training", "silent"),
+    case("--beta with --negatives episodic", "training", "silent"),
+    case("--hinge -1", "training", "silent"),
+    case("--sigma 0", "training", "traceback"),
+    case("--learning-rate -1", "training", "traceback"),
+    case("missing --dataset", "training", "clean"),
+    case("--custom-neg with --negatives baseline", "training", "clean"),
+    case("resume on another dataset", "training", "silent"),
+    case("resume with a truncated state.pt", "training", "traceback"),
+    case("resume with another config", "training", "clean"),
+]
+
+
+@pytest.mark.parametrize("name", TRAIN_CLI)
+def test_train_cli_refusals(name, tmp_path, capsys):
+    import json
+
+    data = _h5(tmp_path)
+    base = [
+        "--dataset",
+        data,
+        "--save-folder",
+        tmp_path,
+        "--name",
+        "run",
+        "--hidden-dim",
+        16,
+        "--num-objects",
+        2,
+        "--batch-size",
+        8,
+        "--epochs",
+        1,
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    extra = {
+        "--device gpu": ["--device", "gpu"],
+        "--device tpu": ["--device", "tpu"],
+        "--device mps": ["--device", "mps"],
+        "--beta with the baseline": ["--beta", "0.3"],
+        "--beta with --negatives episodic": ["--negatives", "episodic", "--beta", "0.3"],
+        "--hinge -1": ["--hinge", "-1"],
+        "--sigma 0": ["--sigma", "0"],
+        "--learning-rate -1": ["--learning-rate", "-1"],
+        "missing --dataset": ["--dataset", tmp_path / "nope.h5"],
+        "--custom-neg with --negatives baseline": ["--custom-neg", "--negatives", "baseline"],
+    }
+    want = {
+        "--device gpu": "unknown device 'gpu'",
+        "--device tpu": "device 'tpu'",
+        "--device mps": "device 'mps' is not supported here",
+        "--beta with the baseline": "has no effect without --custom-neg",
+        "--beta with --negatives episodic": "has no effect with --negatives episodic",
+        "--hinge -1": "hinge must be >= 0",
+        "--sigma 0": "sigma must be > 0",
+        "--learning-rate -1": "--learning-rate must be > 0",
+        "missing --dataset": "dataset not found",
+        "--custom-neg with --negatives baseline": "--custom-neg asks for dataset negatives",
+    }
+    folder = tmp_path / "run"
+    if name in extra:
+        assert want[name] in cli(_train_main, base + extra[name], capsys)
+        assert not folder.exists()
+        return
+    _train_main([str(a) for a in base])  # a finished 1-epoch run to resume
+    capsys.readouterr()
+    config, state = (folder / "config.json").read_bytes(), (folder / "state.pt").read_bytes()
+    if name == "resume on another dataset":
+        other = _h5(tmp_path, "other.h5", seed=7)
+        msg = cli(_train_main, base + ["--dataset", other, "--epochs", 2], capsys)
+        assert "was trained on another dataset" in msg
+        assert json.loads(config)["train"]["dataset"] == str(data)
+    elif name == "resume with a truncated state.pt":
+        (folder / "state.pt").write_bytes(state[: len(state) // 3])
+        msg = cli(_train_main, base + ["--epochs", 2], capsys)
+        assert "state.pt is not a valid or trusted training state" in msg
+        state = (folder / "state.pt").read_bytes()
+    else:
+        assert "another config" in cli(_train_main, base + ["--epochs", 2, "--hidden-dim", 8], capsys)
+    assert (folder / "config.json").read_bytes() == config and (folder / "state.pt").read_bytes() == state
+    assert _leftovers(tmp_path) == []
+
+
+OTHER_CLI = [
+    case("evaluate: default --json of two settings", "evaluation", "lost"),
+    case("evaluate --no-progress", "evaluation", "traceback"),
+    case("evaluate: missing checkpoint folder", "evaluation", "clean"),
+    case("evaluate: 6-channel data for a 3-channel model", "evaluation", "clean"),
+    case("atomic writes get the umask's mode", "training", "silent"),
+    case("book run: relative --params from another folder", "book runner", "silent"),
+    case("book run: unknown chapter", "book runner", "clean"),
+    case("A3C train: unknown environment", "A3C", "clean"),
+    case("collect: --check-dup-paths file missing", "A3C", "clean"),
+]
+
+
+@pytest.mark.parametrize("name", OTHER_CLI)
+def test_other_cli_cases(name, tmp_path, capsys, monkeypatch, trained):
+    import os
+
+    from cswm_lib.evaluate import main as evaluate_main
+    from cswm_lib.utils import cli_errors
+
+    ev = cli_errors(evaluate_main)
+    data = _h5(tmp_path, "eval.h5", E=4, T=4)
+    monkeypatch.setenv("CSWM_RESULTS", str(tmp_path / "results"))
+    if name.startswith("evaluate: default"):
+        ev(["--save-folder", str(trained), "--dataset", str(data), "--no-progress", "--ks", "1"])
+        ev(["--save-folder", str(trained), "--dataset", str(data), "--no-progress", "--ks", "1", "2"])
+        files = sorted((tmp_path / "results" / "evaluate").glob("*.json"))
+        assert len(files) == 2 and all(f.name.startswith("run_eval_global_") for f in files)
+    elif name == "evaluate --no-progress":
+        ev(["--save-folder", str(trained), "--dataset", str(data), "--no-progress", "--ks", "1"])
+        assert "encode" not in capsys.readouterr().err
+    elif "missing checkpoint" in name:
+        msg = cli(ev, ["--save-folder", tmp_path / "nope", "--dataset", data], capsys)
+        assert "checkpoint folder" in msg
+    elif "6-channel" in name:
+        six = _h5(tmp_path, "six.h5", E=4, T=4, channels=6)
+        assert "checkpoint/dataset mismatch" in cli(ev, ["--save-folder", trained, "--dataset", six], capsys)
+    elif "umask" in name:
+        from cswm_lib.utils import write_json
+
+        old = os.umask(0o022)
+        try:
+            write_json(tmp_path / "a.json", {"x": 1})
+            os.umask(0o027)
+            write_json(tmp_path / "b.json", {"x": 1})
+        finally:
+            os.umask(old)
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o640
+        assert (trained / "model.pt").stat().st_mode & 0o777 == 0o666 & ~old
+    elif "relative --params" in name:
+        from cswm_lib import book
+
+        (tmp_path / "mine.yaml").write_text("scale: mine\nchapters: {}\n")
+        seen = {}
+        monkeypatch.setattr(book, "run", lambda params, out, *a, **k: seen.update(params=params, out=out))
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("CSWM_ROOT", str(Path(__file__).resolve().parents[1]))
+        book.main(["run", "--params", "mine.yaml", "--out", "myruns"])
+        assert seen == {"params": tmp_path / "mine.yaml", "out": tmp_path / "myruns"}
+    elif "unknown chapter" in name:
+        from cswm_lib import book
+
+        monkeypatch.setenv("CSWM_ROOT", str(Path(__file__).resolve().parents[1]))
+        (tmp_path / "p.yaml").write_text("scale: x\n")
+        msg = cli(
+            book.main,
+            ["run", "--params", tmp_path / "p.yaml", "--chapters", "99_nope", "--out", tmp_path / "o"],
+            capsys,
+        )
+        assert "unknown chapter" in msg
+    elif "A3C train" in name:
+        a3c = importlib.import_module("cswm_lib.a3c.train")
+        assert "unknown environment" in cli(a3c.main, ["NoSuchEnv-v9", "--folder", tmp_path], capsys)
+    else:
+        col = importlib.import_module("cswm_lib.a3c.collect")
+        msg = cli(
+            col.main,
+            [
+                "PongDeterministic-v4",
+                "--save-path",
+                tmp_path / "c.h5",
+                "--agent",
+                "random",
+                "--check-dup-paths",
+                tmp_path / "none.h5",
+            ],
+            capsys,
+        )
+        assert "--check-dup-paths file not found" in msg
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------
 # the case list itself
 
 

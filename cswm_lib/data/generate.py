@@ -162,7 +162,7 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
     """
     attrs = dataset_attrs(env_id, num_episodes, seed, atari, save_state_ids, warmup, shape_rule)
     E, T = attrs["num_episodes"], attrs["episode_length"]
-    check_output(fname, overwrite, estimate_bytes(E, T, atari, save_state_ids, compression), progress)
+    check_output(fname, overwrite, estimate_bytes(E, T, atari, save_state_ids, compression))
     steps_per_chunk = 500 if atari else 2000
     chunk = max(1, min(steps_per_chunk // T, -(-E // 8)))
     jobs = [(attrs, s, min(s + chunk, E)) for s in range(0, E, chunk)]
