@@ -245,8 +245,8 @@ GENERATE_INTERRUPTS = [
 
 @pytest.mark.parametrize("name", GENERATE_INTERRUPTS)
 def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
-    out = tmp_path / "shapes.h5"
-    out.write_bytes(b"the previous output")
+    out = _h5(tmp_path, "shapes.h5")  # the previous output, a dataset of ours
+    previous = out.read_bytes()
     child = Child(
         "cswm_lib.data.generate",
         "--env-id",
@@ -260,7 +260,7 @@ def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
     )
     child.wait_for(lambda: b" 20/400" in child.err or b" 40/400" in child.err)  # chunks are arriving
     assert child.interrupt(group="group" in name) == 130
-    assert out.read_bytes() == b"the previous output"
+    assert out.read_bytes() == previous
     assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shapes.h5"]
     assert child.err.decode().strip().splitlines()[-1] == "interrupted"
 
