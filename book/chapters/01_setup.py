@@ -127,7 +127,8 @@ set_seed(seed)
 first = torch.randn(3)
 set_seed(seed)
 second = torch.randn(3)
-print(first, second, "identical:", torch.equal(first, second))
+print(first, second, sep="\n")
+print("identical:", torch.equal(first, second))
 assert torch.equal(first, second)
 
 # %% [markdown]

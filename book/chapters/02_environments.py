@@ -58,7 +58,8 @@ print("registered ids:", *envs.ENV_IDS, sep="\n  ")
 # %%
 env = gym.make("ShapesTrain-v0")
 obs, info = env.reset(seed=seed)
-print("observation:", obs.shape, obs.dtype, "| state id:", info["state_id"], "| actions:", env.action_space)
+print("observation:", obs.shape, obs.dtype, "| actions:", env.action_space)
+print("state id:", info["state_id"])
 
 cubes = gym.make("CubesTrain-v0")
 cubes.reset(seed=seed)
@@ -164,7 +165,7 @@ rng = np.random.default_rng(seed)
 actions = rng.integers(20, size=num_random_steps)
 noop = np.array([not imm.move(a) for a in actions])
 to_immovable = actions < 8
-print(f"no-op steps: {noop.mean():.3f}  (actions to objects 0/1: {to_immovable.mean():.3f}, "
+print(f"no-op steps: {noop.mean():.3f}\n  (actions to objects 0/1: {to_immovable.mean():.3f}, "
       f"blocked moves of the others: {(noop & ~to_immovable).mean():.3f})")
 normal = bp.BlockPushing("shapes")
 normal.reset(seed=seed)
@@ -334,7 +335,8 @@ for ax in axes.flat:
     ax.axis("off")
 plt.tight_layout()
 plt.show()
-print("RAM (the Atari state id):", atari.get_ram(e).shape, atari.get_ram(e)[:16], "...")
+print("RAM (the Atari state id):", atari.get_ram(e).shape)
+print("first bytes:", atari.get_ram(e)[:12], "...")
 
 # %% [markdown]
 # One picture does not show where the ball is going, so an Atari observation stacks **two**

@@ -194,7 +194,7 @@ with torch.no_grad():
     delta_ref = per_edge_transition(model, z, batch.action)
     t_ref = time.perf_counter() - t0
 gnn_max_diff = (delta - delta_ref).abs().max().item()
-print(f"delta {tuple(delta.shape)}; max |factored - per-edge| = {gnn_max_diff:.2e}; "
+print(f"delta {tuple(delta.shape)}; max |factored - per-edge| = {gnn_max_diff:.2e}\n"
       f"forward time {t_fast * 1e3:.0f} ms vs {t_ref * 1e3:.0f} ms")
 
 # %% [markdown]
@@ -345,7 +345,8 @@ ax.set_title(f"embeddings of {len(zs)} states; arrows: transition {i} (moves obj
 ax.legend(fontsize=7, markerscale=2)
 plt.tight_layout()
 plt.show()
-print(f"mean positive energy {pos_energy:.4f}; mean energy between two batch states {other_energy:.3f}; "
+print(f"mean positive energy {pos_energy:.4f}\n"
+      f"mean energy between two batch states {other_energy:.3f}\n"
       f"pairs inside the hinge: {inside_hinge:.1%}")
 
 # %% [markdown]

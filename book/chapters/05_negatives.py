@@ -336,8 +336,9 @@ if train_epochs > 0:
             "final_loss": read_log(cfg.folder())[-1]["loss"],
         }
         print(
-            f"{s:9s} pairs beyond the hinge: within an episode {probe[s]['within_episode']:.1%}, "
-            f"across episodes {probe[s]['across_episodes']:.1%}   (final loss {probe[s]['final_loss']:.3f})"
+            f"{s:9s} pairs beyond the hinge: within an episode {probe[s]['within_episode']:.1%},\n"
+            f"{'':9s} "
+            f"across episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})"
         )
 
 # %% [markdown]

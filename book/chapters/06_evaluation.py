@@ -91,7 +91,8 @@ print("device:", dev)
 targets = np.array([[0.0], [1.0], [2.0]])
 predictions = np.array([[1.0], [1.0], [0.0]])
 d = (targets[:, None, 0] - predictions[None, :, 0]) ** 2
-print("d[i, j] = (t_i - p_j)^2:\n", d)
+print("d[i, j] = (t_i - p_j)^2:")
+print(d)
 ranking = rank_global(predictions, targets)
 print("ranks:", ranking.rank.tolist())
 print(scores(ranking, ks=(1, 2, 3)))
@@ -299,7 +300,7 @@ for steps in num_steps_list:
         h1 = [evaluate(model, episodes, steps, mode=where, dedup="correct", embeddings=embedded[steps, no_tr])
               ["hits@1"] for no_tr in (False, True)]
         gain[f"{where} L={steps}"] = 100 * (h1[0] - h1[1])
-print("  ".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
+print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
 # %% [markdown]
 # At the `small` scale (a few hundred updates on 50 episodes) the transition model has barely
@@ -354,8 +355,8 @@ for steps in num_steps_list:
     g, loc = table["dedup_correct", steps], table["local_dedup_correct", steps]
     across, within = g["num_duplicate_targets"], loc["num_duplicate_targets"]
     dups[steps] = {"across_episodes": across, "within_episode": within}
-    print(f"L={steps:2d}: queries whose target state is another query's target: {across:5d} of {g['N']}"
-          f"   |   whose o_L recurs in its own episode: {within:5d}")
+    print(f"L={steps:2d}: queries whose target state is another query's target: "
+          f"{across:5d} of {g['N']}\n      whose o_L recurs in its own episode: {within:5d}")
 n = episodes.num_episodes
 print(f"expected identical pairs among {n} uniform arrangements: {n * (n - 1) / 2 / n_arrangements:.2f}")
 

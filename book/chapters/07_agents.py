@@ -159,7 +159,7 @@ t0 = time.time()
 cp_folder = train(cp_cfg)
 cp = load_checkpoint(cp_folder)
 cp_mean = float(np.mean(cp["stats"]["recent"]))
-print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes, mean return of the last "
+print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\nmean return of the last "
       f"{len(cp['stats']['recent'])}: {cp_mean:.1f}; training took {cp['elapsed']:.1f} s "
       f"({time.time() - t0:.1f} s in this cell)")
 
@@ -201,7 +201,7 @@ for game in atari_games:
     ck = load_checkpoint(agents[game])
     curve = read_curve(agents[game])
     last = np.mean([r["return"] for r in curve[-100:]]) if curve else float("nan")
-    print(f"{game}: {ck['frames']} frames, {ck['stats']['episodes']} episodes, mean return {last:.1f}, "
+    print(f"{game}: {ck['frames']} frames, {ck['stats']['episodes']} episodes,\n  mean return {last:.1f}, "
           f"{time.time() - t0:.1f} s")
     results[f"{game}_frames"] = int(ck["frames"])
     results[f"{game}_episodes"] = int(ck["stats"]["episodes"])
@@ -349,15 +349,17 @@ plt.show()
 
 # %%
 for game in atari_games:
-    print(f"python -m cswm_lib.a3c.train {game} --num-workers 20 --max-frames 8e7 --lr 1e-4")
+    print(f"python -m cswm_lib.a3c.train {game} \\\n    --num-workers 20 --max-frames 8e7 --lr 1e-4")
     done = []
     for split, n in {"train": 10000, "valid": 1000, "test": 1000}.items():
         seed = {"train": 1, "valid": 2, "test": 3}[split]
         path = f"data/{split_path(game, split, n, 0.5).name}"
-        dup = f" --check-dup-paths {' '.join(done)}" if done else ""
-        print(f"python -m cswm_lib.a3c.collect {game} --min-burnin {burnin[game][0]} --max-burnin "
-              f"{burnin[game][1]} --max-episodes {n} --num-steps 10 --save-path {path} --eps 0.5 "
-              f"--seed {seed}{dup}")
+        dup = "".join(f" \\\n        {p}" for p in done)
+        dup = f" \\\n    --check-dup-paths{dup}" if done else ""
+        print(f"python -m cswm_lib.a3c.collect {game} \\\n"
+              f"    --min-burnin {burnin[game][0]} --max-burnin {burnin[game][1]} \\\n"
+              f"    --max-episodes {n} --num-steps 10 --eps 0.5 --seed {seed} \\\n"
+              f"    --save-path {path}{dup}")
         done.append(path)
 
 # %% [markdown]

@@ -209,7 +209,7 @@ plt.show()
 # per object: how well its best slot tracks it
 best = {name: m.max(0) for name, m in r2.items()}
 for name, b in best.items():
-    print(f"{name:8s} best slot per object R^2: {np.round(b, 2)}   "
+    print(f"{name:8s} best slot per object R^2: {np.round(b, 2)}\n{'':9s}"
           f"mean: immovable {b[:2].mean():.2f}, movable {b[2:].mean():.2f}")
 
 # %% [markdown]
@@ -236,7 +236,7 @@ for v in explorer.views:
     agree[v.name] = {"immovable": float(same[:, :2].mean()),
                      "movable": float(same[:, 2:].mean()),
                      "identical_state": float(same.all(1).mean())}
-    print(f"{v.name:8s} nearest state of another episode: immovable objects in place "
+    print(f"{v.name:8s} nearest state of another episode:\n{'':9s}immovable objects in place "
           f"{agree[v.name]['immovable']:.1%}, movable {agree[v.name]['movable']:.1%}, "
           f"identical state {agree[v.name]['identical_state']:.1%}")
 others = flat[rng.choice(E * (T + 1), 50)]
@@ -275,7 +275,7 @@ fig = explorer.plot(e_dis, t_dis)
 plt.show()
 explorer.neighbours_from = "all"
 in_place = {n: int(m[queries == q][0]) for n, m in mov_same.items()}
-print(f"episode {e_dis}, step {t_dis}: movable objects in place in the nearest state "
+print(f"episode {e_dis}, step {t_dis}: movable objects in place in the nearest state\n"
       f"of another episode -- baseline {in_place['baseline']}, "
       f"mixed {in_place['mixed']}")
 
@@ -299,7 +299,7 @@ for i in range(num_timed):
         sliders["episode"].value = int(rng.integers(0, E))
     times.append(time.perf_counter() - t0)
 latency_ms = 1e3 * float(np.median(times))
-print(f"{num_timed} interactions on {E} episodes x {T + 1} states, two models: "
+print(f"{num_timed} interactions on {E} episodes x {T + 1} states, two models:\n"
       f"median {latency_ms:.0f} ms, max {1e3 * max(times):.0f} ms (device {dev})")
 print("now showing:", explorer.title)
 

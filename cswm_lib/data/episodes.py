@@ -84,11 +84,11 @@ class Episodes:
 
     def __repr__(self) -> str:
         """One short line: sizes and the environment, never the full ``attrs``."""
-        ids = "none" if self.state_ids is None else f"[{self.state_ids.shape[-1]}]"
-        env = f", env_id={self.attrs['env_id']!r}" if "env_id" in self.attrs else ""
+        env = f"{self.attrs['env_id']}: " if "env_id" in self.attrs else ""
+        ids = "" if self.state_ids is None else f", state_ids=[{self.state_ids.shape[-1]}]"
         return (
-            f"Episodes(E={self.num_episodes}, T={self.episode_length}, "
-            f"obs={list(self.obs_shape)}, state_ids={ids}{env})"
+            f"Episodes({env}E={self.num_episodes}, T={self.episode_length}, "
+            f"obs={list(self.obs_shape)}{ids})"
         )
 
     def summary(self) -> Summary:
