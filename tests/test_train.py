@@ -154,3 +154,45 @@ def test_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--negatives", "baseline", "--custom-neg", "--dataset", "x.h5"])
     assert "--custom-neg asks for dataset negatives" in capsys.readouterr().err
+
+
+def test_adam_equals_torch_adam_and_does_not_import_the_compiler(tmp_path):
+    """train.Adam: bitwise the parameters and state of torch.optim.Adam (state dicts interchange),
+    and a whole training run in a fresh interpreter never imports torch._dynamo."""
+    import copy
+    import subprocess
+    import sys
+
+    from cswm_lib.train import Adam
+
+    torch.manual_seed(0)
+    m1 = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    m2 = copy.deepcopy(m1)
+    o1, o2 = Adam(m1.parameters(), lr=1e-2), torch.optim.Adam(m2.parameters(), lr=1e-2)
+    x = torch.randn(16, 5)
+    for i in range(6):
+        for m, o in ((m1, o1), (m2, o2)):
+            o.zero_grad()
+            m(x).pow(2).sum().backward()
+            o.step()
+        if i == 2:  # swap states mid-way: each loads the other's state dict
+            s1, s2 = o1.state_dict(), o2.state_dict()
+            o1.load_state_dict(s2)
+            o2.load_state_dict(s1)
+    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters(), strict=True))
+    for a, b in zip(o1.state.values(), o2.state.values(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+
+    data = tmp_path / "d.h5"
+    from cswm_lib.data.hdf5 import save_episodes
+
+    save_episodes(tiny_episodes(E=4, T=5), data)
+    code = (
+        "import sys; from cswm_lib.train import main; "
+        f"main(['--dataset', {str(data)!r}, '--save-folder', {str(tmp_path)!r}, '--name', 'r', "
+        "'--epochs', '2', '--batch-size', '8', '--hidden-dim', '16', '--num-objects', '2', "
+        "'--no-progress']); "
+        "print('DYNAMO', 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "DYNAMO False" in out
