@@ -203,6 +203,38 @@ def run(name: str, impl: str, batches: int, threads: int) -> dict:
     }
 
 
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """This CPU's fp32 limit as measured: the best of ``reps`` n x n matmuls, in GFLOP/s."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def flops_per_transition(name: str, impl: str = "ours", batch: int = 64) -> float:
+    """FLOPs of one training step (forward + backward; FlopCounterMode) per transition."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    eps, cfg, _ = make_episodes(name)
+    torch.manual_seed(0)
+    model = CSWM(cfg)
+    b = next(TransitionBatches(eps, batch).epoch(torch.Generator().manual_seed(0)))
+    perm = torch.randperm(batch)
+    with FlopCounterMode(display=False) as fc:
+        if impl == "ours":
+            loss = model.contrastive_loss(b.obs, b.action, b.next_obs, neg_batch_index=perm[:, None])[0]
+        else:
+            loss = original_loss(model, OriginalTransition(model), b.obs, b.action, b.next_obs, perm)
+        loss.backward()
+    return fc.get_total_flops() / batch
+
+
 def check_same_loss(name: str) -> float:
     """Both implementations give the same loss on the same batch and permutation."""
     eps, cfg, _ = make_episodes(name)
@@ -229,6 +261,10 @@ def main() -> None:
         print(json.dumps(run(*a.worker, a.batches, a.threads)))
         return
     rows, summary = [], {}
+    load0 = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
+    torch.set_num_threads(a.threads)
+    limit = matmul_gflops()
+    print(f"FLOP limit (fp32 matmul, {a.threads} threads): {limit:.0f} GFLOP/s; load {load0}", flush=True)
     for name in a.setups:
         diff = check_same_loss(name)
         assert diff < 1e-4, f"{name}: losses differ by {diff}"
@@ -269,6 +305,12 @@ def main() -> None:
             "original_rss_mb": rss["original"],
             "ours_rss_mb": rss["ours"],
         }
+        for impl in ("ours", "original"):
+            f = flops_per_transition(name, impl)
+            tps = summary[name][f"{impl}_tps"]
+            summary[name][f"{impl}_mflop_per_transition"] = f / 1e6
+            summary[name][f"{impl}_limit_tps"] = limit * 1e9 / f
+            summary[name][f"{impl}_share_of_limit"] = tps * f / (limit * 1e9)
     head = ["original t/s", "ours t/s", "speed-up", "RSS orig", "RSS ours"]
     print(
         f"\n{'setup':14s} " + " ".join(f"{h:>12s}" for h in head) + "   (medians over rounds; peak RSS: max)"
@@ -279,13 +321,23 @@ def main() -> None:
             f"{s['speedup_median_of_rounds']:11.2f}x {s['original_rss_mb']:11.0f}M {s['ours_rss_mb']:11.0f}M"
             "   per round: " + " ".join(f"{x:.2f}x" for x in s["speedups"])
         )
+    for name, s in summary.items():
+        print(
+            f"{name:14s} ours {s['ours_mflop_per_transition']:.1f} MFLOP/transition -> limit "
+            f"{s['ours_limit_tps']:.0f} t/s, reached {100 * s['ours_share_of_limit']:.0f}%; original "
+            f"{s['original_mflop_per_transition']:.1f} MFLOP -> {s['original_limit_tps']:.0f} t/s, "
+            f"reached {100 * s['original_share_of_limit']:.0f}%"
+        )
+    load1 = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
+    print(f"load average before {load0}, after {load1}")
     print(
         "anchors in benchmarks/README.md (original, same kind of CPU): Shapes small batch 1024 end to end "
         "~650 t/s, model only ~800; Atari medium ~70-85; Cubes large ~46 (model only)"
     )
     out = Path(__file__).parent / "results" / (a.out or "bench_train.json")
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"runs": rows, "summary": summary, "threads": a.threads}, indent=2) + "\n")
+    meta = {"threads": a.threads, "flop_limit_gflops": limit, "load_before": load0, "load_after": load1}
+    out.write_text(json.dumps({"runs": rows, "summary": summary, **meta}, indent=2) + "\n")
     print(f"wrote {out}")
 
 
