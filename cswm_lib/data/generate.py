@@ -6,7 +6,10 @@
 Every episode ``e`` gets its own seeds derived from ``(seed, e)`` (env reset seed and the random
 agent's generator), so the file does not depend on how many worker processes made it and the same
 seed gives byte-identical arrays. Episodes are generated in chunks by a process pool and written
-in order into a temporary file that is renamed onto ``fname`` only when complete.
+in order into a temporary file that is renamed onto ``fname`` only when complete (Ctrl-C leaves the
+old file and no partial one). Before any work, ``fname`` is checked: it must be a regular file in an
+existing, writable folder with room for the estimated size (printed for runs over 1 GiB), and an
+existing file that is not one of our datasets is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
