@@ -19,7 +19,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
 from cswm_lib.envs.atari import ATARI_IDS
-from cswm_lib.utils import load_tensors
+from cswm_lib.utils import get_device, load_tensors
 
 # --------------------------------------------------------------------------------------------
 # environments and policies
@@ -79,7 +79,7 @@ def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     cfg = ckpt["config"]  # the A3CConfig of the run, as a dict
     policy = make_policy(cfg["env_id"], hidden=cfg["hidden"])
     policy.load_state_dict(ckpt["model"])
-    return policy.to(device).eval()
+    return policy.to(get_device(str(device))).eval()
 
 
 def read_curve(folder: str | Path) -> list[dict[str, float]]:
