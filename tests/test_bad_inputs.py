@@ -239,7 +239,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 GENERATE_INTERRUPTS = [
-    case("Ctrl-C to the main process of a 2-worker generate", "generation", "lost"),
+    case("Ctrl-C to the main process of a 2-worker generate", "generation", "clean"),
     case("Ctrl-C to the process group of a 2-worker generate", "generation", "lost"),
 ]
 
@@ -333,7 +333,7 @@ def test_ctrl_c_during_collection_saves_a_partial_that_the_next_run_uses(name, t
     np.testing.assert_array_equal(got.frames[: kept + 1], want.frames)
 
 
-@pytest.mark.parametrize("name", [case("Ctrl-C to the process group during A3C training", "A3C", "clean")])
+@pytest.mark.parametrize("name", [case("Ctrl-C to the process group during A3C training", "A3C", "lost")])
 def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path):
     a3c_train = importlib.import_module("cswm_lib.a3c.train")
     from cswm_lib.a3c.agent import load_checkpoint, read_curve
