@@ -292,7 +292,10 @@ def run(
         results = out_dir / chapter.stem / "results.json"
         if status == "ran" and results.is_file():
             record_ = json.loads(results.read_text())
-            command = "python -m cswm_lib.book run --params " + params_file.as_posix()
+            shown = params_file.resolve()
+            if shown.is_relative_to(project_root()):  # the command as typed in the project root
+                shown = shown.relative_to(project_root())
+            command = "python -m cswm_lib.book run --params " + shown.as_posix()
             command += f" --chapters {chapter.stem}"
             if executor is not None:
                 command += f" --executor {executor}"
