@@ -160,7 +160,9 @@ ABSOLUTE_PATH = re.compile(
 OVERFLOW_JS = """
 const article = document.querySelector('article.bd-article') || document.querySelector('main');
 const right = article.getBoundingClientRect().right + 2;
+// (inside a formula only the formula's own box counts: MathJax's stretchy parts clip by design)
 const skip = el => el.closest('.cell_input, span.math, mjx-assistive-mml, .headerlink, .toggle-details')
+    || (el.closest('mjx-container') && el.tagName !== 'MJX-CONTAINER')
     || (el.closest('div.highlight') && !el.closest('.cell_output'));
 const bad = [], seen = new Set();
 for (const el of article.querySelectorAll('*')) {

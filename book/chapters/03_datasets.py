@@ -231,7 +231,7 @@ for name in datasets:
     r = stats.repeated_targets(ep.state_ids, steps=(0, 1, 5, 10))
     repeats[name] = {f"L{L}": v for L, v in r.items()}
     row = {"dataset": name, "episodes": ep.num_episodes}
-    row.update({f"repeated at L={L}": f"{v:.1%}" for L, v in r.items()})
+    row.update({f"L={L}": f"{v:.1%}" for L, v in r.items()})
     row["birthday estimate (pairs)"] = (
         "--" if README_DATASETS[name].get("atari")
         else f"{stats.expected_duplicate_pairs(ep.num_episodes, num_block_states):.3f}")

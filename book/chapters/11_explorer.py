@@ -82,7 +82,7 @@ train_path = ensure_dataset("ShapesImmovableTrain-v0",
 eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20,
                            progress=False)
 train_set, eval_set = load_episodes(train_path), load_episodes(eval_path)
-print("train:", train_set)
+print(train_set)
 eval_set.summary()
 
 # %% [markdown]

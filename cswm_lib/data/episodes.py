@@ -17,6 +17,9 @@ import torch
 
 from cswm_lib import CswmError
 
+# the attrs that Episodes.summary() shows
+SUMMARY_ATTRS = ("env_id", "seed", "shape_rule")
+
 
 @dataclass
 class Episodes:
@@ -94,7 +97,8 @@ class Episodes:
     def summary(self) -> Summary:
         """A two-column table (property, value) that notebooks render as a table.
 
-        Scalar ``attrs`` (env id, seed, ...) are listed; long values (paths, arrays) are left out.
+        Of ``attrs`` only the environment, seed and pixel rule are listed (paths, arrays and
+        bookkeeping are left out), so the table stays under a dozen rows.
         """
         rows = [
             ("episodes E", f"{self.num_episodes:,}"),
@@ -105,6 +109,8 @@ class Episodes:
             ("state ids", "none" if self.state_ids is None else f"{self.state_ids.shape[-1]} per frame"),
         ]
         for key, value in self.attrs.items():
+            if key not in SUMMARY_ATTRS:
+                continue
             if isinstance(value, np.generic):
                 value = value.item()
             text = str(value)
