@@ -655,7 +655,8 @@ def run_summary(record: dict[str, Any]) -> str:
     load = record.get("load")
     return (
         f"recorded {record.get('scale')} run: {record.get('command') or 'command not recorded'}"
-        + (f"; {wall / 60:.0f} min wall" if wall else "")
+        + (f"; {wall / 60:.0f} min wall for that invocation (runs it found finished are not counted)"
+           if wall else "")
         + (f" on {record.get('cores')} cores, load average {load[0]:.1f}" if load else "")
     )
 
