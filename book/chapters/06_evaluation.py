@@ -62,7 +62,7 @@ from cswm_lib.data.generate import ensure_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.evaluate import embed_paths, evaluate, rank_global, rank_local, scores
 from cswm_lib.train import TrainConfig, read_log, train
-from cswm_lib.utils import data_dir, get_device, set_seed
+from cswm_lib.utils import data_dir, format_table, get_device, set_seed
 
 dev = get_device(device)
 set_seed(seed)
@@ -95,7 +95,7 @@ print("d[i, j] = (t_i - p_j)^2:")
 print(d)
 ranking = rank_global(predictions, targets)
 print("ranks:", ranking.rank.tolist())
-print(scores(ranking, ks=(1, 2, 3)))
+print("  ".join(f"{k} {v:.3f}" for k, v in scores(ranking, ks=(1, 2, 3)).items()))
 
 # %% [markdown]
 # Row 0: $p_2$ is closer than the true $p_0$, rank 1. Row 1: $p_0$ ties with the true $p_1$ at
@@ -372,10 +372,11 @@ plt.show()
 # What de-duplication changes, per roll-out length (Hits@1, %):
 
 # %%
-for steps in num_steps_list:
-    row = {label: 100 * table[label, steps]["hits@1"] for label in
-           ("global", "dedup", "dedup_correct", "local", "local_dedup", "local_dedup_correct")}
-    print(f"L={steps:2d}: " + "  ".join(f"{k} {v:6.2f}" for k, v in row.items()))
+dedup_labels = ("global", "dedup", "dedup_correct", "local", "local_dedup", "local_dedup_correct")
+Markdown(format_table([
+    {"setting": label, **{f"L={s}": f"{100 * table[label, s]['hits@1']:.2f}" for s in num_steps_list}}
+    for label in dedup_labels
+]))
 
 # %% [markdown]
 # Globally, a small Shapes eval set has (almost) no duplicates, so both de-duplications change
