@@ -204,6 +204,7 @@ ref = report.recorded("09_atari_time_aligned", verdict_scale) if scale != verdic
 ref = ref if ref and "verdicts" in ref["results"] else None  # recorded before verdicts existed
 shown = (ref["results"] if ref else {"verdicts": verdicts, "curves": curves})
 print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
+print(ref.get("note", "") if ref else "")
 
 # %% tags=["hide-input"]
 report.plot_curve_grid(shown["curves"], panels=[("dedup", 1), ("local_dedup", 1)])
@@ -220,6 +221,13 @@ display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned 
                  "score, de-duplicated):\n\n" + "\n".join(lines)))
 
 # %% [markdown]
+# How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The
+# baseline's *local* score climbs to the top within a few hundred updates on most seeds -- within
+# an episode it can tell the steps apart by the clock, the shortcut this chapter is about -- while
+# a high local score says nothing about the screen. The time-aligned model has no clock to use,
+# and its local score stays low. The paper's claim lives in the global score; the verdict above
+# says per game whether the time-aligned model beat its own control there at all.
+#
 # A game whose curve does not leave its no-transition control within the budget gives no verdict:
 # the run was too short to test the claim there. The paper trains 200 epochs of 10,000 transitions
 # at batch 1024, about 2,000 updates that each see 32 times as many transitions as ours; on two
