@@ -268,8 +268,9 @@ for steps in num_steps_list:
         emb = embedded[steps, kw.get("no_transition", False)]
         table[label, steps] = evaluate(model, episodes, steps, batch_size=eval_batch_size, embeddings=emb,
                                        progress=False, **kw)
-print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s")
-Markdown(report.evaluation_table(table))
+print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s; "
+      f"the table shows L = {num_steps_list[0]}, the figure below every L")
+Markdown(report.evaluation_table({k: v for k, v in table.items() if k[1] == num_steps_list[0]}))
 
 # %%
 labels = [label for label, _ in settings]
