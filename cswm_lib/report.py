@@ -138,6 +138,21 @@ def evaluation_table(results: dict[tuple[str, int], dict[str, Any]]) -> str:
     return format_table(cells)
 
 
+def show_markdown(text: str) -> None:
+    """Show markdown (a table) rendered in a notebook, as plain text elsewhere: a table printed as
+    text in a notebook would reach the page as raw ``| ... |`` lines."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython comes with the notebook tools
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
+
+
 def lift(
     rows: list[dict[str, Any]],
     datasets: Sequence[str],
@@ -147,7 +162,7 @@ def lift(
 ) -> dict[str, dict[str, float]]:
     """1-step Hits@1 of every (dataset, strategy) in each of ``modes`` (e.g. a mode and its
     ``_no_transition`` twin), plus ``local_argmin_o0``: the share of ``local_mode`` queries whose
-    prediction is nearest the episode's start state. Printed as a table (percent); keys
+    prediction is nearest the episode's start state. Shown as a table (percent, :func:`show_markdown`); keys
     ``"<dataset> | <strategy>"``."""
     out: dict[str, dict[str, float]] = {}
     for name in datasets:
@@ -161,11 +176,12 @@ def lift(
                 "local_argmin_o0": mean(local_mode, START_METRIC)
             }
     cells = [
-        {"dataset | negatives": key}
+        {"dataset": key.split(" | ")[0], "negatives": key.split(" | ")[1]}
         | {m: f"{100 * x:.1f}" for m, x in zip([*modes, START_METRIC], v.values(), strict=True)}
         for key, v in out.items()
     ]
-    print(format_table(cells))
+    show_markdown(format_table(cells) + "\n\n1-step Hits@1 (%), mean over seeds; "
+                  f"{START_METRIC}: share of {local_mode} queries nearest the start state.")
     return out
 
 
@@ -177,8 +193,8 @@ def signs(
     base: str = "baseline",
 ) -> dict[str, dict[str, float]]:
     """:func:`cswm_lib.analysis.gap` of ``new`` over ``base`` (1-step Hits@1) for every dataset and
-    mode, printed as a table with whether it has the paper's sign; the seed spread is the yardstick
-    for noise."""
+    mode, shown as a table (:func:`show_markdown`) with whether it has the paper's sign; the seed
+    spread is the yardstick for noise."""
     out, cells = {}, []
     for name in datasets:
         for mode in modes:
@@ -192,7 +208,8 @@ def signs(
                 "ratio": f"{g['new'] / g['base']:.2f}" if g["base"] > 0 else "--",
                 "spread": f"{100 * g['pooled_std']:.1f}", "verdict": verdict,
             })
-    print(format_table(cells))
+    show_markdown(format_table(cells) + f"\n\n1-step Hits@1 (%), mean over seeds; diff: {new} − {base}; "
+                  "spread: pooled std over seeds (the yardstick for noise).")
     return out
 
 
@@ -345,7 +362,10 @@ def plot_slot_grid(
             z = emb["states"][0].numpy()
             motion[f"{name} | {label}"] = [round(float(x), 2) for x in slot_motion(z)]
             plot_trajectories(z, axes[row, col], f"{name}\n{label}")
-            print(f"{name:17s} {label:24s} path length per slot: {motion[f'{name} | {label}']}")
+    width = max(len(key) for key in motion)
+    print(f"path length per slot over training episode 0 (model of seed {seed}):")
+    for key, lengths in motion.items():
+        print(f"{key.replace(' | ', ', '):{width}s}  " + " ".join(f"{x:6.2f}" for x in lengths))
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig, motion
@@ -610,23 +630,42 @@ def score_table(
     metric: str = "Hits@1",
     start_mode: str | None = "local_dedup",
 ) -> str:
-    """Compact markdown pivot of result rows: one line per (dataset, strategy), one column per mode
-    (``metric`` at ``num_steps``, mean ± std over seeds in %), plus the share of predictions nearest
-    the start state (``argmin=o_0`` of ``start_mode``)."""
+    """Compact markdown pivot of result rows that fits the text column: one column per evaluation
+    mode (``metric`` at ``num_steps``, mean ± std over seeds in %), one row per (dataset, strategy)
+    for the trained model and, when ``modes`` holds ``<mode>_no_transition`` twins, a row below it
+    for its no-transition control (the same encoder, :math:`\\hat z_L = z_0`) in the same columns;
+    plus the share of predictions nearest the start state (``argmin=o_0`` of ``start_mode``). A
+    line under the table says what the numbers are and how many seeds they pool."""
 
     def cell(dataset: str, label: str, mode: str, m: str) -> str:
         hit = [r for r in rows if (r["dataset"], r["negatives"], r["mode"], r["num_steps"], r["metric"])
                == (dataset, label, mode, num_steps, m)]
         return f"{100 * hit[0]['mean']:.1f} ± {100 * hit[0]['std']:.1f}" if hit else "--"
 
-    cols = [*modes, *([f"{START_METRIC} ({start_mode})"] if start_mode else [])]
-    lines = ["| dataset | negatives | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    base = [m for m in modes if not m.endswith(NO_TRANSITION)]
+    base += [m[: -len(NO_TRANSITION)] for m in modes if m.endswith(NO_TRANSITION)
+             and m[: -len(NO_TRANSITION)] not in base]  # a control whose mode is not asked for
+    controls = any(m.endswith(NO_TRANSITION) for m in modes)
+    asked = set(modes)
+    cols = ["dataset", "negatives", *(["predictor"] if controls else []), *base,
+            *([START_METRIC] if start_mode else [])]
+    cells = []
     for dataset, label in dict.fromkeys((r["dataset"], r["negatives"]) for r in rows):
-        cells = [cell(dataset, label, m, metric) for m in modes]
-        if start_mode:
-            cells.append(cell(dataset, label, start_mode, START_METRIC))
-        lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        predictors = [("model", "")] + ([("no_transition", NO_TRANSITION)] if controls else [])
+        for predictor, suffix in predictors:
+            row = {"dataset": dataset, "negatives": label, "predictor": predictor}
+            row |= {m: cell(dataset, label, m + suffix, metric) if m + suffix in asked else "--"
+                    for m in base}
+            if start_mode:
+                row[START_METRIC] = cell(dataset, label, start_mode + suffix, START_METRIC)
+            cells.append(row)
+    seeds = sorted({r["n_seeds"] for r in rows if r["num_steps"] == num_steps and r["metric"] == metric})
+    n = " or ".join(str(s) for s in seeds) or "?"
+    note = (f"{num_steps}-step {metric} (%), mean ± std over {n} seed(s)"
+            + ("; no_transition: the same encoder predicting $\\hat z_L = z_0$" if controls else "")
+            + (f"; {START_METRIC}: share of {start_mode} queries nearest the start state $o_0$"
+               if start_mode else "") + ".")
+    return format_table(cells, cols) + "\n\n" + note
 
 
 def verdict_markdown(verdicts: Sequence[dict[str, Any]]) -> str:
@@ -648,17 +687,25 @@ def verdict_markdown(verdicts: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(out)
 
 
-def run_summary(record: dict[str, Any]) -> str:
-    """One line on a recorded run (``book/results/<scale>/<chapter>.json``): scale, the command that
-    produced it, wall time and machine load."""
-    wall = record.get("wall_seconds")
-    load = record.get("load")
-    return (
-        f"recorded {record.get('scale')} run: {record.get('command') or 'command not recorded'}"
-        + (f"; {wall / 60:.0f} min wall for that invocation (runs it found finished are not counted)"
-           if wall else "")
-        + (f" on {record.get('cores')} cores, load average {load[0]:.1f}" if load else "")
-    )
+def run_summary(record: dict[str, Any], width: int = 80) -> str:
+    """A few lines (each at most ``width`` characters, so they fit the book's text column) on a
+    recorded run (``book/results/<scale>/<chapter>.json``): scale, the command that produced it
+    (continued with ``\\`` where it is longer), wall time, machine load and the run's note."""
+    import textwrap
+
+    command = record.get("command") or "command not recorded"
+    lines = [f"recorded {record.get('scale')} run, made by:"]
+    lines += [line + " \\" for line in textwrap.wrap(command, width - 6, break_long_words=False,
+                                                        break_on_hyphens=False)]
+    lines[-1] = lines[-1].removesuffix(" \\")
+    lines[1:] = ["    " + line for line in lines[1:]]
+    wall, load = record.get("wall_seconds"), record.get("load")
+    facts = (f"{wall / 60:.0f} min wall for that invocation (runs it found finished are not counted)"
+             if wall else "")
+    facts += (f" on {record.get('cores')} cores, load average {load[0]:.1f}" if load else "")
+    for text in (facts.strip(), record.get("note") or ""):
+        lines += textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 def recorded_verdicts(folder: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:

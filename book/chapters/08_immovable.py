@@ -113,9 +113,9 @@ specs = {
 }
 data = {name: tuple(load_episodes(path) for path in ex.datasets(spec)) for name, spec in specs.items()}
 for name, (tr, ev) in data.items():
-    print(f"{name:17s} train: {tr.num_episodes} episodes x {tr.episode_length} steps | "
-          f"eval: {ev.num_episodes} x {ev.episode_length} | budget: {specs[name].num_updates} updates "
-          f"of {specs[name].batch_size}")
+    spec = specs[name]
+    print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, eval {ev.num_episodes} x "
+          f"{ev.episode_length} (episodes x steps); {spec.num_updates} updates of {spec.batch_size}")
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle

@@ -1,0 +1,76 @@
+"""Tables and lines a reader sees on a chapter page: compact (<= 15 rows), short enough for the text
+column, and every number taken from the rows they were given."""
+
+from cswm_lib import report
+
+MODES = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]
+
+
+def _rows(seeds=3):
+    rows, v = [], 0.0
+    for d in ("Shapes immovable", "Cubes immovable"):
+        for n in ("baseline", "episodic+out-of-episode"):
+            for mode in MODES:
+                for metric in ("Hits@1", "MRR", "argmin=o_0"):
+                    if metric == "argmin=o_0" and not mode.startswith("local"):
+                        continue
+                    for steps in (1, 5):
+                        v += 0.001
+                        rows.append(dict(dataset=d, negatives=n, mode=mode, metric=metric, num_steps=steps,
+                                         mean=v, std=v / 10, n_seeds=seeds))
+    return rows
+
+
+def test_score_table_is_a_compact_pivot_with_a_control_row_per_model():
+    rows = _rows()
+    text = report.score_table([r for r in rows if r["num_steps"] == 1], MODES)
+    table, note = text.split("\n\n")
+    lines = table.splitlines()
+    assert lines[0] == "| dataset | negatives | predictor | dedup | local_dedup | argmin=o_0 |"
+    assert len(lines) == 2 + 8  # 2 datasets x 2 strategies x (model, no_transition)
+    assert "3 seed(s)" in note and "1-step Hits@1" in note
+    # every cell is the value of its own row: the control row holds the _no_transition scores
+    def pct(r):
+        return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+
+    pick = {(r["dataset"], r["negatives"], r["mode"], r["metric"]): r for r in rows if r["num_steps"] == 1}
+    model = pick["Cubes immovable", "baseline", "local_dedup", "Hits@1"]
+    control = pick["Cubes immovable", "baseline", "local_dedup_no_transition", "Hits@1"]
+    start = pick["Cubes immovable", "baseline", "local_dedup_no_transition", "argmin=o_0"]
+    model_line = next(ln for ln in lines if ln.startswith("| Cubes immovable | baseline | model |"))
+    control_line = next(ln for ln in lines if ln.startswith("| Cubes immovable | baseline | no_transition |"))
+    assert model_line.split(" | ")[4] == pct(model)
+    assert control_line.split(" | ")[4] == pct(control) and control_line.endswith(f"{pct(start)} |")
+    # no column name a browser cannot wrap that is longer than a score
+    assert max(len(c.strip()) for c in lines[0].split("|")) <= len("local_dedup_")
+
+
+def test_score_table_without_controls_or_start_column():
+    rows = [r for r in _rows(seeds=1) if r["num_steps"] == 1]
+    lines = report.score_table(rows, ["dedup", "local_dedup"], start_mode=None).splitlines()
+    assert lines[0] == "| dataset | negatives | dedup | local_dedup |"
+    assert len([ln for ln in lines if ln.startswith("| ") and "immovable" in ln]) == 4
+
+
+def test_run_summary_lines_fit_the_text_column():
+    record = {"scale": "cpu", "cores": 2, "load": [8.55, 1, 1], "wall_seconds": 600,
+              "command": "python -m cswm_lib.book run --params book/params/cpu.yaml "
+                         "--chapters 09_atari_time_aligned",
+              "note": "11 of the 12 runs were trained beforehand by the same pipeline " * 3}
+    text = report.run_summary(record)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    joined = " ".join(line.strip().removesuffix(" \\") for line in text.splitlines())
+    assert record["command"] in joined and "10 min wall" in joined and "load average 8.6" in joined
+    assert "trained beforehand" in joined
+    assert "command not recorded" in report.run_summary({"scale": "cpu"})
+
+
+def test_lift_and_signs_tables_outside_a_notebook_print_markdown(capsys):
+    rows = [r for r in _rows() if r["num_steps"] == 1]
+    names = ["Shapes immovable", "Cubes immovable"]
+    out = report.lift(rows, names, ["baseline", "episodic+out-of-episode"], ["dedup", "local_dedup"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("| dataset | negatives | dedup | local_dedup | argmin=o_0 |")
+    assert len(out) == 4 and len(printed.split("\n\n")[0].splitlines()) == 2 + 4
+    report.signs(rows, names, "episodic+out-of-episode", ["dedup", "local_dedup"])
+    assert "| diff |" in capsys.readouterr().out
