@@ -585,6 +585,53 @@ def evaluate(
     return res
 
 
+def check_mode(mode: str) -> str:
+    """The preset of ``mode`` (a preset of :data:`PRESETS`, optionally with the suffix
+    :data:`NO_TRANSITION`); a one-line error for any other name."""
+    base = mode.removesuffix(NO_TRANSITION)
+    if base not in PRESETS:
+        raise CswmError(f"unknown eval mode {mode!r}: expected one of {', '.join(PRESETS)} "
+                        f"(optionally with the suffix {NO_TRANSITION})")
+    return base
+
+
+def evaluate_modes(
+    model: nn.Module,
+    episodes: Episodes,
+    modes: Sequence[str],
+    num_steps: Sequence[int] = (1,),
+    batch_size: int = 100,
+    device: str | torch.device | None = None,
+    embeddings: dict[int, dict[str, Any]] | None = None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """:func:`evaluate` in every mode and roll-out length, every eval frame encoded once.
+
+    ``modes`` are presets of :data:`PRESETS`, optionally with the suffix :data:`NO_TRANSITION` (the
+    no-transition predictor ``p = z_0``: the same encoder, no dynamics). ``embeddings`` (the
+    ``{L: dict}`` of :func:`embed_paths` with ``all_states=True``) are reused when given; then
+    their roll-out lengths are scored. Hits@k is computed for the k of 1, 5, 10 that do not exceed
+    the candidates. Local modes also get :data:`START_METRIC`, the share of predictions nearest the
+    start state. Returns ``{(mode, L): scores}``, roll-out lengths in increasing order, then modes.
+    """
+    if embeddings is None:
+        embeddings = embed_paths(model, episodes, list(num_steps), device=device, all_states=True,
+                                 progress=False)
+    out = {}
+    for steps, emb in embeddings.items():
+        for mode in modes:
+            base, control = check_mode(mode), mode.endswith(NO_TRANSITION)
+            e = dict(emb, predictions=emb["states"][:, 0]) if control else emb
+            kind = PRESETS[base]["mode"]
+            cands = {"global": episodes.num_episodes, "batched": batch_size}.get(kind,
+                                                                                 episodes.episode_length + 1)
+            r = evaluate(model, episodes, steps, mode=base, ks=[k for k in (1, 5, 10) if k <= cands],
+                         progress=False, embeddings=e, batch_size=batch_size, no_transition=control)
+            if kind == "local":
+                r[START_METRIC] = start_state_argmin(e["predictions"], e["states"])
+            out[mode, steps] = r
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. command line
 

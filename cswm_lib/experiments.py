@@ -8,27 +8,22 @@
     rows = run(spec)               # = aggregate(spec, evaluate_all(spec, train_all(spec)))
     print(report.markdown_table(rows))
 
-``run`` ensures both README datasets exist (reduced by the divisors), trains every
-(strategy, seed) model into ``checkpoints/<spec.folder_name()>/<label>_s<seed>`` -- a finished run is
-reused, an interrupted one resumed (:func:`cswm_lib.train.train`) -- encodes every eval frame once
-per model, scores each requested mode and roll-out length, and returns one row per
-(strategy, mode, steps, metric) with the mean and sample standard deviation over seeds::
+``run`` ensures both datasets exist (README names reduced by the divisors, or ``.h5`` paths), trains
+every (strategy, seed) model into ``checkpoints/<spec.folder_name()>/<label>_s<seed>`` (a finished
+run is reused, an interrupted one resumed), scores each model in every mode and roll-out length
+(:func:`cswm_lib.evaluate.evaluate_modes`: presets, ``_no_transition`` controls, ``argmin=o_0``) and
+returns one row per (strategy, mode, steps, metric) with the mean and sample std over seeds::
 
     {"experiment": "4.1", "dataset": "Shapes immovable", "negatives": "baseline", "mode": "dedup",
      "num_steps": 1, "metric": "Hits@1", "mean": 0.93, "std": 0.02, "n_seeds": 3, "scale": "cpu",
      "paper": None, "paper_note": "not known to us ..."}
 
-Modes are the evaluation presets :data:`cswm_lib.evaluate.PRESETS` (``global``, ``dedup``,
-``dedup_correct``, ``batched``, ``batched_dedup``, ``local``, ``local_dedup``). The suffix
-``_no_transition`` scores the *no-transition* predictor ``p = z_0`` with the same encoder: what a
-model gets without any learned dynamics. Local modes add the metric ``argmin=o_0``: the fraction of
-queries whose prediction is closest to the episode's START state. Tables and figures of the rows
-are in :mod:`cswm_lib.report`, measurements of the latents in :mod:`cswm_lib.analysis`.
+Tables and figures of the rows are in :mod:`cswm_lib.report`, measurements of latents in
+:mod:`cswm_lib.analysis`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -45,15 +40,8 @@ from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
-from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.evaluate import (
-    NO_TRANSITION,
-    PRESETS,
-    START_METRIC,
-    embed_paths,
-    evaluate,
-    start_state_argmin,
-)
+from cswm_lib.data.hdf5 import load_episodes_cached
+from cswm_lib.evaluate import START_METRIC, check_mode, evaluate_modes
 from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
 from cswm_lib.utils import checkpoints_dir, get_device
@@ -65,20 +53,9 @@ PAPER_UNKNOWN = (
 )
 #: Metric names in result rows -> keys of the dict :func:`cswm_lib.evaluate.evaluate` returns.
 METRICS = {"Hits@1": "hits@1", "Hits@5": "hits@5", "Hits@10": "hits@10", "MRR": "mrr"}
-ROW_KEYS = (
-    "experiment",
-    "dataset",
-    "negatives",
-    "mode",
-    "num_steps",
-    "metric",
-    "mean",
-    "std",
-    "n_seeds",
-    "scale",
-    "paper",
-    "paper_note",
-)
+#: The fields of a result row (:func:`aggregate`).
+ROW_KEYS = ("experiment", "dataset", "negatives", "mode", "num_steps", "metric", "mean", "std", "n_seeds",
+            "scale", "paper", "paper_note")
 
 
 @dataclass
@@ -88,9 +65,8 @@ class Experiment:
     Attributes:
         experiment: paper section, e.g. ``"4.1"``; dataset: table label, e.g. ``"Shapes immovable"``.
         train_data, eval_data: names in :data:`cswm_lib.data.generate.README_DATASETS`, or paths of
-            existing ``.h5`` files (e.g. the A3C splits of :func:`cswm_lib.a3c.collect.split_path`; the
-            divisors do not apply to them); for README names the files
-            hold ``README size // divisor`` episodes (at least ``min_episodes``).
+            existing ``.h5`` files (e.g. the A3C splits of :func:`cswm_lib.a3c.collect.split_path`);
+            README files hold ``README size // divisor`` episodes (at least ``min_episodes``).
         model: TrainConfig fields shared by all runs (the README flags: encoder, embedding_dim, ...).
         strategies: ``{label: TrainConfig overrides}``, e.g.
             ``{"time-aligned": {"negatives": "time_aligned"}}``.
@@ -139,11 +115,7 @@ class Experiment:
                     f"(expected one of {', '.join(README_DATASETS)} or a path ending in .h5)"
                 )
         for m in self.modes:
-            if m.removesuffix(NO_TRANSITION) not in PRESETS:
-                raise CswmError(
-                    f"unknown eval mode {m!r}: expected one of {', '.join(PRESETS)} "
-                    f"(optionally with the suffix {NO_TRANSITION})"
-                )
+            check_mode(m)
         bad = [m for m in self.metrics if m not in METRICS]
         if bad:
             raise CswmError(f"unknown metric(s) {bad}: expected some of {', '.join(METRICS)}")
@@ -202,10 +174,8 @@ def _dataset(name: str, divisor: int, **kw: Any) -> Path:
 def datasets(spec: Experiment) -> tuple[Path, Path]:
     """Ensure (generate or reuse) the train and eval files of ``spec``; return their paths."""
     kw = dict(min_episodes=spec.min_episodes, progress=spec.progress)
-    return (
-        _dataset(spec.train_data, spec.train_divisor, **kw),
-        _dataset(spec.eval_data, spec.eval_divisor, **kw),
-    )
+    train_path = _dataset(spec.train_data, spec.train_divisor, **kw)
+    return train_path, _dataset(spec.eval_data, spec.eval_divisor, **kw)
 
 
 def _finished(config: TrainConfig) -> bool:
@@ -219,25 +189,12 @@ def _finished(config: TrainConfig) -> bool:
     return len(log) >= config.epochs
 
 
-def _load(path: str | Path) -> Episodes:
-    """:func:`load_episodes` with a small per-process cache (keyed by path, size and mtime), so runs
-    that one process trains one after another share one copy of their dataset."""
-    if not Path(path).is_file():
-        return load_episodes(Path(path))  # (its own one-line error)
-    st = Path(path).stat()
-    return _load_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cached(path: str, size: int, mtime_ns: int) -> Episodes:
-    return load_episodes(path)
-
-
 def train_run(config: TrainConfig) -> Path:
     """One training run (a job of :func:`train_jobs`): train, reuse or resume it; return its folder."""
     t0 = time.perf_counter()
-    episodes = _load(config.dataset)
-    eval_set = _load(config.eval_dataset) if config.eval_every and config.eval_dataset else None
+    episodes = load_episodes_cached(config.dataset)
+    curve = config.eval_every and config.eval_dataset
+    eval_set = load_episodes_cached(config.eval_dataset) if curve else None
     folder = train(config, episodes, eval_set)
     print(
         f"trained {config.name}: {total_updates(config, episodes.num_transitions)} updates of "
@@ -271,46 +228,24 @@ def train_jobs(spec: Experiment) -> tuple[list[Job], dict[tuple[str, int], Path]
 def train_all(spec: Experiment, executor: str | Executor | None = None) -> dict[tuple[str, int], Path]:
     """Train (or reuse / resume) every (strategy label, seed) model through ``executor`` (see
     :func:`cswm_lib.executor.get_executor`; default ``local``); return their checkpoint folders."""
-    jobs, folders = train_jobs(spec)
-    try:
-        get_executor(executor).map(jobs, label=f"train {spec.experiment} {spec.dataset}")
-    finally:
-        _load_cached.cache_clear()  # the datasets are not kept in memory after the runs
-    return folders
+    return train_specs({spec.dataset: spec}, executor)[spec.dataset]
 
 
 def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) -> list[dict[str, Any]]:
-    """Scores of one model in every mode, roll-out length and metric of ``spec``:
-    ``[{"mode", "num_steps", "metric", "value"}]``."""
-    records = []
-    embedded = embed_paths(
-        model, episodes, spec.num_steps, device=spec.device, all_states=True, progress=False
-    )
-    for steps, emb in embedded.items():
-        for mode in spec.modes:
-            base = mode.removesuffix(NO_TRANSITION)
-            e = dict(emb, predictions=emb["states"][:, 0]) if mode.endswith(NO_TRANSITION) else emb
-            kind = PRESETS[base]["mode"]
-            cands = {"global": episodes.num_episodes, "batched": spec.eval_batch_size}.get(
-                kind, episodes.episode_length + 1
-            )
-            ks = [k for k in (1, 5, 10) if k <= cands]
-            r = evaluate(
-                model, episodes, steps, mode=base, ks=ks, progress=False, embeddings=e,
-                batch_size=spec.eval_batch_size,
-            )
-            for metric in spec.metrics:
-                if METRICS[metric] in r:
-                    records.append(dict(mode=mode, num_steps=steps, metric=metric, value=r[METRICS[metric]]))
-            if kind == "local":
-                value = start_state_argmin(e["predictions"], e["states"])
-                records.append(dict(mode=mode, num_steps=steps, metric=START_METRIC, value=value))
-    return records
+    """Scores of one model in every mode, roll-out length and metric of ``spec``
+    (:func:`cswm_lib.evaluate.evaluate_modes`): ``[{"mode", "num_steps", "metric", "value"}]``."""
+    scored = evaluate_modes(model, episodes, spec.modes, spec.num_steps, spec.eval_batch_size, spec.device)
+    return [
+        dict(mode=mode, num_steps=steps, metric=metric, value=r[METRICS.get(metric, metric)])
+        for (mode, steps), r in scored.items()
+        for metric in [*spec.metrics, START_METRIC]
+        if METRICS.get(metric, metric) in r
+    ]
 
 
 def score_run(spec: Experiment, eval_path: str | Path, folder: str | Path) -> list[dict[str, Any]]:
     """Score one trained model (a job of :func:`evaluate_all`): :func:`score_model` on the eval file."""
-    episodes = _load(eval_path)
+    episodes = load_episodes_cached(eval_path)
     episodes.attrs.setdefault("path", str(eval_path))
     model = load_model(folder, get_device(spec.device))
     return score_model(spec, model, episodes)
@@ -330,7 +265,7 @@ def evaluate_all(
     try:
         scores = get_executor(executor).map(jobs, label=f"score {spec.experiment} {spec.dataset}")
     finally:
-        _load_cached.cache_clear()
+        load_episodes_cached.cache_clear()
     return [
         dict(negatives=label, seed=seed, **r)
         for ((label, seed), job) in zip(folders, jobs, strict=True)
@@ -347,22 +282,12 @@ def aggregate(spec: Experiment, records: list[dict[str, Any]]) -> list[dict[str,
     for (label, mode, steps, metric), values in groups.items():
         v = np.asarray(values)
         paper = spec.paper.get(f"{label}|{mode}|{steps}|{metric}")
-        rows.append(
-            dict(
-                experiment=spec.experiment,
-                dataset=spec.dataset,
-                negatives=label,
-                mode=mode,
-                num_steps=int(steps),
-                metric=metric,
-                mean=float(v.mean()),
-                std=float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                n_seeds=len(v),
-                scale=spec.scale,
-                paper=None if paper is None else float(paper),
-                paper_note=spec.paper_note,
-            )
-        )
+        rows.append(dict(
+            experiment=spec.experiment, dataset=spec.dataset, negatives=label, mode=mode,
+            num_steps=int(steps), metric=metric, mean=float(v.mean()),
+            std=float(v.std(ddof=1)) if len(v) > 1 else 0.0, n_seeds=len(v), scale=spec.scale,
+            paper=None if paper is None else float(paper), paper_note=spec.paper_note,
+        ))
     return rows
 
 
@@ -387,7 +312,7 @@ def train_specs(
     try:
         get_executor(executor).map(jobs, label="train")
     finally:
-        _load_cached.cache_clear()
+        load_episodes_cached.cache_clear()
     done = sum(len(f) for f in folders.values())
     print(f"{done} models ready ({len(jobs)} trained now) in {time.perf_counter() - t0:.0f} s")
     return folders

@@ -14,7 +14,17 @@ from torch import nn
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import PRESETS, embed_paths, evaluate, main, rank_global, rank_local, scores
+from cswm_lib.evaluate import (
+    PRESETS,
+    START_METRIC,
+    embed_paths,
+    evaluate,
+    evaluate_modes,
+    main,
+    rank_global,
+    rank_local,
+    scores,
+)
 from cswm_lib.utils import cli_errors, eval_mode, torch_threads
 
 # ----------------------------------------------------------------------------- brute force
@@ -276,6 +286,26 @@ def test_embed_paths_list_of_steps_equals_one_call_per_step():
             assert torch.equal(both[L][key], one[key]), key
     still = embed_paths(model, ep, [2], batch_size=7, no_transition=True, progress=False)[2]
     assert torch.equal(still["predictions"], both[1]["states"][:, 0])
+
+
+def test_evaluate_modes_equals_one_evaluate_call_per_setting():
+    """One encoding for every (mode, L); the same scores as separate evaluate() calls; the
+    no-transition control predicts z_0, so its prediction is nearest the start state every time."""
+    torch.manual_seed(4)
+    model, ep = Toy(), toy_episodes(e=30)
+    modes = ["dedup", "batched", "local_dedup", "local_dedup_no_transition", "global_no_transition"]
+    got = evaluate_modes(model, ep, modes, num_steps=[3, 1], batch_size=10)
+    assert list(got) == [(m, L) for L in (1, 3) for m in modes]  # L increasing, then modes in order
+    for L in (1, 3):
+        alone = evaluate(model, ep, L, mode="batched", batch_size=10, progress=False)
+        assert got["batched", L]["hits@1"] == alone["hits@1"] and got["batched", L]["mrr"] == alone["mrr"]
+        still = evaluate(model, ep, L, mode="global", no_transition=True, progress=False)
+        assert got["global_no_transition", L]["hits@10"] == still["hits@10"]
+        assert got["local_dedup_no_transition", L][START_METRIC] == 1.0
+        assert START_METRIC in got["local_dedup", L] and START_METRIC not in got["dedup", L]
+    assert "hits@10" not in evaluate_modes(model, ep, ["batched"], batch_size=5)["batched", 1]  # k <= 5
+    with pytest.raises(CswmError, match="unknown eval mode 'sideways'"):
+        evaluate_modes(model, ep, ["sideways"])
 
 
 def test_eval_mode_and_torch_threads_restore_on_error():

@@ -8,7 +8,9 @@ import torch
 import cswm_lib.experiments as ex
 from cswm_lib import CswmError
 from cswm_lib.analysis import gap, local_global_view
-from cswm_lib.evaluate import start_state_argmin
+from cswm_lib.checkpoint import load_model
+from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.evaluate import evaluate, start_state_argmin
 from cswm_lib.experiments import (
     ROW_KEYS,
     START_METRIC,
@@ -75,8 +77,8 @@ def test_tiny_run_rows_reuse_and_invariants(tmp_dirs, monkeypatch):
         assert r["mean"] == pytest.approx(np.mean(vals)) and r["std"] == pytest.approx(np.std(vals, ddof=1))
         assert 0.0 <= r["mean"] <= 1.0
     # the no-transition predictor sits exactly on o_0: its local arg-min is always the start state
-    z0 = ex.select(rows, mode="local_dedup_no_transition", metric=START_METRIC)
-    assert [r["mean"] for r in z0] == [1.0] * 4
+    control = ex.select(rows, mode="local_dedup_no_transition", metric=START_METRIC)
+    assert [r["mean"] for r in control] == [1.0] * 4
     # eval files: 10000 // 500 = 20 episodes, so the global (dedup) ranking has 20 candidates
     assert {r["metric"] for r in ex.select(rows, mode="dedup")} == {"Hits@1", "MRR"}
 
@@ -181,10 +183,10 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
     rows = ex.run(spec)
     assert {r["mode"] for r in rows} == {"batched_dedup", "local_dedup"}
     assert all(0 <= r["mean"] <= 1 for r in rows)
-    model = ex.load_model(tmp_dirs / "ckpt" / spec.folder_name() / "baseline_s0", "cpu")
-    direct = ex.evaluate(
+    model = load_model(tmp_dirs / "ckpt" / spec.folder_name() / "baseline_s0", "cpu")
+    direct = evaluate(
         model,
-        ex.load_episodes(eval_path),
+        load_episodes(eval_path),
         1,
         batch_size=3,
         ks=[1],

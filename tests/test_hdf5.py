@@ -8,7 +8,15 @@ import pytest
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.data.hdf5 import FORMAT, FORMAT_VERSION, EpisodeWriter, load_episodes, read_attrs, save_episodes
+from cswm_lib.data.hdf5 import (
+    FORMAT,
+    FORMAT_VERSION,
+    EpisodeWriter,
+    load_episodes,
+    load_episodes_cached,
+    read_attrs,
+    save_episodes,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "original" / "sample_original_layout.h5"  # see its README.md
 
@@ -45,6 +53,20 @@ def test_round_trip(tmp_path, ids):
     assert read_attrs(tmp_path / "d.h5")["env_id"] == "ShapesTrain-v0"
     with h5py.File(tmp_path / "d.h5") as f:
         assert f["frames"].chunks == (1, 6, 3, 50, 50) and f["frames"].compression is not None
+
+
+def test_cached_loader_shares_one_copy_until_the_file_changes(tmp_path):
+    load_episodes_cached.cache_clear()
+    save_episodes(_episodes(seed=1), tmp_path / "d.h5")
+    first = load_episodes_cached(tmp_path / "d.h5")
+    assert load_episodes_cached(str(tmp_path / "d.h5")) is first  # same file: the same object
+    save_episodes(_episodes(E=3, seed=2), tmp_path / "d.h5")  # rewritten: size and mtime change
+    second = load_episodes_cached(tmp_path / "d.h5")
+    assert second is not first and second.num_episodes == 3
+    load_episodes_cached.cache_clear()
+    assert load_episodes_cached(tmp_path / "d.h5") is not second
+    with pytest.raises(CswmError, match="missing.h5"):
+        load_episodes_cached(tmp_path / "missing.h5")
 
 
 def test_interrupted_writer_leaves_no_file(tmp_path):

@@ -15,6 +15,7 @@ The original code wrote one group per episode ("0", "1", ...) holding float ``ob
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,25 @@ def load_episodes(path: str | os.PathLike, progress: bool = False, lazy: bool = 
             f"(groups '0', '1', ...): found keys {keys[:5]} and attrs {sorted(attrs)[:5]}"
         )
 
+
+
+def load_episodes_cached(path: str | os.PathLike) -> Episodes:
+    """:func:`load_episodes` with a small per-process cache (the last two files, keyed by path, size
+    and modification time), so runs that one process trains one after another share one copy of
+    their dataset. ``load_episodes_cached.cache_clear()`` empties it."""
+    path = Path(path)
+    if not path.is_file():
+        return load_episodes(path)  # (its own one-line error)
+    st = path.stat()
+    return _load_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(path: str, size: int, mtime_ns: int) -> Episodes:
+    return load_episodes(path)
+
+
+load_episodes_cached.cache_clear = _load_cached.cache_clear  # type: ignore[attr-defined]
 
 def _load_v1(f: h5py.File, path: Path, lazy: bool = False) -> Episodes:
     version = _attr_value(f.attrs.get("format_version"))
