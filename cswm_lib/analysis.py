@@ -8,6 +8,8 @@ and returns numbers; :mod:`cswm_lib.report` turns them into tables and figures, 
 * :func:`slot_motion` -- how far each object slot moves over an episode;
 * :func:`slot_object_r2` -- which slot tracks which object;
 * :func:`gap` -- a strategy's score minus the baseline's, with the seed spread as a yardstick;
+* :func:`beyond_hinge` -- how many pairs of distinct states a model keeps a hinge apart;
+* :func:`energy_summary` -- positive energies and the energies between the states of a batch;
 * :func:`pca_2d`, :class:`NearestStates` -- a 2D view of the latent space and its nearest states.
 """
 
@@ -114,6 +116,46 @@ def gap(
         "new": n["mean"],
         "diff": n["mean"] - b["mean"],
         "pooled_std": float(np.hypot(b["std"], n["std"])),
+    }
+
+
+@torch.no_grad()
+def beyond_hinge(model: torch.nn.Module, episodes: Episodes, num_episodes: int) -> dict[str, float]:
+    """The share of pairs of DISTINCT states (their ground-truth ids differ) whose energy under
+    ``model`` exceeds its hinge -- pairs the loss no longer pushes apart -- among the states
+    ``o_0 .. o_{T-1}`` of the first ``num_episodes`` episodes (encoded by :func:`embed_paths`):
+    ``{"within_episode", "across_episodes"}``. Two states of one episode differ only in what moved,
+    so a model that keeps them apart encodes the objects that move.
+    """
+    if episodes.state_ids is None:
+        raise CswmError("beyond_hinge needs ground-truth state ids (generate with save_state_ids=True)")
+    emb = embed_paths(model, episodes, 1, all_states=True, num_episodes=num_episodes, progress=False)
+    E, T = emb["states"].shape[0], episodes.episode_length
+    z = emb["states"][:, :T].flatten(0, 1)  # [E*T, K, D]
+    ids = torch.from_numpy(episodes.state_ids[:E, :T]).flatten(0, 1)
+    distinct = (ids[:, None] != ids[None]).any(-1)
+    episode = torch.arange(E).repeat_interleave(T)
+    same_episode = episode[:, None] == episode[None]
+    beyond = model.energy(z[:, None], z[None]) > model.config.hinge
+    return {
+        "within_episode": beyond[distinct & same_episode].float().mean().item(),
+        "across_episodes": beyond[distinct & ~same_episode].float().mean().item(),
+    }
+
+
+@torch.no_grad()
+def energy_summary(model: torch.nn.Module, z: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor
+                   ) -> dict[str, float]:
+    """Energies of one batch of transitions (states ``z``, ``z_next`` ``[B, K, D]``, actions ``[B]``):
+    ``positive`` -- the mean energy of the prediction ``z + T(z, a)`` against ``z_next``;
+    ``pair`` -- the mean energy between two different states of the batch; ``inside_hinge`` -- the
+    share of those pairs closer than the hinge (negatives the loss still pushes)."""
+    other = model.energy(z[:, None], z[None])  # [B, B]: every pair of states in the batch
+    off_diagonal = other[~torch.eye(len(z), dtype=torch.bool, device=z.device)]
+    return {
+        "positive": model.energy(z, z_next, action).mean().item(),
+        "pair": off_diagonal.mean().item(),
+        "inside_hinge": (off_diagonal < model.config.hinge).float().mean().item(),
     }
 
 

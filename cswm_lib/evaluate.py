@@ -38,7 +38,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes, to_float
 from cswm_lib.model import check_compatible
-from cswm_lib.utils import eval_mode, format_table, torch_threads
+from cswm_lib.utils import eval_mode, torch_threads
 
 #: The named evaluation settings (``mode=`` of :func:`evaluate`, ``--mode`` of the command line,
 #: ``modes`` of an experiment). A name says what it includes: the candidates (``global``: every
@@ -361,6 +361,23 @@ def scores(ranking: Ranking, ks: Sequence[int] = (1, 5, 10), averaging: str = "m
     return out
 
 
+def scores_by_batch_size(
+    predictions: torch.Tensor | np.ndarray,
+    targets: torch.Tensor | np.ndarray,
+    sizes: Sequence[int],
+    ks: Sequence[int] = (1,),
+) -> dict[int, dict[str, float]]:
+    """Hits@k and MRR of the same predictions ``[N, K, D]`` ranked against ``targets`` within
+    disjoint batches of each size ``B`` in ``sizes`` (the first ``B * (N // B)`` queries; a size
+    above N is skipped): how much a score depends on the number of candidates rather than on the
+    model. Returns ``{B: {"hits@k", ..., "mrr"}}``."""
+    n = len(predictions)
+    return {
+        b: scores(rank_global(predictions[: b * (n // b)], targets[: b * (n // b)], batch_size=b), ks=ks)
+        for b in sizes if b <= n
+    }
+
+
 #: The metric name of :func:`start_state_argmin` in result rows (local modes only).
 START_METRIC = "argmin=o_0"
 
@@ -656,6 +673,7 @@ def default_json_name(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    from cswm_lib.report import format_table
     from cswm_lib.utils import results_dir, write_json
 
     ap = argparse.ArgumentParser(prog="python -m cswm_lib.evaluate", description=__doc__.split("\n")[0])

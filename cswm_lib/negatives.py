@@ -24,7 +24,7 @@ transition, never the final ``next_obs``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -120,3 +120,32 @@ def sample_negatives(
     in_ep = torch.rand((B, N), generator=g) < beta
     out_e, out_t = random_episode(), (t if time_aligned else random_step())
     return Negatives(torch.where(in_ep, e, out_e), torch.where(in_ep, other_step(), out_t), None)
+
+
+def coincidence(
+    strategy: str,
+    state_ids: Tensor,
+    objects: slice,
+    num_draws: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    **kwargs: Any,
+) -> float:
+    """Share of ``strategy``'s negatives whose ground-truth ids in ``objects`` equal the positive's.
+
+    That is the loss, in units of the hinge, of an ideal encoder that sees only those objects: it
+    cannot tell such a negative from the positive, and tells every other one apart. ``state_ids``
+    int ``[E, T+1, S]`` (e.g. the (row, col) of every object, or the step index for a "time-only"
+    encoder); positives are drawn uniformly, in batches of ``batch_size`` (so ``baseline`` permutes
+    a realistic batch), until at least ``num_draws``; ``kwargs`` go to :func:`sample_negatives`.
+    """
+    E, T = state_ids.shape[0], state_ids.shape[1] - 1
+    hits, n = 0, 0
+    while n < num_draws:
+        e = torch.randint(E, (batch_size,), generator=generator)
+        t = torch.randint(T, (batch_size,), generator=generator)
+        neg = sample_negatives(strategy, e, t, E, T, generator, **kwargs)
+        a, b = state_ids[e, t, objects], state_ids[neg.episode[:, 0], neg.step[:, 0], objects]
+        hits += int((a == b).all(-1).sum())
+        n += batch_size
+    return hits / n

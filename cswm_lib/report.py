@@ -1,7 +1,7 @@
 """Every table and figure of the book: result tables (chapters, intro and README), score plots,
 training curves, latent trajectories and the local/global distance view.
 
-Tables are markdown strings built by the one formatter :func:`cswm_lib.utils.format_table`;
+Tables are markdown strings built by the project's one table formatter, :func:`format_table`;
 figures are matplotlib (imported when a figure is drawn). Inputs are the result rows of
 :mod:`cswm_lib.experiments` (``select`` filters them) and the measurements of :mod:`cswm_lib.analysis`.
 """
@@ -9,7 +9,7 @@ figures are matplotlib (imported when a figure is drawn). Inputs are the result 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,20 @@ from cswm_lib.data.episodes import Episodes
 from cswm_lib.evaluate import NO_TRANSITION, embed_paths
 from cswm_lib.experiments import START_METRIC, select
 from cswm_lib.train import read_log
-from cswm_lib.utils import format_table, get_device, project_root
+from cswm_lib.utils import get_device, project_root
 
 # ------------------------------------------------------------------------------------------ tables
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows (dicts of already formatted values) as a markdown table with one column per name in
+    ``columns`` (default: the first row's keys); a value missing from a row is an empty cell. The
+    project's one table formatter: every table of the book, the README and the evaluation command
+    line goes through it."""
+    columns = list(columns if columns is not None else (rows[0] if rows else []))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def _pct(x: float | None) -> str:
@@ -117,6 +128,16 @@ def recorded(chapter: str, scale: str = "cpu", folder: Path | None = None) -> di
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def reference_run(
+    chapter: str, scale: str, verdict_scale: str = "cpu", folder: Path | None = None
+) -> dict[str, Any] | None:
+    """The recorded reference run a chapter's Verdict section shows (:func:`recorded` at
+    ``verdict_scale``), or None: when this run is itself at that scale, when none is recorded, or
+    when the recorded one holds no verdicts (recorded before verdicts existed)."""
+    ref = recorded(chapter, verdict_scale, folder) if scale != verdict_scale else None
+    return ref if ref and "verdicts" in ref.get("results", {}) else None
+
+
 def readme_with_results(readme: str, table: str) -> str:
     """``readme`` with the text between the results markers replaced by ``table``."""
     start, end = README_MARKERS
@@ -136,6 +157,40 @@ def evaluation_table(results: dict[tuple[str, int], dict[str, Any]]) -> str:
         cells.append({"setting": label, "L": steps, "N": r["N"], "cands": r["num_candidates"], **scores,
                       "MRR": f"{100 * r['mrr']:.2f}"})
     return format_table(cells)
+
+
+def hits_by_steps(
+    results: dict[tuple[str, int], dict[str, Any]], settings: Sequence[str], metric: str = "hits@1"
+) -> str:
+    """``metric`` (%) of :func:`cswm_lib.evaluate.evaluate_modes` results keyed ``(setting, L)`` as a
+    markdown table: one row per setting in ``settings``, one column per roll-out length L."""
+    steps = list(dict.fromkeys(L for _, L in results))
+    return format_table([
+        {"setting": label} | {f"L={L}": f"{100 * results[label, L][metric]:.2f}" for L in steps}
+        for label in settings
+    ])
+
+
+def split_table(stats: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """What the collection of A3C splits kept, from :func:`cswm_lib.a3c.collect.split_stats` per game
+    (``{game: stats}``): a markdown table with a row per game and split (episodes kept, attempts
+    started, attempts dropped per reason, mean burn-in, distinct start states), then a line per
+    pair of splits with the start states and the states anywhere that both hold."""
+    from cswm_lib.a3c.collect import DROP_REASONS
+
+    cells, lines = [], []
+    for game, by_key in stats.items():
+        for key, v in by_key.items():
+            if "shared_start" in v:  # a pair of splits
+                lines.append(f"{game}, {key.replace('-', ' and ')}: {v['shared_start']} shared start states, "
+                             f"{v['shared_any']} shared states anywhere in the episodes")
+                continue
+            cells.append({"game": game, "split": key, "episodes": v["episodes"], "attempts": v["attempts"]}
+                         | {r[:3] if r == "duplicate" else r: v[f"dropped_{r}"] for r in DROP_REASONS}
+                         | {"burn-in": f"{v['mean_burnin']:.1f}", "starts": v["distinct_starts"]})
+    note = ("ended / point / lives / dup: attempts dropped for that reason; burn-in: mean steps; "
+            "starts: distinct start states in the split.")
+    return "\n\n".join([format_table(cells), note, *(["\n".join(f"- {x}" for x in lines)] if lines else [])])
 
 
 def show_markdown(text: str) -> None:
@@ -257,6 +312,93 @@ def plot_steps(
     return fig
 
 
+def plot_settings(results: dict[tuple[str, int], dict[str, Any]], metric: str = "hits@1") -> Any:
+    """``metric`` (%) of one model in every evaluation setting: a group of bars per setting, one bar
+    (own colour and hatch) per roll-out length L, from :func:`cswm_lib.evaluate.evaluate_modes`
+    results keyed ``(setting, L)``. Returns the figure (7.5 in wide)."""
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(label for label, _ in results))
+    steps = list(dict.fromkeys(L for _, L in results))
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    width = 0.8 / len(steps)
+    for i, L in enumerate(steps):
+        ax.bar(np.arange(len(labels)) + i * width, [100 * results[lb, L][metric] for lb in labels], width,
+               color=f"C{i}", hatch=["", "//", "..", "xx"][i % 4], edgecolor="k", lw=0.4,
+               label=f"{L} step(s)")
+    ax.set_xticks(np.arange(len(labels)) + width * (len(steps) - 1) / 2, labels, rotation=35, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"{metric.replace('hits', 'Hits')} (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_candidates(sweep: dict[int, dict[int, dict[str, float]]]) -> Any:
+    """Hits@1 and MRR (%) against the number of candidates per query B (log axis), one line (own
+    colour, style and marker) per roll-out length L, and the chance level 1/B; ``sweep`` is
+    ``{L: scores_by_batch_size(...)}`` (:func:`cswm_lib.evaluate.scores_by_batch_size`)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3), sharex=True)
+    for i, (steps, by_size) in enumerate(sweep.items()):
+        for ax, key in zip(axes, ("hits@1", "mrr"), strict=True):
+            ax.plot(list(by_size), [100 * r[key] for r in by_size.values()], marker="os^Dv"[i % 5],
+                    ls=_STYLES[i % len(_STYLES)], color=f"C{i}", label=f"{steps} step(s)")
+    sizes = np.array(sorted({b for by_size in sweep.values() for b in by_size}), dtype=float)
+    axes[0].plot(sizes, 100 / sizes, "k:", label="chance (1/B)")
+    for ax, name in zip(axes, ("Hits@1 (%)", "MRR (%)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("candidates per query (batch size B)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_negatives(
+    frames: np.ndarray,
+    positive: tuple[int, int],
+    drawn: dict[str, Any],
+    num_show: int,
+    member: int = 0,
+    channels: slice = slice(0, 3),
+    with_next: bool = True,
+    caption: Callable[[int, int], str] | None = None,
+) -> Any:
+    """The negatives each strategy drew for one positive, as pictures: one row per strategy of
+    ``drawn`` (``{strategy: Negatives}``, :func:`cswm_lib.negatives.sample_negatives`) with the
+    positive's frame ``o_t`` (``positive = (episode, step)``; with ``with_next`` also ``o_{t+1}``),
+    then the first ``num_show`` negatives of batch member ``member``, each titled with its episode
+    and step and ``caption(e, t)`` when given. ``frames`` uint8 ``[E, T+1, C, H, W]``; ``channels``
+    picks the RGB frame (``slice(3, 6)``: the current one of a stacked Atari observation)."""
+    import matplotlib.pyplot as plt
+
+    lead = 2 if with_next else 1
+    cols = lead + num_show
+    fig, axes = plt.subplots(len(drawn), cols, figsize=(min(7.5, 1.5 * cols), 1.75 * len(drawn)),
+                             squeeze=False)
+
+    def show(ax: Any, e: int, t: int, title: str) -> None:
+        ax.imshow(frames[e, t, channels].transpose(1, 2, 0))
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    e0, t0 = positive
+    for row, (strategy, neg) in enumerate(drawn.items()):
+        show(axes[row, 0], e0, t0, f"$o_t$ (e={e0}, t={t0})")
+        if with_next:
+            show(axes[row, 1], e0, t0 + 1, "$o_{t+1}$")
+        axes[row, 0].set_ylabel(strategy, fontsize=9)
+        for n in range(num_show):
+            e, t = int(neg.episode[member, n]), int(neg.step[member, n])
+            show(axes[row, lead + n], e, t, f"e={e}, t={t}" + (f"\n{caption(e, t)}" if caption else ""))
+    fig.tight_layout()
+    return fig
+
+
 def plot_bars(
     rows: list[dict[str, Any]],
     ax: Any,
@@ -339,6 +481,27 @@ def plot_trajectories(
     return ax
 
 
+def plot_transition(
+    z: np.ndarray, prediction: np.ndarray, target: np.ndarray, index: int, ax: Any = None, title: str = ""
+) -> Any:
+    """Object embeddings of a batch of states in the plane (``z [B, K, 2]``), one colour per slot,
+    and one transition ``index`` on top: an arrow per slot from its state ``z_t`` to its prediction
+    ``z_t + Delta`` (``prediction [B, K, 2]``), and the encoded next state (``target``) as a cross."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5.5, 5))[1]
+    colours = plt.cm.tab10(np.arange(z.shape[1]) % 10)
+    for k in range(z.shape[1]):
+        ax.scatter(z[:, k, 0], z[:, k, 1], s=6, color=colours[k], alpha=0.5, label=f"slot {k}")
+    for k in range(z.shape[1]):
+        ax.annotate("", xy=prediction[index, k].tolist(), xytext=z[index, k].tolist(),
+                    arrowprops=dict(arrowstyle="->", lw=1.5))
+        ax.scatter(*target[index, k].tolist(), marker="x", color="k", s=40)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=2)
+    return ax
+
+
 def plot_slot_grid(
     data: dict[str, tuple[Episodes, Episodes]],
     folders: dict[str, dict[tuple[str, int], Path]],
@@ -394,6 +557,72 @@ def plot_local_global(view: dict[str, Any], ax_local: Any, ax_global: Any, title
     ax_global.set_xlabel("rank in the batch", fontsize=8)
     ax_global.set_ylabel(r"$\|z_L - \hat z^{(j)}_L\|^2$", fontsize=8)
     ax_global.set_title(f"global: rank {rank} of {len(glob)}", fontsize=8)
+
+
+def plot_cube_crops(scene: np.ndarray) -> Any:
+    """A Cubes state ``scene [K, 2]`` three ways: the whole 640 x 480 matplotlib canvas with our crop
+    (``CUBE_CROP`` of :mod:`cswm_lib.envs.block_pushing`, cyan) and the original's (gold), our 50 x 50
+    frame, and the frame in the original's framing. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from cswm_lib.envs import block_pushing as bp
+
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+    axes[0].imshow(bp.render_cube_canvas(scene))
+    for crop, color, label in ((bp.CUBE_CROP, "cyan", "ours"), (bp.ORIGINAL_CUBE_CROP, "gold", "original")):
+        (r0, r1), (c0, c1) = (crop[0].start, crop[0].stop), (crop[1].start, crop[1].stop)
+        axes[0].add_patch(plt.Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, color=color, lw=1.5,
+                                        label=label))
+    axes[0].legend(fontsize=7, loc="upper right")
+    frames = (bp.render_cubes(scene), bp.render_cubes_matplotlib(scene, framing="original"))
+    for ax, img in zip(axes[1:], frames, strict=True):
+        ax.imshow(img.transpose(1, 2, 0))
+    for ax, title in zip(axes, ("640 x 480 canvas", "our frame", "original framing"), strict=True):
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_episode_frames(
+    episodes: Episodes,
+    episode: int = 0,
+    highlight: int | None = None,
+    actions: bool = False,
+    title: str = "",
+    channels: slice = slice(3, 6),
+) -> Any:
+    """The T + 1 frames of one episode side by side, ``t`` above each (with ``actions`` also the
+    action taken after it; step ``highlight`` in red). ``channels`` picks the RGB frame: by default
+    the current screen of a stacked (previous, current) Atari observation. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    T1 = episodes.episode_length + 1
+    fig, axes = plt.subplots(1, T1, figsize=(7.5, 1.3 if actions else 1.1), squeeze=False)
+    for t, ax in enumerate(axes[0]):
+        ax.imshow(episodes.frames[episode, t, channels].transpose(1, 2, 0))
+        label = f"t={t}" + (f"\na={episodes.actions[episode, t]}" if actions and t < T1 - 1 else "")
+        ax.set_title(label, fontsize=7, color="red" if t == highlight else "black")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_local_global_grid(views: dict[str, dict[str, Any]], title: str = "") -> Any:
+    """One row per model of ``views`` (``{label: cswm_lib.analysis.local_global_view(...)}``, all of
+    one query): its local distances (wide, left) and its global distances (right), drawn by
+    :func:`plot_local_global`. Returns the figure (7.5 in wide)."""
+    import matplotlib.pyplot as plt
+
+    T1 = len(next(iter(views.values()))["local_distances"])
+    fig = plt.figure(figsize=(7.5, 2.4 * len(views)))
+    grid = fig.add_gridspec(len(views), T1 + 5)
+    for row, (label, view) in enumerate(views.items()):
+        local, glob = fig.add_subplot(grid[row, :T1]), fig.add_subplot(grid[row, T1 + 1 :])
+        plot_local_global(view, local, glob, title=f"{title}, {label}" if title else label)
+    fig.tight_layout()
+    return fig
 
 
 def plot_agent_curve(curve: list[dict[str, float]] | str | Path, ax: Any = None, target: float | None = None,
@@ -482,6 +711,29 @@ def departure(
     control = np.mean([s[curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
     above = np.flatnonzero(score - control > margin)
     return int(x[above[0]]) if above.size else None
+
+
+def departure_markdown(
+    curves: dict[str, dict[str, dict[str, dict[str, list]]]],
+    strategies: Sequence[str] | None = None,
+    mode: str = "local_dedup",
+    margin: float = 0.05,
+) -> str:
+    """When learned dynamics show, as a markdown list: per dataset of ``curves`` (``{dataset:
+    curve_table}``) and strategy in ``strategies`` (default: every strategy with curves), the
+    :func:`departure` from its no-transition control (1-step Hits@1 of ``mode``, mean over seeds, by
+    more than ``margin``), or that there is none within the updates the strategy's curves reach."""
+    lines = []
+    for name, runs in curves.items():
+        said = []
+        for label in strategies or runs:
+            at = departure(runs, label, mode=mode, margin=margin)
+            last = max(max(s["updates"]) for s in runs[label].values())
+            said.append(f"{label} rises above its no-transition control (by more than {100 * margin:.0f} "
+                        f"points, mean over seeds) at {at} updates" if at is not None else
+                        f"{label} does not rise above its no-transition control within {last} updates")
+        lines.append(f"* {name}: " + "; ".join(said) + ".")
+    return "\n".join(lines)
 
 
 def plot_curve_grid(

@@ -1,5 +1,5 @@
 """Small shared helpers: device choice, thread count, eval mode, seeding, project paths, atomic
-writes, markdown tables, CLI errors."""
+writes, CLI errors."""
 
 from __future__ import annotations
 
@@ -208,16 +208,6 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """Rows (dicts of already formatted values) as a markdown table with one column per name in
-    ``columns`` (default: the first row's keys). The project's one table formatter: every table of
-    :mod:`cswm_lib.report` and the evaluation command line go through it."""
-    columns = list(columns if columns is not None else (rows[0] if rows else []))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,7 +9,17 @@ import torch
 import cswm_lib.a3c.collect as col
 from cswm_lib import CswmError
 from cswm_lib.a3c.agent import make_env
-from cswm_lib.a3c.collect import CollectConfig, attempt_rng, collect, collect_episode, main, shared_states
+from cswm_lib.a3c.collect import (
+    CollectConfig,
+    attempt_rng,
+    collect,
+    collect_episode,
+    collect_splits,
+    main,
+    shared_states,
+    split_path,
+    split_stats,
+)
 from cswm_lib.data.hdf5 import load_episodes
 
 SI = "SpaceInvadersDeterministic-v4"
@@ -177,3 +187,27 @@ def test_burnin_summary_compares_reset_and_carried_memory():
     assert reset["steps"].tolist() == carry["steps"].tolist() == [80, 80]
     assert reset["reasons"]["kept"] == carry["reasons"]["kept"] == 2 and reset["distinct_starts"] == 1
     assert shared_states(reset["start_rams"], carry["start_rams"]) == 0  # memory changes the start state
+
+
+def test_collect_splits_keeps_start_states_apart_and_split_stats_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("CSWM_DATA", str(tmp_path))
+    sizes, seeds = {"train": 5, "valid": 3, "test": 3}, {"train": 1, "valid": 2, "test": 3}
+    paths = collect_splits(SI, "random", sizes, seeds, (50, 53), eps=1.0, num_steps=4)
+    assert list(paths) == ["train", "valid", "test"]
+    assert all(paths[s] == split_path(SI, s, n, 1.0) for s, n in sizes.items())
+    test = load_episodes(paths["test"])
+    assert test.attrs["check_dup_paths"] == f"{paths['train']};{paths['valid']}" and test.attrs["seed"] == 3
+    assert test.frames.shape[:2] == (3, 5)
+    stats = split_stats(paths)
+    assert list(stats) == ["train", "valid", "test", "train-valid", "train-test", "valid-test"]
+    for s, n in sizes.items():
+        kept = stats[s]
+        assert kept["episodes"] == n and 50 <= kept["mean_burnin"] < 53
+        assert kept["attempts"] == n + sum(kept[f"dropped_{r}"] for r in col.DROP_REASONS)
+        assert 1 <= kept["distinct_starts"] <= n
+    assert all(stats[p]["shared_start"] == 0 for p in ("train-valid", "train-test", "valid-test"))
+    train = load_episodes(paths["train"])
+    assert stats["train-test"]["shared_any"] == shared_states(train.state_ids, test.state_ids)
+    assert list(split_stats(paths, pairs=[("test", "train")])) == ["train", "valid", "test", "test-train"]
+    again = collect_splits(SI, "random", sizes, seeds, (50, 53), eps=1.0, num_steps=4)
+    assert again == paths  # finished splits are reused

@@ -187,3 +187,38 @@ def test_departure_from_the_no_transition_control():
     assert departure(curves, "new", margin=0.03) == 200  # mean 0.66 at 200 > 0.62 + 0.03
     assert departure(curves, "new", margin=0.05) == 300
     assert departure(curves, "baseline") is None
+
+
+def test_departure_markdown_says_when_each_strategy_leaves_its_control():
+    from cswm_lib.report import departure_markdown
+
+    def seed(values, control):
+        return {"updates": [0, 100, 200, 300], "local_dedup|1|Hits@1": values,
+                "local_dedup_no_transition|1|Hits@1": control}
+
+    runs = {"new": {"1": seed([0.3, 0.62, 0.7, 0.9], [0.62] * 4)},
+            "baseline": {"1": seed([0.3, 0.62, 0.62, 0.63], [0.62] * 4)}}
+    text = departure_markdown({"Shapes": runs, "Cubes": {"new": runs["baseline"]}}, ["new"])
+    assert text.splitlines() == [
+        "* Shapes: new rises above its no-transition control (by more than 5 points, mean over seeds) "
+        "at 200 updates.",
+        "* Cubes: new does not rise above its no-transition control within 300 updates.",
+    ]
+    both = departure_markdown({"Shapes": runs}, margin=0.1)  # every strategy with curves
+    assert both == ("* Shapes: new rises above its no-transition control (by more than 10 points, mean over "
+                    "seeds) at 300 updates; baseline does not rise above its no-transition control within "
+                    "300 updates.")
+
+
+def test_reference_run_is_the_recorded_run_with_verdicts(tmp_path):
+    import json
+
+    from cswm_lib.report import reference_run
+
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "08_immovable.json").write_text(json.dumps({"results": {"verdicts": [{"v": 1}]}}))
+    (tmp_path / "cpu" / "09_atari.json").write_text(json.dumps({"results": {"table": []}}))
+    assert reference_run("08_immovable", "small", folder=tmp_path)["results"]["verdicts"] == [{"v": 1}]
+    assert reference_run("08_immovable", "cpu", folder=tmp_path) is None  # this run is the reference
+    assert reference_run("09_atari", "small", folder=tmp_path) is None  # recorded before verdicts
+    assert reference_run("10_local_global", "small", folder=tmp_path) is None  # none recorded

@@ -335,3 +335,16 @@ def test_cubes_original_framing_crops_the_same_scene():
     assert 80 < a.sum() < 250 and 80 < b.sum() < 250  # one cube: about a 10 x 15 pixel block in both
     with pytest.raises(CswmError, match="unknown framing"):
         bp.render_cubes_matplotlib(pos, "wide")
+
+
+def test_cube_size_is_its_footprint_and_bounding_box():
+    size = bp.cube_size((2, 2))
+    m = bp.cube_footprint((2, 2))
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    assert size == {"pixels": int(m.sum()), "height": int(rows[-1] - rows[0] + 1),
+                    "width": int(cols[-1] - cols[0] + 1)}
+    assert size["pixels"] <= size["height"] * size["width"] and 8 <= size["height"] <= 25
+    # the original's crop is wider and flatter, so its frame squeezes a cube more horizontally
+    for cell in [(0, 0), (4, 4), (0, 4)]:
+        ours, original = bp.cube_size(cell), bp.cube_size(cell, "original")
+        assert original["height"] / original["width"] > ours["height"] / ours["width"]

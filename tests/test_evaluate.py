@@ -24,6 +24,7 @@ from cswm_lib.evaluate import (
     rank_global,
     rank_local,
     scores,
+    scores_by_batch_size,
 )
 from cswm_lib.utils import cli_errors, eval_mode, torch_threads
 
@@ -284,8 +285,10 @@ def test_embed_paths_list_of_steps_equals_one_call_per_step():
         one = embed_paths(model, ep, L, batch_size=7, all_states=True, progress=False)
         for key in ("predictions", "targets", "states", "target_ids"):
             assert torch.equal(both[L][key], one[key]), key
-    still = embed_paths(model, ep, [2], batch_size=7, no_transition=True, progress=False)[2]
-    assert torch.equal(still["predictions"], both[1]["states"][:, 0])
+    still = embed_paths(model, ep, [2], batch_size=7, all_states=True, no_transition=True, progress=False)[2]
+    assert torch.equal(still["predictions"], both[1]["states"][:, 0])  # exactly z_0
+    alone = embed_paths(model, ep, [2], batch_size=7, no_transition=True, progress=False)[2]
+    torch.testing.assert_close(alone["predictions"], still["predictions"])  # o_0 encoded without the rest
 
 
 def test_evaluate_modes_equals_one_evaluate_call_per_setting():
@@ -306,6 +309,19 @@ def test_evaluate_modes_equals_one_evaluate_call_per_setting():
     assert "hits@10" not in evaluate_modes(model, ep, ["batched"], batch_size=5)["batched", 1]  # k <= 5
     with pytest.raises(CswmError, match="unknown eval mode 'sideways'"):
         evaluate_modes(model, ep, ["sideways"])
+
+
+def test_scores_by_batch_size_depends_on_the_candidates_not_the_model():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(40, 2, 2))
+    p = t + rng.normal(size=t.shape)
+    got = scores_by_batch_size(p, t, [1, 4, 40, 41])
+    assert list(got) == [1, 4, 40]  # a batch larger than N is skipped
+    assert got[1] == {"hits@1": 1.0, "mrr": 1.0}  # alone in its batch: always the top candidate
+    assert got[40] == scores(rank_global(p, t), ks=(1,))
+    assert got[4] == scores(rank_global(p, t, batch_size=4), ks=(1,))
+    assert scores_by_batch_size(p[:30], t[:30], [7])[7] == scores(rank_global(p[:28], t[:28], batch_size=7),
+                                                                 ks=(1,))  # the first 7 * 4 queries
 
 
 def test_eval_mode_and_torch_threads_restore_on_error():

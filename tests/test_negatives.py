@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cswm_lib import CswmError
-from cswm_lib.negatives import sample_negatives, strategy_from_flags
+from cswm_lib.negatives import coincidence, sample_negatives, strategy_from_flags
 
 E, T, B, N = 7, 9, 500, 3
 
@@ -93,3 +93,24 @@ def test_errors():
         sample_negatives("episodic", ep, ep, 2, 1)
     with pytest.raises(CswmError, match="in-ep-prob"):
         strategy_from_flags(True, 1.5)
+
+
+def test_coincidence_is_the_share_of_negatives_an_ideal_partial_encoder_cannot_tell_apart():
+    """Ids: column 0 = the episode (an object that never moves), column 1 = the step (the clock)."""
+    e_ids = torch.arange(E)[:, None, None].expand(E, T + 1, 1)
+    t_ids = torch.arange(T + 1)[None, :, None].expand(E, T + 1, 1)
+    ids = torch.cat([e_ids, t_ids], -1)
+    g = torch.Generator().manual_seed(0)
+
+    def share(strategy, objects, **kw):
+        return coincidence(strategy, ids, objects, num_draws=4000, batch_size=B, generator=g, **kw)
+
+    assert share("episodic", slice(0, 1)) == 1.0  # the same episode every time
+    assert share("episodic", slice(1, 2)) == 0.0  # never the same step
+    assert share("time_aligned", slice(1, 2)) == 1.0
+    assert share("mixed", slice(0, 2), beta=1.0) == 0.0  # episodic only: never the same state
+    assert abs(share("out_of_episode", slice(0, 1)) - 1 / E) < 0.02  # the positive's episode by chance
+    assert abs(share("baseline", slice(1, 2)) - 1 / T) < 0.02  # another batch member's step
+    a = coincidence("mixed", ids, slice(0, 1), 1000, 100, torch.Generator().manual_seed(5), beta=0.5)
+    b = coincidence("mixed", ids, slice(0, 1), 1000, 100, torch.Generator().manual_seed(5), beta=0.5)
+    assert a == b and 0.4 < a < 0.7  # seeded; about beta + (1 - beta) / E

@@ -4,7 +4,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from cswm_lib.report import plot_steps  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cswm_lib.negatives import Negatives  # noqa: E402
+from cswm_lib.report import (  # noqa: E402
+    plot_candidates,
+    plot_cube_crops,
+    plot_episode_frames,
+    plot_local_global_grid,
+    plot_negatives,
+    plot_settings,
+    plot_steps,
+    plot_transition,
+)
 
 
 def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
@@ -24,3 +37,98 @@ def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
     ticks = fig.axes[0].get_xticks()
     assert all(float(t).is_integer() for t in ticks), ticks
     assert fig.get_size_inches()[0] <= 7.5
+
+
+def test_plot_settings_one_bar_per_setting_and_roll_out_length():
+    results = {(m, L): {"hits@1": 0.1 * i + 0.01 * L} for L in (1, 5) for i, m in enumerate(["g", "l", "b"])}
+    fig = plot_settings(results)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["g", "l", "b"]
+    bars = ax.patches
+    assert len(bars) == 6 and bars[4].get_height() == 100 * results["l", 5]["hits@1"]  # L = 5 after L = 1
+    assert len({matplotlib.colors.to_hex(b.get_facecolor()) for b in bars}) == 2  # one colour per L
+    assert fig.get_size_inches()[0] <= 7.5
+
+
+def test_plot_candidates_lines_per_roll_out_length_and_chance():
+    sweep = {L: {b: {"hits@1": 1 / b + 0.1 * L, "mrr": 0.5} for b in (2, 10, 100)} for L in (1, 10)}
+    fig = plot_candidates(sweep)
+    hits = fig.axes[0].get_lines()
+    assert len(hits) == 3  # L = 1, L = 10, chance
+    assert list(hits[1].get_ydata()) == [100 * (1 / b + 1.0) for b in (2, 10, 100)]
+    assert list(hits[2].get_ydata()) == [50.0, 10.0, 1.0]  # chance 1/B
+    assert hits[0].get_linestyle() != hits[1].get_linestyle() and hits[0].get_color() != hits[1].get_color()
+    assert fig.get_size_inches()[0] <= 7.5
+
+
+def test_plot_negatives_a_row_per_strategy_with_the_negatives_it_drew():
+    frames = np.arange(3 * 4 * 6 * 2 * 2, dtype=np.uint8).reshape(3, 4, 6, 2, 2)
+    drawn = {
+        "episodic": Negatives(torch.tensor([[1, 1, 1]]), torch.tensor([[0, 2, 3]]), None),
+        "time_aligned": Negatives(torch.tensor([[0, 2, 1]]), torch.tensor([[1, 1, 1]]), None),
+    }
+    fig = plot_negatives(frames, (1, 1), drawn, num_show=2, caption=lambda e, t: f"sum {e + t}")
+    assert len(fig.axes) == 2 * 4  # o_t, o_t+1 and two negatives per row
+    assert fig.axes[0].get_ylabel() == "episodic" and fig.axes[4].get_ylabel() == "time_aligned"
+    assert fig.axes[3].get_title() == "e=1, t=2\nsum 3"
+    shown = fig.axes[6].get_images()[0].get_array()  # time_aligned's first negative: episode 0, step 1
+    assert np.array_equal(shown, frames[0, 1, :3].transpose(1, 2, 0))
+    atari = plot_negatives(frames, (2, 0), drawn, num_show=3, channels=slice(3, 6), with_next=False)
+    assert len(atari.axes) == 2 * 4 and atari.axes[1].get_title() == "e=1, t=0"
+    assert np.array_equal(atari.axes[0].get_images()[0].get_array(), frames[2, 0, 3:].transpose(1, 2, 0))
+    assert fig.get_size_inches()[0] <= 7.5
+
+
+def test_plot_transition_arrows_from_each_slot_to_its_prediction():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(6, 3, 2))
+    pred, target = z + 0.5, z + 0.4
+    ax = plot_transition(z, pred, target, index=4, title="t")
+    arrows = [c for c in ax.get_children() if isinstance(c, matplotlib.text.Annotation)]
+    assert len(arrows) == 3  # one per slot, of transition 4
+    assert [a.xy for a in arrows] == [tuple(pred[4, k]) for k in range(3)]
+    assert [a.xyann for a in arrows] == [tuple(z[4, k]) for k in range(3)]
+    points = ax.collections
+    assert len(points) == 3 + 3  # a scatter per slot (all states), a cross per slot (the target)
+    assert np.allclose(points[1].get_offsets(), z[:, 1])
+    assert np.allclose(points[5].get_offsets(), [target[4, 2]])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["slot 0", "slot 1", "slot 2"]
+
+
+def test_plot_cube_crops_marks_both_crops_on_the_canvas():
+    from cswm_lib.envs import block_pushing as bp
+
+    scene = np.array([[0, 0], [1, 3], [4, 4], [2, 1], [3, 2]])
+    fig = plot_cube_crops(scene)
+    canvas, ours, original = fig.axes
+    boxes = [(p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in canvas.patches]
+    crop = bp.CUBE_CROP
+    assert (crop[1].start, crop[0].start, crop[1].stop - crop[1].start, crop[0].stop - crop[0].start) in boxes
+    assert len(boxes) == 2 and canvas.get_images()[0].get_array().shape == (480, 640, 3)
+    assert np.array_equal(ours.get_images()[0].get_array(), bp.render_cubes(scene).transpose(1, 2, 0))
+    assert original.get_title() == "original framing" and fig.get_size_inches()[0] <= 7.5
+
+
+def test_plot_episode_frames_one_panel_per_step_with_the_highlight_in_red():
+    from tiny_worlds import tiny_episodes
+
+    ep = tiny_episodes(E=2, T=4, channels=6)
+    fig = plot_episode_frames(ep, 1, highlight=2, actions=True, title="episode 1")
+    axes = fig.axes
+    assert len(axes) == 5 and fig.get_size_inches()[0] <= 7.5
+    assert axes[0].get_title() == f"t=0\na={ep.actions[1, 0]}" and axes[4].get_title() == "t=4"
+    assert [matplotlib.colors.to_hex(ax.title.get_color()) for ax in axes].count("#ff0000") == 1
+    assert matplotlib.colors.to_hex(axes[2].title.get_color()) == "#ff0000"
+    assert np.array_equal(axes[3].get_images()[0].get_array(), ep.frames[1, 3, 3:6].transpose(1, 2, 0))
+
+
+def test_plot_local_global_grid_a_row_of_two_panels_per_model():
+    view = {"num_steps": 2, "local_distances": np.array([3.0, 2.0, 1.0, 4.0]), "nearest_t": 2,
+            "same_state": [], "global_distances": np.array([0.5, 0.2, 0.9]), "global_index": 0,
+            "global_rank": 2}
+    fig = plot_local_global_grid({"baseline": view, "mixed": dict(view, nearest_t=2)}, "Pong")
+    assert len(fig.axes) == 4 and fig.get_size_inches()[0] <= 7.5
+    local, glob = fig.axes[0], fig.axes[1]
+    assert local.get_title().startswith("Pong, baseline -- local: nearest t=2, target t=2")
+    assert glob.get_title() == "global: rank 2 of 3" and fig.axes[2].get_title().startswith("Pong, mixed")
+    assert list(local.get_lines()[0].get_ydata()) == [3.0, 2.0, 1.0, 4.0]

@@ -74,3 +74,33 @@ def test_lift_and_signs_tables_outside_a_notebook_print_markdown(capsys):
     assert len(out) == 4 and len(printed.split("\n\n")[0].splitlines()) == 2 + 4
     report.signs(rows, names, "episodic+out-of-episode", ["dedup", "local_dedup"])
     assert "| diff |" in capsys.readouterr().out
+
+
+def test_format_table_takes_the_columns_it_is_given_and_leaves_missing_cells_empty():
+    text = report.format_table([{"a": 1, "b": "x"}, {"b": "y", "c": 3}], ["b", "a"])
+    assert text.splitlines() == ["| b | a |", "|---|---|", "| x | 1 |", "| y |  |"]
+    assert report.format_table([{"z": 1, "y": 2}]).splitlines()[0] == "| z | y |"  # the first row's keys
+    assert report.format_table([]).splitlines() == ["|  |", "|"]
+
+
+def test_hits_by_steps_has_a_row_per_setting_and_a_column_per_roll_out_length():
+    results = {(label, L): {"hits@1": v / 100 + L / 1000} for L in (1, 5)
+               for v, label in ((10, "a"), (20, "b"))}
+    lines = report.hits_by_steps(results, ["b", "a"]).splitlines()
+    assert lines[0] == "| setting | L=1 | L=5 |"
+    assert lines[2:] == ["| b | 20.10 | 20.50 |", "| a | 10.10 | 10.50 |"]
+
+
+def test_split_table_a_row_per_split_and_a_line_per_pair():
+    split = {"episodes": 5, "attempts": 9, "dropped_ended": 0, "dropped_point": 3, "dropped_lives": 0,
+             "dropped_duplicate": 1, "mean_burnin": 61.25, "distinct_starts": 4}
+    stats = {"Pong": {"train": split, "test": dict(split, episodes=2, attempts=2, dropped_point=0,
+                                                   dropped_duplicate=0),
+                      "train-test": {"shared_start": 0, "shared_any": 7}}}
+    table, note, pairs = report.split_table(stats).split("\n\n")
+    lines = table.splitlines()
+    header = "| game | split | episodes | attempts | ended | point | lives | dup | burn-in | starts |"
+    assert lines[0] == header
+    assert lines[2] == "| Pong | train | 5 | 9 | 0 | 3 | 0 | 1 | 61.2 | 4 |" and len(lines) == 4
+    assert "dup" in note
+    assert pairs == "- Pong, train and test: 0 shared start states, 7 shared states anywhere in the episodes"

@@ -56,10 +56,10 @@ from IPython.display import Markdown
 
 import cswm_lib
 from cswm_lib.book import save_results, toc_chapters
+from cswm_lib.report import format_table
 from cswm_lib.utils import (
     checkpoints_dir,
     data_dir,
-    format_table,
     get_device,
     project_root,
     results_dir,

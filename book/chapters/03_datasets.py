@@ -44,7 +44,8 @@ from cswm_lib.book import save_results
 from cswm_lib.data import stats
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes, save_original_layout
-from cswm_lib.utils import data_dir, format_table
+from cswm_lib.report import format_table
+from cswm_lib.utils import data_dir
 
 # %% [markdown]
 # ## Generating the datasets

@@ -60,9 +60,9 @@ from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.evaluate import embed_paths, evaluate, rank_global, rank_local, scores
+from cswm_lib.evaluate import rank_global, rank_local, scores
 from cswm_lib.train import TrainConfig, read_log, train
-from cswm_lib.utils import data_dir, format_table, get_device, set_seed
+from cswm_lib.utils import data_dir, get_device, set_seed
 
 dev = get_device(device)
 set_seed(seed)
@@ -136,6 +136,11 @@ def original_ranks(pred: np.ndarray, targ: np.ndarray) -> np.ndarray:
     return (order == 0).argmax(1)
 
 
+# %% [markdown]
+# Both on random embeddings of growing $N$, a tenth of the predictions collapsed onto one point so
+# that ties occur:
+
+# %%
 rng = np.random.default_rng(seed)
 timing = {"N": [], "ours_s": [], "sort_s": []}
 for n in speed_sizes:
@@ -152,7 +157,7 @@ for n in speed_sizes:
         timing[key].append(v)
     print(f"N={n:5d}  ours {t1 - t0:6.3f} s   broadcast+sort {t2 - t1:6.3f} s   same ranks: True")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.loglog(timing["N"], timing["sort_s"], "o-", label="broadcast + sort (original's method)")
 ax.loglog(timing["N"], timing["ours_s"], "s-", label="chunked counting (ours)")
@@ -237,53 +242,29 @@ model = load_model(folder, device=dev)
 # %% [markdown]
 # ## Every mode, side by side
 #
-# One call per setting. `N` is the number of queries (one per eval episode), `cands` the candidates
-# each query is ranked among. The last rows, **no_transition**, predict $\hat z_L = z_0$ (no transition
-# at all): a baseline any world model should beat. We encode every episode once per roll-out length
-# with {func}`~cswm_lib.evaluate.embed_paths` (all 11 states, for the local score) and hand the
-# embeddings to every {func}`~cswm_lib.evaluate.evaluate` call, so each setting costs only its ranking.
+# One {func}`~cswm_lib.evaluate.evaluate` call per setting. `N` is the number of queries (one per
+# eval episode), `cands` the candidates each query is ranked among. The last rows,
+# **no_transition**, predict $\hat z_L = z_0$ (no transition at all): a baseline any world model
+# should beat. We encode every frame of every episode once with
+# {func}`~cswm_lib.evaluate.embed_paths` (all 11 states, for the local score, and every roll-out
+# length) and hand the embeddings to {func}`~cswm_lib.evaluate.evaluate_modes`, which runs the
+# settings on them, so each setting costs only its ranking.
 
 # %%
-settings = [  # the presets of cswm_lib.evaluate.PRESETS and the no-transition predictor
-    ("global", dict(mode="global")),
-    ("dedup", dict(mode="dedup")),
-    ("dedup_correct", dict(mode="dedup_correct")),
-    ("batched", dict(mode="batched")),
-    ("batched_dedup", dict(mode="batched_dedup")),
-    ("local", dict(mode="local")),
-    ("local_dedup", dict(mode="local_dedup")),
-    ("local_dedup_correct", dict(mode="local_dedup_correct")),
-    ("global_no_transition", dict(mode="global", no_transition=True)),
-    ("local_no_transition", dict(mode="local", no_transition=True)),
-]
+from cswm_lib.evaluate import PRESETS, embed_paths, evaluate_modes
+
+settings = [*PRESETS, "global_no_transition", "local_no_transition"]  # the presets + the control
 t0 = time.perf_counter()
-embedded = {(steps, no_transition): embed_paths(model, episodes, steps, device=dev, all_states=True,
-                                                no_transition=no_transition, progress=False)
-            for steps in num_steps_list for no_transition in (False, True)}
-print(f"embedded {len(embedded)} x {episodes.num_episodes} episodes in {time.perf_counter() - t0:.1f} s")
-table = {}
+embedded = embed_paths(model, episodes, num_steps_list, device=dev, all_states=True, progress=False)
+print(f"embedded {episodes.num_episodes} episodes, L = {num_steps_list}, in {time.perf_counter() - t0:.1f} s")
 t0 = time.perf_counter()
-for steps in num_steps_list:
-    for label, kw in settings:
-        emb = embedded[steps, kw.get("no_transition", False)]
-        table[label, steps] = evaluate(model, episodes, steps, batch_size=eval_batch_size, embeddings=emb,
-                                       progress=False, **kw)
+table = evaluate_modes(model, episodes, settings, batch_size=eval_batch_size, embeddings=embedded)
 print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s; "
       f"the table shows L = {num_steps_list[0]}, the figure below every L")
 Markdown(report.evaluation_table({k: v for k, v in table.items() if k[1] == num_steps_list[0]}))
 
-# %%
-labels = [label for label, _ in settings]
-fig, ax = plt.subplots(figsize=(8, 3.5))
-width = 0.8 / len(num_steps_list)
-for i, steps in enumerate(num_steps_list):
-    ax.bar(np.arange(len(labels)) + i * width, [100 * table[lb, steps]["hits@1"] for lb in labels],
-           width, label=f"{steps} step(s)")
-ax.set_xticks(np.arange(len(labels)) + width * (len(num_steps_list) - 1) / 2)
-ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
-ax.set_ylabel("Hits@1 (%)")
-ax.legend(fontsize=8)
-ax.set_title("one model, every way of scoring it")
+# %% tags=["hide-input"]
+report.plot_settings(table).axes[0].set_title("one model, every way of scoring it", fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -295,12 +276,10 @@ plt.show()
 # no-transition predictor, in Hits@1 percentage points (de-duplicated, correct variant)?
 
 # %%
-gain = {}
-for steps in num_steps_list:
-    for where in ("global", "local"):
-        h1 = [evaluate(model, episodes, steps, mode=where, dedup="correct", embeddings=embedded[steps, no_tr])
-              ["hits@1"] for no_tr in (False, True)]
-        gain[f"{where} L={steps}"] = 100 * (h1[0] - h1[1])
+pairs = {"global": "dedup_correct", "local": "local_dedup_correct"}
+control = evaluate_modes(model, episodes, [f"{m}_no_transition" for m in pairs.values()], embeddings=embedded)
+gain = {f"{where} L={L}": 100 * (table[m, L]["hits@1"] - control[f"{m}_no_transition", L]["hits@1"])
+        for L in num_steps_list for where, m in pairs.items()}
 print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
 # %% [markdown]
@@ -316,26 +295,13 @@ print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 # Hits@1 is $1/B$).
 
 # %%
-curves = {}
-for steps in num_steps_list:
-    emb = embedded[steps, False]
-    for b in [b for b in candidate_sizes if b <= episodes.num_episodes]:
-        n = b * (episodes.num_episodes // b)
-        r = scores(rank_global(emb["predictions"][:n], emb["targets"][:n], batch_size=b), ks=(1,))
-        curves.setdefault(steps, []).append((b, r["hits@1"], r["mrr"]))
+from cswm_lib.evaluate import scores_by_batch_size
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharex=True)
-for steps, rows in curves.items():
-    b, h1, mrr = map(np.array, zip(*rows, strict=True))
-    axes[0].plot(b, 100 * h1, "o-", label=f"{steps} step(s)")
-    axes[1].plot(b, 100 * mrr, "o-", label=f"{steps} step(s)")
-axes[0].plot(b, 100 / b, "k:", label="chance (1/B)")
-for ax, name in zip(axes, ("Hits@1 (%)", "MRR (%)"), strict=True):
-    ax.set_xscale("log")
-    ax.set_xlabel("candidates per query (batch size B)")
-    ax.set_ylabel(name)
-    ax.grid(alpha=0.3)
-axes[0].legend(fontsize=8)
+sweep = {L: scores_by_batch_size(emb["predictions"], emb["targets"], candidate_sizes)
+         for L, emb in embedded.items()}
+
+# %% tags=["hide-input"]
+report.plot_candidates(sweep)
 plt.show()
 
 # %% [markdown]
@@ -361,6 +327,10 @@ for steps in num_steps_list:
 n = episodes.num_episodes
 print(f"expected identical pairs among {n} uniform arrangements: {n * (n - 1) / 2 / n_arrangements:.2f}")
 
+# %% [markdown]
+# How many distinct states each eval episode visits:
+
+# %% tags=["hide-input"]
 ids = episodes.state_ids  # [E, T+1, S]
 distinct = [len(np.unique(ep, axis=0)) for ep in ids]
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -373,11 +343,8 @@ plt.show()
 # What de-duplication changes, per roll-out length (Hits@1, %):
 
 # %%
-dedup_labels = ("global", "dedup", "dedup_correct", "local", "local_dedup", "local_dedup_correct")
-Markdown(format_table([
-    {"setting": label, **{f"L={s}": f"{100 * table[label, s]['hits@1']:.2f}" for s in num_steps_list}}
-    for label in dedup_labels
-]))
+Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local", "local_dedup",
+                                       "local_dedup_correct"]))
 
 # %% [markdown]
 # Globally, a small Shapes eval set has (almost) no duplicates, so both de-duplications change
@@ -427,9 +394,10 @@ Markdown(format_table([
 # %%
 results = {
     "scores": {f"{label} | L={steps}": {k: r[k] for k in ("hits@1", "hits@5", "hits@10", "mrr", "N",
-                                                           "num_candidates")}
+                                                           "num_candidates") if k in r}
                for (label, steps), r in table.items()},
-    "hits1_vs_candidates": {str(s): [[b, h] for b, h, _ in rows] for s, rows in curves.items()},
+    "hits1_vs_candidates": {str(L): [[b, r["hits@1"]] for b, r in by_size.items()]
+                            for L, by_size in sweep.items()},
     "duplicates": {str(k): v for k, v in dups.items()},
     "hits1_gain_over_no_transition_pp": gain,
     "timing": timing,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,59 @@ def split_path(env_id: str, split: str, num_episodes: int, eps: float = 0.5) -> 
 
     game = atari.game_info(env_id).game.replace("_", "")
     return data_dir() / f"{game}_a3c_{split}_{num_episodes}ep_eps_{str(eps).replace('.', '_')}.h5"
+
+
+def collect_splits(
+    env_id: str,
+    agent: str | os.PathLike,
+    episodes: dict[str, int],
+    seeds: dict[str, int],
+    burnin: Sequence[int],
+    eps: float = 0.5,
+    num_steps: int = 10,
+) -> dict[str, Path]:
+    """Collect (or reuse) the splits of one game in the order of ``episodes`` (``{split: number of
+    episodes}``, e.g. train, valid, test), each at :func:`split_path` with the seed of ``seeds``, the
+    agent of folder ``agent`` and burn-ins in ``[burnin[0], burnin[1])``; every split checks its start
+    states against the splits before it (``check_dup_paths``), so no two share one. ``{split: path}``."""
+    paths: dict[str, Path] = {}
+    done: list[str] = []
+    for split, n in episodes.items():
+        cfg = CollectConfig(env_id=env_id, save_path=str(split_path(env_id, split, n, eps)),
+                            min_burnin=burnin[0], max_burnin=burnin[1], max_episodes=n,
+                            num_steps=num_steps, eps=eps, seed=seeds[split], check_dup_paths=done,
+                            agent=str(agent), progress=False)
+        paths[split] = collect(cfg)
+        done = [*done, str(paths[split])]
+    return paths
+
+
+def split_stats(
+    paths: dict[str, str | os.PathLike], pairs: Sequence[tuple[str, str]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What collecting the splits ``{split: path}`` kept and dropped, and what the splits share.
+
+    Per split: ``episodes`` kept, ``attempts`` started, the attempts ``dropped_<reason>`` for each
+    of ``DROP_REASONS``, ``mean_burnin`` (steps) and ``distinct_starts`` (distinct start
+    states in the split). Per pair ``(a, b)`` of ``pairs`` (default: every pair, in order), under
+    the key ``"a-b"``: ``shared_start`` (start states in both) and ``shared_any`` (states anywhere
+    in the episodes of both).
+    """
+    from itertools import combinations
+
+    from cswm_lib.data.hdf5 import load_episodes
+
+    data = {s: load_episodes(p) for s, p in paths.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for s, e in data.items():
+        out[s] = {"episodes": e.num_episodes, "attempts": int(e.attrs["attempts"])}
+        out[s] |= {f"dropped_{r}": int(e.attrs[f"dropped_{r}"]) for r in DROP_REASONS}
+        out[s] |= {"mean_burnin": float(e.attrs["mean_burnin"]),
+                   "distinct_starts": shared_states(e.state_ids[:, 0], e.state_ids[:, 0])}
+    for a, b in combinations(data, 2) if pairs is None else pairs:
+        x, y = data[a].state_ids, data[b].state_ids
+        out[f"{a}-{b}"] = {"shared_start": shared_states(x[:, 0], y[:, 0]), "shared_any": shared_states(x, y)}
+    return out
 
 
 def collection_attrs(cfg: CollectConfig) -> dict[str, Any]:

@@ -216,6 +216,14 @@ def cube_footprint(cell: tuple[int, int], framing: str = "ours", threshold: int 
     return (np.abs(one - empty) > threshold).any(0)
 
 
+
+def cube_size(cell: tuple[int, int], framing: str = "ours") -> dict[str, int]:
+    """The size of a single cube at ``cell`` in a frame of the given framing (its
+    :func:`cube_footprint`): ``{"pixels", "height", "width"}``, the last two of its bounding box."""
+    m = cube_footprint(cell, framing)
+    ys, xs = np.nonzero(m)
+    return dict(pixels=int(m.sum()), height=int(np.ptp(ys) + 1), width=int(np.ptp(xs) + 1))
+
 @functools.cache
 def cube_sprites() -> dict[str, Any]:
     """Pre-rendered cube layers, computed once per process (~50 matplotlib draws, ~2 s).
