@@ -23,7 +23,6 @@ Parameter files look like::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -37,7 +36,7 @@ from typing import Any
 import yaml
 
 from cswm_lib import CswmError
-from cswm_lib.utils import cli_errors, project_root, results_dir, write_json
+from cswm_lib.utils import ArgumentParser, cli_errors, project_root, results_dir, write_json
 
 
 def save_results(chapter: str, results: dict[str, Any], scale: str | None = None) -> None:
@@ -97,12 +96,18 @@ def declared_parameters(notebook: Path) -> dict[str, Any]:
 
 def load_params(path: Path) -> dict[str, Any]:
     """Read and check a parameter file (see the module docstring for its layout)."""
+    if path.is_dir():
+        raise CswmError(f"parameter file {path} is a folder; give a file such as book/params/cpu.yaml")
     if not path.is_file():
         raise CswmError(f"parameter file not found: {path}")
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CswmError(f"parameter file {path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as err:
         raise CswmError(f"parameter file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if spec is None:  # an empty (or comments-only) file would silently run every chapter at its defaults
+        raise CswmError(f"parameter file {path} is empty: expected keys scale/defaults/chapters")
     if not isinstance(spec, dict):
         raise CswmError(f"parameter file {path} must hold a mapping (scale/defaults/chapters), "
                         f"got a {type(spec).__name__}")
@@ -267,6 +272,8 @@ def run(
     (``wall_seconds``) and the machine's load average at the end (``load``); with ``record`` it is
     copied to ``book/results/<scale>/<chapter>.json``, the reference runs the book renders."""
     spec = load_params(params_file)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise CswmError(f"--out {out_dir} is a file, not a folder")
     if executor is not None:
         from cswm_lib.executor import parse_executor
 
@@ -315,7 +322,7 @@ def run(
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cswm_lib.book", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m cswm_lib.book", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="execute chapters with papermill at the scale of a parameter file")
     p_run.add_argument("--params", type=Path, required=True, help="book/params/cpu.yaml or full.yaml")

@@ -674,9 +674,9 @@ def default_json_name(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from cswm_lib.report import format_table
-    from cswm_lib.utils import results_dir, write_json
+    from cswm_lib.utils import ArgumentParser, results_dir, write_json
 
-    ap = argparse.ArgumentParser(prog="python -m cswm_lib.evaluate", description=__doc__.split("\n")[0])
+    ap = ArgumentParser(prog="python -m cswm_lib.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("--save-folder", required=True, help="checkpoint folder (ours or the original's)")
     ap.add_argument("--dataset", default="data/shapes_eval.h5", help="eval HDF5 file")
     ap.add_argument("--num-steps", type=int, nargs="+", default=[1], help="latent roll-out steps (1 5 10)")
@@ -698,6 +698,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for path, what in ((args.save_folder, "checkpoint folder"), (args.dataset, "dataset")):
         if not Path(path).exists():
             raise CswmError(f"{what} {path} does not exist")
+    out = Path(args.json) if args.json else results_dir() / "evaluate" / default_json_name(args)
+    if out.is_dir() or ((out.exists() or out.is_symlink()) and not out.is_file()):
+        raise CswmError(f"--json {out} is a folder or not a regular file; give a file name such as "
+                        f"{out / 'scores.json' if out.is_dir() else 'scores.json'}")
+    for parent in out.parents:  # checked before the evaluation, not after it
+        if parent.exists() and not parent.is_dir():
+            raise CswmError(f"cannot write {out}: {parent} is a file, not a folder")
+        if parent.is_dir():
+            break
     from cswm_lib.checkpoint import load_model
     from cswm_lib.data.hdf5 import load_episodes
     from cswm_lib.utils import get_device
@@ -714,7 +723,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                      progress=not args.no_progress)
         rows.append(r)
     print(format_table([_table_row(r, ks) for r in rows]))
-    out = Path(args.json) if args.json else results_dir() / "evaluate" / default_json_name(args)
     write_json(out, {"save_folder": str(args.save_folder), "dataset": str(args.dataset), "results": rows})
     print(f"wrote {out}")
     return rows

@@ -44,7 +44,15 @@ from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, get_device, load_tensors, write_json
+from cswm_lib.utils import (
+    ArgumentParser,
+    atomic_path,
+    checkpoints_dir,
+    cli_errors,
+    get_device,
+    load_tensors,
+    write_json,
+)
 
 
 @dataclass
@@ -92,6 +100,8 @@ class TrainConfig:
                 raise CswmError(f"--{k.replace('_', '-')} must be a finite number, got {v!r}")
         if self.learning_rate <= 0:
             raise CswmError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.gamma < 0:
+            raise CswmError(f"--gamma weighs the negative term, so it must be >= 0; got {self.gamma}")
         if not 0 <= self.beta <= 1:
             raise CswmError(f"--beta (--in-ep-prob) is a probability, so in [0, 1]; got {self.beta}")
         for k in ("epochs", "batch_size", "num_negatives", "hidden_dim", "seed"):
@@ -113,12 +123,22 @@ class TrainConfig:
             )
         if self.name is None:
             self.name = f"{Path(self.dataset).stem}_{self.negatives}_s{self.seed}"
+        name = Path(str(self.name))
+        if not str(self.name).strip() or name.is_absolute() or ".." in name.parts or name == Path("."):
+            raise CswmError(f"--name must name a folder inside --save-folder, got {self.name!r}")
 
     def model_config(self, input_shape: tuple[int, int, int]) -> ModelConfig:
         return ModelConfig(input_shape=input_shape, **{k: getattr(self, k) for k in MODEL_KEYS})
 
     def folder(self) -> Path:
-        return Path(self.save_folder or checkpoints_dir()) / str(self.name)
+        """``<save_folder>/<name>``; a one-line error if a file stands where a folder must go."""
+        folder = Path(self.save_folder or checkpoints_dir()) / str(self.name)
+        for p in (folder, *folder.parents):
+            if p.exists() and not p.is_dir():
+                raise CswmError(f"cannot make the run folder {folder}: {p} is a file, not a folder")
+            if p.is_dir():
+                break
+        return folder
 
 
 #: fields that may differ between an interrupted run and its resumption
@@ -127,6 +147,8 @@ _RESUMABLE = {"epochs", "num_updates", "device", "progress", "save_folder", "dat
 
 def load_dataset(path: str | Path) -> Episodes:
     path = Path(path)
+    if path.is_dir():
+        raise CswmError(f"dataset {path} is a folder, not an HDF5 file")
     if not path.is_file():
         raise CswmError(f"dataset not found: {path}")
     from cswm_lib.data.hdf5 import load_episodes
@@ -399,7 +421,7 @@ def read_log(folder: str | Path) -> list[dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m cswm_lib.train",
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

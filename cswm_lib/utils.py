@@ -3,6 +3,7 @@ writes, CLI errors."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import json
@@ -12,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -187,6 +188,13 @@ def interrupt_guard() -> Iterator[InterruptGuard]:
         signal.signal(signal.SIGINT, previous)
 
 
+def os_error_line(err: OSError) -> str:
+    """An ``OSError`` as one line: what failed and on which path(s), without a traceback."""
+    what = err.strerror or (str(err).splitlines()[0] if str(err) else type(err).__name__)
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
+
+
 def ignore_interrupts() -> None:
     """For worker processes: leave Ctrl-C to the parent, which stops the workers and cleans up."""
     import signal
@@ -210,8 +218,18 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line (``error: <prog>: <message> (see
+    --help)``, exit 2) instead of the whole usage block followed by the message. Its subparsers are of
+    the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a command-line ``main``: a :class:`~cswm_lib.CswmError` becomes one line on stderr, exit 2."""
+    """Decorate a command-line ``main``: a :class:`~cswm_lib.CswmError` becomes one line on stderr, exit 2;
+    so does an ``OSError`` that no check caught before (disk full, permissions, a path that is a folder)."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -222,6 +240,9 @@ def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except CswmError as err:
             print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except OSError as err:
+            print(f"error: {os_error_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -48,6 +48,9 @@ def make_policy(env_id: str, env: gym.Env | None = None, hidden: int | None = No
     close = env is None
     env = env or make_env(env_id)
     try:
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise CswmError(f"environment {env_id!r} has {type(env.action_space).__name__} actions; A3C "
+                            "here needs a discrete action space")
         num_actions = int(env.action_space.n)
         if is_atari(env_id):
             return AtariPolicy(num_actions, hidden=hidden or 256)

@@ -45,7 +45,7 @@ from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, interrupt_guard
+from cswm_lib.utils import ArgumentParser, atomic_path, checkpoints_dir, cli_errors, interrupt_guard
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
@@ -91,9 +91,24 @@ class CollectConfig:
             raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
         if self.burnin_gru not in BURNIN_GRU:
             raise CswmError(f"--burnin-gru must be one of {', '.join(BURNIN_GRU)}, got {self.burnin_gru!r}")
+        if self.checkpoint_every < 1:
+            raise CswmError(f"--checkpoint-every must be >= 1 (kept episodes), got {self.checkpoint_every}")
         for p in self.check_dup_paths:
             if not Path(p).is_file():
                 raise CswmError(f"--check-dup-paths file not found: {p}")
+        path = Path(self.save_path)
+        if path.is_dir():
+            raise CswmError(f"--save-path {path} is a folder; give a file name such as {path / 'data.h5'}")
+        if (path.exists() or path.is_symlink()) and not path.is_file():
+            raise CswmError(f"--save-path {path} exists and is not a regular file (a device, pipe or broken "
+                            "link): refusing to write there")
+        for parent in path.parents:  # a missing folder is created; a file in its place is an error
+            if parent.exists() and not parent.is_dir():
+                raise CswmError(f"cannot write {path}: {parent} is a file, not a folder")
+            if parent.is_dir():
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise CswmError(f"cannot write into {parent}: permission denied (read-only folder?)")
+                break
 
 
 def attempt_rng(seed: int, attempt: int) -> np.random.Generator:
@@ -314,8 +329,16 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
             raise CswmError(f"--check-dup-paths file {p} holds {other} episodes, not {cfg.env_id}")
     path = Path(cfg.save_path)
     want = collection_attrs(cfg)
-    if path.is_file() and not overwrite and _same(read_attrs(path), want):
-        return path
+    if path.is_file() and not overwrite:
+        try:
+            have = read_attrs(path)
+        except CswmError:
+            have = None
+        if have is None or have.get("format") != "cswm-book":
+            raise CswmError(f"--save-path {path} exists and is not a dataset of ours; pass --overwrite to "
+                            "replace it")
+        if _same(have, want):
+            return path
     folder = cfg.agent_folder()
     policy = None if folder is None else load_policy(folder)
     blacklist = start_state_blacklist(cfg.check_dup_paths, cfg.env_id)
@@ -396,7 +419,7 @@ def _load_partial(partial: Path) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cswm_lib.a3c.collect", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m cswm_lib.a3c.collect", description=__doc__.split("\n")[0])
     p.add_argument("env_id", help="PongDeterministic-v4 or SpaceInvadersDeterministic-v4")
     p.add_argument("--min-burnin", type=int, default=58)
     p.add_argument("--max-burnin", type=int, default=100, help="exclusive")

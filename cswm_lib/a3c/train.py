@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import queue as queue_lib
 import time
 from collections import deque
@@ -40,7 +41,14 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
 from cswm_lib.a3c.optim import SharedAdam
-from cswm_lib.utils import atomic_path, checkpoints_dir, cli_errors, ignore_interrupts, interrupt_guard
+from cswm_lib.utils import (
+    ArgumentParser,
+    atomic_path,
+    checkpoints_dir,
+    cli_errors,
+    ignore_interrupts,
+    interrupt_guard,
+)
 
 # --------------------------------------------------------------------------------------------
 # configuration
@@ -75,12 +83,39 @@ class A3CConfig:
         return Path(self.folder) if self.folder else checkpoints_dir() / "a3c" / self.env_id.lower()
 
     def validate(self) -> None:
+        whole = ("num_workers", "max_frames", "rollout", "max_episode_steps", "window", "checkpoint_every",
+                 "seed", "hidden")
+        for k in whole:
+            v = getattr(self, k)
+            bad = isinstance(v, bool) or not isinstance(v, numbers.Integral)
+            if bad and (v is not None or k != "hidden"):
+                raise CswmError(f"{k} must be a whole number, got {v!r}")
+        for k in ("lr", "gamma", "tau", "value_coef", "entropy_coef", "grad_clip", "target_return"):
+            v = getattr(self, k)
+            if (v is not None or k != "target_return") and (
+                    isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
+                raise CswmError(f"{k} must be a finite number, got {v!r}")
         if self.num_workers < 1:
             raise CswmError(f"num_workers must be >= 1, got {self.num_workers}")
         if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
             raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
+        if self.max_episode_steps < 1 or (self.hidden is not None and self.hidden < 1):
+            raise CswmError(f"max_episode_steps and hidden must be >= 1, got {self.max_episode_steps}, "
+                            f"{self.hidden}")
         if not 0 < self.gamma <= 1 or not 0 <= self.tau <= 1:
             raise CswmError(f"gamma must be in (0, 1] and tau in [0, 1], got {self.gamma}, {self.tau}")
+        if self.lr <= 0 or self.grad_clip <= 0 or self.value_coef < 0 or self.entropy_coef < 0:
+            raise CswmError(f"need lr > 0, grad_clip > 0, value_coef >= 0 and entropy_coef >= 0; got "
+                            f"{self.lr}, {self.grad_clip}, {self.value_coef}, {self.entropy_coef}")
+        if self.start_method not in mp.get_all_start_methods():
+            raise CswmError(f"unknown start_method {self.start_method!r}: expected one of "
+                            f"{', '.join(mp.get_all_start_methods())}")
+        folder = self.resolved_folder()
+        for p in (folder, *folder.parents):
+            if p.exists() and not p.is_dir():
+                raise CswmError(f"cannot use {folder} as the A3C folder: {p} is a file, not a folder")
+            if p.is_dir():
+                break
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,9 +298,9 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
     """
     cfg.validate()
     folder = cfg.resolved_folder()
-    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = make_policy(cfg.env_id, hidden=cfg.hidden)
+    model = make_policy(cfg.env_id, hidden=cfg.hidden)  # an unknown env id fails here, before any mkdir
+    folder.mkdir(parents=True, exist_ok=True)
     optimizer = SharedAdam(model.parameters(), lr=cfg.lr)
     start_frames, elapsed, stats = 0, 0.0, _Stats(cfg.window)
     curve_path = folder / "curve.jsonl"
@@ -366,7 +401,7 @@ def _progress(cfg: A3CConfig, start: int):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cswm_lib.a3c.train", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m cswm_lib.a3c.train", description=__doc__.split("\n")[0])
     p.add_argument("env_id", help="gymnasium id, e.g. PongDeterministic-v4 or CartPole-v1")
     for f in fields(A3CConfig):
         if f.name == "env_id":
@@ -390,7 +425,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = vars(_parser().parse_args(argv))
     resume = not args.pop("no_resume")
     args["clip_rewards"] = {"auto": None, "yes": True, "no": False}[args["clip_rewards"]]
-    args["max_frames"], args["checkpoint_every"] = int(args["max_frames"]), int(args["checkpoint_every"])
+    for k in ("max_frames", "checkpoint_every"):  # given as floats so 1e6 is accepted
+        if not math.isfinite(args[k]) or args[k] != int(args[k]):
+            raise CswmError(f"--{k.replace('_', '-')} must be a whole number, got {args[k]}")
+        args[k] = int(args[k])
     folder = train(A3CConfig(**args), resume=resume)
     stats = load_checkpoint(folder)
     recent = stats["stats"]["recent"]

@@ -30,7 +30,7 @@ from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
-from cswm_lib.utils import cli_errors, data_dir, ignore_interrupts, interrupt_guard
+from cswm_lib.utils import ArgumentParser, cli_errors, data_dir, ignore_interrupts, interrupt_guard
 
 #: The datasets of the original READMEs at full size (the chapters shrink them), that is C-SWM's shapes,
 #: cubes, pong and spaceinvaders, and the negative-sampling fork's immovable worlds and eval files with ids.
@@ -296,7 +296,7 @@ def readme_dataset(name: str, divisor: int = 1, min_episodes: int = 2, **kwargs:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cswm_lib.data.generate", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m cswm_lib.data.generate", description=__doc__.splitlines()[0])
     p.add_argument("--env-id", required=True, help="e.g. ShapesTrain-v0, PongDeterministic-v4")
     p.add_argument("--fname", required=True, help="output HDF5 file")
     p.add_argument("--num-episodes", type=int, default=1000)
