@@ -5,7 +5,8 @@ Each case below is a named entry of :data:`CASES` (category, and what the librar
 asserts the exit code (CLI: ``error: ...`` on one line, exit 2) or the exception type and its
 one-line message (API), and that nothing was lost or executed. ``test_battery_covers_every_case``
 checks that every listed case is a parameter of a test here; ``python tests/test_bad_inputs.py``
-prints the counts.
+prints the counts of the behaviour before issue 15, ``python tests/test_bad_inputs.py --now`` runs the
+battery and adds how many cases pass now (``now_clean``) and its wall time.
 
 Ctrl-C cases send a real SIGINT to a child process or to its whole process group.
 """
@@ -241,6 +242,7 @@ def _leftovers(folder: Path) -> list[str]:
 GENERATE_INTERRUPTS = [
     case("Ctrl-C to the main process of a 2-worker generate", "generation", "clean"),
     case("Ctrl-C to the process group of a 2-worker generate", "generation", "lost"),
+    case("Ctrl-C to a 1-worker generate", "generation", "clean"),
 ]
 
 
@@ -248,6 +250,7 @@ GENERATE_INTERRUPTS = [
 def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
     out = _h5(tmp_path, "shapes.h5")  # the previous output, a dataset of ours
     previous = out.read_bytes()
+    n = 4000 if "1-worker" in name else 400  # one worker: in-process chunks of 200 episodes, ~1 s each
     child = Child(
         "cswm_lib.data.generate",
         "--env-id",
@@ -255,11 +258,11 @@ def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
         "--fname",
         out,
         "--num-episodes",
-        400,
+        n,
         "--num-workers",
-        2,
+        1 if "1-worker" in name else 2,
     )
-    child.wait_for(lambda: re.search(rb"\| *[1-9]\d*/400", child.err) is not None)  # chunks are arriving
+    child.wait_for(lambda: re.search(rb"\| *[1-9]\d*/%d" % n, child.err) is not None)  # chunks are arriving
     assert child.interrupt(group="group" in name) == 130
     assert out.read_bytes() == previous
     assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shapes.h5"]
@@ -281,7 +284,8 @@ def test_ctrl_c_during_training_resumes_bit_identically(name, tmp_path):
     argv = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", v)]
     child = Child("cswm_lib.train", *argv, "--epochs", 2000, "--device", "cpu", "--no-progress")
     folder = tmp_path / "cut"
-    child.wait_for(lambda: (folder / "log.jsonl").is_file() and len(read_log(folder)) >= 2)
+    # log.jsonl is written before state.pt at the end of an epoch: 3 rows mean state.pt holds >= 2 epochs
+    child.wait_for(lambda: (folder / "log.jsonl").is_file() and len(read_log(folder)) >= 3)
     assert child.interrupt(group="group" in name) == 130
     assert _leftovers(tmp_path) == []
     done = torch.load(folder / "state.pt", weights_only=True)["epoch"]
@@ -333,7 +337,13 @@ def test_ctrl_c_during_collection_saves_a_partial_that_the_next_run_uses(name, t
     np.testing.assert_array_equal(got.frames[: kept + 1], want.frames)
 
 
-@pytest.mark.parametrize("name", [case("Ctrl-C to the process group during A3C training", "A3C", "lost")])
+A3C_INTERRUPTS = [
+    case("Ctrl-C to the process group during A3C training", "A3C", "lost"),
+    case("Ctrl-C to the main process of a 2-worker A3C training", "A3C", "lost"),
+]
+
+
+@pytest.mark.parametrize("name", A3C_INTERRUPTS)
 def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path):
     a3c_train = importlib.import_module("cswm_lib.a3c.train")
     from cswm_lib.a3c.agent import load_checkpoint, read_curve
@@ -354,7 +364,7 @@ def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path
         "--no-progress",
     )
     child.wait_for(lambda: (tmp_path / "curve.jsonl").is_file() and len(read_curve(tmp_path)) >= 5)
-    assert child.interrupt(group=True) == 130
+    assert child.interrupt(group="group" in name) == 130
     assert _leftovers(tmp_path) == []
     first = load_checkpoint(tmp_path)  # written on Ctrl-C
     assert first["frames"] > 0 and first["stats"]["episodes"] >= 5
@@ -1052,12 +1062,24 @@ TRAIN_CLI = [
     case("resume on another dataset", "training", "silent"),
     case("resume with a truncated state.pt", "training", "traceback"),
     case("resume with another config", "training", "clean"),
+    case("resume on another dataset at the same path", "training", "silent"),
+    case("a full disk during training", "training", "traceback"),
+    case("--gamma -1", "training", "silent"),
+    case("--hinge inf", "training", "silent"),
+    case("--save-folder is a file", "training", "traceback"),
+    case("--name escaping --save-folder", "training", "silent"),
+    case("--name ''", "training", "silent"),
+    case("--dataset is a folder", "training", "misleading"),
+    case("--epochs 1.5 on the command line", "training", "clean"),  # was: the 20-line usage, then the error
 ]
 
 
 @pytest.mark.parametrize("name", TRAIN_CLI)
-def test_train_cli_refusals(name, tmp_path, capsys):
+def test_train_cli_refusals(name, tmp_path, capsys, monkeypatch):
+    import errno
     import json
+    import os
+    import shutil
 
     data = _h5(tmp_path)
     base = [
@@ -1090,6 +1112,13 @@ def test_train_cli_refusals(name, tmp_path, capsys):
         "--learning-rate -1": ["--learning-rate", "-1"],
         "missing --dataset": ["--dataset", tmp_path / "nope.h5"],
         "--custom-neg with --negatives baseline": ["--custom-neg", "--negatives", "baseline"],
+        "--gamma -1": ["--gamma", "-1"],
+        "--hinge inf": ["--hinge", "inf"],
+        "--save-folder is a file": ["--save-folder", _write(tmp_path / "notes.txt", b"notes")],
+        "--name escaping --save-folder": ["--name", "../escape"],
+        "--name ''": ["--name", ""],
+        "--dataset is a folder": ["--dataset", tmp_path],
+        "--epochs 1.5 on the command line": ["--epochs", "1.5"],
     }
     want = {
         "--device gpu": "unknown device 'gpu'",
@@ -1102,11 +1131,19 @@ def test_train_cli_refusals(name, tmp_path, capsys):
         "--learning-rate -1": "--learning-rate must be > 0",
         "missing --dataset": "dataset not found",
         "--custom-neg with --negatives baseline": "--custom-neg asks for dataset negatives",
+        "--gamma -1": "--gamma weighs the negative term, so it must be >= 0",
+        "--hinge inf": "hinge must be a finite number, got inf",
+        "--save-folder is a file": "notes.txt is a file, not a folder",
+        "--name escaping --save-folder": "--name must name a folder inside --save-folder",
+        "--name ''": "--name must name a folder inside --save-folder",
+        "--dataset is a folder": "is a folder, not an HDF5 file",
+        "--epochs 1.5 on the command line": "argument --epochs: invalid int value: '1.5' (see --help)",
     }
     folder = tmp_path / "run"
     if name in extra:
+        before = sorted(tmp_path.rglob("*"))
         assert want[name] in cli(_train_main, base + extra[name], capsys)
-        assert not folder.exists()
+        assert sorted(tmp_path.rglob("*")) == before and not (tmp_path.parent / "escape").exists()
         return
     _train_main([str(a) for a in base])  # a finished 1-epoch run to resume
     capsys.readouterr()
@@ -1116,6 +1153,27 @@ def test_train_cli_refusals(name, tmp_path, capsys):
         msg = cli(_train_main, base + ["--dataset", other, "--epochs", 2], capsys)
         assert "was trained on another dataset" in msg
         assert json.loads(config)["train"]["dataset"] == str(data)
+    elif name == "resume on another dataset at the same path":
+        shutil.copy(data, tmp_path / "kept.h5")
+        _h5(tmp_path, data.name, seed=7)  # other episodes written over the same file name
+        assert "was trained on another dataset" in cli(_train_main, base + ["--epochs", 2], capsys)
+        assert (folder / "config.json").read_bytes() == config and (folder / "state.pt").read_bytes() == state
+        # the fingerprint is of the content, not the path: the same episodes under another name resume
+        _train_main([str(a) for a in base + ["--dataset", tmp_path / "kept.h5", "--epochs", 2]])
+        assert torch.load(folder / "state.pt", weights_only=True)["epoch"] == 2
+        return
+    elif name == "a full disk during training":
+        model = (folder / "model.pt").read_bytes()
+
+        def full(obj, f, *a, **k):  # writes a little, then the disk is full
+            Path(f).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+
+        monkeypatch.setattr(torch, "save", full)
+        assert "No space left on device" in cli(_train_main, base + ["--epochs", 2], capsys)
+        monkeypatch.undo()
+        assert (folder / "model.pt").read_bytes() == model
+        config = (folder / "config.json").read_bytes()  # names the longer budget asked for: rewritten
     elif name == "resume with a truncated state.pt":
         (folder / "state.pt").write_bytes(state[: len(state) // 3])
         msg = cli(_train_main, base + ["--epochs", 2], capsys)
@@ -1220,6 +1278,150 @@ def test_other_cli_cases(name, tmp_path, capsys, monkeypatch, trained):
     assert _leftovers(tmp_path) == []
 
 
+A3C_CLI = [
+    case("A3C train: --folder is a file", "A3C", "traceback"),
+    case("A3C train: --lr -1", "A3C", "traceback"),
+    case("A3C train: an env with continuous actions", "A3C", "traceback"),
+    case("A3C train: --start-method x", "A3C", "traceback"),
+    case("A3C train: --max-frames nan", "A3C", "traceback"),
+    case("A3C train: --max-frames 1.5", "A3C", "silent"),
+    case("A3C train: --hidden 0", "A3C", "silent"),
+    case("collect: --save-path is a folder", "A3C", "traceback"),
+    case("collect: --save-path is a pipe or a link to a device", "A3C", "lost"),
+    case("collect: --save-path is a file that is not a dataset", "A3C", "misleading"),
+    case("collect: --checkpoint-every 0", "A3C", "traceback"),
+]
+
+
+@pytest.mark.parametrize("name", A3C_CLI)
+def test_a3c_cli_refusals(name, tmp_path, capsys):
+    """Refused before any work: no folder made, no file replaced, no environment stepped."""
+    import os
+    import stat
+
+    a3c_train = importlib.import_module("cswm_lib.a3c.train")
+    col = importlib.import_module("cswm_lib.a3c.collect")
+    notes = _write(tmp_path / "notes.txt", b"my notes")
+    a3c = [
+        "CartPole-v1",
+        "--folder",
+        tmp_path / "a3c",
+        "--num-workers",
+        1,
+        "--max-frames",
+        100,
+        "--no-progress",
+    ]
+    out = tmp_path / "c.h5"
+    collect = ["PongDeterministic-v4", "--save-path", out, "--agent", "random", "--max-episodes", 1]
+    cases = {
+        "A3C train: --folder is a file": (a3c_train.main, [*a3c, "--folder", notes], "notes.txt is a file"),
+        "A3C train: --lr -1": (a3c_train.main, [*a3c, "--lr", -1], "need lr > 0"),
+        "A3C train: an env with continuous actions": (
+            a3c_train.main,
+            ["Pendulum-v1", *a3c[1:]],
+            "has Box actions; A3C here needs a discrete action space",
+        ),
+        "A3C train: --start-method x": (
+            a3c_train.main,
+            [*a3c, "--start-method", "x"],
+            "unknown start_method",
+        ),
+        "A3C train: --max-frames nan": (
+            a3c_train.main,
+            [*a3c, "--max-frames", "nan"],
+            "must be a whole number",
+        ),
+        "A3C train: --max-frames 1.5": (
+            a3c_train.main,
+            [*a3c, "--max-frames", 1.5],
+            "must be a whole number",
+        ),
+        "A3C train: --hidden 0": (a3c_train.main, [*a3c, "--hidden", 0], "hidden must be >= 1"),
+        "collect: --save-path is a folder": (col.main, [*collect, "--save-path", tmp_path], "is a folder"),
+        "collect: --save-path is a file that is not a dataset": (
+            col.main,
+            [*collect, "--save-path", notes],
+            "is not a dataset of ours; pass --overwrite",
+        ),
+        "collect: --checkpoint-every 0": (
+            col.main,
+            [*collect, "--checkpoint-every", 0],
+            "--checkpoint-every must",
+        ),
+    }
+    if "pipe" in name:  # a link to /dev/full and a pipe in tmp_path: a regression replaces only those
+        (tmp_path / "full").symlink_to("/dev/full")
+        os.mkfifo(tmp_path / "pipe")
+        for target in ("full", "pipe"):
+            assert "is not a regular file" in cli(
+                col.main, [*collect, "--save-path", tmp_path / target], capsys
+            )
+        assert (tmp_path / "full").is_symlink() and stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)
+    else:
+        main, argv, want = cases[name]
+        assert want in cli(main, argv, capsys)
+    assert notes.read_bytes() == b"my notes"
+    assert not (tmp_path / "a3c").exists() and not out.exists() and _leftovers(tmp_path) == []
+
+
+MORE_CLI = [
+    case("evaluate: --json is a folder", "evaluation", "traceback"),
+    case("evaluate: --json below a file", "evaluation", "traceback"),
+    case("book run: params file is binary", "book runner", "traceback"),
+    case("book run: params file is empty", "book runner", "silent"),
+    case("book run: params path is a folder", "book runner", "misleading"),
+    case("book run: --out is a file", "book runner", "traceback"),
+    case("generate with an empty --fname", "generation", "traceback"),
+]
+
+
+@pytest.mark.parametrize("name", MORE_CLI)
+def test_more_cli_refusals(name, tmp_path, capsys, monkeypatch, trained):
+    """Refused before any work (no evaluation, no chapter run), with nothing written."""
+    from cswm_lib import book
+    from cswm_lib.evaluate import main as evaluate_main
+    from cswm_lib.utils import cli_errors
+
+    notes = _write(tmp_path / "notes.txt", b"my notes")
+    monkeypatch.setenv("CSWM_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("CSWM_ROOT", str(Path(__file__).resolve().parents[1]))
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started before the bad input was refused")
+
+    monkeypatch.setattr(book, "run_chapter", no_work)
+    if name.startswith("evaluate"):
+        monkeypatch.setattr(importlib.import_module("cswm_lib.evaluate"), "evaluate", no_work)
+        data = _h5(tmp_path, "eval.h5", E=4, T=4)
+        target = tmp_path if "folder" in name else notes / "x.json"
+        argv = ["--save-folder", trained, "--dataset", data, "--no-progress", "--ks", 1, "--json", target]
+        msg = cli(cli_errors(evaluate_main), argv, capsys)
+        assert ("is a folder" if "folder" in name else "notes.txt is a file, not a folder") in msg
+    elif name.startswith("book"):
+        text = {
+            "book run: params file is binary": b"\x89HDF\r\n\x1a\n\xff\xfe",
+            "book run: params file is empty": b"# nothing yet\n",
+            "book run: --out is a file": b"scale: x\n",
+        }
+        path = _write(tmp_path / "p.yaml", text[name]) if name in text else tmp_path
+        want = {
+            "book run: params file is binary": "not a text file",
+            "book run: params file is empty": "is empty",
+            "book run: params path is a folder": "is a folder",
+            "book run: --out is a file": "notes.txt is a file, not a folder",
+        }[name]
+        out = notes if "--out" in name else tmp_path / "o"
+        argv = ["run", "--params", path, "--out", out, "--chapters", "01_setup"]
+        assert want in cli(book.main, argv, capsys)
+        assert not (tmp_path / "o").exists()
+    else:
+        monkeypatch.chdir(tmp_path)
+        assert "is a folder" in cli(_generate_main, _gen_argv(""), capsys)
+    assert notes.read_bytes() == b"my notes" and not (tmp_path / "results").exists()
+    assert _leftovers(tmp_path) == []
+
+
 # ------------------------------------------------------------------------------------------------
 # the case list itself
 
@@ -1239,10 +1441,40 @@ def test_battery_covers_every_case():
     assert not missing, f"cases without a test: {missing}"
 
 
-def counts() -> dict[str, int]:
+def counts(now: dict[str, str] | None = None) -> dict[str, int]:
+    """The battery's counts: cases, and per kind how many behaved so before issue 15 (``before_*``);
+    with ``now`` (case -> "passed"/"failed", from a run of this file) how many pass now, that is give
+    one line and lose or run nothing (``now_clean``), and how many do not (``now_failing``)."""
     before = {k: sum(1 for _, b in CASES.values() if b == k) for k in KINDS}
-    return {"cases": len(CASES), **{f"before_{k}": v for k, v in before.items()}}
+    out = {"cases": len(CASES), **{f"before_{k}": v for k, v in before.items()}}
+    if now is not None:
+        out["now_clean"] = sum(1 for c in CASES if now.get(c) == "passed")
+        out["now_failing"] = len(CASES) - out["now_clean"]
+    return out
+
+
+def _run_battery() -> dict[str, str]:
+    """Run this file under pytest; return each case's outcome ("passed" when every test using it passed)."""
+    outcomes: dict[str, str] = {}
+
+    class Collect:
+        def pytest_runtest_logreport(self, report):
+            if "[" in report.nodeid and (report.when == "call" or report.failed):
+                name = report.nodeid[report.nodeid.index("[") + 1 : -1]
+                if name in CASES and outcomes.get(name) != "failed":
+                    outcomes[name] = "passed" if report.passed else "failed"
+
+    pytest.main([__file__, "-q", "-p", "no:cacheprovider"], plugins=[Collect()])
+    return outcomes
 
 
 if __name__ == "__main__":
-    print(counts())
+    import sys
+    import time
+
+    if "--now" in sys.argv:  # runs the whole battery (minutes; the Ctrl-C cases dominate)
+        t0 = time.perf_counter()
+        result = counts(_run_battery())
+        print({**result, "wall_seconds": round(time.perf_counter() - t0, 1)})
+    else:
+        print(counts())
