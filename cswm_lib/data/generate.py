@@ -199,7 +199,10 @@ def _write(jobs, fname, E, T, obs_shape, state_dim, attrs, compression, num_work
             for start, (frames, actions, ids) in results:
                 writer.write(start, frames, actions, ids if save_state_ids else None)
                 bar.update(len(frames))
-            guard.check()  # a Ctrl-C swallowed on the way still leaves the old file in place
+                # a Ctrl-C swallowed on the way (Python ignores exceptions raised in weakref callbacks, and
+                # h5py runs some) stops the run here, at the next chunk, not after the last one
+                guard.check()
+            guard.check()  # and the old file stays in place
         finally:
             if pool is not None:
                 pool.terminate()
