@@ -2,7 +2,9 @@
 
 :func:`full_sweeps` reads the ``full`` parameter file into one :class:`Sweep` per (section, dataset):
 how many runs (strategies x seeds), how many optimizer updates each. :func:`update_cost` measures
-one training update of a model at batch ``B`` on this machine's CPU (seconds, one torch thread) and
+one training update of a model at batch ``B`` on this machine's CPU (CPU seconds of this process,
+``time.process_time``, one torch thread: time the process waited for a core on a shared machine is
+not counted, so the load inflates it far less than wall time) and
 counts its floating-point operations with torch's ``FlopCounterMode``; both scale linearly with the
 batch, so small batches are measured and the result is scaled to the run's batch. :func:`cost_table`
 turns that into CPU-hours and GPU-hours per sweep, with the GPU's throughput and utilisation stated
@@ -113,9 +115,10 @@ def _update_once(model: CSWM, opt: torch.optim.Optimizer, strategy: dict[str, An
 
 def update_cost(model: dict[str, Any], strategy: dict[str, Any], obs_shape: tuple[int, int, int],
                 batch: int = 32, repeats: int = 3) -> dict[str, float]:
-    """One training update at batch ``batch`` on this CPU with one torch thread: ``{"seconds"}``
-    (median of ``repeats`` after a warm-up) and ``{"flops"}`` (forward + backward, FlopCounterMode:
-    matmuls and convolutions, 2 per multiply-add). Both are per update at this batch."""
+    """One training update at batch ``batch`` on this CPU with one torch thread: ``{"seconds"}`` (CPU
+    time of this process, median of ``repeats`` after a warm-up) and ``{"flops"}`` (forward +
+    backward, FlopCounterMode: matmuls and convolutions, 2 per multiply-add). Both are per update at
+    this batch."""
     from torch.utils.flop_counter import FlopCounterMode
 
     keys = {k: v for k, v in model.items() if k in ModelConfig.__dataclass_fields__}
@@ -127,9 +130,9 @@ def update_cost(model: dict[str, Any], strategy: dict[str, Any], obs_shape: tupl
             _update_once(net, opt, strategy, batch, obs_shape, g)
         times = []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU time: a busy machine's waiting is not counted
             _update_once(net, opt, strategy, batch, obs_shape, g)
-            times.append(time.perf_counter() - t0)
+            times.append(time.process_time() - t0)
     return {"seconds": sorted(times)[len(times) // 2], "flops": float(counter.get_total_flops()),
             "batch": batch}
 
@@ -168,9 +171,10 @@ def cost_table(sweeps: list[Sweep], gpu_tflops: float = 60.0, utilisation: float
 
 def a3c_cost(env_id: str = "PongDeterministic-v4", updates: int = 20, rollout: int = 20,
              max_frames: int = 80_000_000, workers: int = 20) -> dict[str, float]:
-    """Frames per second of ONE A3C worker here (one thread; the env and batch-1 forward/backward of
-    the baby-a3c policy) and the core-hours and wall-hours of a ``max_frames`` budget on ``workers``
-    workers (perfect scaling assumed; A3C is CPU work, a GPU does not shorten it)."""
+    """Frames per CPU second (process time) of ONE A3C worker here (one thread; the env and batch-1
+    forward/backward of the baby-a3c policy) and the core-hours and wall-hours of a ``max_frames``
+    budget on ``workers`` workers (perfect scaling assumed; A3C is CPU work, a GPU does not shorten
+    it)."""
     from cswm_lib.a3c.agent import make_policy
     from cswm_lib.a3c.optim import SharedAdam
     from cswm_lib.a3c.train import A3CConfig, Actor
@@ -181,10 +185,10 @@ def a3c_cost(env_id: str = "PongDeterministic-v4", updates: int = 20, rollout: i
         shared = make_policy(env_id, hidden=cfg.hidden)
         opt = SharedAdam(shared.parameters(), lr=cfg.lr)
         actor.update(shared, opt)  # warm-up
-        t0, frames = time.perf_counter(), 0
+        t0, frames = time.process_time(), 0
         for _ in range(updates):
             frames += actor.update(shared, opt)[0]
-        seconds = time.perf_counter() - t0
+        seconds = time.process_time() - t0
     fps = frames / seconds
     return {"env_id": env_id, "frames_per_second_per_worker": fps,
             "core_hours": max_frames / fps / 3600, "wall_hours": max_frames / fps / 3600 / workers,
@@ -225,6 +229,6 @@ def cost_markdown(rows: list[dict[str, Any]], a3c: list[dict[str, float]] | None
     if rows:
         r = rows[0]
         lines += ["", f"Assumed GPU: {r['gpu_tflops']:g} TFLOP/s at {100 * r['utilisation']:.0f}% "
-                  f"utilisation; CPU seconds measured with one torch thread at batch "
+                  f"utilisation; CPU seconds (process time) measured with one torch thread at batch "
                   f"{r['measure_batch']} and scaled linearly to the run's batch."]
     return "\n".join(lines)

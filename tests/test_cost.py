@@ -41,3 +41,14 @@ def test_cost_table_gpu_hours_follow_the_assumptions():
     table = cost_markdown([fast])
     assert "| 4.1 | Shapes | baseline | 2 | 1000 (8) |" in table
     assert "Assumed GPU: 100 TFLOP/s at 50%" in table
+
+
+def test_update_cost_counts_cpu_time_not_wall_time(monkeypatch):
+    """A busy shared machine must not inflate the CPU seconds: they come from ``time.process_time``."""
+    import types
+
+    import cswm_lib.cost as cost
+
+    ticks = iter(range(0, 1000, 2))
+    monkeypatch.setattr(cost, "time", types.SimpleNamespace(process_time=lambda: float(next(ticks))))
+    assert update_cost(SHAPES, {}, (3, 50, 50), batch=2, repeats=1)["seconds"] == 2.0

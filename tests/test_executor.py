@@ -119,6 +119,19 @@ def test_executor_names():
         Executor().map([Job("a", sorted, ([],)), Job("a", sorted, ([],))])
 
 
+def test_ray_resources_per_job():
+    """1 GPU for a GPU-capable job when the cluster has one, else ``cpus_per_job`` CPUs; a job with its
+    own CPU count (A3C: its workers) asks for those, capped at the largest node. (No Ray needed.)"""
+    from cswm_lib.executor import RayExecutor
+
+    ex, run, a3c = RayExecutor(cpus_per_job=3, progress=False), Job("run", sorted), Job("a3c", sorted, cpus=4)
+    assert ex._resources(None, run, has_gpu=True, largest=8) == {"num_gpus": 1, "num_cpus": 1}
+    assert ex._resources(None, run, has_gpu=False, largest=8) == {"num_cpus": 3}
+    assert ex._resources(None, Job("cpu only", sorted, gpu=False), has_gpu=True, largest=8) == {"num_cpus": 3}
+    assert ex._resources(None, a3c, has_gpu=True, largest=8) == {"num_cpus": 4}
+    assert ex._resources(None, a3c, has_gpu=False, largest=2) == {"num_cpus": 2}
+
+
 def test_the_local_path_never_imports_ray(dataset, tmp_path):
     """The default commands neither import nor need Ray: a local sweep in a fresh interpreter."""
     code = (

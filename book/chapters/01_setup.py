@@ -216,7 +216,7 @@ Markdown(format_table(rows))
 # retried; a failed run is one line naming it. The same seeds give bit-identical weights on Ray and
 # locally on the CPU (tested).
 #
-# What does the full scale cost? {func}`cswm_lib.cost.cost_table` times one training update of each
+# What does the full scale cost? {func}`cswm_lib.cost.cost_table` takes the CPU time of one update of each
 # model on this CPU (one thread, batch `cost_batch`, scaled linearly to the runs' batch of 1024) and
 # counts its floating-point operations with PyTorch's `FlopCounterMode`; GPU-hours follow from an
 # *assumed* GPU throughput and utilisation (the parameters `gpu_tflops`, `gpu_utilisation`), not from
