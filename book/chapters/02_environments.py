@@ -34,8 +34,10 @@ import time
 import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown, display
 
 import cswm_lib.envs as envs
+from cswm_lib import report
 from cswm_lib.book import save_results
 from cswm_lib.envs import atari
 from cswm_lib.envs import block_pushing as bp
@@ -242,35 +244,20 @@ plt.show()
 # (`render_cubes_matplotlib(..., framing="original")`). We cannot run matplotlib 3.0 here, so the
 # scene inside both crops is our re-creation of its view.
 
-# %%
-scene = np.array([[0, 0], [1, 3], [4, 4], [2, 1], [3, 2]])
-canvas = bp.render_cube_canvas(scene)
-fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-axes[0].imshow(canvas)
-for crop, color, label in ((bp.CUBE_CROP, "cyan", "ours"), (bp.ORIGINAL_CUBE_CROP, "gold", "original")):
-    (r0, r1), (c0, c1) = (crop[0].start, crop[0].stop), (crop[1].start, crop[1].stop)
-    axes[0].add_patch(plt.Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, color=color, lw=1.5, label=label))
-axes[0].legend(fontsize=7, loc="upper right")
-axes[0].set_title("640 x 480 canvas", fontsize=9)
-axes[1].imshow(bp.render_cubes(scene).transpose(1, 2, 0))
-axes[1].set_title("our frame", fontsize=9)
-axes[2].imshow(bp.render_cubes_matplotlib(scene, framing="original").transpose(1, 2, 0))
-axes[2].set_title("original framing", fontsize=9)
-for ax in axes:
-    ax.axis("off")
+# %% tags=["hide-input"]
+report.plot_cube_crops(np.array([[0, 0], [1, 3], [4, 4], [2, 1], [3, 2]]))
 plt.show()
 
-cube_sizes = {}
-for cell in [(0, 0), (2, 2), (4, 4), (0, 4), (4, 0)]:
-    row = {}
-    for framing in bp.CUBE_FRAMINGS:
-        m = bp.cube_footprint(cell, framing)
-        ys, xs = np.nonzero(m)
-        row[framing] = dict(pixels=int(m.sum()), height=int(np.ptp(ys) + 1), width=int(np.ptp(xs) + 1))
-    cube_sizes[str(cell)] = row
-    print(f"cube at {cell}: ours {row['ours']['pixels']:3d} px ({row['ours']['height']} x "
-          f"{row['ours']['width']}), original framing {row['original']['pixels']:3d} px "
-          f"({row['original']['height']} x {row['original']['width']})")
+# %% [markdown]
+# How large is one cube in each framing? Its pixels, and the height and width of its bounding box,
+# for a cube alone in five cells:
+
+# %%
+cube_sizes = {str(cell): {f: bp.cube_size(cell, f) for f in bp.CUBE_FRAMINGS}
+              for cell in [(0, 0), (2, 2), (4, 4), (0, 4), (4, 0)]}
+display(Markdown(report.format_table([
+    {"cube at": cell} | {f: f"{r['pixels']} px ({r['height']} x {r['width']})" for f, r in row.items()}
+    for cell, row in cube_sizes.items()])))
 ratio = np.mean([r["original"]["pixels"] / r["ours"]["pixels"] for r in cube_sizes.values()])
 mean_hw = {f: [np.mean([r[f][k] for r in cube_sizes.values()]) for k in ("height", "width")]
            for f in bp.CUBE_FRAMINGS}

@@ -186,6 +186,10 @@ def per_edge_transition(m: CSWM, z: torch.Tensor, action: torch.Tensor) -> torch
     return gnn.node_mlp(torch.cat([nodes, act, agg], 1)).view(B, K, D)
 
 
+# %% [markdown]
+# Both forms on the batch above, with their forward times:
+
+# %%
 with torch.no_grad():
     t0 = time.perf_counter()
     delta = model.transition(z, batch.action)
@@ -320,34 +324,22 @@ plt.show()
 # from $z_t$ (dot) the predicted $z_t + \Delta$ (arrow head) and the encoded $z_{t+1}$ (cross).
 
 # %%
-with torch.no_grad():
-    zs = trained.encode(batch.obs)
-    zn = trained.encode(batch.next_obs)
-    pred = trained.predict(zs, batch.action)
-    e_pos = trained.energy(zs, zn, batch.action)
-    e_other = trained.energy(zs[:, None], zs[None])  # every pair of states in the batch
-off_diag = ~torch.eye(len(zs), dtype=torch.bool, device=dev)
-pos_energy, other_energy = e_pos.mean().item(), e_other[off_diag].mean().item()
-inside_hinge = (e_other[off_diag] < trained.config.hinge).float().mean().item()
+from cswm_lib import report
+from cswm_lib.analysis import energy_summary
 
-fig, ax = plt.subplots(figsize=(5.5, 5))
-colours = plt.cm.tab10(np.arange(num_objects))
-for k in range(num_objects):
-    pts = zs[:, k].cpu().numpy()
-    ax.scatter(pts[:, 0], pts[:, 1], s=6, color=colours[k], alpha=0.5, label=f"slot {k}")
+with torch.no_grad():
+    zs, zn = trained.encode(batch.obs), trained.encode(batch.next_obs)
+    pred = trained.predict(zs, batch.action)
+energies = energy_summary(trained, zs, zn, batch.action)
 i = int(torch.nonzero((batch.obs != batch.next_obs).flatten(1).any(1))[0])  # a transition that moves
-k = int(batch.action[i]) // 4
-for kk in range(num_objects):
-    s, p, t = zs[i, kk].cpu(), pred[i, kk].cpu(), zn[i, kk].cpu()
-    ax.annotate("", xy=p.tolist(), xytext=s.tolist(), arrowprops=dict(arrowstyle="->", lw=1.5))
-    ax.scatter(*t.tolist(), marker="x", color="k", s=40)
-ax.set_title(f"embeddings of {len(zs)} states; arrows: transition {i} (moves object {k})", fontsize=9)
-ax.legend(fontsize=7, markerscale=2)
+report.plot_transition(zs.cpu().numpy(), pred.cpu().numpy(), zn.cpu().numpy(), i,
+                       title=f"embeddings of {len(zs)} states; arrows: transition {i} "
+                             f"(moves object {int(batch.action[i]) // 4})")
 plt.tight_layout()
 plt.show()
-print(f"mean positive energy {pos_energy:.4f}\n"
-      f"mean energy between two batch states {other_energy:.3f}\n"
-      f"pairs inside the hinge: {inside_hinge:.1%}")
+print(f"mean positive energy {energies['positive']:.4f}\n"
+      f"mean energy between two batch states {energies['pair']:.3f}\n"
+      f"pairs inside the hinge: {energies['inside_hinge']:.1%}")
 
 # %% [markdown]
 # ## Loading the original code's checkpoints
@@ -406,6 +398,7 @@ save_results("04_model", {
     "final_loss": log[-1]["loss"], "best_loss": min(r["loss"] for r in log),
     "best_epoch": min(log, key=lambda r: r["loss"])["epoch"], "train_seconds_this_run": train_seconds,
     "gnn_max_abs_diff_vs_per_edge": gnn_max_diff, "equivariance_max_err": equiv_err,
-    "positive_energy": pos_energy, "mean_pair_energy": other_energy, "pairs_inside_hinge": inside_hinge,
+    "positive_energy": energies["positive"], "mean_pair_energy": energies["pair"],
+    "pairs_inside_hinge": energies["inside_hinge"],
     "original_checkpoint_max_diff": original_max_diff,
 }, scale)

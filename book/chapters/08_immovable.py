@@ -216,23 +216,15 @@ verdicts = [
                    data=f"{data[name][0].num_transitions} transitions")
     for name, spec in specs.items()
 ]
-ref = report.recorded("08_immovable", verdict_scale) if scale != verdict_scale else None
-ref = ref if ref and "verdicts" in ref["results"] else None  # recorded before verdicts existed
-recorded_run = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
-shown, shown_curves = recorded_run["verdicts"], recorded_run["curves"]
+ref = report.reference_run("08_immovable", scale, verdict_scale)  # None: show this run
+shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
 print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
 
 # %% tags=["hide-input"]
-report.plot_curve_grid(shown_curves, panels=[("local_dedup", 1), ("dedup", 1)])
+report.plot_curve_grid(shown["curves"], panels=[("local_dedup", 1), ("dedup", 1)])
 plt.show()
-new = "episodic+out-of-episode"
-lines = []
-for name, c in shown_curves.items():
-    at, last = report.departure(c, new), max(max(s["updates"]) for s in c[new].values())
-    lines.append(f"* {name}: {new} " + (f"rises above its no-transition control (by more than 5 "
-                 f"points, mean over seeds) at {at} updates." if at is not None else
-                 f"does not rise above its no-transition control within {last} updates."))
-display(Markdown(report.verdict_markdown(shown) + "\n\nWhen learned dynamics show:\n\n" + "\n".join(lines)))
+display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned dynamics show:\n\n"
+                 + report.departure_markdown(shown["curves"], ["episodic+out-of-episode"])))
 
 # %% [markdown]
 # A world whose curve never leaves its no-transition control within the budget gives no verdict:

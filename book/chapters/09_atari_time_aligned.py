@@ -44,14 +44,8 @@ strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg
     "baseline": {"negatives": "baseline"},
     "time-aligned": {"negatives": "time_aligned", "beta": 0.0},
 }
-pong_model = {  # README flags (hidden 512 is train.py's default)
-    "encoder": "medium",
-    "embedding_dim": 4,
-    "action_dim": 6,
-    "num_objects": 3,
-    "copy_action": True,
-    "hidden_dim": 128,
-}
+pong_model = {"encoder": "medium", "embedding_dim": 4, "action_dim": 6, "num_objects": 3, "copy_action": True,
+              "hidden_dim": 128}  # README flags (hidden 512 is train.py's default)
 spaceinvaders_model = {**pong_model, "num_objects": 5}
 # The budget is counted in optimizer UPDATES (see chapter 08). The medium encoder's 9x9 convolution
 # at full resolution costs ~0.3-0.5 s per update of 32 on one loaded CPU core, so at `small` this
@@ -200,25 +194,16 @@ verdicts = [
                    data=f"{data[name][0].num_transitions} transitions")
     for name, spec in specs.items()
 ]
-ref = report.recorded("09_atari_time_aligned", verdict_scale) if scale != verdict_scale else None
-ref = ref if ref and "verdicts" in ref["results"] else None  # recorded before verdicts existed
-shown = (ref["results"] if ref else {"verdicts": verdicts, "curves": curves})
+ref = report.reference_run("09_atari_time_aligned", scale, verdict_scale)  # None: show this run
+shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
 print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
 print(ref.get("note", "") if ref else "")
 
 # %% tags=["hide-input"]
 report.plot_curve_grid(shown["curves"], panels=[("dedup", 1), ("local_dedup", 1)])
 plt.show()
-lines = []
-for name, c in shown["curves"].items():
-    last = max(max(s["updates"]) for s in c["time-aligned"].values())
-    at = {lab: report.departure(c, lab, mode="dedup") for lab in c}
-    lines.append(f"* {name}: " + "; ".join(
-        f"{lab} rises above its no-transition control (by more than 5 points, mean over seeds) at {u} updates"
-        if u is not None else f"{lab} does not rise above its no-transition control within {last} updates"
-        for lab, u in at.items()) + ".")
 display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned dynamics show (global "
-                 "score, de-duplicated):\n\n" + "\n".join(lines)))
+                 "score, de-duplicated):\n\n" + report.departure_markdown(shown["curves"], mode="dedup")))
 
 # %% [markdown]
 # How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The

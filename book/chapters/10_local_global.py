@@ -62,22 +62,10 @@ strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg
     "baseline": {"negatives": "baseline"},
     "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
 }
-pong_model = {
-    "encoder": "medium",
-    "embedding_dim": 4,
-    "action_dim": 6,
-    "num_objects": 3,
-    "copy_action": True,
-    "hidden_dim": 128,
-}
-spaceinvaders_model = {
-    "encoder": "medium",
-    "embedding_dim": 4,
-    "action_dim": 6,
-    "num_objects": 5,
-    "copy_action": True,
-    "hidden_dim": 128,
-}
+pong_model = {"encoder": "medium", "embedding_dim": 4, "action_dim": 6, "num_objects": 3, "copy_action": True,
+              "hidden_dim": 128}
+spaceinvaders_model = {"encoder": "medium", "embedding_dim": 4, "action_dim": 6, "num_objects": 5,
+                       "copy_action": True, "hidden_dim": 128}
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
 epochs = 100  # README: 100 (used only when num_updates is None)
 num_updates = 20  # optimizer updates per run (None: `epochs` passes over the data)
@@ -104,7 +92,7 @@ from IPython.display import Markdown, display
 from cswm_lib import analysis, report
 from cswm_lib import experiments as ex
 from cswm_lib.a3c import load_checkpoint
-from cswm_lib.a3c.collect import CollectConfig, collect, shared_states, split_path
+from cswm_lib.a3c.collect import collect_splits, split_stats
 from cswm_lib.a3c.train import A3CConfig
 from cswm_lib.a3c.train import train as train_agent
 from cswm_lib.book import save_results
@@ -129,60 +117,24 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # %%
 agents, paths = {}, {}
 for game in atari_games:
-    cfg = A3CConfig(
-        env_id=game,
-        num_workers=atari_workers,
-        max_frames=atari_max_frames,
-        lr=atari_lr,
-        checkpoint_every=atari_checkpoint_every,
-        progress=False,
-    )
     t0 = time.perf_counter()
+    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames, lr=atari_lr,
+                    checkpoint_every=atari_checkpoint_every, progress=False)
     agents[game] = train_agent(cfg)
-    done = []
-    for split, n in split_episodes.items():
-        c = CollectConfig(
-            env_id=game,
-            save_path=str(split_path(game, split, n, eps)),
-            min_burnin=burnin[game][0],
-            max_burnin=burnin[game][1],
-            max_episodes=n,
-            num_steps=episode_steps,
-            eps=eps,
-            seed=split_seeds[split],
-            check_dup_paths=done,
-            agent=str(agents[game]),
-            progress=False,
-        )
-        paths[game, split] = collect(c)
-        done = [*done, str(paths[game, split])]
-    print(
-        f"{game}: agent of {load_checkpoint(agents[game])['frames']} frames, splits ready in "
-        f"{time.perf_counter() - t0:.0f} s"
-    )
+    splits = collect_splits(game, agents[game], split_episodes, split_seeds, burnin[game], eps, episode_steps)
+    paths |= {(game, split): path for split, path in splits.items()}
+    print(f"{game}: agent of {load_checkpoint(agents[game])['frames']} frames, splits ready in "
+          f"{time.perf_counter() - t0:.0f} s")
 
 # %%
-data_stats = {}
-print(f"{'game':30s} {'split':6s} {'episodes':>8s} {'attempts':>8s} {'burn-in':>8s}")
+data_stats, stats = {}, {}
 for game in atari_games:
+    st = stats[game] = split_stats({s: paths[game, s] for s in split_episodes}, pairs=[("train", "test")])
     for split in split_episodes:
-        e = load_episodes(paths[game, split])
-        data_stats[f"{game}|{split}"] = dict(
-            episodes=e.num_episodes,
-            attempts=int(e.attrs["attempts"]),
-            mean_burnin=float(e.attrs["mean_burnin"]),
-        )
-        a = e.attrs
-        print(f"{game:30s} {split:6s} {e.num_episodes:8d} {a['attempts']:8d} {a['mean_burnin']:8.1f}")
-    tr, te = load_episodes(paths[game, "train"]), load_episodes(paths[game, "test"])
-    data_stats[f"{game}|train-test shared start states"] = shared_states(
-        tr.state_ids[:, 0], te.state_ids[:, 0]
-    )
-    data_stats[f"{game}|train-test shared states"] = shared_states(tr.state_ids, te.state_ids)
-    print(
-        f"  train vs test: {data_stats[f'{game}|train-test shared start states']} shared start states, "
-        f"{data_stats[f'{game}|train-test shared states']} shared states anywhere"
-    )
+        data_stats[f"{game}|{split}"] = {k: st[split][k] for k in ("episodes", "attempts", "mean_burnin")}
+    data_stats[f"{game}|train-test shared start states"] = st["train-test"]["shared_start"]
+    data_stats[f"{game}|train-test shared states"] = st["train-test"]["shared_any"]
+display(Markdown(report.split_table(stats)))
 
 # %% [markdown]
 # ## The two experiments as data
@@ -194,40 +146,18 @@ for game in atari_games:
 # and 5 for Space Invaders.
 
 # %%
-common = dict(
-    experiment="4.3",
-    strategies=strategies,
-    seeds=seeds,
-    epochs=epochs,
-    num_updates=num_updates,
-    eval_every=eval_every,
-    eval_episodes=eval_episodes,
-    batch_size=batch_size,
-    learning_rate=learning_rate,
-    eval_batch_size=eval_batch_size,
-    modes=modes,
-    num_steps=num_steps,
-    metrics=["Hits@1", "MRR"],
-    scale=scale,
-    device=device,
-)
+common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epochs, num_updates=num_updates,
+              eval_every=eval_every, eval_episodes=eval_episodes, batch_size=batch_size,
+              learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes, num_steps=num_steps,
+              metrics=["Hits@1", "MRR"], scale=scale, device=device)
 names = {"PongDeterministic-v4": "Pong", "SpaceInvadersDeterministic-v4": "Space Invaders"}
 models = {"PongDeterministic-v4": pong_model, "SpaceInvadersDeterministic-v4": spaceinvaders_model}
-specs = {
-    names[g]: ex.Experiment(
-        dataset=names[g],
-        train_data=str(paths[g, "train"]),
-        eval_data=str(paths[g, "test"]),
-        model=models[g],
-        **common,
-    )
-    for g in atari_games
-}
+specs = {names[g]: ex.Experiment(dataset=names[g], train_data=str(paths[g, "train"]),
+                                 eval_data=str(paths[g, "test"]), model=models[g], **common)
+         for g in atari_games}
 for name, spec in specs.items():
-    print(
-        f"{name:15s} train {Path(spec.train_data).name}, eval {Path(spec.eval_data).name} -> "
-        f"checkpoints/{spec.folder_name()}"
-    )
+    print(f"{name:15s} train {Path(spec.train_data).name}, eval {Path(spec.eval_data).name} -> "
+          f"checkpoints/{spec.folder_name()}")
 
 # %% [markdown]
 # ## Training, with learning curves
@@ -310,29 +240,18 @@ plt.show()
 example = {}
 for game in atari_games:
     name, test = names[game], load_episodes(paths[game, "test"])
-    e, L, T1 = example_episode, example_steps, test.episode_length + 1
-    fig, axes = plt.subplots(1, T1, figsize=(12, 1.5))
-    for t, ax in enumerate(axes):
-        ax.imshow(test.frames[e, t, 3:].transpose(1, 2, 0))  # the current frame of the (prev, cur) stack
-        ax.set_title(f"t={t}", fontsize=8, color="red" if t == L else "black")
-        ax.axis("off")
-    fig.suptitle(f"{name}: test episode {e}", fontsize=9)
+    report.plot_episode_frames(test, example_episode, highlight=example_steps,
+                               title=f"{name}: test episode {example_episode}")
     plt.show()
-    fig = plt.figure(figsize=(12, 2.6 * len(strategies)))
-    grid = fig.add_gridspec(len(strategies), T1 + 3)
-    for row, label in enumerate(strategies):
-        model = load_model(folders[name][label, seeds[0]], get_device(device))
-        view = analysis.local_global_view(model, test, e, L, eval_batch_size, device)
-        axes = fig.add_subplot(grid[row, :T1]), fig.add_subplot(grid[row, T1:])  # local, global
-        report.plot_local_global(view, *axes, title=f"{name}, {label}")
-        example[f"{name}|{label}"] = dict(
-            local_distances=[float(x) for x in view["local_distances"]],
-            nearest_t=view["nearest_t"],
-            global_rank=view["global_rank"],
-            batch=len(view["global_distances"]),
-        )
-    plt.tight_layout()
+    views = {label: analysis.local_global_view(load_model(folders[name][label, seeds[0]], get_device(device)),
+                                               test, example_episode, example_steps, eval_batch_size, device)
+             for label in strategies}
+    report.plot_local_global_grid(views, name)
     plt.show()
+    for label, view in views.items():
+        example[f"{name}|{label}"] = dict(local_distances=[float(x) for x in view["local_distances"]],
+                                          nearest_t=view["nearest_t"], global_rank=view["global_rank"],
+                                          batch=len(view["global_distances"]))
 
 # %% [markdown]
 # ## Dynamics or "which episode"?
@@ -367,8 +286,7 @@ verdicts = [
                    data=f"{load_episodes(spec.train_data).num_transitions} transitions")
     for name, spec in specs.items()
 ]
-ref = report.recorded("10_local_global", verdict_scale) if scale != verdict_scale else None
-ref = ref if ref and "verdicts" in ref["results"] else None  # recorded before verdicts existed
+ref = report.reference_run("10_local_global", scale, verdict_scale)  # None: show this run
 shown = ref["results"] if ref else {"verdicts": verdicts}
 print(report.run_summary(ref) if ref else f"no recorded {verdict_scale} run: this run ({scale} scale)")
 display(Markdown(report.verdict_markdown(shown["verdicts"])))

@@ -62,13 +62,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from cswm_lib.analysis import slot_object_r2
 from cswm_lib.book import save_results
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device
-from cswm_lib.widgets import EmbeddingExplorer, slot_colour
 
 t_start = time.perf_counter()
 dev = get_device(device)
@@ -76,11 +74,10 @@ dev = get_device(device)
 # (measured on 2 shared cores: a training epoch 3.5x faster with one thread)
 if dev.type == "cpu" and threads:
     torch.set_num_threads(threads)
-train_path = ensure_dataset("ShapesImmovableTrain-v0",
-                            data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5",
-                            train_episodes, seed=1, save_state_ids=True, progress=False)
-eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20,
-                           progress=False)
+train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
+train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes, seed=1,
+                            save_state_ids=True, progress=False)
+eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20, progress=False)
 train_set, eval_set = load_episodes(train_path), load_episodes(eval_path)
 print(train_set)
 eval_set.summary()
@@ -118,6 +115,8 @@ for negatives in ["baseline", "mixed"]:
 # $$
 
 # %%
+from cswm_lib.widgets import EmbeddingExplorer, slot_colour
+
 t0 = time.perf_counter()
 explorer = EmbeddingExplorer(folders["baseline"], eval_set, other=folders["mixed"],
                              names=["baseline", "mixed"], num_neighbours=num_neighbours,
@@ -183,6 +182,8 @@ print(f"episode {e_noop}, step {t_noop}: "
 # are the immovable ones ("imm.").
 
 # %%
+from cswm_lib.analysis import slot_object_r2
+
 pos = ids.reshape(E * (T + 1), 5, 2)
 z_flat = {v.name: v.z.reshape(E * (T + 1), 5, -1) for v in explorer.views}
 r2 = {name: slot_object_r2(z, pos) for name, z in z_flat.items()}
