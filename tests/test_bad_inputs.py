@@ -1235,6 +1235,7 @@ def test_other_cli_cases(name, tmp_path, capsys, monkeypatch, trained):
         assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
         assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o640
         assert (trained / "model.pt").stat().st_mode & 0o777 == 0o666 & ~old
+        assert data.stat().st_mode & 0o777 == 0o666 & ~old  # an HDF5 dataset (EpisodeWriter / save_episodes)
     elif "relative --params" in name:
         from cswm_lib import book
 
