@@ -50,25 +50,23 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown
 
+from cswm_lib import report
+from cswm_lib.analysis import beyond_hinge
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
+from cswm_lib.negatives import STRATEGIES, coincidence, sample_negatives, strategy_from_flags
 from cswm_lib.train import TrainConfig, read_log, train
-from cswm_lib.utils import data_dir, get_device
+from cswm_lib.utils import data_dir
 
 t_start = time.perf_counter()
 # the ShapesImmovableTrain data of the README (seed 1), here with the ground-truth object positions
-imm_path = ensure_dataset(
-    "ShapesImmovableTrain-v0",
-    data_dir() / f"shapes_imm_train_ids_{immovable_episodes}.h5",
-    immovable_episodes,
-    seed=1,
-    save_state_ids=True,
-    progress=False,
-)
+imm_file = data_dir() / f"shapes_imm_train_ids_{immovable_episodes}.h5"
+imm_path = ensure_dataset("ShapesImmovableTrain-v0", imm_file, immovable_episodes, seed=1,
+                          save_state_ids=True, progress=False)
 imm = load_episodes(imm_path)
 imm.summary()
 
@@ -134,31 +132,18 @@ for s, neg in drawn.items():
 # from and whether its **immovable** objects sit where the positive's do.
 
 # %%
-ids = torch.from_numpy(imm.state_ids)  # [E, T+1, 10]: (row, col) of objects 0..4
-IMMOVABLE = slice(0, 4)  # objects 0 and 1
+ids = torch.from_numpy(imm.state_ids)  # [E, T+1, 10]: ground-truth (row, col) of objects 0..4
+IMMOVABLE = slice(0, 4)  # the ids of objects 0 and 1, which never move
+
+# %% tags=["hide-input"]
+e0, t0 = int(ep[0]), int(st[0])  # the positive we look at: batch member 0
 
 
-def show(ax, frames, e, t, title, channels=slice(0, 3)):
-    ax.imshow(frames[e, t, channels].transpose(1, 2, 0))
-    ax.set_title(title, fontsize=7)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def immovable_same(e: int, t: int) -> str:
+    return f"immovable {'same' if (ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all() else 'differ'}"
 
 
-b0 = 0  # the positive we look at: batch member 0
-e0, t0 = int(ep[b0]), int(st[b0])
-fig, axes = plt.subplots(
-    len(STRATEGIES), 2 + num_show, figsize=(1.5 * (2 + num_show), 1.75 * len(STRATEGIES))
-)
-for r, (s, neg) in enumerate(drawn.items()):
-    show(axes[r, 0], imm.frames, e0, t0, f"$o_t$ (e={e0}, t={t0})")
-    show(axes[r, 1], imm.frames, e0, t0 + 1, "$o_{t+1}$")
-    axes[r, 0].set_ylabel(s, fontsize=9)
-    for n in range(num_show):
-        e, t = int(neg.episode[b0, n]), int(neg.step[b0, n])
-        same_imm = bool((ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all())
-        show(axes[r, 2 + n], imm.frames, e, t, f"e={e}, t={t}\nimmovable {'same' if same_imm else 'differ'}")
-plt.tight_layout()
+report.plot_negatives(imm.frames, (e0, t0), drawn, num_show, caption=immovable_same)
 plt.show()
 
 # %% [markdown]
@@ -179,30 +164,14 @@ plt.show()
 
 
 # %%
-def coincide(strategy: str, slice_: slice, frames_ids: torch.Tensor, gen: torch.Generator, **kw) -> float:
-    """Fraction of negatives whose objects in ``slice_`` sit where the positive's do."""
-    E_, T_ = frames_ids.shape[0], frames_ids.shape[1] - 1
-    hits, n = 0, 0
-    while n < num_draws:  # batches of `batch_size`, so the baseline permutes a realistic batch
-        e = torch.randint(E_, (batch_size,), generator=gen)
-        t = torch.randint(T_, (batch_size,), generator=gen)
-        neg = sample_negatives(strategy, e, t, E_, T_, gen, **kw)
-        a, b = frames_ids[e, t, slice_], frames_ids[neg.episode[:, 0], neg.step[:, 0], slice_]
-        hits += int((a == b).all(-1).sum())
-        n += batch_size
-    return hits / n
-
-
 groups = {"immovable-only": IMMOVABLE, "movable-only": slice(4, 10), "all objects": slice(0, 10)}
-shortcut = {
-    s: {k: coincide(s, sl, ids, g, **kwargs.get(s, {})) for k, sl in groups.items()} for s in STRATEGIES
-}
-print(f"loss (x hinge) of an ideal encoder that sees only ... ({E} episodes of {T} steps)")
-print(f"{'strategy':15s}" + "".join(f"{k:>16s}" for k in groups))
-for s, row in shortcut.items():
-    print(f"{s:15s}" + "".join(f"{v:16.3f}" for v in row.values()))
+shortcut = {s: {k: coincidence(s, ids, sl, num_draws, batch_size, g, **kwargs.get(s, {}))
+                for k, sl in groups.items()} for s in STRATEGIES}
+Markdown(report.format_table([{"strategy": s} | {k: f"{v:.3f}" for k, v in row.items()}
+                              for s, row in shortcut.items()])
+         + f"\n\nLoss / hinge of an ideal encoder that sees only these objects ({E} episodes of {T} steps).")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3))
 x = np.arange(len(STRATEGIES))
 for i, k in enumerate(groups):
@@ -260,7 +229,8 @@ print(f"nearest other-episode frame has the same step: {same_step_nn:.0%} of fra
 
 # %%
 step_ids = torch.arange(Ta + 1)[None, :, None].expand(Ea, Ta + 1, 1)  # "state id" = the step index
-time_only = {s: coincide(s, slice(0, 1), step_ids, g, **kwargs.get(s, {})) for s in STRATEGIES}
+time_only = {s: coincidence(s, step_ids, slice(0, 1), num_draws, batch_size, g, **kwargs.get(s, {}))
+             for s in STRATEGIES}
 for s, v in time_only.items():
     print(f"{s:15s} time-only encoder loss / hinge = {v:.3f}")
 
@@ -269,26 +239,14 @@ for s, v in time_only.items():
 # (the full hinge); with baseline negatives it pays only about $1/T$ = 10 %. The pictures: the
 # current frame of a positive, then baseline and time-aligned negatives with their steps.
 
-# %%
+# %% tags=["hide-input"]
 ga = torch.Generator().manual_seed(seed)
 ea = torch.randint(Ea, (min(batch_size, Ea * Ta),), generator=ga)
 sa = torch.randint(Ta, (len(ea),), generator=ga)
-fig, axes = plt.subplots(2, 1 + num_show, figsize=(1.7 * (1 + num_show), 4))
-for r, s in enumerate(["baseline", "time_aligned"]):
-    neg = sample_negatives(s, ea, sa, Ea, Ta, ga, num_negatives=num_show)
-    show(
-        axes[r, 0],
-        atari.frames,
-        int(ea[0]),
-        int(sa[0]),
-        f"$o_t$ (e={int(ea[0])}, t={int(sa[0])})",
-        slice(3, 6),
-    )
-    axes[r, 0].set_ylabel(s, fontsize=9)
-    for n in range(num_show):
-        e, t = int(neg.episode[0, n]), int(neg.step[0, n])
-        show(axes[r, 1 + n], atari.frames, e, t, f"e={e}, t={t}", slice(3, 6))
-plt.tight_layout()
+drawn_atari = {s: sample_negatives(s, ea, sa, Ea, Ta, ga, num_negatives=num_show)
+               for s in ["baseline", "time_aligned"]}
+report.plot_negatives(atari.frames, (int(ea[0]), int(sa[0])), drawn_atari, num_show, channels=slice(3, 6),
+                      with_next=False)
 plt.show()
 
 # %% [markdown]
@@ -304,42 +262,14 @@ plt.show()
 
 # %%
 probe = {}
-if train_epochs > 0:
-    with torch.no_grad():
-        pe = torch.arange(min(E, probe_episodes)).repeat_interleave(T)
-        ps = torch.arange(T).repeat(min(E, probe_episodes))
-        obs = torch.from_numpy(imm.frames[pe, ps]).float().div(255).to(get_device(device))
-        flat_ids = ids[pe, ps]
-    distinct = (flat_ids[:, None] != flat_ids[None]).any(-1)
-    same_ep = pe[:, None] == pe[None]
-    for s in ["baseline", "mixed"]:
-        cfg = TrainConfig(
-            dataset=str(imm_path),
-            name=f"ch05_{imm_path.stem}_{s}_e{train_epochs}_s{seed}",
-            negatives=s,
-            beta=beta,
-            time_aligned=False,
-            epochs=train_epochs,
-            batch_size=train_batch_size,
-            seed=seed,
-            device=device,
-            progress=False,
-        )
-        model = load_model(train(cfg, imm), device)
-        with torch.no_grad():
-            z = torch.cat([model.encode(o) for o in obs.split(500)])
-            energy = model.energy(z[:, None], z[None])
-        beyond = (energy > model.config.hinge).cpu()
-        probe[s] = {
-            "within_episode": beyond[distinct & same_ep].float().mean().item(),
-            "across_episodes": beyond[distinct & ~same_ep].float().mean().item(),
-            "final_loss": read_log(cfg.folder())[-1]["loss"],
-        }
-        print(
-            f"{s:9s} pairs beyond the hinge: within an episode {probe[s]['within_episode']:.1%},\n"
-            f"{'':9s} "
-            f"across episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})"
-        )
+for s in ["baseline", "mixed"] if train_epochs > 0 else []:
+    cfg = TrainConfig(dataset=str(imm_path), name=f"ch05_{imm_path.stem}_{s}_e{train_epochs}_s{seed}",
+                      negatives=s, beta=beta, time_aligned=False, epochs=train_epochs,
+                      batch_size=train_batch_size, seed=seed, device=device, progress=False)
+    model = load_model(train(cfg, imm), device)
+    probe[s] = beyond_hinge(model, imm, probe_episodes) | {"final_loss": read_log(cfg.folder())[-1]["loss"]}
+    print(f"{s:9s} pairs beyond the hinge: within an episode {probe[s]['within_episode']:.1%}, "
+          f"across episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})")
 
 # %% [markdown]
 # ## Summary
