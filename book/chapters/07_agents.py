@@ -62,29 +62,13 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown, display
 
-from cswm_lib.a3c import (
-    AtariPolicy,
-    MLPPolicy,
-    evaluate_policy,
-    load_checkpoint,
-    load_policy,
-    make_env,
-    read_curve,
-)
-from cswm_lib.a3c.collect import (
-    CollectConfig,
-    attempt_rng,
-    burnin_summary,
-    collect,
-    collect_episode,
-    shared_states,
-    split_path,
-)
+from cswm_lib import report
+from cswm_lib.a3c import AtariPolicy, MLPPolicy, evaluate_policy, load_checkpoint, load_policy, read_curve
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, train
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.report import plot_agent_curve
 
 results = {}
 
@@ -164,7 +148,7 @@ print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\nmean return 
       f"({time.time() - t0:.1f} s in this cell)")
 
 # %%
-ax = plot_agent_curve(cp_folder, target=cartpole_target)
+ax = report.plot_agent_curve(cp_folder, target=cartpole_target)
 ax.set_title(f"A3C on CartPole-v1, {cartpole_workers} workers")
 plt.show()
 
@@ -210,7 +194,7 @@ for game in atari_games:
 # %%
 fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5), squeeze=False)
 for ax, game in zip(axes[0], atari_games, strict=True):
-    plot_agent_curve(agents[game], ax=ax)
+    report.plot_agent_curve(agents[game], ax=ax)
     ax.set_title(game)
 plt.show()
 
@@ -239,6 +223,9 @@ plt.show()
 
 # %%
 game = atari_games[0]
+from cswm_lib.a3c import make_env
+from cswm_lib.a3c.collect import attempt_rng, collect_episode
+
 env = make_env(game)
 screens = []
 rng = attempt_rng(0, 0)
@@ -260,6 +247,8 @@ plt.show()
 # many attempts are kept and how many distinct start states the kept ones reach.
 
 # %%
+from cswm_lib.a3c.collect import burnin_summary, shared_states
+
 burnin_compare = {}
 for game in atari_games:
     policy = load_policy(agents[game])
@@ -285,61 +274,43 @@ for game in atari_games:
 # ## Three splits without shared start states
 
 # %%
+from cswm_lib.a3c.collect import collect_splits, split_path, split_stats
+
 paths = {}
-stats = {}
 for game in atari_games:
-    done = []
-    for split, n in split_episodes.items():
-        cfg = CollectConfig(env_id=game, save_path=str(split_path(game, split, n, eps)),
-                            min_burnin=burnin[game][0], max_burnin=burnin[game][1], max_episodes=n,
-                            num_steps=num_steps, eps=eps, seed=split_seeds[split], check_dup_paths=done,
-                            agent=str(agents[game]), progress=False)
-        t0 = time.time()
-        paths[game, split] = collect(cfg)
-        done = [*done, str(paths[game, split])]
-        print(f"{game} {split}: {paths[game, split].name} ({time.time() - t0:.1f} s)")
+    t0 = time.time()
+    splits = collect_splits(game, agents[game], split_episodes, split_seeds, burnin[game], eps, num_steps)
+    paths |= {(game, split): path for split, path in splits.items()}
+    print(f"{game}: " + ", ".join(p.name for p in splits.values()) + f" ({time.time() - t0:.1f} s)")
 
 # %%
-for game in atari_games:
-    eps_data = {s: load_episodes(paths[game, s]) for s in split_episodes}
-    print(f"{game}\n{'split':6} {'episodes':>8} {'attempts':>8} {'ended':>6} {'point':>6} {'lives':>6} "
-          f"{'dup':>6} {'burn-in':>8} {'starts':>7}")
-    for s, e in eps_data.items():
-        a = e.attrs
-        starts = shared_states(e.state_ids[:, 0], e.state_ids[:, 0])
-        print(f"{s:6} {e.num_episodes:8d} {a['attempts']:8d} {a['dropped_ended']:6d} {a['dropped_point']:6d} "
-              f"{a['dropped_lives']:6d} {a['dropped_duplicate']:6d} {a['mean_burnin']:8.1f} {starts:7d}")
-        stats[f"{game}_{s}_episodes"] = e.num_episodes
-        stats[f"{game}_{s}_attempts"] = int(a["attempts"])
-        stats[f"{game}_{s}_distinct_start_states"] = starts
+stats = {game: split_stats({s: paths[game, s] for s in split_episodes}) for game in atari_games}
+display(Markdown(report.split_table(stats)))
+for game, st in stats.items():
+    for s in split_episodes:
+        results[f"{game}_{s}_episodes"] = st[s]["episodes"]
+        results[f"{game}_{s}_attempts"] = st[s]["attempts"]
+        results[f"{game}_{s}_distinct_start_states"] = st[s]["distinct_starts"]
     for s1, s2 in [("train", "valid"), ("train", "test"), ("valid", "test")]:
-        x, y = eps_data[s1].state_ids, eps_data[s2].state_ids
-        start, anywhere = shared_states(x[:, 0], y[:, 0]), shared_states(x, y)
-        print(f"{s1} vs {s2}: shared start states {start}, shared states anywhere in the episodes {anywhere}")
-        stats[f"{game}_{s1}_{s2}_shared_start"] = start
-        stats[f"{game}_{s1}_{s2}_shared_any"] = anywhere
-results.update(stats)
+        results[f"{game}_{s1}_{s2}_shared_start"] = st[f"{s1}-{s2}"]["shared_start"]
+        results[f"{game}_{s1}_{s2}_shared_any"] = st[f"{s1}-{s2}"]["shared_any"]
 
 # %% [markdown]
 # "attempts" counts every episode started; the columns after it say why attempts were dropped. With
 # an untrained Pong agent most attempts end in a point during the burn-in: the ball is missed after
 # about 60 steps, so only short burn-ins survive. A trained agent returns the ball and keeps far more.
 # No start state is shared between splits, by construction; the duplicate check looks only at start
-# states, so later states of two episodes can still coincide (the last column). The "starts" column
+# states, so later states of two episodes can still coincide (the lines under the table). The "starts" column
 # counts distinct start states inside one split: the original did not de-duplicate within a split
 # either.
 #
 # Finally, the ten recorded steps of one training episode (the current screen of each 6-channel
 # frame; actions are random from here on):
 
-# %%
+# %% tags=["hide-input"]
 e = load_episodes(paths[atari_games[0], "train"])
 print(e)
-fig, axes = plt.subplots(1, e.episode_length + 1, figsize=(1.4 * (e.episode_length + 1), 1.8))
-for t, ax in enumerate(axes):
-    ax.imshow(e.frames[0, t, 3:].transpose(1, 2, 0))
-    ax.set_title(f"t={t}" + (f"\na={e.actions[0, t]}" if t < e.episode_length else ""), fontsize=7)
-    ax.axis("off")
+report.plot_episode_frames(e, 0, actions=True)
 plt.show()
 
 # %% [markdown]
