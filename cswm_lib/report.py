@@ -736,6 +736,38 @@ def departure_markdown(
     return "\n".join(lines)
 
 
+def budget_markdown(
+    curves: dict[str, dict[str, dict[str, dict[str, list]]]],
+    strategy: str,
+    seconds_per_update: dict[str, float],
+    mode: str = "local_dedup",
+    margin: float = 0.05,
+) -> str:
+    """What budget a world whose ``strategy`` never left its no-transition control would need at
+    least, as markdown lines: the updates the *slowest seed* of a world that did leave it needed
+    (per-seed :func:`departure`; a lower bound, since the harder world may need more), and what that
+    costs per run and for all runs at that world's ``seconds_per_update`` (measured, one core).
+    Empty when every world left its control, or none did (no yardstick)."""
+    def seed_departures(runs: dict[str, dict[str, list]]) -> list[int | None]:
+        return [departure({strategy: {s: c}}, strategy, mode=mode, margin=margin) for s, c in runs.items()]
+
+    left = {name: seed_departures(runs[strategy]) for name, runs in curves.items() if strategy in runs}
+    done = {name: max(d) for name, d in left.items() if d and None not in d}
+    if not done:
+        return ""
+    ref, need = max(done.items(), key=lambda kv: kv[1])
+    lines = []
+    for name, d in left.items():
+        if all(x is None for x in d) and name in seconds_per_update:
+            per_run = need * seconds_per_update[name]
+            runs = sum(len(r) for r in curves[name].values())
+            lines.append(f"* {name}: at least the {need:,} updates the slowest seed of {ref} needed; at "
+                         f"{seconds_per_update[name]:.2f} s per update (one core, measured here) that is "
+                         f"{per_run / 60:.0f} min per run, {runs * per_run / 3600:.1f} h for its {runs} "
+                         "runs.")
+    return "\n".join(lines)
+
+
 def plot_curve_grid(
     curves: dict[str, dict[str, dict[str, dict[str, list]]]],
     panels: Sequence[tuple[str, int]] = (("local_dedup", 1), ("dedup", 1)),
@@ -791,6 +823,7 @@ def verdict(
     batch_size: int | None = None,
     data: str = "",
     scale: str = "",
+    chance: float | None = None,
 ) -> dict[str, Any]:
     """The verdict on one claim "``new`` scores higher than ``base``" from per-seed ``records``
     (:func:`cswm_lib.experiments.evaluate_all`: ``negatives``, ``seed``, ``mode``, ``num_steps``,
@@ -800,7 +833,9 @@ def verdict(
     paired difference per seed with a bootstrap interval over seeds. The rule:
 
     - **inconclusive** when ``new`` does not beat its own no-transition control on every seed (no
-      learned dynamics to compare), or when the seeds disagree on the sign of the difference;
+      learned dynamics to compare), when it is at or below ``chance`` on some seed (the score a
+      random guess gets, e.g. 1/11 for a local score over 11 states: a control of 0 is beaten by
+      any guess), or when the seeds disagree on the sign of the difference;
     - **reproduced** when ``new - base`` is > 0 on every seed;
     - **not reproduced** when it is <= 0 on every seed.
     """
@@ -818,6 +853,11 @@ def verdict(
         outcome = "inconclusive"
         why = (f"{new} does not beat its own no-transition control on seed(s) {bad}: "
                "no learned dynamics to compare")
+    elif chance is not None and not all(v[new][s] > chance for s in seeds):
+        bad = [s for s in seeds if not v[new][s] > chance]
+        outcome = "inconclusive"
+        why = (f"{new} is at or below chance ({100 * chance:.1f} %) on seed(s) {bad}: "
+               "no learned dynamics to compare")
     elif all(d > 0 for d in diff):
         outcome, why = "reproduced", f"{new} > {base} on every seed ({len(seeds)} of {len(seeds)})"
     elif all(d <= 0 for d in diff):
@@ -834,7 +874,7 @@ def verdict(
     return {
         "claim": claim, "experiment": experiment, "dataset": dataset, "score": short,
         "base": base, "new": new, "scale": scale, "updates": updates, "batch_size": batch_size,
-        "data": data,
+        "data": data, "chance": chance,
         "base_score": summary(v[base]), "new_score": summary(v[new]),
         "base_control": summary(c[base]) if c[base] else None,
         "new_control": summary(c[new]) if c[new] else None,

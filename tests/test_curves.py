@@ -1,5 +1,7 @@
 """Learning curves: budgets in updates, periodic evaluation that never perturbs training, resume."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from tiny_worlds import tiny_episodes
@@ -100,7 +102,11 @@ def test_experiment_budget_and_curves(tmp_path, monkeypatch):
     monkeypatch.setenv("CSWM_CHECKPOINTS", str(tmp_path))
     monkeypatch.setattr(ex, "datasets", lambda spec: (tmp_path / "tr.h5", tmp_path / "ev.h5"))
     eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)
-    monkeypatch.setattr(ex, "load_episodes", lambda path: eps if path.name == "tr.h5" else ev)
+    def fake_load(path):
+        return eps if Path(path).name == "tr.h5" else ev
+
+    fake_load.cache_clear = lambda: None  # the cached loader's interface
+    monkeypatch.setattr(ex, "load_episodes_cached", fake_load)
     model = {k: TINY[k] for k in ("hidden_dim", "num_objects")}
     spec = ex.Experiment(experiment="t", dataset="tiny", train_data="shapes_imm_train",
                          eval_data="shapes_imm_eval", model=model, batch_size=8, num_updates=5,
@@ -222,3 +228,33 @@ def test_reference_run_is_the_recorded_run_with_verdicts(tmp_path):
     assert reference_run("08_immovable", "cpu", folder=tmp_path) is None  # this run is the reference
     assert reference_run("09_atari", "small", folder=tmp_path) is None  # recorded before verdicts
     assert reference_run("10_local_global", "small", folder=tmp_path) is None  # none recorded
+
+
+def test_budget_markdown_takes_the_slowest_seed_of_a_world_that_learned_as_the_yardstick():
+    from cswm_lib.report import budget_markdown
+
+    def seed(values):
+        return {"updates": [0, 100, 200, 300], "local_dedup|1|Hits@1": values,
+                "local_dedup_no_transition|1|Hits@1": [0.62] * 4}
+
+    flat = seed([0.3, 0.62, 0.62, 0.62])
+    shapes = {"new": {"1": seed([0.3, 0.9, 0.9, 0.9]), "2": seed([0.3, 0.62, 0.62, 0.8])},
+              "baseline": {"1": flat}}
+    cubes = {"new": {"1": flat, "2": flat}, "baseline": {"1": flat, "2": flat}}
+    text = budget_markdown({"Shapes": shapes, "Cubes": cubes}, "new", {"Cubes": 0.6, "Shapes": 0.06})
+    assert text == ("* Cubes: at least the 300 updates the slowest seed of Shapes needed; at 0.60 s per "
+                    "update (one core, measured here) that is 3 min per run, 0.2 h for its 4 runs.")
+    # no yardstick: a world whose seeds did not all leave the control gives none
+    shapes["new"]["2"] = flat
+    assert budget_markdown({"Shapes": shapes, "Cubes": cubes}, "new", {"Cubes": 0.6}) == ""
+
+
+def test_verdict_at_or_below_chance_is_inconclusive_even_above_a_zero_control():
+    from cswm_lib import report
+
+    records = _records([0.03, 0.01, 0.02], [0.04, 0.10, 0.04], [0.0] * 3)  # local: 11 states, control 0
+    v = report.verdict(records, "claim", "4.3", "Space Invaders", "new", chance=1 / 11)
+    assert v["verdict"] == "inconclusive" and "at or below chance (9.1 %) on seed(s) [1, 3]" in v["why"]
+    assert report.verdict(records, "claim", "4.3", "Space Invaders", "new")["verdict"] == "reproduced"
+    high = _records([0.77, 0.52, 0.41], [0.89, 0.88, 0.95], [0.0] * 3)
+    assert report.verdict(high, "claim", "4.3", "Pong", "new", chance=1 / 11)["verdict"] == "reproduced"

@@ -283,7 +283,8 @@ CLAIM = "episodic + out-of-episode negatives raise the local score on agent-coll
 verdicts = [
     report.verdict(records[name], CLAIM, "4.3", name, "episodic+out-of-episode", mode="local_dedup",
                    updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
-                   data=f"{load_episodes(spec.train_data).num_transitions} transitions")
+                   data=f"{load_episodes(spec.train_data).num_transitions} transitions",
+                   chance=1 / (episode_steps + 1))  # local: a random guess among the 11 states
     for name, spec in specs.items()
 ]
 ref = report.reference_run("10_local_global", scale, verdict_scale)  # None: show this run
