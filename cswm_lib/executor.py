@@ -443,12 +443,17 @@ class RayExecutor(Executor):
                 job, inputs, outputs, threads, tracker)
             pending[ref] = (job, time.perf_counter())
         progress.say(f"submitted {len(pending)} jobs")
+        seen: set[str] = set()
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
                 started = ray.get(tracker.started.remote())
-                finished = progress.done + progress.failed
-                progress.running = min(len(pending), max(0, len(started) - finished))
+                waiting = {job.name for job, _ in pending.values()}
+                progress.running = len(waiting.intersection(started))
+                for name in started:  # a job that began on a worker since the last look
+                    if name not in seen and name in waiting:
+                        seen.add(name)
+                        progress.say(f"started {name}")
                 for ref in ready:
                     job, t0 = pending.pop(ref)
                     try:
@@ -459,7 +464,7 @@ class RayExecutor(Executor):
                         if packed is not None:
                             _unpack(packed, Path(driver_path).resolve())
                     _write_log(job, log)
-                    progress.running = max(0, progress.running - 1)
+                    progress.running = len({j.name for j, _ in pending.values()}.intersection(started))
                     if status == "ok":
                         results[job.name] = value
                         progress.done += 1

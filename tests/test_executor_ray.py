@@ -88,6 +88,7 @@ def test_ray_sweep_is_bit_identical_to_local(cluster, dataset, tmp_path, capsys)
     assert not list((scratch / "runs").iterdir())  # finished runs leave no scratch copy behind
     out = capsys.readouterr().out
     assert "[ray] 4/4 done, 0 running, 0 queued | finished tiny/" in out
+    assert "queued | started tiny/" in out  # a line when a job begins on a worker
 
 
 def crash_once(marker: str) -> str:
