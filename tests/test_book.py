@@ -148,6 +148,7 @@ def test_book_build_fails_on_a_failing_cell(tmp_path):
     make_book(tmp_path)
     shutil.copy(root / "_config.yml", tmp_path / "_config.yml")
     shutil.copy(root / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copytree(root / "book" / "_ext", tmp_path / "book" / "_ext")  # _config.yml's local extension
     (tmp_path / "book" / "intro.md").write_text("# Intro\n")
     (tmp_path / "book" / "chapters" / "01_good.py").unlink()
     (tmp_path / "_toc.yml").write_text(
