@@ -46,8 +46,22 @@ def save_results(chapter: str, results: dict[str, Any], scale: str | None = None
     ``scale`` names the parameter set that produced them ("small", "cpu" or "full"). The results
     directory is ``CSWM_RESULTS`` when the papermill runner sets it, else ``_build/results``.
     """
-    record = {"chapter": chapter, "scale": scale, "results": results}
+    record = {"chapter": chapter, "scale": scale, "results": portable(results)}
     write_json(results_dir() / chapter / "results.json", record)
+
+
+def portable(obj: Any, root: Path | None = None) -> Any:
+    """``obj`` with every string that is an absolute path inside the project made relative to the
+    project root (``/…/data/x.h5`` -> ``data/x.h5``): results files never name the machine that made
+    them."""
+    prefix = str(root or project_root()).rstrip("/") + "/"
+    if isinstance(obj, str):
+        return obj[len(prefix):] if obj.startswith(prefix) else obj
+    if isinstance(obj, dict):
+        return {k: portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [portable(v, root) for v in obj]
+    return obj
 
 
 def toc_chapters(root: Path | None = None) -> list[Path]:

@@ -63,8 +63,8 @@ MODES = tuple(PRESETS)
 NO_TRANSITION = "_no_transition"
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
-#: Episode order of the queries: ``"original"`` -- on an original-layout file, the order the published
-#: scripts read it in (:attr:`Episodes.original_order`, h5py's "0", "1", "10", "100", ...), which
+#: The episode order of the queries -- ``"original"``: on an original-layout file, the order the published
+#: scripts read it in (``Episodes.original_order``, h5py's "0", "1", "10", "100", ...), which
 #: decides who shares a batch of 100 and which incomplete last batch is dropped; ``"numeric"`` --
 #: episodes 0, 1, 2, ... (the order our loader and every reader uses). Files in our format have
 #: one order only. Scores that neither batch nor drop episodes are the same in both.

@@ -28,7 +28,7 @@ Executors, chosen by name (``executor:`` in a parameter file, ``--executor`` on
 
 Whatever the executor, a failing job is reported as ONE line naming its run (the traceback goes
 to ``<checkpoints>/failed/<run>.log``), the other jobs run to the end and keep their results, and
-:meth:`map` then raises :class:`JobsFailed` (a :class:`~cswm_lib.CswmError`) listing the failures.
+:meth:`Executor.map` then raises :class:`JobsFailed` (a :class:`~cswm_lib.CswmError`) listing the failures.
 The same job gives bit-identical results in this process (with the same number of torch threads),
 in a ``local:N`` process and on a Ray worker (tests/test_executor.py).
 """
@@ -151,7 +151,7 @@ def _check_names(jobs: Sequence[Job]) -> None:
 
 
 class Executor:
-    """Runs independent jobs; see the module docstring. Subclasses implement :meth:`_run`."""
+    """Runs independent jobs; see the module docstring. Subclasses implement ``_run``."""
 
     name = "local"
 
@@ -196,7 +196,7 @@ class Executor:
 class ProcessExecutor(Executor):
     """Up to ``workers`` jobs at a time in spawned worker processes, each job with one torch thread
     per CPU it asked for (``Job.cpus``, default 1); a job's CPUs count against the ``workers`` slots.
-    The worker processes are started once per :meth:`map` and run one job after another (importing
+    The worker processes are started once per :meth:`Executor.map` and run one job after another (importing
     torch in a fresh process takes seconds on a loaded machine); one that dies is replaced."""
 
     def __init__(self, workers: int, progress: bool = True):

@@ -190,7 +190,8 @@ def test_crafted_pickles_are_refused_without_running_code(name, tmp_path, traine
 class Child:
     """A CLI in its own session; stderr is collected by a thread so the test can wait for progress."""
 
-    def __init__(self, module: str, *argv):
+    def __init__(self, module: str, *argv, env: dict[str, str] | None = None):
+        import os
         import subprocess
         import sys
         import threading
@@ -198,6 +199,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *map(str, argv)],
             start_new_session=True,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -276,13 +278,17 @@ TRAIN_INTERRUPTS = [case("Ctrl-C to the process group during training", "trainin
 def test_ctrl_c_during_training_resumes_bit_identically(name, tmp_path):
     from cswm_lib.data.hdf5 import save_episodes
     from cswm_lib.train import TrainConfig, read_log, train
+    from cswm_lib.utils import torch_threads
 
     data = save_episodes(tiny_episodes(E=4, T=8), tmp_path / "tiny.h5")
     flags = dict(
         dataset=data, save_folder=tmp_path, name="cut", hidden_dim=16, num_objects=2, batch_size=8, seed=3
     )
     argv = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", v)]
-    child = Child("cswm_lib.train", *argv, "--epochs", 2000, "--device", "cpu", "--no-progress")
+    # one torch thread on both sides: float sums depend on the thread count, and earlier tests may
+    # have changed this process's
+    child = Child("cswm_lib.train", *argv, "--epochs", 2000, "--device", "cpu", "--no-progress",
+                  env={"OMP_NUM_THREADS": "1"})
     folder = tmp_path / "cut"
     # log.jsonl is written before state.pt at the end of an epoch: 3 rows mean state.pt holds >= 2 epochs
     child.wait_for(lambda: (folder / "log.jsonl").is_file() and len(read_log(folder)) >= 3)
@@ -291,8 +297,9 @@ def test_ctrl_c_during_training_resumes_bit_identically(name, tmp_path):
     done = torch.load(folder / "state.pt", weights_only=True)["epoch"]
     assert 2 <= done < 2000
     kw = dict(flags, dataset=str(data), save_folder=str(tmp_path), device="cpu", progress=False)
-    train(TrainConfig(**{**kw, "epochs": done + 1}))  # the same run, resumed
-    train(TrainConfig(**{**kw, "name": "whole", "epochs": done + 1}))  # never interrupted
+    with torch_threads(1):
+        train(TrainConfig(**{**kw, "epochs": done + 1}))  # the same run, resumed
+        train(TrainConfig(**{**kw, "name": "whole", "epochs": done + 1}))  # never interrupted
     a, b = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in ("cut", "whole"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in read_log(folder)] == [r["loss"] for r in read_log(tmp_path / "whole")]

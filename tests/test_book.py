@@ -163,3 +163,12 @@ def test_book_build_fails_on_a_failing_cell(tmp_path):
     )
     assert proc.returncode != 0
     assert "the data set is empty" in proc.stdout + proc.stderr
+
+
+def test_results_name_no_path_of_the_machine_that_made_them(tmp_path):
+    from cswm_lib.book import portable
+
+    root = tmp_path / "proj"
+    got = portable({"a": str(root / "data" / "x.h5"), "b": [str(root / "c"), "/elsewhere/y", 3],
+                    "c": {"d": "text"}}, root)
+    assert got == {"a": "data/x.h5", "b": ["c", "/elsewhere/y", 3], "c": {"d": "text"}}

@@ -49,7 +49,7 @@ from cswm_lib.utils import ArgumentParser, atomic_path, checkpoints_dir, cli_err
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
-#: The agent's GRU state during burn-in: "reset" to zeros before every action (the published
+#: What happens to the agent's GRU state during burn-in -- "reset" to zeros before every action (the published
 #: collector: a memoryless agent) or "carry" it from step to step (the fix). The default is "reset".
 BURNIN_GRU = ("reset", "carry")
 

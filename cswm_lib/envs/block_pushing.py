@@ -123,7 +123,7 @@ CUBE_VIEW = dict(elev=30.0, azim=-60.0)  # matplotlib's default 3D view, as in t
 #: The original code's crop of the same 640x480 canvas (rows 215..455, columns 80..570), which it
 #: resized to 50x50 with PIL's ANTIALIAS (= Lanczos) filter.
 ORIGINAL_CUBE_CROP = (slice(215, 455), slice(80, 570))
-#: Crop of the same scene: ``"ours"`` (:data:`CUBE_CROP`, floor and every cube) or ``"original"``
+#: The two crops of the same scene -- ``"ours"`` (``CUBE_CROP``, floor and every cube) or ``"original"``
 #: (:data:`ORIGINAL_CUBE_CROP`, the original code's rectangle, its 8-bit canvas resized).
 CUBE_FRAMINGS = ("ours", "original")
 
@@ -202,7 +202,7 @@ def render_cubes_matplotlib(positions: np.ndarray, framing: str = "ours") -> np.
 
 def render_cube_canvas(positions: np.ndarray) -> np.ndarray:
     """The whole matplotlib canvas of a Cubes state, float64 ``[480, 640, 3]`` in [0, 1], before
-    either crop (:data:`CUBE_CROP`, :data:`ORIGINAL_CUBE_CROP`)."""
+    either crop (``CUBE_CROP``, :data:`ORIGINAL_CUBE_CROP`)."""
     cells = [tuple(int(v) for v in p) for p in positions]
     return _cube_canvas(cells, list(CUBE_COLORS[: len(cells)]), None)
 
