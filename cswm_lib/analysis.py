@@ -123,9 +123,10 @@ def gap(
 def beyond_hinge(model: torch.nn.Module, episodes: Episodes, num_episodes: int) -> dict[str, float]:
     """The share of pairs of DISTINCT states (their ground-truth ids differ) whose energy under
     ``model`` exceeds its hinge -- pairs the loss no longer pushes apart -- among the states
-    ``o_0 .. o_{T-1}`` of the first ``num_episodes`` episodes (encoded by :func:`cswm_lib.evaluate.embed_paths`):
-    ``{"within_episode", "across_episodes"}``. Two states of one episode differ only in what moved,
-    so a model that keeps them apart encodes the objects that move.
+    ``o_0 .. o_{T-1}`` of the first ``num_episodes`` episodes (encoded by
+    :func:`cswm_lib.evaluate.embed_paths`): ``{"within_episode", "across_episodes"}``. Two states of
+    one episode differ only in what moved, so a model that keeps them apart encodes the objects that
+    move.
     """
     if episodes.state_ids is None:
         raise CswmError("beyond_hinge needs ground-truth state ids (generate with save_state_ids=True)")

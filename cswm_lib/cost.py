@@ -32,7 +32,8 @@ from cswm_lib.data.generate import ATARI_STEPS, README_DATASETS
 from cswm_lib.model import CSWM, ModelConfig
 from cswm_lib.utils import project_root, torch_threads
 
-#: The observation shape of each dataset kind -- block pushing renders RGB 50x50, Atari stacks two 50x50 frames.
+#: The observation shape of each dataset kind -- block pushing renders RGB 50x50, Atari stacks
+#: two 50x50 frames.
 OBS_SHAPE = {"block_pushing": (3, 50, 50), "atari": (6, 50, 50)}
 
 
