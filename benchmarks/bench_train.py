@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -137,10 +136,9 @@ def original_loss(model: CSWM, trans: OriginalTransition, obs, action, next_obs,
 
 
 # ---------------------------------------------------------------- measurement
-def make_step(name: str, impl: str, batch_size: int | None = None):
+def make_step(name: str, impl: str):
     """A closure running one training step of ``impl`` (fetch batch, loss, backward, Adam); returns B."""
     eps, cfg, bs = make_episodes(name)
-    bs = batch_size or bs
     torch.manual_seed(0)
     model = CSWM(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
@@ -183,10 +181,10 @@ def make_step(name: str, impl: str, batch_size: int | None = None):
     return step
 
 
-def run(name: str, impl: str, batches: int, threads: int, batch_size: int | None = None) -> dict:
+def run(name: str, impl: str, batches: int, threads: int) -> dict:
     """One implementation alone (in its own subprocess): throughput and peak RSS incl. workers."""
     torch.set_num_threads(threads)
-    step = make_step(name, impl, batch_size)
+    step = make_step(name, impl)
     step()  # warm-up (and start the workers)
     t0, n = time.perf_counter(), sum(step() for _ in range(batches))
     dt = time.perf_counter() - t0
@@ -202,7 +200,6 @@ def run(name: str, impl: str, batches: int, threads: int, batch_size: int | None
         "batches": batches,
         "peak_rss_mb": rss / 1024,
         "threads": threads,
-        "load_1min": os.getloadavg()[0],
     }
 
 
@@ -257,12 +254,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--worker", nargs=2, metavar=("SETUP", "IMPL"), help=argparse.SUPPRESS)
     p.add_argument("--batches", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="instead of each setup's (1024/128/256)")
     p.add_argument("--out", default=None, help="file name under benchmarks/results/")
     p.add_argument("--rounds", type=int, default=3, help="alternating runs per implementation")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(run(*a.worker, a.batches, a.threads, a.batch_size)))
+        print(json.dumps(run(*a.worker, a.batches, a.threads)))
         return
     rows, summary = [], {}
     load0 = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
@@ -273,8 +269,6 @@ def main() -> None:
         diff = check_same_loss(name)
         assert diff < 1e-4, f"{name}: losses differ by {diff}"
         nb = a.batches or (2 if a.quick else {"shapes_small": 6, "cubes_large": 3, "atari_medium": 4}[name])
-        if a.batch_size and not a.batches:  # the same number of transitions at another batch size
-            nb = -(-nb * SETUPS[name][4] // a.batch_size)
         for r in range(a.rounds):  # A B A B ...: each run in a fresh process; load drifts hit both alike
             for impl in ("original", "ours"):
                 cmd = [
@@ -289,12 +283,12 @@ def main() -> None:
                     str(nb),
                     "--threads",
                     str(a.threads),
-                ] + (["--batch-size", str(a.batch_size)] if a.batch_size else [])
+                ]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 rows.append(json.loads(out.strip().splitlines()[-1]) | {"loss_diff": diff, "round": r})
                 print(
                     f"{name:14s} round {r} {impl:9s} {rows[-1]['transitions_per_s']:8.1f} transitions/s  "
-                    f"peak RSS {rows[-1]['peak_rss_mb']:6.0f} MB  load {rows[-1]['load_1min']:.1f}",
+                    f"peak RSS {rows[-1]['peak_rss_mb']:6.0f} MB",
                     flush=True,
                 )
         tps = {
@@ -342,8 +336,7 @@ def main() -> None:
     )
     out = Path(__file__).parent / "results" / (a.out or "bench_train.json")
     out.parent.mkdir(exist_ok=True)
-    meta = {"threads": a.threads, "batch_size": a.batch_size, "flop_limit_gflops": limit}
-    meta |= {"load_before": load0, "load_after": load1}
+    meta = {"threads": a.threads, "flop_limit_gflops": limit, "load_before": load0, "load_after": load1}
     out.write_text(json.dumps({"runs": rows, "summary": summary, **meta}, indent=2) + "\n")
     print(f"wrote {out}")
 
