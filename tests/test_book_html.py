@@ -156,7 +156,8 @@ ABSOLUTE_PATH = re.compile(
 )
 
 # Every element of the article that sticks out of it, and every element that clips or scrolls
-# its content sideways, except code cells' input (long code lines may scroll).
+# its content sideways, except code cells' input (long code lines may scroll) and the scroll boxes
+# of printed output and wide tables (they scroll; nothing is cut off).
 OVERFLOW_JS = """
 const article = document.querySelector('article.bd-article') || document.querySelector('main');
 const right = article.getBoundingClientRect().right + 2;
@@ -176,8 +177,14 @@ for (const el of article.querySelectorAll('*')) {
   let why = null;
   if (r.right > right) why = `sticks out ${Math.round(r.right - right)} px`;
   // (overflow does nothing on inline elements, whose clientWidth is 0)
-  else if (ox !== 'visible' && style.display !== 'inline' && el.scrollWidth > el.clientWidth + 2)
-    why = `${ox === 'hidden' || ox === 'clip' ? 'clips' : 'scrolls'} ${el.scrollWidth - el.clientWidth} px`;
+  else if (ox !== 'visible' && style.display !== 'inline' && el.scrollWidth > el.clientWidth + 2) {
+    const clips = ox === 'hidden' || ox === 'clip';
+    // a cell's printed output and the theme's table wrapper are scroll boxes by design: nothing in
+    // them is cut off, the reader scrolls (like long code lines); everything else must fit
+    const scrollBox = el.matches('.cell_output pre, .pst-scrollable-table-container');
+    if (clips || !scrollBox) why = `${clips ? 'clips' : 'scrolls'} ${el.scrollWidth - el.clientWidth} px`;
+    else { seen.add(el); continue; }  // its content scrolls inside it
+  }
   if (why) {
     seen.add(el);
     const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
