@@ -739,15 +739,16 @@ def departure_markdown(
 def budget_markdown(
     curves: dict[str, dict[str, dict[str, dict[str, list]]]],
     strategy: str,
-    seconds_per_update: dict[str, float],
+    seconds_per_update: Callable[[str], float],
     mode: str = "local_dedup",
     margin: float = 0.05,
 ) -> str:
     """What budget a world whose ``strategy`` never left its no-transition control would need at
     least, as markdown lines: the updates the *slowest seed* of a world that did leave it needed
     (per-seed :func:`departure`; a lower bound, since the harder world may need more), and what that
-    costs per run and for all runs at that world's ``seconds_per_update`` (measured, one core).
-    Empty when every world left its control, or none did (no yardstick)."""
+    costs per run and for all runs at ``seconds_per_update(world)`` (measured, one core; called only
+    for the worlds that need the estimate). Empty when every world left its control, or none did (no
+    yardstick)."""
     def seed_departures(runs: dict[str, dict[str, list]]) -> list[int | None]:
         return [departure({strategy: {s: c}}, strategy, mode=mode, margin=margin) for s, c in runs.items()]
 
@@ -758,11 +759,12 @@ def budget_markdown(
     ref, need = max(done.items(), key=lambda kv: kv[1])
     lines = []
     for name, d in left.items():
-        if all(x is None for x in d) and name in seconds_per_update:
-            per_run = need * seconds_per_update[name]
+        if all(x is None for x in d):
+            seconds = seconds_per_update(name)
+            per_run = need * seconds
             runs = sum(len(r) for r in curves[name].values())
             lines.append(f"* {name}: at least the {need:,} updates the slowest seed of {ref} needed; at "
-                         f"{seconds_per_update[name]:.2f} s per update (one core, measured here) that is "
+                         f"{seconds:.2f} s per update (one core, measured here) that is "
                          f"{per_run / 60:.0f} min per run, {runs * per_run / 3600:.1f} h for its {runs} "
                          "runs.")
     return "\n".join(lines)

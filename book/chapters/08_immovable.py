@@ -236,11 +236,16 @@ display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned 
 # %% tags=["hide-input"]
 new = "episodic+out-of-episode"
 shown_specs = ref["results"]["specs"] if ref else {n: ex.spec_dict(s) for n, s in specs.items()}
-stuck = [n for n, c in shown["curves"].items() if report.departure(c, new) is None]
-per_update = {n: cost.update_cost(shown_specs[n]["model"], shown_specs[n]["strategies"][new],
-                                  cost.OBS_SHAPE["block_pushing"], shown_specs[n]["batch_size"],
-                                  repeats=1)["seconds"] for n in stuck}
-display(Markdown(report.budget_markdown(shown["curves"], new, per_update) or "Every world left its control."))
+
+
+def seconds_per_update(world):
+    s = shown_specs[world]
+    return cost.update_cost(s["model"], s["strategies"][new], cost.OBS_SHAPE["block_pushing"],
+                            s["batch_size"], repeats=1)["seconds"]
+
+
+display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update)
+                 or "Every world left its control."))
 
 # %% [markdown]
 # ## Summary
