@@ -202,6 +202,67 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _serve_jobs(conn: Any, fn: Callable[[Any], Any]) -> None:
+    ignore_interrupts()
+    while (job := conn.recv()) is not None:
+        index, arg = job
+        try:
+            conn.send((index, True, fn(arg)))
+        except Exception as err:  # noqa: BLE001 -- handed to the parent, which raises it
+            try:
+                conn.send((index, False, err))
+            except Exception:  # noqa: BLE001 -- the error itself does not pickle
+                conn.send((index, False, RuntimeError(f"{type(err).__name__}: {err}")))
+
+
+def process_map(fn: Callable[[Any], Any], jobs: list[Any], num_workers: int) -> Iterator[Any]:
+    """``map(fn, jobs)`` over ``num_workers`` processes, results in job order.
+
+    Each worker has its own pipe and at most one job in flight, so at most ``num_workers`` results
+    wait in memory. Workers ignore Ctrl-C; when the caller stops (Ctrl-C, an error, or closing the
+    generator) they are killed at once. ``multiprocessing.Pool.terminate`` can hang for good when a
+    worker is killed half-way through sending a large result; this cannot. A worker's exception is
+    raised here; a worker that dies (e.g. killed for memory) is a one-line :class:`CswmError`.
+    """
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    todo = iter(enumerate(jobs))
+    workers, done, next_index = {}, {}, 0
+    try:
+        for _ in range(max(1, min(num_workers, len(jobs)))):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve_jobs, args=(theirs, fn), daemon=True)
+            proc.start()
+            theirs.close()
+            workers[mine] = proc
+        idle = list(workers)
+        while next_index < len(jobs):
+            while idle and (job := next(todo, None)) is not None:
+                idle.pop().send(job)
+            for ready in wait(list(workers)):  # a worker's pipe: a result, or end-of-file if it died
+                try:
+                    index, ok, value = ready.recv()
+                except EOFError:
+                    workers[ready].join(5)
+                    raise CswmError(f"a worker process died (exit code {workers[ready].exitcode}), e.g. "
+                                    "killed for lack of memory; try fewer workers") from None
+                if not ok:
+                    raise value
+                done[index] = value
+                idle.append(ready)
+            while next_index in done:
+                yield done.pop(next_index)
+                next_index += 1
+    finally:
+        for conn, proc in workers.items():
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            conn.close()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

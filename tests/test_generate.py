@@ -144,3 +144,44 @@ def test_shape_rule_is_a_dataset_parameter(tmp_path):
     assert (render_shapes(pos, "skimage-current") == new.frames).all() and (new.frames != old.frames).any()
     with pytest.raises(CswmError, match="Shapes ids only"):
         ensure_dataset("CubesEval-v0", tmp_path / "c.h5", 1, seed=1, shape_rule="skimage-0.15")
+
+
+# ------------------------------------------------------------------------------------------------
+# process_map: the worker pool generation runs on
+
+
+def _square_slowly(x):
+    import time
+
+    time.sleep(0.02 * (x % 3))  # results arrive out of order
+    if x == -1:
+        raise CswmError("job -1 is bad")
+    if x == -2:
+        import os
+
+        os._exit(9)  # a worker killed mid-job (as the kernel's OOM killer would)
+    return x * x, np.full(100_000, x)  # large enough that a result spans many pipe writes
+
+
+def test_process_map_keeps_job_order_and_raises_worker_errors():
+    from cswm_lib.utils import process_map
+
+    out = list(process_map(_square_slowly, list(range(10)), num_workers=3))
+    assert [sq for sq, _ in out] == [x * x for x in range(10)]
+    assert all((arr == x).all() for x, (_, arr) in enumerate(out))
+    with pytest.raises(CswmError, match="job -1 is bad"):
+        list(process_map(_square_slowly, [1, 2, -1, 3], num_workers=2))
+    with pytest.raises(CswmError, match=r"a worker process died \(exit code 9\)"):
+        list(process_map(_square_slowly, [1, -2, 2, 3], num_workers=2))
+
+
+def test_process_map_kills_its_workers_when_the_caller_stops():
+    import multiprocessing as mp
+
+    from cswm_lib.utils import process_map
+
+    results = process_map(_square_slowly, list(range(50)), num_workers=2)
+    next(results)
+    assert len(mp.active_children()) == 2
+    results.close()  # what a Ctrl-C in the consuming loop does (generate closes it on the way out)
+    assert mp.active_children() == []

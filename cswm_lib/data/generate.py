@@ -15,7 +15,7 @@ existing file that is not one of our datasets is replaced only with ``--overwrit
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -30,7 +30,7 @@ from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
-from cswm_lib.utils import ArgumentParser, cli_errors, data_dir, ignore_interrupts, interrupt_guard
+from cswm_lib.utils import ArgumentParser, cli_errors, data_dir, interrupt_guard, process_map
 
 #: The datasets of the original READMEs at full size (the chapters shrink them), that is C-SWM's shapes,
 #: cubes, pong and spaceinvaders, and the negative-sampling fork's immovable worlds and eval files with ids.
@@ -186,15 +186,10 @@ def generate(env_id: str, fname: str | os.PathLike, num_episodes: int, seed: int
 
 
 def _write(jobs, fname, E, T, obs_shape, state_dim, attrs, compression, num_workers, save_state_ids, bar):
-    with interrupt_guard() as guard, \
+    # chunks in order: in this process, or from worker processes (killed at once on Ctrl-C or an error)
+    chunks = process_map(_chunk, jobs, num_workers) if num_workers > 1 else (_chunk(job) for job in jobs)
+    with interrupt_guard() as guard, contextlib.closing(chunks) as results, \
             EpisodeWriter(fname, E, T, obs_shape, state_dim, attrs, compression) as writer:
-        if num_workers == 1:
-            results = map(_chunk, jobs)
-            pool = None
-        else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(num_workers, initializer=ignore_interrupts)  # Ctrl-C is the parent's to handle
-            results = pool.imap(_chunk, jobs)
         try:
             for start, (frames, actions, ids) in results:
                 writer.write(start, frames, actions, ids if save_state_ids else None)
@@ -204,8 +199,6 @@ def _write(jobs, fname, E, T, obs_shape, state_dim, attrs, compression, num_work
                 guard.check()
             guard.check()  # and the old file stays in place
         finally:
-            if pool is not None:
-                pool.terminate()
             bar.close()
     return Path(fname)
 
