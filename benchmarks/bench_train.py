@@ -1,4 +1,4 @@
-"""Benchmark: C-SWM training throughput (transitions/s) and peak RSS -- ours vs the original's method.
+"""Benchmark: C-SWM training throughput (transitions/s) and peak memory -- ours vs the original's method.
 
 The original (``train.py`` of tkipf/c-swm and the negative-sampling fork) stores ``obs`` and
 ``next_obs`` as float arrays (float32 Shapes, float64 Cubes/Atari), feeds them through a
@@ -10,7 +10,7 @@ inner loop: one uint8 tensor, whole-batch gathers, the factored GNN.
 
 Frames are random (throughput does not depend on pixel content). Both implementations compute
 the same loss for the same batch (checked before timing). Each run is a fresh subprocess (so its
-peak RSS, workers included, can be read), alternating original / ours for ``--rounds`` rounds; the
+peak memory, workers included, can be read), alternating original / ours for ``--rounds`` rounds; the
 speed-up quoted is the median of the per-round ratios, since the machine may be shared. (Running
 both in one process batch by batch would let the original's DataLoader workers prefetch while our
 step runs, which biases against ours.)
@@ -24,8 +24,9 @@ Writes ``benchmarks/results/bench_train.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -136,9 +137,10 @@ def original_loss(model: CSWM, trans: OriginalTransition, obs, action, next_obs,
 
 
 # ---------------------------------------------------------------- measurement
-def make_step(name: str, impl: str):
+def make_step(name: str, impl: str, batch_size: int | None = None):
     """A closure running one training step of ``impl`` (fetch batch, loss, backward, Adam); returns B."""
     eps, cfg, bs = make_episodes(name)
+    bs = batch_size or bs
     torch.manual_seed(0)
     model = CSWM(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
@@ -181,25 +183,66 @@ def make_step(name: str, impl: str):
     return step
 
 
-def run(name: str, impl: str, batches: int, threads: int) -> dict:
-    """One implementation alone (in its own subprocess): throughput and peak RSS incl. workers."""
+class PeakMemory:
+    """Peak memory of this process and its children (the original's DataLoader workers), sampled every
+    50 ms as the sum of their proportional set sizes (PSS: pages shared by n processes count 1/n).
+
+    Not ``ru_maxrss``: Linux keeps a process's high-water mark across fork and exec, so a worker
+    started from a big parent reported the parent's size, and summing SELF and CHILDREN counted the
+    pages the workers share with the parent twice."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.mb, self._done = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _pss_kb(pid: int) -> int:
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:  # the process just ended
+            return 0
+        return sum(int(x.split()[1]) for x in lines if x.startswith("Pss:"))
+
+    def _tree(self) -> list[int]:
+        pids, i = [os.getpid()], 0
+        while i < len(pids):
+            for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+                with contextlib.suppress(OSError):
+                    pids += [int(c) for c in task.read_text().split()]
+            i += 1
+        return pids
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            self.mb = max(self.mb, sum(map(self._pss_kb, self._tree())) / 1024)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self.mb = max(self.mb, sum(map(self._pss_kb, self._tree())) / 1024)
+
+
+def run(name: str, impl: str, batches: int, threads: int, batch_size: int | None = None) -> dict:
+    """One implementation alone (in its own subprocess): throughput and peak memory incl. workers."""
     torch.set_num_threads(threads)
-    step = make_step(name, impl)
+    peak = PeakMemory()
+    step = make_step(name, impl, batch_size)
     step()  # warm-up (and start the workers)
     t0, n = time.perf_counter(), sum(step() for _ in range(batches))
     dt = time.perf_counter() - t0
-    rss = (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
+    peak.stop()
     return {
         "setup": name,
         "impl": impl,
         "transitions_per_s": n / dt,
         "batch_size": batches and n // batches,
         "batches": batches,
-        "peak_rss_mb": rss / 1024,
+        "peak_pss_mb": peak.mb,
         "threads": threads,
+        "load_1min": os.getloadavg()[0],
     }
 
 
@@ -254,11 +297,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--worker", nargs=2, metavar=("SETUP", "IMPL"), help=argparse.SUPPRESS)
     p.add_argument("--batches", type=int, default=None)
-    p.add_argument("--out", default=None, help="file name under benchmarks/results/")
+    p.add_argument("--batch-size", type=int, default=None, help="instead of each setup's (1024/128/256)")
+    p.add_argument("--out", default=None, help="file name under benchmarks/results/ (or a path)")
     p.add_argument("--rounds", type=int, default=3, help="alternating runs per implementation")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(run(*a.worker, a.batches, a.threads)))
+        print(json.dumps(run(*a.worker, a.batches, a.threads, a.batch_size)))
         return
     rows, summary = [], {}
     load0 = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
@@ -269,6 +313,8 @@ def main() -> None:
         diff = check_same_loss(name)
         assert diff < 1e-4, f"{name}: losses differ by {diff}"
         nb = a.batches or (2 if a.quick else {"shapes_small": 6, "cubes_large": 3, "atari_medium": 4}[name])
+        if a.batch_size and not a.batches:  # the same number of transitions at another batch size
+            nb = -(-nb * SETUPS[name][4] // a.batch_size)
         for r in range(a.rounds):  # A B A B ...: each run in a fresh process; load drifts hit both alike
             for impl in ("original", "ours"):
                 cmd = [
@@ -283,27 +329,27 @@ def main() -> None:
                     str(nb),
                     "--threads",
                     str(a.threads),
-                ]
+                ] + (["--batch-size", str(a.batch_size)] if a.batch_size else [])
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 rows.append(json.loads(out.strip().splitlines()[-1]) | {"loss_diff": diff, "round": r})
                 print(
                     f"{name:14s} round {r} {impl:9s} {rows[-1]['transitions_per_s']:8.1f} transitions/s  "
-                    f"peak RSS {rows[-1]['peak_rss_mb']:6.0f} MB",
+                    f"peak PSS {rows[-1]['peak_pss_mb']:6.0f} MB  load {rows[-1]['load_1min']:.1f}",
                     flush=True,
                 )
         tps = {
             i: [x["transitions_per_s"] for x in rows if x["setup"] == name and x["impl"] == i]
             for i in ("original", "ours")
         }
-        rss = {i: max(x["peak_rss_mb"] for x in rows if x["setup"] == name and x["impl"] == i) for i in tps}
+        rss = {i: max(x["peak_pss_mb"] for x in rows if x["setup"] == name and x["impl"] == i) for i in tps}
         ratios = [u / o for o, u in zip(tps["original"], tps["ours"], strict=True)]
         summary[name] = {
             "original_tps": statistics.median(tps["original"]),
             "ours_tps": statistics.median(tps["ours"]),
             "speedup_median_of_rounds": statistics.median(ratios),
             "speedups": ratios,
-            "original_rss_mb": rss["original"],
-            "ours_rss_mb": rss["ours"],
+            "original_pss_mb": rss["original"],
+            "ours_pss_mb": rss["ours"],
         }
         for impl in ("ours", "original"):
             f = flops_per_transition(name, impl)
@@ -311,14 +357,14 @@ def main() -> None:
             summary[name][f"{impl}_mflop_per_transition"] = f / 1e6
             summary[name][f"{impl}_limit_tps"] = limit * 1e9 / f
             summary[name][f"{impl}_share_of_limit"] = tps * f / (limit * 1e9)
-    head = ["original t/s", "ours t/s", "speed-up", "RSS orig", "RSS ours"]
+    head = ["original t/s", "ours t/s", "speed-up", "PSS orig", "PSS ours"]
     print(
-        f"\n{'setup':14s} " + " ".join(f"{h:>12s}" for h in head) + "   (medians over rounds; peak RSS: max)"
+        f"\n{'setup':14s} " + " ".join(f"{h:>12s}" for h in head) + "   (medians over rounds; peak PSS: max)"
     )
     for name, s in summary.items():
         print(
             f"{name:14s} {s['original_tps']:12.1f} {s['ours_tps']:12.1f} "
-            f"{s['speedup_median_of_rounds']:11.2f}x {s['original_rss_mb']:11.0f}M {s['ours_rss_mb']:11.0f}M"
+            f"{s['speedup_median_of_rounds']:11.2f}x {s['original_pss_mb']:11.0f}M {s['ours_pss_mb']:11.0f}M"
             "   per round: " + " ".join(f"{x:.2f}x" for x in s["speedups"])
         )
     for name, s in summary.items():
@@ -336,7 +382,8 @@ def main() -> None:
     )
     out = Path(__file__).parent / "results" / (a.out or "bench_train.json")
     out.parent.mkdir(exist_ok=True)
-    meta = {"threads": a.threads, "flop_limit_gflops": limit, "load_before": load0, "load_after": load1}
+    meta = {"threads": a.threads, "batch_size": a.batch_size, "flop_limit_gflops": limit}
+    meta |= {"load_before": load0, "load_after": load1}
     out.write_text(json.dumps({"runs": rows, "summary": summary, **meta}, indent=2) + "\n")
     print(f"wrote {out}")
 

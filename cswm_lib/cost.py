@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from cswm_lib.data.generate import ATARI_STEPS, README_DATASETS
+from cswm_lib.experiments import readme_model
 from cswm_lib.model import CSWM, ModelConfig
 from cswm_lib.utils import project_root, torch_threads
 
@@ -80,7 +81,8 @@ def full_sweeps(params_file: str | Path | None = None) -> list[Sweep]:
         n = transitions(data) // c.get(f"{world}_train_divisor", 1)
         batch = c[f"{world}_batch_size"]
         updates = _updates(c[f"{world}_epochs"], c.get(f"{world}_num_updates"), n, batch)
-        out.append(Sweep("4.1", f"{world.capitalize()} immovable", c[f"{world}_model"], c["strategies"],
+        model = readme_model(world, hidden_dim=c["hidden_dim"])
+        out.append(Sweep("4.1", f"{world.capitalize()} immovable", model, c["strategies"],
                          list(c["seeds"]), batch, updates, n, OBS_SHAPE["block_pushing"]))
     for section, key in (("4.2", "09_atari_time_aligned"), ("4.3", "10_local_global")):
         c = chapters[key]
@@ -90,9 +92,9 @@ def full_sweeps(params_file: str | Path | None = None) -> list[Sweep]:
             else:
                 n = c["split_episodes"]["train"] * c.get("episode_steps", ATARI_STEPS)
                 before = ["A3C agent", "collection (train/valid/test)"]
-            batch = c["batch_size"]
+            batch, model = c["batch_size"], readme_model(game, hidden_dim=c["hidden_dim"])
             out.append(Sweep(section, {"pong": "Pong", "spaceinvaders": "Space Invaders"}[game],
-                             c[f"{game}_model"], c["strategies"], list(c["seeds"]), batch,
+                             model, c["strategies"], list(c["seeds"]), batch,
                              _updates(c["epochs"], c.get("num_updates"), n, batch), n, OBS_SHAPE["atari"],
                              before))
     return out
@@ -204,7 +206,7 @@ def fan_out(sweeps: list[Sweep], games: int = 2, splits: int = 3) -> dict[str, A
         "scoring jobs": train_jobs,
         "A3C jobs": games,
         "collection jobs": games * splits,
-        "longest chain": "A3C agent -> collection of its splits -> training -> scoring (Sec. 4.3)",
+        "longest chain": "A3C agent -> collection -> training -> scoring (4.3)",
     }
 
 

@@ -110,12 +110,14 @@ class Progress:
     def queued(self) -> int:
         return self.total - self.done - self.failed - self.running
 
-    def line(self, event: str) -> str:
+    def line(self, event: str, width: int = 88) -> str:
+        """``[label] d/n done, r running, q queued | event``; the event goes on a second, indented
+        line where one line would be wider than ``width`` (the book's text column)."""
         failed = f", {self.failed} failed" if self.failed else ""
-        return (
-            f"[{self.label}] {self.done}/{self.total} done{failed}, {self.running} running, "
-            f"{self.queued} queued | {event}"
-        )
+        counts = (f"[{self.label}] {self.done}/{self.total} done{failed}, {self.running} running, "
+                  f"{self.queued} queued")
+        one = f"{counts} | {event}"
+        return one if len(one) <= width else f"{counts}\n    {event}"
 
     def say(self, event: str) -> None:
         if self.enabled:

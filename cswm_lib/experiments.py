@@ -46,6 +46,29 @@ from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
 from cswm_lib.utils import checkpoints_dir, get_device
 
+#: The model flags of the negative-sampling README's training commands per world, beside the data
+#: of :data:`cswm_lib.data.generate.README_DATASETS`: ``--encoder small`` (Shapes), ``--encoder large``
+#: (Cubes), ``--encoder medium --embedding-dim 4 --action-dim 6 --copy-action --num-objects 3|5``
+#: (Pong | Space Invaders); ``hidden_dim`` is train.py's default. Reduced scales change only what
+#: they must (:func:`readme_model`).
+README_MODELS: dict[str, dict[str, Any]] = {
+    "shapes": dict(encoder="small", hidden_dim=512),
+    "cubes": dict(encoder="large", hidden_dim=512),
+    "pong": dict(encoder="medium", embedding_dim=4, action_dim=6, num_objects=3, copy_action=True,
+                 hidden_dim=512),
+    "spaceinvaders": dict(encoder="medium", embedding_dim=4, action_dim=6, num_objects=5, copy_action=True,
+                          hidden_dim=512),
+}
+
+
+def readme_model(world: str, **changes: Any) -> dict[str, Any]:
+    """The README's model flags for ``world`` (a key of :data:`README_MODELS`) with ``changes``
+    (e.g. ``hidden_dim=128`` at the small scale): the ``model`` of an :class:`Experiment`."""
+    if world not in README_MODELS:
+        raise CswmError(f"unknown world {world!r}: expected one of {', '.join(README_MODELS)}")
+    return {**README_MODELS[world], **changes}
+
+
 #: What the results table says where the paper's number is not known to us.
 PAPER_UNKNOWN = (
     "not known to us: the paper's table values were not found (arXiv 2107.11676; "

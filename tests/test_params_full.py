@@ -16,6 +16,7 @@ import yaml
 from cswm_lib.book import declared_parameters, to_notebook
 from cswm_lib.data.generate import README_DATASETS
 from cswm_lib.data.generate import build_parser as data_parser
+from cswm_lib.experiments import readme_model
 from cswm_lib.train import TrainConfig, config_from_args
 from cswm_lib.train import build_parser as train_parser
 from cswm_lib.utils import project_root
@@ -58,8 +59,8 @@ README = {
             "cubes_imm_eval": "cubes_eval_divisor",
         },
         "per_dataset": {
-            "shapes": ("shapes_model", "shapes_epochs", "shapes_batch_size"),
-            "cubes": ("cubes_model", "cubes_epochs", "cubes_batch_size"),
+            "shapes": ("shapes_epochs", "shapes_batch_size"),
+            "cubes": ("cubes_epochs", "cubes_batch_size"),
         },
     },
     "09_atari_time_aligned": {
@@ -94,8 +95,8 @@ README = {
             "spaceinvaders_eval": "eval_divisor",
         },
         "per_dataset": {
-            "pong": ("pong_model", "epochs", "batch_size"),
-            "spaceinvaders": ("spaceinvaders_model", "epochs", "batch_size"),
+            "pong": ("epochs", "batch_size"),
+            "spaceinvaders": ("epochs", "batch_size"),
         },
     },
 }
@@ -135,10 +136,10 @@ def test_training_flags_are_the_readme_commands(full, chapter):
     assert set(section["strategies"]) == {label for _, label in README[chapter]["train"]}
     for (data, label), command in README[chapter]["train"].items():
         expected = asdict(config_from_args(train_parser().parse_args(args_of(command, TRAIN))))
-        model_key, epochs_key, batch_key = README[chapter]["per_dataset"][data]
+        epochs_key, batch_key = README[chapter]["per_dataset"][data]
         ours = asdict(
             TrainConfig(
-                **section[model_key],
+                **readme_model(data, hidden_dim=section["hidden_dim"]),  # README_MODELS: the README's flags
                 **section["strategies"][label],
                 epochs=section[epochs_key],
                 batch_size=section[batch_key],
@@ -279,7 +280,7 @@ def test_43_training_flags_are_the_readme_commands(full):
         expected = asdict(config_from_args(train_parser().parse_args(args_of(command, TRAIN))))
         ours = asdict(
             TrainConfig(
-                **section[f"{data}_model"],
+                **readme_model(data, hidden_dim=section["hidden_dim"]),
                 **section["strategies"][label],
                 epochs=section["epochs"],
                 batch_size=section["batch_size"],

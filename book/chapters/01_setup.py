@@ -243,8 +243,8 @@ display(Markdown(cost_markdown(cost_rows, agents_cost)))
 fan = fan_out(sweeps)
 for key, value in fan.items():
     print(f"{key:>16}: {value}")
-print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} for all training runs "
-      f"(at the assumed {gpu_tflops:g} TFLOP/s x {gpu_utilisation:.0%})")
+print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} for all training runs\n"
+      f"{'':>18}(at the assumed {gpu_tflops:g} TFLOP/s x {gpu_utilisation:.0%})")
 
 # %% [markdown]
 # ## Summary

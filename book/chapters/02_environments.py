@@ -108,7 +108,7 @@ names = ["circle", "triangle", "square"]  # object index mod 3
 pixel_counts = {rule: {n: int(bp.shape_mask(k, rule).sum()) for k, n in enumerate(names)} for rule in rules}
 for rule in rules:
     tri = bp.shape_mask(1, rule).sum(1)
-    print(f"{rule:16s} pixels: {pixel_counts[rule]} | triangle pixels per row 0..10: {tri.tolist()}")
+    print(f"{rule}: pixels {pixel_counts[rule]}\n    triangle pixels per row 0..10: {tri.tolist()}")
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 two_cells = np.array([[0, 0], [1, 0], [0, 1], [3, 3], [4, 4]])  # circle, triangle below it, square
 for ax, rule in zip(axes, rules, strict=True):
@@ -261,8 +261,9 @@ display(Markdown(report.format_table([
 ratio = np.mean([r["original"]["pixels"] / r["ours"]["pixels"] for r in cube_sizes.values()])
 mean_hw = {f: [np.mean([r[f][k] for r in cube_sizes.values()]) for k in ("height", "width")]
            for f in bp.CUBE_FRAMINGS}
-print(f"mean size ratio original / ours: {ratio:.2f}; mean height x width: "
-      + ", ".join(f"{f} {h:.1f} x {w:.1f}" for f, (h, w) in mean_hw.items()))
+print(f"mean size ratio original / ours: {ratio:.2f}")
+for f, (h, w) in mean_hw.items():
+    print(f"mean height x width, {f}: {h:.1f} x {w:.1f}")
 
 # %% [markdown]
 # A cube covers about the same number of pixels in both framings (the ratio is printed above), and

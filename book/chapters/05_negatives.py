@@ -268,8 +268,8 @@ for s in ["baseline", "mixed"] if train_epochs > 0 else []:
                       batch_size=train_batch_size, seed=seed, device=device, progress=False)
     model = load_model(train(cfg, imm), device)
     probe[s] = beyond_hinge(model, imm, probe_episodes) | {"final_loss": read_log(cfg.folder())[-1]["loss"]}
-    print(f"{s:9s} pairs beyond the hinge: within an episode {probe[s]['within_episode']:.1%}, "
-          f"across episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})")
+    print(f"{s}: pairs beyond the hinge within an episode {probe[s]['within_episode']:.1%}, across\n"
+          f"    episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})")
 
 # %% [markdown]
 # ## Summary

@@ -256,8 +256,9 @@ for game in atari_games:
         t0 = time.time()
         s = burnin_summary(game, policy, burnin_attempts, *burnin[game], eps=eps, burnin_gru=gru, seed=0)
         burnin_compare[game, gru] = s
-        print(f"{game} burnin_gru={gru!r:8}: mean burn-in return {s['returns'].mean():+.2f}, "
-              f"mean steps played {s['steps'].mean():.1f}, kept {s['reasons']['kept']}/{burnin_attempts}, "
+        print(f"{game} burnin_gru={gru!r}: mean burn-in return {s['returns'].mean():+.2f},\n"
+              f"    mean steps played {s['steps'].mean():.1f}, "
+              f"kept {s['reasons']['kept']}/{burnin_attempts}, "
               f"distinct start states {s['distinct_starts']} ({time.time() - t0:.1f} s)")
         results[f"{game}_burnin_{gru}_mean_return"] = float(s["returns"].mean())
         results[f"{game}_burnin_{gru}_distinct_starts"] = int(s["distinct_starts"])

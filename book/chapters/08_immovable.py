@@ -50,14 +50,13 @@ strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg
 # gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
 # 512, one core): the new strategy leaves the "no change" plateau after ~1,000-1,250 updates and
 # reaches ~99 % local Hits@1 by ~2,000; the baseline stays on the plateau throughout.
-shapes_model = {"encoder": "small", "hidden_dim": 128}  # README: --encoder small (hidden 512)
+hidden_dim = 128  # README: 512; every other model flag is the README's (ex.README_MODELS)
 shapes_train_divisor = 100  # README's 1000 train episodes (100 steps, seed 1) divided by this
 shapes_eval_divisor = 100  # README's 10000 eval episodes (10 steps, seed 2) divided by this
 shapes_epochs = 100  # README: 100 (used only when shapes_num_updates is None)
 shapes_num_updates = 300  # optimizer updates per run (None: shapes_epochs passes over the data)
 shapes_batch_size = 32  # README: 1024
 shapes_eval_every = 50  # learning curve: updates between evaluations
-cubes_model = {"encoder": "large", "hidden_dim": 128}  # README: --encoder large (hidden 512)
 cubes_train_divisor = 500  # README: 1000 episodes, seed 3
 cubes_eval_divisor = 500  # README: 10000 episodes, seed 4
 cubes_epochs = 100  # README: 100
@@ -102,14 +101,14 @@ common = dict(experiment="4.1", strategies=strategies, seeds=seeds, learning_rat
 specs = {
     "Shapes immovable": ex.Experiment(
         dataset="Shapes immovable", train_data="shapes_imm_train", eval_data="shapes_imm_eval",
-        train_divisor=shapes_train_divisor, eval_divisor=shapes_eval_divisor, model=shapes_model,
-        epochs=shapes_epochs, num_updates=shapes_num_updates, batch_size=shapes_batch_size,
-        eval_every=shapes_eval_every, **common),
+        model=ex.readme_model("shapes", hidden_dim=hidden_dim), train_divisor=shapes_train_divisor,
+        eval_divisor=shapes_eval_divisor, epochs=shapes_epochs, num_updates=shapes_num_updates,
+        batch_size=shapes_batch_size, eval_every=shapes_eval_every, **common),
     "Cubes immovable": ex.Experiment(
         dataset="Cubes immovable", train_data="cubes_imm_train", eval_data="cubes_imm_eval",
-        train_divisor=cubes_train_divisor, eval_divisor=cubes_eval_divisor, model=cubes_model,
-        epochs=cubes_epochs, num_updates=cubes_num_updates, batch_size=cubes_batch_size,
-        eval_every=cubes_eval_every, **common),
+        model=ex.readme_model("cubes", hidden_dim=hidden_dim), train_divisor=cubes_train_divisor,
+        eval_divisor=cubes_eval_divisor, epochs=cubes_epochs, num_updates=cubes_num_updates,
+        batch_size=cubes_batch_size, eval_every=cubes_eval_every, **common),
 }
 data = {name: tuple(load_episodes(path) for path in ex.datasets(spec)) for name, spec in specs.items()}
 for name, (tr, ev) in data.items():

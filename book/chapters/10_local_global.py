@@ -62,10 +62,7 @@ strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg
     "baseline": {"negatives": "baseline"},
     "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
 }
-pong_model = {"encoder": "medium", "embedding_dim": 4, "action_dim": 6, "num_objects": 3, "copy_action": True,
-              "hidden_dim": 128}
-spaceinvaders_model = {"encoder": "medium", "embedding_dim": 4, "action_dim": 6, "num_objects": 5,
-                       "copy_action": True, "hidden_dim": 128}
+hidden_dim = 128  # README: 512; every other model flag is the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
 epochs = 100  # README: 100 (used only when num_updates is None)
 num_updates = 20  # optimizer updates per run (None: `epochs` passes over the data)
@@ -151,13 +148,14 @@ common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epoch
               learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes, num_steps=num_steps,
               metrics=["Hits@1", "MRR"], scale=scale, device=device)
 names = {"PongDeterministic-v4": "Pong", "SpaceInvadersDeterministic-v4": "Space Invaders"}
-models = {"PongDeterministic-v4": pong_model, "SpaceInvadersDeterministic-v4": spaceinvaders_model}
+worlds = {"PongDeterministic-v4": "pong", "SpaceInvadersDeterministic-v4": "spaceinvaders"}
 specs = {names[g]: ex.Experiment(dataset=names[g], train_data=str(paths[g, "train"]),
-                                 eval_data=str(paths[g, "test"]), model=models[g], **common)
+                                 eval_data=str(paths[g, "test"]),
+                                 model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
          for g in atari_games}
 for name, spec in specs.items():
-    print(f"{name:15s} train {Path(spec.train_data).name}, eval {Path(spec.eval_data).name} -> "
-          f"checkpoints/{spec.folder_name()}")
+    print(f"{name}: train {Path(spec.train_data).name}, eval {Path(spec.eval_data).name}\n"
+          f"    runs under checkpoints/{spec.folder_name()}")
 
 # %% [markdown]
 # ## Training, with learning curves
