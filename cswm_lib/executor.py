@@ -110,14 +110,21 @@ class Progress:
     def queued(self) -> int:
         return self.total - self.done - self.failed - self.running
 
-    def line(self, event: str, width: int = 88) -> str:
+    def line(self, event: str, width: int = 80) -> str:
         """``[label] d/n done, r running, q queued | event``; the event goes on a second, indented
         line where one line would be wider than ``width`` (the book's text column)."""
         failed = f", {self.failed} failed" if self.failed else ""
         counts = (f"[{self.label}] {self.done}/{self.total} done{failed}, {self.running} running, "
                   f"{self.queued} queued")
         one = f"{counts} | {event}"
-        return one if len(one) <= width else f"{counts}\n    {event}"
+        if len(one) <= width:
+            return one
+        lines = []  # a long job name (<folder>/<run>) is folded after a slash
+        while len(event) > width - 4 and "/" in event[: width - 4]:
+            cut = event.rindex("/", 0, width - 4) + 1
+            lines.append(event[:cut])
+            event = event[cut:]
+        return "\n    ".join([counts, *lines, event])
 
     def say(self, event: str) -> None:
         if self.enabled:

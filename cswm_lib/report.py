@@ -616,12 +616,12 @@ def plot_local_global_grid(views: dict[str, dict[str, Any]], title: str = "") ->
     import matplotlib.pyplot as plt
 
     T1 = len(next(iter(views.values()))["local_distances"])
-    fig = plt.figure(figsize=(7.5, 2.4 * len(views)))
-    grid = fig.add_gridspec(len(views), T1 + 5)
+    # constrained layout: tight_layout could not fit the right panel's labels into a 1-column gap
+    fig = plt.figure(figsize=(7.5, 2.4 * len(views)), layout="constrained")
+    grid = fig.add_gridspec(len(views), 2, width_ratios=[T1, 4])
     for row, (label, view) in enumerate(views.items()):
-        local, glob = fig.add_subplot(grid[row, :T1]), fig.add_subplot(grid[row, T1 + 1 :])
+        local, glob = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
         plot_local_global(view, local, glob, title=f"{title}, {label}" if title else label)
-    fig.tight_layout()
     return fig
 
 

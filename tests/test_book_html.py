@@ -178,12 +178,9 @@ for (const el of article.querySelectorAll('*')) {
   if (r.right > right) why = `sticks out ${Math.round(r.right - right)} px`;
   // (overflow does nothing on inline elements, whose clientWidth is 0)
   else if (ox !== 'visible' && style.display !== 'inline' && el.scrollWidth > el.clientWidth + 2) {
+    // printed output and tables must fit too; only code input may scroll (skipped above)
     const clips = ox === 'hidden' || ox === 'clip';
-    // a cell's printed output and the theme's table wrapper are scroll boxes by design: nothing in
-    // them is cut off, the reader scrolls (like long code lines); everything else must fit
-    const scrollBox = el.matches('.cell_output pre, .pst-scrollable-table-container');
-    if (clips || !scrollBox) why = `${clips ? 'clips' : 'scrolls'} ${el.scrollWidth - el.clientWidth} px`;
-    else { seen.add(el); continue; }  // its content scrolls inside it
+    why = `${clips ? 'clips' : 'scrolls'} ${el.scrollWidth - el.clientWidth} px`;
   }
   if (why) {
     seen.add(el);

@@ -161,3 +161,17 @@ def test_book_runner_passes_the_executor_to_chapters_that_declare_it(tmp_path):
     params.write_text("scale: cpu\n")
     with pytest.raises(CswmError, match="unknown executor 'slurm'"):
         run(params, tmp_path / "out", ["04_model"], executor="slurm")
+
+
+def test_progress_lines_fit_the_book_column():
+    from cswm_lib.executor import Progress
+
+    p = Progress(4, "procs")
+    p.running = 2
+    line = p.line("started tiny/baseline_s2")
+    assert line == "[procs] 0/4 done, 2 running, 2 queued | started tiny/baseline_s2"
+    long = "started score 4.3_pong_a3c_train_6ep_eps_0_5_u20_f65bf833/episodic+out-of-episode_s0"
+    lines = p.line(long).split("\n")
+    assert lines[0] == "[procs] 0/4 done, 2 running, 2 queued"
+    assert all(len(x) <= 80 for x in lines)
+    assert "".join(x.removeprefix("    ") for x in lines[1:]) == long  # nothing lost, folded after "/"
