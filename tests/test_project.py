@@ -74,6 +74,19 @@ def test_every_chapter_has_exactly_one_parameters_cell_with_scale():
         )
 
 
+def test_chapter_code_lines_fit_the_text_column():
+    """A code cell's line of at most 88 characters fits the book's text column without a scroll bar.
+    Comment and markdown lines (first non-blank character ``#``) may be longer: they wrap."""
+    limit = 88
+    too_long = [
+        f"{chapter.relative_to(ROOT)}:{number}: {len(line)}"
+        for chapter in sorted((ROOT / "book" / "chapters").glob("*.py"))
+        for number, line in enumerate(chapter.read_text(encoding="utf-8").splitlines(), 1)
+        if len(line) > limit and not line.lstrip().startswith("#")
+    ]
+    assert too_long == [], f"code lines longer than {limit} characters:\n" + "\n".join(too_long)
+
+
 def test_parameter_files_name_only_real_chapters():
     stems = {p.stem for p in toc_chapters()}
     for scale in ("cpu", "full"):

@@ -39,10 +39,10 @@ device = None  # None: CUDA when available, else CPU; or "cpu", "cuda", "cuda:1"
 seed = 0
 matmul_sizes = [128, 256, 512, 1024]  # square matrix sizes for the speed probe below
 matmul_repeats = 3
-cost_batch = 8  # batch at which one training update is timed and its FLOPs counted (scaled to 1024)
+cost_batch = 8  # batch at which one update is timed, FLOPs counted (scaled to 1024)
 cost_repeats = 1  # timed updates per model (median)
 cost_a3c_updates = 5  # A3C rollouts timed for the agents' cost
-gpu_tflops = 60.0  # ASSUMED dense fp32/TF32 throughput of one GPU (TFLOP/s) for the GPU-hour estimate
+gpu_tflops = 60.0  # ASSUMED dense fp32/TF32 TFLOP/s of one GPU, for GPU-hours
 gpu_utilisation = 0.3  # ASSUMED fraction of it that these small convolutions reach
 
 # %%
@@ -76,8 +76,10 @@ from cswm_lib.utils import (
 
 # %%
 dev = get_device(device)
-print(f"cswm_lib {cswm_lib.__version__}, torch {torch.__version__}, python {platform.python_version()}")
-print(f"computing on: {dev}  (CPU threads available to torch: {torch.get_num_threads()})")
+print(f"cswm_lib {cswm_lib.__version__}, torch {torch.__version__}, "
+      f"python {platform.python_version()}")
+print(f"computing on: {dev}  "
+      f"(CPU threads available to torch: {torch.get_num_threads()})")
 
 # %% [markdown]
 # How fast is this device? Training a C-SWM is dominated by dense matrix products (the graph
@@ -153,7 +155,8 @@ for name, path in [
 ]:
     # relative to the project root: the page never shows the build machine's paths
     root = project_root()
-    where = path.relative_to(root) if path.is_relative_to(root) else "(outside the project)"
+    where = (path.relative_to(root) if path.is_relative_to(root)
+             else "(outside the project)")
     print(f"{name:>12}: {'.' if path == root else where}")
 
 # %% [markdown]
@@ -228,7 +231,8 @@ from IPython.display import Markdown, display
 from cswm_lib.cost import a3c_cost, cost_markdown, cost_table, fan_out, full_sweeps
 
 sweeps = full_sweeps()
-cost_rows = cost_table(sweeps, gpu_tflops, gpu_utilisation, measure_batch=cost_batch, repeats=cost_repeats)
+cost_rows = cost_table(sweeps, gpu_tflops, gpu_utilisation, measure_batch=cost_batch,
+                       repeats=cost_repeats)
 agents_cost = [a3c_cost(game, updates=cost_a3c_updates)
                for game in ("PongDeterministic-v4", "SpaceInvadersDeterministic-v4")]
 display(Markdown(cost_markdown(cost_rows, agents_cost)))
@@ -243,7 +247,8 @@ display(Markdown(cost_markdown(cost_rows, agents_cost)))
 fan = fan_out(sweeps)
 for key, value in fan.items():
     print(f"{key:>16}: {value}")
-print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} for all training runs\n"
+print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} "
+      "for all training runs\n"
       f"{'':>18}(at the assumed {gpu_tflops:g} TFLOP/s x {gpu_utilisation:.0%})")
 
 # %% [markdown]
@@ -266,7 +271,8 @@ print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} for all 
 # %%
 save_results(
     "01_setup",
-    {"device": str(dev), "torch": torch.__version__, "matmul_gflops": {str(n): g for n, g in gflops.items()},
+    {"device": str(dev), "torch": torch.__version__,
+     "matmul_gflops": {str(n): g for n, g in gflops.items()},
      "full_scale_cost": cost_rows, "a3c_cost": agents_cost},
     scale,
 )

@@ -26,7 +26,7 @@
 scale = "small"  # small | cpu | full
 seed = 0
 num_random_steps = 2000  # random actions used for the no-op count and the speed probe
-num_matplotlib_frames = 5  # frames drawn the original way (one matplotlib 3D figure each)
+num_matplotlib_frames = 5  # frames drawn the original way (a matplotlib 3D figure each)
 
 # %%
 import time
@@ -65,9 +65,11 @@ print("state id:", info["state_id"])
 
 cubes = gym.make("CubesTrain-v0")
 cubes.reset(seed=seed)
-cubes.unwrapped.positions = env.unwrapped.positions.copy()  # same state, other rendering
+# same state, other rendering
+cubes.unwrapped.positions = env.unwrapped.positions.copy()
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-for ax, img, title in zip(axes, [obs, cubes.unwrapped.render()], ["2D Shapes", "3D Cubes"], strict=True):
+for ax, img, title in zip(axes, [obs, cubes.unwrapped.render()],
+                          ["2D Shapes", "3D Cubes"], strict=True):
     ax.imshow(img.transpose(1, 2, 0))
     ax.set_title(title)
     ax.axis("off")
@@ -105,14 +107,19 @@ plt.show()
 # %%
 rules = bp.SHAPE_RULES
 names = ["circle", "triangle", "square"]  # object index mod 3
-pixel_counts = {rule: {n: int(bp.shape_mask(k, rule).sum()) for k, n in enumerate(names)} for rule in rules}
+pixel_counts = {rule: {n: int(bp.shape_mask(k, rule).sum())
+                       for k, n in enumerate(names)}
+                for rule in rules}
 for rule in rules:
     tri = bp.shape_mask(1, rule).sum(1)
-    print(f"{rule}: pixels {pixel_counts[rule]}\n    triangle pixels per row 0..10: {tri.tolist()}")
+    print(f"{rule}: pixels {pixel_counts[rule]}\n"
+          f"    triangle pixels per row 0..10: {tri.tolist()}")
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-two_cells = np.array([[0, 0], [1, 0], [0, 1], [3, 3], [4, 4]])  # circle, triangle below it, square
+# circle, triangle below it, square
+two_cells = np.array([[0, 0], [1, 0], [0, 1], [3, 3], [4, 4]])
 for ax, rule in zip(axes, rules, strict=True):
-    ax.imshow(bp.render_shapes(two_cells, rule)[:, :21, :21].transpose(1, 2, 0))  # + a row/col of the next
+    # two cells + a row/col of the next
+    ax.imshow(bp.render_shapes(two_cells, rule)[:, :21, :21].transpose(1, 2, 0))
     ax.set_xticks(np.arange(-0.5, 21, 10), [])
     ax.set_yticks(np.arange(-0.5, 21, 10), [])
     ax.grid(color="white", lw=0.5)
@@ -137,7 +144,8 @@ for a in range(20):
     moved[a // 4, a % 4] = env.unwrapped.move(a)
 env.unwrapped.positions = base.copy()
 print("state (row, col) per object:\n", base)
-print("move succeeds? rows = objects, columns = up/right/down/left\n", moved.astype(int))
+print("move succeeds? rows = objects, columns = up/right/down/left\n",
+      moved.astype(int))
 
 # %%
 a = int(np.argwhere(moved)[0] @ [4, 1])  # the first action that moves something
@@ -167,7 +175,8 @@ rng = np.random.default_rng(seed)
 actions = rng.integers(20, size=num_random_steps)
 noop = np.array([not imm.move(a) for a in actions])
 to_immovable = actions < 8
-print(f"no-op steps: {noop.mean():.3f}\n  (actions to objects 0/1: {to_immovable.mean():.3f}, "
+print(f"no-op steps: {noop.mean():.3f}\n"
+      f"  (actions to objects 0/1: {to_immovable.mean():.3f}, "
       f"blocked moves of the others: {(noop & ~to_immovable).mean():.3f})")
 normal = bp.BlockPushing("shapes")
 normal.reset(seed=seed)
@@ -210,7 +219,8 @@ plt.show()
 # draw a few random states both ways and time them.
 
 # %%
-states = [np.stack(np.divmod(rng.choice(25, 5, replace=False), 5), 1) for _ in range(num_matplotlib_frames)]
+states = [np.stack(np.divmod(rng.choice(25, 5, replace=False), 5), 1)
+          for _ in range(num_matplotlib_frames)]
 t0 = time.perf_counter()
 ref = np.stack([bp.render_cubes_matplotlib(s) for s in states])
 t_mpl = (time.perf_counter() - t0) / len(states)
@@ -218,12 +228,15 @@ t0 = time.perf_counter()
 ours = bp.render_cubes(np.stack(states))
 t_ours = (time.perf_counter() - t0) / len(states)
 diff = np.abs(ours.astype(int) - ref.astype(int))
-print(f"matplotlib per frame: {1 / t_mpl:,.0f} frames/s | sprites: {1 / t_ours:,.0f} frames/s "
-      f"| speed-up {t_mpl / t_ours:,.0f}x")
-print(f"mean |difference| {diff.mean():.2f} of 255; pixels off by > 30: {(diff > 30).mean():.2%}")
+print(f"matplotlib per frame: {1 / t_mpl:,.0f} frames/s "
+      f"| sprites: {1 / t_ours:,.0f} frames/s | speed-up {t_mpl / t_ours:,.0f}x")
+print(f"mean |difference| {diff.mean():.2f} of 255; "
+      f"pixels off by > 30: {(diff > 30).mean():.2%}")
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-for ax, img, title in zip(axes, [ref[0], ours[0], (diff[0] * 4).clip(0, 255).astype(np.uint8)],
-                          ["matplotlib (original way)", "sprites (ours)", "|difference| x4"], strict=True):
+for ax, img, title in zip(
+        axes, [ref[0], ours[0], (diff[0] * 4).clip(0, 255).astype(np.uint8)],
+        ["matplotlib (original way)", "sprites (ours)", "|difference| x4"],
+        strict=True):
     ax.imshow(img.transpose(1, 2, 0))
     ax.set_title(title, fontsize=9)
     ax.axis("off")
@@ -256,10 +269,13 @@ plt.show()
 cube_sizes = {str(cell): {f: bp.cube_size(cell, f) for f in bp.CUBE_FRAMINGS}
               for cell in [(0, 0), (2, 2), (4, 4), (0, 4), (4, 0)]}
 display(Markdown(report.format_table([
-    {"cube at": cell} | {f: f"{r['pixels']} px ({r['height']} x {r['width']})" for f, r in row.items()}
+    {"cube at": cell}
+    | {f: f"{r['pixels']} px ({r['height']} x {r['width']})" for f, r in row.items()}
     for cell, row in cube_sizes.items()])))
-ratio = np.mean([r["original"]["pixels"] / r["ours"]["pixels"] for r in cube_sizes.values()])
-mean_hw = {f: [np.mean([r[f][k] for r in cube_sizes.values()]) for k in ("height", "width")]
+ratio = np.mean([r["original"]["pixels"] / r["ours"]["pixels"]
+                 for r in cube_sizes.values()])
+mean_hw = {f: [np.mean([r[f][k] for r in cube_sizes.values()])
+               for k in ("height", "width")]
            for f in bp.CUBE_FRAMINGS}
 print(f"mean size ratio original / ours: {ratio:.2f}")
 for f, (h, w) in mean_hw.items():
@@ -285,7 +301,8 @@ def steps_per_second(env_id: str, n: int) -> float:
 
 
 speed = {env_id: steps_per_second(env_id, num_random_steps) for env_id in
-         ["ShapesTrain-v0", "CubesTrain-v0", "PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]}
+         ["ShapesTrain-v0", "CubesTrain-v0", "PongDeterministic-v4",
+          "SpaceInvadersDeterministic-v4"]}
 for k, v in speed.items():
     print(f"{k:32s} {v:10,.0f} steps/s")
 
@@ -315,7 +332,8 @@ for row, env_id in enumerate(atari.ATARI_IDS):
     axes[row, 0].imshow(rgb)
     axes[row, 0].axhline(game.crop[0], color="yellow")
     axes[row, 0].axhline(game.crop[1], color="yellow")
-    axes[row, 0].set_title(f"{env_id}\nraw {rgb.shape}, crop rows {game.crop}", fontsize=8)
+    axes[row, 0].set_title(f"{env_id}\nraw {rgb.shape}, crop rows {game.crop}",
+                           fontsize=8)
     small = atari.preprocess_frame(rgb, env_id)
     axes[row, 1].imshow(small.transpose(1, 2, 0))
     axes[row, 1].set_title(f"preprocessed {small.shape}", fontsize=8)
@@ -334,7 +352,8 @@ print("first bytes:", atari.get_ram(e)[:12], "...")
 
 # %%
 pong = gym.make("PongDeterministic-v4")
-frames, acts, ram = atari.random_episode(pong, "pong", np.random.default_rng(seed), seed=seed)
+frames, acts, ram = atari.random_episode(pong, "pong", np.random.default_rng(seed),
+                                         seed=seed)
 print("frames", frames.shape, "actions", acts, "RAM ids", ram.shape)
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 for i, t in enumerate([0, 1]):
@@ -345,7 +364,8 @@ for i, t in enumerate([0, 1]):
 for ax in axes:
     ax.axis("off")
 plt.show()
-print("obs[t+1] previous half == obs[t] current half:", bool((frames[1:, :3] == frames[:-1, 3:]).all()))
+print("obs[t+1] previous half == obs[t] current half:",
+      bool((frames[1:, :3] == frames[:-1, 3:]).all()))
 
 # %% [markdown]
 # ## Summary

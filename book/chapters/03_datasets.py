@@ -80,7 +80,8 @@ Markdown(format_table(rows))
 paths, gen_seconds = {}, {}
 for name in datasets:
     t0 = time.perf_counter()
-    paths[name] = readme_dataset(name, divisor, min_episodes, num_workers=num_workers, progress=False)
+    paths[name] = readme_dataset(name, divisor, min_episodes, num_workers=num_workers,
+                                 progress=False)
     gen_seconds[name] = time.perf_counter() - t0
 print(f"generated or reused in {sum(gen_seconds.values()):.1f} s")
 
@@ -103,11 +104,13 @@ print(f"generated or reused in {sum(gen_seconds.values()):.1f} s")
 # Atari frames have $C = 6$: two RGB frames stacked as **(previous, current)**. Here is one file:
 
 # %%
-example = paths[next(n for n in datasets if n.endswith("_eval") and README_DATASETS[n].get("save_state_ids"))]
+example = paths[next(n for n in datasets if n.endswith("_eval")
+                     and README_DATASETS[n].get("save_state_ids"))]
 with h5py.File(example) as f:
     print(example.name)
     for key, ds in f.items():
-        print(f"  /{key:10s} {str(ds.dtype):6s} {ds.shape}  chunks={ds.chunks} compression={ds.compression}")
+        print(f"  /{key:10s} {str(ds.dtype):6s} {ds.shape}  "
+              f"chunks={ds.chunks} compression={ds.compression}")
     for key, value in sorted(f.attrs.items()):
         print(f"  @{key} = {value}")
 
@@ -119,19 +122,23 @@ with h5py.File(example) as f:
 # %%
 def original_bytes_per_transition(name: str, state_dim: int | None) -> int:
     env_id = README_DATASETS[name]["env_id"]
-    channels, itemsize = (3, 4) if env_id.startswith("Shapes") else (6 if "Deterministic" in env_id else 3, 8)
-    return 2 * channels * 50 * 50 * itemsize + 8 + (2 * 8 * state_dim if state_dim else 0)
+    channels, itemsize = ((3, 4) if env_id.startswith("Shapes")
+                          else (6 if "Deterministic" in env_id else 3, 8))
+    return (2 * channels * 50 * 50 * itemsize + 8
+            + (2 * 8 * state_dim if state_dim else 0))
 
 
 sizes = {}
-print(f"{'dataset':20s} {'transitions':>11s} {'ours B/tr':>10s} {'original B/tr':>13s} {'ratio':>7s}")
+print(f"{'dataset':20s} {'transitions':>11s} {'ours B/tr':>10s} "
+      f"{'original B/tr':>13s} {'ratio':>7s}")
 for name in datasets:
     with h5py.File(paths[name]) as f:
         E, T = f["actions"].shape
         S = f["state_ids"].shape[-1] if "state_ids" in f else None
     ours = paths[name].stat().st_size / (E * T)
     orig = original_bytes_per_transition(name, S)
-    sizes[name] = {"ours_bytes_per_transition": ours, "original_bytes_per_transition": orig}
+    sizes[name] = {"ours_bytes_per_transition": ours,
+                   "original_bytes_per_transition": orig}
     print(f"{name:20s} {E * T:11d} {ours:10,.0f} {orig:13,d} {orig / ours:6.0f}x")
 
 # %% [markdown]
@@ -153,8 +160,10 @@ small = load_episodes(example)
 subset = type(small)(small.frames[:20], small.actions[:20], small.state_ids[:20], {})
 orig_path = save_original_layout(subset, data_dir() / "roundtrip_original_layout.h5")
 back = load_episodes(orig_path)
-print("identical after original-layout round trip:", bool((back.frames == subset.frames).all()
-      and (back.actions == subset.actions).all() and (back.state_ids == subset.state_ids).all()))
+print("identical after original-layout round trip:",
+      bool((back.frames == subset.frames).all()
+           and (back.actions == subset.actions).all()
+           and (back.state_ids == subset.state_ids).all()))
 print(f"20 episodes: original layout {orig_path.stat().st_size / 2**20:.2f} MiB")
 orig_path.unlink()
 
@@ -196,7 +205,8 @@ for name in datasets:
     if spec.get("atari"):
         continue
     ep = load_episodes(paths[name])
-    same = (ep.frames[:, 1:] == ep.frames[:, :-1]).reshape(*ep.actions.shape, -1).all(-1)
+    same = ((ep.frames[:, 1:] == ep.frames[:, :-1])
+            .reshape(*ep.actions.shape, -1).all(-1))
     noops[name] = {"identical_consecutive_frames": float(same.mean())}
     if ep.state_ids is not None:
         noops[name].update(stats.noop_stats(ep.actions, ep.state_ids))
@@ -205,7 +215,8 @@ for name in datasets:
 first = "identical_consecutive_frames"
 columns = sorted({k for v in noops.values() for k in v}, key=lambda k: k != first)
 Markdown(format_table([
-    {"dataset": n, **{k.replace("_", " "): f"{v[k]:.1%}" if k in v else "--" for k in columns}}
+    {"dataset": n,
+     **{k.replace("_", " "): f"{v[k]:.1%}" if k in v else "--" for k in columns}}
     for n, v in noops.items()
 ]))
 

@@ -80,14 +80,15 @@ episodes.summary()
 # %%
 batches = TransitionBatches(episodes, batch_size, dev)
 batch = next(batches.epoch(torch.Generator().manual_seed(seed)))
-print("obs", tuple(batch.obs.shape), batch.obs.dtype, "action", tuple(batch.action.shape),
-      "next_obs", tuple(batch.next_obs.shape))
+print("obs", tuple(batch.obs.shape), batch.obs.dtype,
+      "action", tuple(batch.action.shape), "next_obs", tuple(batch.next_obs.shape))
 
 fig, axes = plt.subplots(2, 5, figsize=(10, 4.4))
 for i in range(5):
     a = int(batch.action[i])
     axes[0, i].imshow(batch.obs[i].permute(1, 2, 0).cpu())
-    axes[0, i].set_title(f"$o_t$, $a_t$={a}\n(obj {a // 4}, dir {'URDL'[a % 4]})", fontsize=9)
+    axes[0, i].set_title(f"$o_t$, $a_t$={a}\n(obj {a // 4}, dir {'URDL'[a % 4]})",
+                         fontsize=9)
     axes[1, i].imshow(batch.next_obs[i].permute(1, 2, 0).cpu())
     axes[1, i].set_title("$o_{t+1}$", fontsize=9)
 for ax in axes.flat:
@@ -122,16 +123,19 @@ print(f"transitions in this batch whose image changes: {changed:.0%}")
 # sums; its backward pass is far cheaper on a CPU than a strided convolution's).
 
 # %%
-config = ModelConfig(encoder=encoder, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                     num_objects=num_objects, action_dim=4, input_shape=episodes.obs_shape)
+config = ModelConfig(encoder=encoder, embedding_dim=embedding_dim,
+                     hidden_dim=hidden_dim, num_objects=num_objects, action_dim=4,
+                     input_shape=episodes.obs_shape)
 torch.manual_seed(seed)
 model = CSWM(config).to(dev)
-for name, part in [("object extractor", model.obj_extractor), ("object encoder", model.obj_encoder),
+for name, part in [("object extractor", model.obj_extractor),
+                   ("object encoder", model.obj_encoder),
                    ("transition GNN", model.transition_model)]:
     print(f"{name:17s} {sum(p.numel() for p in part.parameters()):>9,d} parameters")
 with torch.no_grad():
     masks = model.masks(batch.obs)
-print("masks", tuple(masks.shape), f"in ({masks.min().item():.3f}, {masks.max().item():.3f})")
+print("masks", tuple(masks.shape),
+      f"in ({masks.min().item():.3f}, {masks.max().item():.3f})")
 
 # %% [markdown]
 # ## The object encoder
@@ -144,7 +148,8 @@ print("masks", tuple(masks.shape), f"in ({masks.min().item():.3f}, {masks.max().
 with torch.no_grad():
     z = model.encode(batch.obs)
     z_next = model.encode(batch.next_obs)
-print("z", tuple(z.shape), "  first transition, slot by slot:\n", z[0].cpu().numpy().round(3))
+print("z", tuple(z.shape), "  first transition, slot by slot:\n",
+      z[0].cpu().numpy().round(3))
 
 # %% [markdown]
 # ## The transition model: a graph neural network over slots
@@ -174,7 +179,8 @@ print("z", tuple(z.shape), "  first transition, slot by slot:\n", z[0].cpu().num
 
 # %%
 def per_edge_transition(m: CSWM, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """The original's form: an edge list with batch offsets, f_edge on every edge, scatter-add."""
+    """The original's form: an edge list with batch offsets, f_edge on every edge,
+    scatter-add."""
     gnn, (B, K, D) = m.transition_model, z.shape
     row, col = (torch.ones(K, K) - torch.eye(K)).nonzero().t().to(z.device)
     offs = (torch.arange(B, device=z.device) * K)[:, None]
@@ -210,7 +216,8 @@ perm = torch.tensor([3, 0, 4, 1, 2], device=dev)
 inv = torch.argsort(perm)
 a_perm = inv[batch.action // 4] * 4 + batch.action % 4
 with torch.no_grad():
-    equiv_err = (model.transition(z[:, perm], a_perm) - delta[:, perm]).abs().max().item()
+    equiv_err = (model.transition(z[:, perm], a_perm)
+                 - delta[:, perm]).abs().max().item()
 print(f"max |T(P z, P a) - P T(z, a)| = {equiv_err:.2e}")
 
 # %% [markdown]
@@ -248,8 +255,10 @@ print(f"max |T(P z, P a) - P T(z, a)| = {equiv_err:.2e}")
 with torch.no_grad():
     g = torch.Generator().manual_seed(seed)
     shuffle = torch.randperm(len(batch.action), generator=g).to(dev)[:, None]
-    loss, pos, neg = model.contrastive_loss(batch.obs, batch.action, batch.next_obs, neg_batch_index=shuffle)
-print(f"untrained: loss {loss.item():.4f} = positive {pos.item():.4f} + negative {neg.item():.4f}")
+    loss, pos, neg = model.contrastive_loss(batch.obs, batch.action, batch.next_obs,
+                                            neg_batch_index=shuffle)
+print(f"untrained: loss {loss.item():.4f} = positive {pos.item():.4f} "
+      f"+ negative {neg.item():.4f}")
 
 # %% [markdown]
 # At initialisation all embeddings lie close together, so almost every negative is inside the
@@ -269,17 +278,20 @@ print(f"untrained: loss {loss.item():.4f} = positive {pos.item():.4f} + negative
 
 # %%
 name = f"ch04_{path.stem}_{encoder}_d{embedding_dim}_e{epochs}_s{seed}"
-run = TrainConfig(dataset=str(path), name=name, encoder=encoder, embedding_dim=embedding_dim,
-                  hidden_dim=hidden_dim, num_objects=num_objects, action_dim=4, epochs=epochs,
-                  batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device,
-                  progress=False)
+run = TrainConfig(dataset=str(path), name=name, encoder=encoder,
+                  embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                  num_objects=num_objects, action_dim=4, epochs=epochs,
+                  batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                  device=device, progress=False)
 t0 = time.perf_counter()
 folder = train(run, episodes)
 train_seconds = time.perf_counter() - t0
 log = read_log(folder)
-print(f"{folder.relative_to(checkpoints_dir().parent)}: {len(log)} epochs in {train_seconds:.1f} s this run")
+print(f"{folder.relative_to(checkpoints_dir().parent)}: "
+      f"{len(log)} epochs in {train_seconds:.1f} s this run")
 for row in log:
-    print(f"  epoch {row['epoch']:3d}  loss {row['loss']:.4f}  pos {row['pos']:.4f}  neg {row['neg']:.4f}"
+    print(f"  epoch {row['epoch']:3d}  loss {row['loss']:.4f}  "
+          f"pos {row['pos']:.4f}  neg {row['neg']:.4f}"
           f"  ({row['seconds']:.1f} s){'  <- best' if row['best'] else ''}")
 
 # %%
@@ -331,7 +343,8 @@ with torch.no_grad():
     zs, zn = trained.encode(batch.obs), trained.encode(batch.next_obs)
     pred = trained.predict(zs, batch.action)
 energies = energy_summary(trained, zs, zn, batch.action)
-i = int(torch.nonzero((batch.obs != batch.next_obs).flatten(1).any(1))[0])  # a transition that moves
+# a transition that moves
+i = int(torch.nonzero((batch.obs != batch.next_obs).flatten(1).any(1))[0])
 report.plot_transition(zs.cpu().numpy(), pred.cpu().numpy(), zn.cpu().numpy(), i,
                        title=f"embeddings of {len(zs)} states; arrows: transition {i} "
                              f"(moves object {int(batch.action[i]) // 4})")
@@ -363,9 +376,11 @@ original = project_root() / "tests" / "data" / "original"
 old = load_model(original / "checkpoint_small", dev)
 expected = np.load(original / "checkpoint_small" / "expected_outputs.npz")
 with h5py.File(original / "sample_original_layout.h5") as f:
-    o = torch.tensor(np.stack([f[str(e)]["obs"][0] for e in expected["episode_index"]]), device=dev)
+    o = torch.tensor(np.stack([f[str(e)]["obs"][0] for e in expected["episode_index"]]),
+                     device=dev)
 with torch.no_grad():
-    original_max_diff = float(np.abs(old.encode(o).cpu().numpy() - expected["state"]).max())
+    original_max_diff = float(np.abs(old.encode(o).cpu().numpy()
+                                     - expected["state"]).max())
 print(f"original checkpoint {old.config.encoder}/{old.config.num_objects} objects: "
       f"max |our encoding - original's| = {original_max_diff:.1e}")
 
@@ -394,9 +409,11 @@ print(f"original checkpoint {old.config.encoder}/{old.config.num_objects} object
 
 # %%
 save_results("04_model", {
-    "dataset": path.name, "num_transitions": episodes.num_transitions, "epochs": len(log),
-    "final_loss": log[-1]["loss"], "best_loss": min(r["loss"] for r in log),
-    "best_epoch": min(log, key=lambda r: r["loss"])["epoch"], "train_seconds_this_run": train_seconds,
+    "dataset": path.name, "num_transitions": episodes.num_transitions,
+    "epochs": len(log), "final_loss": log[-1]["loss"],
+    "best_loss": min(r["loss"] for r in log),
+    "best_epoch": min(log, key=lambda r: r["loss"])["epoch"],
+    "train_seconds_this_run": train_seconds,
     "gnn_max_abs_diff_vs_per_edge": gnn_max_diff, "equivariance_max_err": equiv_err,
     "positive_energy": energies["positive"], "mean_pair_energy": energies["pair"],
     "pairs_inside_hinge": energies["inside_hinge"],

@@ -30,7 +30,7 @@
 
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full
-immovable_episodes = 20  # ShapesImmovableTrain episodes (100 steps each; README: 1000, seed 1)
+immovable_episodes = 20  # ShapesImmovableTrain, 100 steps each (README: 1000, seed 1)
 atari_dataset = "pong_train"  # a README Atari dataset (see chap-datasets)
 divisor = 50  # Atari episodes = README size // divisor
 min_episodes = 20
@@ -38,9 +38,9 @@ batch_size = 1024  # baseline negatives come from a batch of this size
 num_draws = 20000  # negatives drawn for the statistics
 num_show = 4  # negatives drawn per strategy in the pictures
 beta = 0.5  # probability of an episodic negative in "mixed" (the paper's value)
-train_epochs = 1  # short training runs, one per strategy, for the probe at the end (0: skip)
+train_epochs = 1  # short runs, one per strategy, for the probe at the end (0: skip)
 train_batch_size = 128
-probe_episodes = 20  # the probe compares all states of this many episodes (pairs: (episodes x T)^2)
+probe_episodes = 20  # probe: all state pairs of this many episodes ((episodes x T)^2)
 device = None
 seed = 0
 
@@ -58,15 +58,20 @@ from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.negatives import STRATEGIES, coincidence, sample_negatives, strategy_from_flags
+from cswm_lib.negatives import (
+    STRATEGIES,
+    coincidence,
+    sample_negatives,
+    strategy_from_flags,
+)
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir
 
 t_start = time.perf_counter()
 # the ShapesImmovableTrain data of the README (seed 1), here with the ground-truth object positions
 imm_file = data_dir() / f"shapes_imm_train_ids_{immovable_episodes}.h5"
-imm_path = ensure_dataset("ShapesImmovableTrain-v0", imm_file, immovable_episodes, seed=1,
-                          save_state_ids=True, progress=False)
+imm_path = ensure_dataset("ShapesImmovableTrain-v0", imm_file, immovable_episodes,
+                          seed=1, save_state_ids=True, progress=False)
 imm = load_episodes(imm_path)
 imm.summary()
 
@@ -100,7 +105,8 @@ commands = {
 for flags, args in commands.items():
     name, b, aligned = strategy_from_flags(*args)
     detail = (
-        "" if name == "baseline" else f"  beta={b}" + ("" if name != "mixed" else f", time_aligned={aligned}")
+        "" if name == "baseline"
+        else f"  beta={b}" + ("" if name != "mixed" else f", time_aligned={aligned}")
     )
     print(f"{flags:38s} -> {name}{detail}")
 
@@ -115,12 +121,14 @@ ep = torch.randint(E, (batch_size,), generator=g)
 st = torch.randint(T, (batch_size,), generator=g)
 kwargs = {"mixed": dict(beta=beta, time_aligned=False)}
 drawn = {
-    s: sample_negatives(s, ep, st, E, T, g, num_negatives=num_show, **kwargs.get(s, {})) for s in STRATEGIES
+    s: sample_negatives(s, ep, st, E, T, g, num_negatives=num_show, **kwargs.get(s, {}))
+    for s in STRATEGIES
 }
 for s, neg in drawn.items():
     print(
         f"{s:15s} episode {tuple(neg.episode.shape)}  step {tuple(neg.step.shape)}  "
-        f"batch_index {None if neg.batch_index is None else tuple(neg.batch_index.shape)}"
+        f"batch_index "
+        f"{None if neg.batch_index is None else tuple(neg.batch_index.shape)}"
     )
 
 # %% [markdown]
@@ -132,7 +140,8 @@ for s, neg in drawn.items():
 # from and whether its **immovable** objects sit where the positive's do.
 
 # %%
-ids = torch.from_numpy(imm.state_ids)  # [E, T+1, 10]: ground-truth (row, col) of objects 0..4
+# [E, T+1, 10]: ground-truth (row, col) of objects 0..4
+ids = torch.from_numpy(imm.state_ids)
 IMMOVABLE = slice(0, 4)  # the ids of objects 0 and 1, which never move
 
 # %% tags=["hide-input"]
@@ -140,7 +149,8 @@ e0, t0 = int(ep[0]), int(st[0])  # the positive we look at: batch member 0
 
 
 def immovable_same(e: int, t: int) -> str:
-    return f"immovable {'same' if (ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all() else 'differ'}"
+    return "immovable " + (
+        "same" if (ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all() else "differ")
 
 
 report.plot_negatives(imm.frames, (e0, t0), drawn, num_show, caption=immovable_same)
@@ -164,21 +174,27 @@ plt.show()
 
 
 # %%
-groups = {"immovable-only": IMMOVABLE, "movable-only": slice(4, 10), "all objects": slice(0, 10)}
-shortcut = {s: {k: coincidence(s, ids, sl, num_draws, batch_size, g, **kwargs.get(s, {}))
+groups = {"immovable-only": IMMOVABLE, "movable-only": slice(4, 10),
+          "all objects": slice(0, 10)}
+shortcut = {s: {k: coincidence(s, ids, sl, num_draws, batch_size, g,
+                               **kwargs.get(s, {}))
                 for k, sl in groups.items()} for s in STRATEGIES}
-Markdown(report.format_table([{"strategy": s} | {k: f"{v:.3f}" for k, v in row.items()}
+Markdown(report.format_table([{"strategy": s}
+                              | {k: f"{v:.3f}" for k, v in row.items()}
                               for s, row in shortcut.items()])
-         + f"\n\nLoss / hinge of an ideal encoder that sees only these objects ({E} episodes of {T} steps).")
+         + "\n\nLoss / hinge of an ideal encoder that sees only these objects "
+           f"({E} episodes of {T} steps).")
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3))
 x = np.arange(len(STRATEGIES))
 for i, k in enumerate(groups):
-    ax.bar(x + (i - 1) * 0.27, [shortcut[s][k] for s in STRATEGIES], width=0.27, label=k)
+    ax.bar(x + (i - 1) * 0.27, [shortcut[s][k] for s in STRATEGIES], width=0.27,
+           label=k)
 ax.set_xticks(x, STRATEGIES)
 ax.set_ylabel("loss of the ideal encoder / hinge")
-ax.set_title("which encoders can reach a low loss under each strategy (ShapesImmovable)", fontsize=9)
+ax.set_title("which encoders can reach a low loss under each strategy "
+             "(ShapesImmovable)", fontsize=9)
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -210,17 +226,20 @@ plt.show()
 # from *another* episode taken at the same step?
 
 # %%
-atari = load_episodes(readme_dataset(atari_dataset, divisor, min_episodes, progress=False))
+atari = load_episodes(readme_dataset(atari_dataset, divisor, min_episodes,
+                                     progress=False))
 print(atari_dataset, atari)
 Ea, Ta = atari.num_episodes, atari.episode_length
-cur = torch.from_numpy(atari.frames[:, :Ta, 3:]).float().flatten(2).reshape(Ea * Ta, -1)  # current RGB frame
+# current RGB frame
+cur = torch.from_numpy(atari.frames[:, :Ta, 3:]).float().flatten(2).reshape(Ea * Ta, -1)
 dist = torch.cdist(cur, cur)
 a_ep = torch.arange(Ea).repeat_interleave(Ta)
 a_st = torch.arange(Ta).repeat(Ea)
 dist[a_ep[:, None] == a_ep[None]] = float("inf")
 nearest = dist.argmin(1)
 same_step_nn = (a_st[nearest] == a_st).float().mean().item()
-print(f"nearest other-episode frame has the same step: {same_step_nn:.0%} of frames (chance: {1 / Ta:.0%})")
+print(f"nearest other-episode frame has the same step: {same_step_nn:.0%} of frames "
+      f"(chance: {1 / Ta:.0%})")
 
 # %% [markdown]
 # So a model can separate most random negatives by encoding *when* a frame was taken rather than
@@ -228,8 +247,10 @@ print(f"nearest other-episode frame has the same step: {same_step_nn:.0%} of fra
 # encodes $t$ alone): its loss is the fraction of negatives with the same step.
 
 # %%
-step_ids = torch.arange(Ta + 1)[None, :, None].expand(Ea, Ta + 1, 1)  # "state id" = the step index
-time_only = {s: coincidence(s, step_ids, slice(0, 1), num_draws, batch_size, g, **kwargs.get(s, {}))
+# "state id" = the step index
+step_ids = torch.arange(Ta + 1)[None, :, None].expand(Ea, Ta + 1, 1)
+time_only = {s: coincidence(s, step_ids, slice(0, 1), num_draws, batch_size, g,
+                            **kwargs.get(s, {}))
              for s in STRATEGIES}
 for s, v in time_only.items():
     print(f"{s:15s} time-only encoder loss / hinge = {v:.3f}")
@@ -245,8 +266,8 @@ ea = torch.randint(Ea, (min(batch_size, Ea * Ta),), generator=ga)
 sa = torch.randint(Ta, (len(ea),), generator=ga)
 drawn_atari = {s: sample_negatives(s, ea, sa, Ea, Ta, ga, num_negatives=num_show)
                for s in ["baseline", "time_aligned"]}
-report.plot_negatives(atari.frames, (int(ea[0]), int(sa[0])), drawn_atari, num_show, channels=slice(3, 6),
-                      with_next=False)
+report.plot_negatives(atari.frames, (int(ea[0]), int(sa[0])), drawn_atari, num_show,
+                      channels=slice(3, 6), with_next=False)
 plt.show()
 
 # %% [markdown]
@@ -263,13 +284,18 @@ plt.show()
 # %%
 probe = {}
 for s in ["baseline", "mixed"] if train_epochs > 0 else []:
-    cfg = TrainConfig(dataset=str(imm_path), name=f"ch05_{imm_path.stem}_{s}_e{train_epochs}_s{seed}",
+    cfg = TrainConfig(dataset=str(imm_path),
+                      name=f"ch05_{imm_path.stem}_{s}_e{train_epochs}_s{seed}",
                       negatives=s, beta=beta, time_aligned=False, epochs=train_epochs,
-                      batch_size=train_batch_size, seed=seed, device=device, progress=False)
+                      batch_size=train_batch_size, seed=seed, device=device,
+                      progress=False)
     model = load_model(train(cfg, imm), device)
-    probe[s] = beyond_hinge(model, imm, probe_episodes) | {"final_loss": read_log(cfg.folder())[-1]["loss"]}
-    print(f"{s}: pairs beyond the hinge within an episode {probe[s]['within_episode']:.1%}, across\n"
-          f"    episodes {probe[s]['across_episodes']:.1%} (final loss {probe[s]['final_loss']:.3f})")
+    probe[s] = (beyond_hinge(model, imm, probe_episodes)
+                | {"final_loss": read_log(cfg.folder())[-1]["loss"]})
+    print(f"{s}: pairs beyond the hinge within an episode "
+          f"{probe[s]['within_episode']:.1%}, across\n"
+          f"    episodes {probe[s]['across_episodes']:.1%} "
+          f"(final loss {probe[s]['final_loss']:.3f})")
 
 # %% [markdown]
 # ## Summary

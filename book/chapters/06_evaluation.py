@@ -44,7 +44,7 @@ train_batch_size = 256  # paper: 1024
 hidden_dim = 128  # paper: 512
 num_steps_list = [1, 5, 10]
 eval_batch_size = 100  # the scripts' batch size
-candidate_sizes = [2, 5, 10, 20, 50, 100, 200, 500, 1000]  # batch sizes for the candidates plot
+candidate_sizes = [2, 5, 10, 20, 50, 100, 200, 500, 1000]  # batch sizes for the plot
 speed_sizes = [250, 500, 1000, 2000]  # N for the timing of ours vs a full sort
 
 # %%
@@ -128,7 +128,8 @@ print("collapsed model:", scores(rank_global(collapsed, collapsed)))
 
 # %%
 def original_ranks(pred: np.ndarray, targ: np.ndarray) -> np.ndarray:
-    """The original's way: full broadcast, true pair prepended as column 0, stable sort per row."""
+    """The original's way: full broadcast, true pair prepended as column 0, stable sort
+    per row."""
     n = len(pred)
     dist = ((targ.reshape(n, 1, -1) - pred.reshape(1, n, -1)) ** 2).sum(-1)
     aug = np.concatenate([np.diag(dist)[:, None], dist], axis=1)
@@ -155,11 +156,13 @@ for n in speed_sizes:
     assert np.array_equal(ours, theirs)
     for key, v in zip(timing, (n, t1 - t0, t2 - t1), strict=True):
         timing[key].append(v)
-    print(f"N={n:5d}  ours {t1 - t0:6.3f} s   broadcast+sort {t2 - t1:6.3f} s   same ranks: True")
+    print(f"N={n:5d}  ours {t1 - t0:6.3f} s   broadcast+sort {t2 - t1:6.3f} s   "
+          "same ranks: True")
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.loglog(timing["N"], timing["sort_s"], "o-", label="broadcast + sort (original's method)")
+ax.loglog(timing["N"], timing["sort_s"], "o-",
+          label="broadcast + sort (original's method)")
 ax.loglog(timing["N"], timing["ours_s"], "s-", label="chunked counting (ours)")
 ax.set_xlabel("number of queries N")
 ax.set_ylabel("seconds")
@@ -206,11 +209,13 @@ for ids in ([[1], [2], [1]], [[1], [1], [2]]):
 # move changes nothing), so the local score also has a de-duplicated version.
 
 # %%
-states = np.array([[[0.0], [1.0], [1.0], [3.0]]])  # one episode, 4 states; o_1 and o_2 encode alike
+# one episode, 4 states; o_1 and o_2 encode alike
+states = np.array([[[0.0], [1.0], [1.0], [3.0]]])
 pred = np.array([[1.0]])
 ids = np.array([[[0], [5], [5], [6]]])  # ... because they are the same state
 for m in (None, "published", "correct"):
-    print(f"dedup={m!s:9}  rank of o_2:", rank_local(pred, states, 2, ids, dedup=m).effective_rank.item())
+    print(f"dedup={m!s:9}  rank of o_2:",
+          rank_local(pred, states, 2, ids, dedup=m).effective_rank.item())
 
 # %% [markdown]
 # ## A trained model and a real eval set
@@ -221,17 +226,21 @@ for m in (None, "published", "correct"):
 
 # %%
 folder_data = data_dir() / "evaluation"
-train_path = ensure_dataset(train_env, folder_data / f"{train_env}_n{train_episodes}_s1.h5",
+train_path = ensure_dataset(train_env,
+                            folder_data / f"{train_env}_n{train_episodes}_s1.h5",
                             train_episodes, seed=1, progress=False)
-eval_path = ensure_dataset(eval_env, folder_data / f"{eval_env}_ids_n{eval_episodes}_s2.h5",
+eval_path = ensure_dataset(eval_env,
+                           folder_data / f"{eval_env}_ids_n{eval_episodes}_s2.h5",
                            eval_episodes, seed=2, save_state_ids=True, progress=False)
 episodes = load_episodes(eval_path)
 print(episodes)
 
 # %%
-config = TrainConfig(dataset=str(train_path), epochs=epochs, batch_size=train_batch_size,
-                     hidden_dim=hidden_dim, seed=seed, device=device, progress=False,
-                     name=f"eval_{train_env}_n{train_episodes}_h{hidden_dim}_b{train_batch_size}_e{epochs}_s{seed}")
+config = TrainConfig(dataset=str(train_path), epochs=epochs,
+                     batch_size=train_batch_size, hidden_dim=hidden_dim, seed=seed,
+                     device=device, progress=False,
+                     name=f"eval_{train_env}_n{train_episodes}_h{hidden_dim}"
+                          f"_b{train_batch_size}_e{epochs}_s{seed}")
 t0 = time.perf_counter()
 folder = train(config)
 print(f"checkpoint {folder.name} ready in {time.perf_counter() - t0:.1f} s")
@@ -253,18 +262,24 @@ model = load_model(folder, device=dev)
 # %%
 from cswm_lib.evaluate import PRESETS, embed_paths, evaluate_modes
 
-settings = [*PRESETS, "global_no_transition", "local_no_transition"]  # the presets + the control
+# the presets + the control
+settings = [*PRESETS, "global_no_transition", "local_no_transition"]
 t0 = time.perf_counter()
-embedded = embed_paths(model, episodes, num_steps_list, device=dev, all_states=True, progress=False)
-print(f"embedded {episodes.num_episodes} episodes, L = {num_steps_list}, in {time.perf_counter() - t0:.1f} s")
+embedded = embed_paths(model, episodes, num_steps_list, device=dev, all_states=True,
+                       progress=False)
+print(f"embedded {episodes.num_episodes} episodes, L = {num_steps_list}, "
+      f"in {time.perf_counter() - t0:.1f} s")
 t0 = time.perf_counter()
-table = evaluate_modes(model, episodes, settings, batch_size=eval_batch_size, embeddings=embedded)
+table = evaluate_modes(model, episodes, settings, batch_size=eval_batch_size,
+                       embeddings=embedded)
 print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s; "
       f"the table shows L = {num_steps_list[0]}, the figure below every L")
-Markdown(report.evaluation_table({k: v for k, v in table.items() if k[1] == num_steps_list[0]}))
+Markdown(report.evaluation_table({k: v for k, v in table.items()
+                                  if k[1] == num_steps_list[0]}))
 
 # %% tags=["hide-input"]
-report.plot_settings(table).axes[0].set_title("one model, every way of scoring it", fontsize=9)
+report.plot_settings(table).axes[0].set_title("one model, every way of scoring it",
+                                              fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -277,8 +292,11 @@ plt.show()
 
 # %%
 pairs = {"global": "dedup_correct", "local": "local_dedup_correct"}
-control = evaluate_modes(model, episodes, [f"{m}_no_transition" for m in pairs.values()], embeddings=embedded)
-gain = {f"{where} L={L}": 100 * (table[m, L]["hits@1"] - control[f"{m}_no_transition", L]["hits@1"])
+control = evaluate_modes(model, episodes,
+                         [f"{m}_no_transition" for m in pairs.values()],
+                         embeddings=embedded)
+gain = {f"{where} L={L}": 100 * (table[m, L]["hits@1"]
+                                 - control[f"{m}_no_transition", L]["hits@1"])
         for L in num_steps_list for where, m in pairs.items()}
 print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
@@ -323,9 +341,11 @@ for steps in num_steps_list:
     across, within = g["num_duplicate_targets"], loc["num_duplicate_targets"]
     dups[steps] = {"across_episodes": across, "within_episode": within}
     print(f"L={steps:2d}: queries whose target state is another query's target: "
-          f"{across:5d} of {g['N']}\n      whose o_L recurs in its own episode: {within:5d}")
+          f"{across:5d} of {g['N']}\n"
+          f"      whose o_L recurs in its own episode: {within:5d}")
 n = episodes.num_episodes
-print(f"expected identical pairs among {n} uniform arrangements: {n * (n - 1) / 2 / n_arrangements:.2f}")
+print(f"expected identical pairs among {n} uniform arrangements: "
+      f"{n * (n - 1) / 2 / n_arrangements:.2f}")
 
 # %% [markdown]
 # How many distinct states each eval episode visits:
@@ -343,8 +363,8 @@ plt.show()
 # What de-duplication changes, per roll-out length (Hits@1, %):
 
 # %%
-Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local", "local_dedup",
-                                       "local_dedup_correct"]))
+Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local",
+                                      "local_dedup", "local_dedup_correct"]))
 
 # %% [markdown]
 # Globally, a small Shapes eval set has (almost) no duplicates, so both de-duplications change
@@ -393,7 +413,8 @@ Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local
 
 # %%
 results = {
-    "scores": {f"{label} | L={steps}": {k: r[k] for k in ("hits@1", "hits@5", "hits@10", "mrr", "N",
+    "scores": {f"{label} | L={steps}": {k: r[k] for k in ("hits@1", "hits@5",
+                                                           "hits@10", "mrr", "N",
                                                            "num_candidates") if k in r}
                for (label, steps), r in table.items()},
     "hits1_vs_candidates": {str(L): [[b, r["hits@1"]] for b, r in by_size.items()]
@@ -402,6 +423,7 @@ results = {
     "hits1_gain_over_no_transition_pp": gain,
     "timing": timing,
     "eval_episodes": episodes.num_episodes,
-    "train": {"episodes": train_episodes, "epochs": epochs, "final_loss": log[-1]["loss"]},
+    "train": {"episodes": train_episodes, "epochs": epochs,
+              "final_loss": log[-1]["loss"]},
 }
 save_results("06_evaluation", results, scale)

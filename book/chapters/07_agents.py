@@ -49,7 +49,8 @@ atari_workers = 2  # baby-a3c / the paper: 20 processes
 atari_max_frames = 2_000  # the paper: 80M frames per game
 atari_lr = 1e-4
 atari_checkpoint_every = 1_000  # frames between checkpoints (baby-a3c: 2M)
-burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}  # [min, max)
+# burn-in lengths per game: [min, max)
+burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}
 split_episodes = {"train": 6, "valid": 3, "test": 3}  # README: 10000 / 1000 / 1000
 split_seeds = {"train": 1, "valid": 2, "test": 3}
 eps = 0.5
@@ -65,7 +66,14 @@ import torch
 from IPython.display import Markdown, display
 
 from cswm_lib import report
-from cswm_lib.a3c import AtariPolicy, MLPPolicy, evaluate_policy, load_checkpoint, load_policy, read_curve
+from cswm_lib.a3c import (
+    AtariPolicy,
+    MLPPolicy,
+    evaluate_policy,
+    load_checkpoint,
+    load_policy,
+    read_curve,
+)
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, train
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
@@ -92,8 +100,9 @@ results = {}
 # numbers can be checked by hand: values $(1, 2)$, rewards $(1, 0)$, bootstrap $4$, $\gamma = 0.5$.
 
 # %%
-loss, parts = a3c_loss(torch.tensor([1.0, 2.0]), torch.zeros(2, 2), torch.tensor([0, 1]),
-                       torch.tensor([1.0, 0.0]), bootstrap=4.0, gamma=0.5)
+loss, parts = a3c_loss(torch.tensor([1.0, 2.0]), torch.zeros(2, 2),
+                       torch.tensor([0, 1]), torch.tensor([1.0, 0.0]), bootstrap=4.0,
+                       gamma=0.5)
 print({k: round(v, 4) for k, v in parts.items()}, "loss", round(loss.item(), 4))
 
 # %% [markdown]
@@ -110,7 +119,8 @@ print({k: round(v, 4) for k, v in parts.items()}, "loss", round(loss.item(), 4))
 atari_net, mlp_net = AtariPolicy(num_actions=6), MLPPolicy(obs_dim=4, num_actions=2)
 value, logits, hx = atari_net(torch.zeros(1, 1, 80, 80), atari_net.initial_state())
 print("Atari policy:", sum(p.numel() for p in atari_net.parameters()), "parameters;",
-      "value", list(value.shape), "logits", list(logits.shape), "GRU state", list(hx.shape))
+      "value", list(value.shape), "logits", list(logits.shape),
+      "GRU state", list(hx.shape))
 print("CartPole MLP:", sum(p.numel() for p in mlp_net.parameters()), "parameters")
 
 # %% [markdown]
@@ -137,15 +147,17 @@ print("CartPole MLP:", sum(p.numel() for p in mlp_net.parameters()), "parameters
 # counts as solved when the mean return over 100 consecutive episodes reaches 195.
 
 # %%
-cp_cfg = A3CConfig(env_id="CartPole-v1", num_workers=cartpole_workers, max_frames=cartpole_max_frames,
-                   lr=cartpole_lr, target_return=cartpole_target, checkpoint_every=100_000, progress=False)
+cp_cfg = A3CConfig(env_id="CartPole-v1", num_workers=cartpole_workers,
+                   max_frames=cartpole_max_frames, lr=cartpole_lr,
+                   target_return=cartpole_target, checkpoint_every=100_000,
+                   progress=False)
 t0 = time.time()
 cp_folder = train(cp_cfg)
 cp = load_checkpoint(cp_folder)
 cp_mean = float(np.mean(cp["stats"]["recent"]))
-print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\nmean return of the last "
-      f"{len(cp['stats']['recent'])}: {cp_mean:.1f}; training took {cp['elapsed']:.1f} s "
-      f"({time.time() - t0:.1f} s in this cell)")
+print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\n"
+      f"mean return of the last {len(cp['stats']['recent'])}: {cp_mean:.1f}; "
+      f"training took {cp['elapsed']:.1f} s ({time.time() - t0:.1f} s in this cell)")
 
 # %%
 ax = report.plot_agent_curve(cp_folder, target=cartpole_target)
@@ -157,11 +169,14 @@ plt.show()
 # for 100 fresh episodes:
 
 # %%
-cp_eval = evaluate_policy(load_policy(cp_folder), "CartPole-v1", episodes=100, seed=1000)
-print(f"100 evaluation episodes: mean return {cp_eval.mean():.1f} (min {cp_eval.min():.0f}, "
-      f"max {cp_eval.max():.0f})")
-results.update(cartpole_frames=int(cp["frames"]), cartpole_mean_return_last100=cp_mean,
-               cartpole_train_seconds=float(cp["elapsed"]), cartpole_eval_mean_return=float(cp_eval.mean()))
+cp_eval = evaluate_policy(load_policy(cp_folder), "CartPole-v1", episodes=100,
+                          seed=1000)
+print(f"100 evaluation episodes: mean return {cp_eval.mean():.1f} "
+      f"(min {cp_eval.min():.0f}, max {cp_eval.max():.0f})")
+results.update(cartpole_frames=int(cp["frames"]),
+               cartpole_mean_return_last100=cp_mean,
+               cartpole_train_seconds=float(cp["elapsed"]),
+               cartpole_eval_mean_return=float(cp_eval.mean()))
 
 # %% [markdown]
 # Training stops the moment the moving average crosses the target, so the frozen weights need not
@@ -178,21 +193,23 @@ results.update(cartpole_frames=int(cp["frames"]), cartpole_mean_return_last100=c
 # %%
 agents = {}
 for game in atari_games:
-    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames, lr=atari_lr,
-                    checkpoint_every=atari_checkpoint_every, progress=False)
+    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames,
+                    lr=atari_lr, checkpoint_every=atari_checkpoint_every,
+                    progress=False)
     t0 = time.time()
     agents[game] = train(cfg)
     ck = load_checkpoint(agents[game])
     curve = read_curve(agents[game])
     last = np.mean([r["return"] for r in curve[-100:]]) if curve else float("nan")
-    print(f"{game}: {ck['frames']} frames, {ck['stats']['episodes']} episodes,\n  mean return {last:.1f}, "
-          f"{time.time() - t0:.1f} s")
+    print(f"{game}: {ck['frames']} frames, {ck['stats']['episodes']} episodes,\n"
+          f"  mean return {last:.1f}, {time.time() - t0:.1f} s")
     results[f"{game}_frames"] = int(ck["frames"])
     results[f"{game}_episodes"] = int(ck["stats"]["episodes"])
     results[f"{game}_mean_return"] = float(last)
 
 # %%
-fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5), squeeze=False)
+fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5),
+                         squeeze=False)
 for ax, game in zip(axes[0], atari_games, strict=True):
     report.plot_agent_curve(agents[game], ax=ax)
     ax.set_title(game)
@@ -229,8 +246,8 @@ from cswm_lib.a3c.collect import attempt_rng, collect_episode
 env = make_env(game)
 screens = []
 rng = attempt_rng(0, 0)
-ep, reason = collect_episode(env, load_policy(agents[game]), game, rng, burnin[game][0], num_steps, eps,
-                             reset_seed=0, burnin_frames=screens)
+ep, reason = collect_episode(env, load_policy(agents[game]), game, rng, burnin[game][0],
+                             num_steps, eps, reset_seed=0, burnin_frames=screens)
 print("burn-in screens:", len(screens), "x", screens[0].shape, "-> episode", reason)
 picks = np.linspace(0, len(screens) - 1, 5).astype(int)
 fig, axes = plt.subplots(1, 5, figsize=(12, 3))
@@ -254,16 +271,20 @@ for game in atari_games:
     policy = load_policy(agents[game])
     for gru in ("reset", "carry"):
         t0 = time.time()
-        s = burnin_summary(game, policy, burnin_attempts, *burnin[game], eps=eps, burnin_gru=gru, seed=0)
+        s = burnin_summary(game, policy, burnin_attempts, *burnin[game], eps=eps,
+                           burnin_gru=gru, seed=0)
         burnin_compare[game, gru] = s
-        print(f"{game} burnin_gru={gru!r}: mean burn-in return {s['returns'].mean():+.2f},\n"
+        print(f"{game} burnin_gru={gru!r}: "
+              f"mean burn-in return {s['returns'].mean():+.2f},\n"
               f"    mean steps played {s['steps'].mean():.1f}, "
               f"kept {s['reasons']['kept']}/{burnin_attempts}, "
-              f"distinct start states {s['distinct_starts']} ({time.time() - t0:.1f} s)")
+              f"distinct start states {s['distinct_starts']} "
+              f"({time.time() - t0:.1f} s)")
         results[f"{game}_burnin_{gru}_mean_return"] = float(s["returns"].mean())
         results[f"{game}_burnin_{gru}_distinct_starts"] = int(s["distinct_starts"])
     reset, carry = burnin_compare[game, "reset"], burnin_compare[game, "carry"]
-    same = shared_states(reset["start_rams"], carry["start_rams"]) if len(reset["start_rams"]) else 0
+    same = (shared_states(reset["start_rams"], carry["start_rams"])
+            if len(reset["start_rams"]) else 0)
     print(f"start states reached under both settings: {same}")
 
 # %% [markdown]
@@ -280,12 +301,15 @@ from cswm_lib.a3c.collect import collect_splits, split_path, split_stats
 paths = {}
 for game in atari_games:
     t0 = time.time()
-    splits = collect_splits(game, agents[game], split_episodes, split_seeds, burnin[game], eps, num_steps)
+    splits = collect_splits(game, agents[game], split_episodes, split_seeds,
+                            burnin[game], eps, num_steps)
     paths |= {(game, split): path for split, path in splits.items()}
-    print(f"{game}: " + ", ".join(p.name for p in splits.values()) + f" ({time.time() - t0:.1f} s)")
+    print(f"{game}: " + ", ".join(p.name for p in splits.values())
+          + f" ({time.time() - t0:.1f} s)")
 
 # %%
-stats = {game: split_stats({s: paths[game, s] for s in split_episodes}) for game in atari_games}
+stats = {game: split_stats({s: paths[game, s] for s in split_episodes})
+         for game in atari_games}
 display(Markdown(report.split_table(stats)))
 for game, st in stats.items():
     for s in split_episodes:
@@ -321,7 +345,8 @@ plt.show()
 
 # %%
 for game in atari_games:
-    print(f"python -m cswm_lib.a3c.train {game} \\\n    --num-workers 20 --max-frames 8e7 --lr 1e-4")
+    print(f"python -m cswm_lib.a3c.train {game} \\\n"
+          "    --num-workers 20 --max-frames 8e7 --lr 1e-4")
     done = []
     for split, n in {"train": 10000, "valid": 1000, "test": 1000}.items():
         seed = {"train": 1, "valid": 2, "test": 3}[split]

@@ -40,34 +40,37 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
-executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
+executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+strategies = {
     "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
+    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
+                                "time_aligned": False},
 }
 # The budget is counted in optimizer UPDATES, not epochs: what a model learns depends on how many
 # gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
 # 512, one core): the new strategy leaves the "no change" plateau after ~1,000-1,250 updates and
 # reaches ~99 % local Hits@1 by ~2,000; the baseline stays on the plateau throughout.
-hidden_dim = 128  # README: 512; every other model flag is the README's (ex.README_MODELS)
-shapes_train_divisor = 100  # README's 1000 train episodes (100 steps, seed 1) divided by this
-shapes_eval_divisor = 100  # README's 10000 eval episodes (10 steps, seed 2) divided by this
+hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
+shapes_train_divisor = 100  # divides README's 1000 train episodes (100 steps, seed 1)
+shapes_eval_divisor = 100  # divides README's 10000 eval episodes (10 steps, seed 2)
 shapes_epochs = 100  # README: 100 (used only when shapes_num_updates is None)
-shapes_num_updates = 300  # optimizer updates per run (None: shapes_epochs passes over the data)
+shapes_num_updates = 300  # updates per run (None: shapes_epochs passes over the data)
 shapes_batch_size = 32  # README: 1024
 shapes_eval_every = 50  # learning curve: updates between evaluations
 cubes_train_divisor = 500  # README: 1000 episodes, seed 3
 cubes_eval_divisor = 500  # README: 10000 episodes, seed 4
 cubes_epochs = 100  # README: 100
-cubes_num_updates = 20  # the large encoder is ~10x slower per update: at `small` a smoke test only
+cubes_num_updates = 20  # large encoder, ~10x slower per update: a smoke test at `small`
 cubes_batch_size = 32  # README: 1024
 cubes_eval_every = 10
-eval_episodes = 1000  # learning curve: the first eval episodes it scores (all of them at small)
+eval_episodes = 1000  # learning curve: the first eval episodes it scores (small: all)
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
-modes = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]  # see below
-verdict_scale = "cpu"  # the recorded reference run whose verdict this page shows (book/results/)
+modes = ["dedup", "local_dedup", "dedup_no_transition",
+         "local_dedup_no_transition"]  # see below
+verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
 import time
@@ -95,26 +98,33 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # (strategy, seed) model, scoring, mean ± std over seeds -- is {func}`cswm_lib.experiments.run`.
 
 # %%
-common = dict(experiment="4.1", strategies=strategies, seeds=seeds, learning_rate=learning_rate,
-              modes=modes, num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale, device=device,
+common = dict(experiment="4.1", strategies=strategies, seeds=seeds,
+              learning_rate=learning_rate, modes=modes, num_steps=num_steps,
+              metrics=["Hits@1", "MRR"], scale=scale, device=device,
               eval_episodes=eval_episodes)
 specs = {
     "Shapes immovable": ex.Experiment(
-        dataset="Shapes immovable", train_data="shapes_imm_train", eval_data="shapes_imm_eval",
-        model=ex.readme_model("shapes", hidden_dim=hidden_dim), train_divisor=shapes_train_divisor,
-        eval_divisor=shapes_eval_divisor, epochs=shapes_epochs, num_updates=shapes_num_updates,
+        dataset="Shapes immovable",
+        train_data="shapes_imm_train", eval_data="shapes_imm_eval",
+        model=ex.readme_model("shapes", hidden_dim=hidden_dim),
+        train_divisor=shapes_train_divisor, eval_divisor=shapes_eval_divisor,
+        epochs=shapes_epochs, num_updates=shapes_num_updates,
         batch_size=shapes_batch_size, eval_every=shapes_eval_every, **common),
     "Cubes immovable": ex.Experiment(
-        dataset="Cubes immovable", train_data="cubes_imm_train", eval_data="cubes_imm_eval",
-        model=ex.readme_model("cubes", hidden_dim=hidden_dim), train_divisor=cubes_train_divisor,
-        eval_divisor=cubes_eval_divisor, epochs=cubes_epochs, num_updates=cubes_num_updates,
+        dataset="Cubes immovable",
+        train_data="cubes_imm_train", eval_data="cubes_imm_eval",
+        model=ex.readme_model("cubes", hidden_dim=hidden_dim),
+        train_divisor=cubes_train_divisor, eval_divisor=cubes_eval_divisor,
+        epochs=cubes_epochs, num_updates=cubes_num_updates,
         batch_size=cubes_batch_size, eval_every=cubes_eval_every, **common),
 }
-data = {name: tuple(load_episodes(path) for path in ex.datasets(spec)) for name, spec in specs.items()}
+data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
+        for name, spec in specs.items()}
 for name, (tr, ev) in data.items():
     spec = specs[name]
-    print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, eval {ev.num_episodes} x "
-          f"{ev.episode_length} (episodes x steps); {spec.num_updates} updates of {spec.batch_size}")
+    print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, "
+          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps); "
+          f"{spec.num_updates} updates of {spec.batch_size}")
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle
@@ -208,10 +218,12 @@ plt.show()
 # it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-CLAIM = "episodic + out-of-episode negatives (β = 0.5) learn the dynamics that batch negatives miss"
+CLAIM = ("episodic + out-of-episode negatives (β = 0.5) learn the dynamics that batch "
+         "negatives miss")
 verdicts = [
-    report.verdict(records[name], CLAIM, "4.1", name, "episodic+out-of-episode", mode="local_dedup",
-                   updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
+    report.verdict(records[name], CLAIM, "4.1", name, "episodic+out-of-episode",
+                   mode="local_dedup", updates=spec.num_updates,
+                   batch_size=spec.batch_size, scale=scale,
                    data=f"{data[name][0].num_transitions} transitions")
     for name, spec in specs.items()
 ]
@@ -222,8 +234,10 @@ print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
 # %% tags=["hide-input"]
 report.plot_curve_grid(shown["curves"], panels=[("local_dedup", 1), ("dedup", 1)])
 plt.show()
-display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned dynamics show:\n\n"
-                 + report.departure_markdown(shown["curves"], ["episodic+out-of-episode"])))
+display(Markdown(report.verdict_markdown(shown["verdicts"])
+                 + "\n\nWhen learned dynamics show:\n\n"
+                 + report.departure_markdown(shown["curves"],
+                                             ["episodic+out-of-episode"])))
 
 # %% [markdown]
 # A world whose curve never leaves its no-transition control within the budget gives no verdict:
@@ -234,13 +248,15 @@ display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned 
 
 # %% tags=["hide-input"]
 new = "episodic+out-of-episode"
-shown_specs = ref["results"]["specs"] if ref else {n: ex.spec_dict(s) for n, s in specs.items()}
+shown_specs = (ref["results"]["specs"] if ref
+               else {n: ex.spec_dict(s) for n, s in specs.items()})
 
 
 def seconds_per_update(world):
     s = shown_specs[world]
-    return cost.update_cost(s["model"], s["strategies"][new], cost.OBS_SHAPE["block_pushing"],
-                            s["batch_size"], repeats=1)["seconds"]
+    return cost.update_cost(s["model"], s["strategies"][new],
+                            cost.OBS_SHAPE["block_pushing"], s["batch_size"],
+                            repeats=1)["seconds"]
 
 
 display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update)

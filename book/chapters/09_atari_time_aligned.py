@@ -38,13 +38,14 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
-executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
+executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
+# label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
+strategies = {
     "baseline": {"negatives": "baseline"},
     "time-aligned": {"negatives": "time_aligned", "beta": 0.0},
 }
-hidden_dim = 128  # README: 512; every other model flag is the README's (ex.README_MODELS)
+hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08). The medium encoder's 9x9 convolution
 # at full resolution costs ~0.3-0.5 s per update of 32 on one loaded CPU core, so at `small` this
 # is a smoke test of the pipeline and its curves, not a measurement.
@@ -59,7 +60,7 @@ learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.2 table: 1 step; 5 and 10 are our extension
 # global at 1 step is the paper's score
 modes = ["global", "local_dedup", "global_no_transition", "local_dedup_no_transition"]
-verdict_scale = "cpu"  # the recorded reference run whose verdict this page shows (book/results/)
+verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
 import time
@@ -87,21 +88,27 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # on the eval episodes (its *learning curve*).
 
 # %%
-common = dict(experiment="4.2", strategies=strategies, seeds=seeds, train_divisor=train_divisor,
-              eval_divisor=eval_divisor, epochs=epochs, num_updates=num_updates, batch_size=batch_size,
-              eval_every=eval_every, eval_episodes=eval_episodes, learning_rate=learning_rate, modes=modes,
-              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale, device=device)
+common = dict(experiment="4.2", strategies=strategies, seeds=seeds,
+              train_divisor=train_divisor, eval_divisor=eval_divisor, epochs=epochs,
+              num_updates=num_updates, batch_size=batch_size, eval_every=eval_every,
+              eval_episodes=eval_episodes, learning_rate=learning_rate, modes=modes,
+              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
+              device=device)
 specs = {
-    "Pong": ex.Experiment(dataset="Pong", train_data="pong_train", eval_data="pong_eval",
-                          model=ex.readme_model("pong", hidden_dim=hidden_dim), **common),
-    "Space Invaders": ex.Experiment(dataset="Space Invaders", train_data="spaceinvaders_train",
-                                    eval_data="spaceinvaders_eval",
-                                    model=ex.readme_model("spaceinvaders", hidden_dim=hidden_dim), **common),
+    "Pong": ex.Experiment(
+        dataset="Pong", train_data="pong_train", eval_data="pong_eval",
+        model=ex.readme_model("pong", hidden_dim=hidden_dim), **common),
+    "Space Invaders": ex.Experiment(
+        dataset="Space Invaders",
+        train_data="spaceinvaders_train", eval_data="spaceinvaders_eval",
+        model=ex.readme_model("spaceinvaders", hidden_dim=hidden_dim), **common),
 }
-data = {name: tuple(load_episodes(path) for path in ex.datasets(spec)) for name, spec in specs.items()}
+data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
+        for name, spec in specs.items()}
 for name, (tr, ev) in data.items():
-    print(f"{name:15s} train: {tr.num_episodes} episodes x {tr.episode_length} steps | eval: "
-          f"{ev.num_episodes} x {ev.episode_length} | budget: {num_updates} updates of {batch_size}")
+    print(f"{name:15s} train: {tr.num_episodes} episodes x {tr.episode_length} steps "
+          f"| eval: {ev.num_episodes} x {ev.episode_length} "
+          f"| budget: {num_updates} updates of {batch_size}")
 
 # %% [markdown]
 # The first and last recorded frame of one training episode per game (the current frame of each
@@ -186,14 +193,16 @@ plt.show()
 # produced it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-CLAIM = "time-aligned negatives roughly double C-SWM's score on random-policy Atari data"
+CLAIM = ("time-aligned negatives roughly double C-SWM's score "
+         "on random-policy Atari data")
 verdicts = [
     report.verdict(records[name], CLAIM, "4.2", name, "time-aligned", mode="global",
                    updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
                    data=f"{data[name][0].num_transitions} transitions")
     for name, spec in specs.items()
 ]
-ref = report.reference_run("09_atari_time_aligned", scale, verdict_scale)  # None: show this run
+# the recorded reference run, or None: show this run
+ref = report.reference_run("09_atari_time_aligned", scale, verdict_scale)
 shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
 print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
 print(ref.get("note", "") if ref else "")
@@ -201,8 +210,9 @@ print(ref.get("note", "") if ref else "")
 # %% tags=["hide-input"]
 report.plot_curve_grid(shown["curves"], panels=[("dedup", 1), ("local_dedup", 1)])
 plt.show()
-display(Markdown(report.verdict_markdown(shown["verdicts"]) + "\n\nWhen learned dynamics show (global "
-                 "score, de-duplicated):\n\n" + report.departure_markdown(shown["curves"], mode="dedup")))
+display(Markdown(report.verdict_markdown(shown["verdicts"])
+                 + "\n\nWhen learned dynamics show (global score, de-duplicated):\n\n"
+                 + report.departure_markdown(shown["curves"], mode="dedup")))
 
 # %% [markdown]
 # How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The

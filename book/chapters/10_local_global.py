@@ -44,40 +44,44 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
-executor = None  # where the runs go: None/"local" one by one, "local:2" two processes, "ray" a cluster
+executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 # A3C agents and splits: the same calls as chapter 07, so equal values share agents and files
 atari_games = ["PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]
 atari_workers = 2  # baby-a3c / the paper: 20 processes
 atari_max_frames = 2_000  # the paper: 80M frames per game
 atari_lr = 1e-4
 atari_checkpoint_every = 1_000  # frames between checkpoints (baby-a3c: 2M)
-burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}  # [min, max)
+# burn-in lengths per game: [min, max)
+burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}
 split_episodes = {"train": 6, "valid": 3, "test": 20}  # README: 10000 / 1000 / 1000
 split_seeds = {"train": 1, "valid": 2, "test": 3}
 eps = 0.5
 episode_steps = 10  # recorded random-action transitions per episode
 # C-SWM training (README: --epochs 100 --learning-rate 0.0005, batch 1024, hidden 512)
 seeds = [0]  # README: one run per command, train.py's default --seed 42
-strategies = {  # label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+strategies = {
     "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
+    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
+                                "time_aligned": False},
 }
-hidden_dim = 128  # README: 512; every other model flag is the README's (ex.README_MODELS)
+hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
 epochs = 100  # README: 100 (used only when num_updates is None)
 num_updates = 20  # optimizer updates per run (None: `epochs` passes over the data)
 batch_size = 32  # README: 1024
 eval_every = 10  # learning curve: updates between evaluations
-eval_episodes = 1000  # learning curve: the first test episodes it scores (all of them here)
+eval_episodes = 1000  # learning curve: the first test episodes it scores (here: all)
 learning_rate = 5e-4
 # scoring
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
 # batched_dedup is the paper's global score
-modes = ["batched_dedup", "local_dedup", "batched_dedup_no_transition", "local_dedup_no_transition"]
+modes = ["batched_dedup", "local_dedup", "batched_dedup_no_transition",
+         "local_dedup_no_transition"]
 example_episode = 0  # test episode of the "what local means" figure
 example_steps = 5  # its roll-out length
-verdict_scale = "cpu"  # the recorded reference run whose verdict this page shows (book/results/)
+verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
 import time
@@ -115,21 +119,26 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 agents, paths = {}, {}
 for game in atari_games:
     t0 = time.perf_counter()
-    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames, lr=atari_lr,
-                    checkpoint_every=atari_checkpoint_every, progress=False)
+    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames,
+                    lr=atari_lr, checkpoint_every=atari_checkpoint_every,
+                    progress=False)
     agents[game] = train_agent(cfg)
-    splits = collect_splits(game, agents[game], split_episodes, split_seeds, burnin[game], eps, episode_steps)
+    splits = collect_splits(game, agents[game], split_episodes, split_seeds,
+                            burnin[game], eps, episode_steps)
     paths |= {(game, split): path for split, path in splits.items()}
-    print(f"{game}: agent of {load_checkpoint(agents[game])['frames']} frames, splits ready in "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(f"{game}: agent of {load_checkpoint(agents[game])['frames']} frames, "
+          f"splits ready in {time.perf_counter() - t0:.0f} s")
 
 # %%
 data_stats, stats = {}, {}
 for game in atari_games:
-    st = stats[game] = split_stats({s: paths[game, s] for s in split_episodes}, pairs=[("train", "test")])
+    st = stats[game] = split_stats({s: paths[game, s] for s in split_episodes},
+                                   pairs=[("train", "test")])
     for split in split_episodes:
-        data_stats[f"{game}|{split}"] = {k: st[split][k] for k in ("episodes", "attempts", "mean_burnin")}
-    data_stats[f"{game}|train-test shared start states"] = st["train-test"]["shared_start"]
+        data_stats[f"{game}|{split}"] = {
+            k: st[split][k] for k in ("episodes", "attempts", "mean_burnin")}
+    data_stats[f"{game}|train-test shared start states"] = (
+        st["train-test"]["shared_start"])
     data_stats[f"{game}|train-test shared states"] = st["train-test"]["shared_any"]
 display(Markdown(report.split_table(stats)))
 
@@ -143,18 +152,24 @@ display(Markdown(report.split_table(stats)))
 # and 5 for Space Invaders.
 
 # %%
-common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epochs, num_updates=num_updates,
-              eval_every=eval_every, eval_episodes=eval_episodes, batch_size=batch_size,
-              learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes, num_steps=num_steps,
-              metrics=["Hits@1", "MRR"], scale=scale, device=device)
-names = {"PongDeterministic-v4": "Pong", "SpaceInvadersDeterministic-v4": "Space Invaders"}
-worlds = {"PongDeterministic-v4": "pong", "SpaceInvadersDeterministic-v4": "spaceinvaders"}
-specs = {names[g]: ex.Experiment(dataset=names[g], train_data=str(paths[g, "train"]),
-                                 eval_data=str(paths[g, "test"]),
-                                 model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
+common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epochs,
+              num_updates=num_updates, eval_every=eval_every,
+              eval_episodes=eval_episodes, batch_size=batch_size,
+              learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes,
+              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
+              device=device)
+names = {"PongDeterministic-v4": "Pong",
+         "SpaceInvadersDeterministic-v4": "Space Invaders"}
+worlds = {"PongDeterministic-v4": "pong",
+          "SpaceInvadersDeterministic-v4": "spaceinvaders"}
+specs = {names[g]: ex.Experiment(
+             dataset=names[g], train_data=str(paths[g, "train"]),
+             eval_data=str(paths[g, "test"]),
+             model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
          for g in atari_games}
 for name, spec in specs.items():
-    print(f"{name}: train {Path(spec.train_data).name}, eval {Path(spec.eval_data).name}\n"
+    print(f"{name}: train {Path(spec.train_data).name}, "
+          f"eval {Path(spec.eval_data).name}\n"
           f"    runs under checkpoints/{spec.folder_name()}")
 
 # %% [markdown]
@@ -219,7 +234,8 @@ display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 # %%
 chance = {"batched_dedup": 1 / eval_batch_size, "local_dedup": 1 / 11}
 report.plot_steps(
-    rows, specs, strategies, ["batched_dedup", "local_dedup"], chance, names={"batched_dedup": "global"}
+    rows, specs, strategies, ["batched_dedup", "local_dedup"], chance,
+    names={"batched_dedup": "global"}
 )
 plt.show()
 
@@ -241,15 +257,17 @@ for game in atari_games:
     report.plot_episode_frames(test, example_episode, highlight=example_steps,
                                title=f"{name}: test episode {example_episode}")
     plt.show()
-    views = {label: analysis.local_global_view(load_model(folders[name][label, seeds[0]], get_device(device)),
-                                               test, example_episode, example_steps, eval_batch_size, device)
+    views = {label: analysis.local_global_view(
+                 load_model(folders[name][label, seeds[0]], get_device(device)),
+                 test, example_episode, example_steps, eval_batch_size, device)
              for label in strategies}
     report.plot_local_global_grid(views, name)
     plt.show()
     for label, view in views.items():
-        example[f"{name}|{label}"] = dict(local_distances=[float(x) for x in view["local_distances"]],
-                                          nearest_t=view["nearest_t"], global_rank=view["global_rank"],
-                                          batch=len(view["global_distances"]))
+        example[f"{name}|{label}"] = dict(
+            local_distances=[float(x) for x in view["local_distances"]],
+            nearest_t=view["nearest_t"], global_rank=view["global_rank"],
+            batch=len(view["global_distances"]))
 
 # %% [markdown]
 # ## Dynamics or "which episode"?
@@ -262,10 +280,12 @@ lift = report.lift(
     rows,
     specs,
     strategies,
-    ["batched_dedup", "batched_dedup_no_transition", "local_dedup", "local_dedup_no_transition"],
+    ["batched_dedup", "batched_dedup_no_transition",
+     "local_dedup", "local_dedup_no_transition"],
 )
 
-signs = report.signs(rows, specs, "episodic+out-of-episode", ["batched_dedup", "local_dedup"])
+signs = report.signs(rows, specs, "episodic+out-of-episode",
+                     ["batched_dedup", "local_dedup"])
 
 # %% [markdown]
 # ## Verdict
@@ -279,17 +299,22 @@ signs = report.signs(rows, specs, "episodic+out-of-episode", ["batched_dedup", "
 # when there is one (`book/results/cpu/10_local_global.json`), else this run.
 
 # %%
-CLAIM = "episodic + out-of-episode negatives raise the local score on agent-collected Atari data"
+CLAIM = ("episodic + out-of-episode negatives raise the local score "
+         "on agent-collected Atari data")
 verdicts = [
-    report.verdict(records[name], CLAIM, "4.3", name, "episodic+out-of-episode", mode="local_dedup",
-                   updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
+    report.verdict(records[name], CLAIM, "4.3", name, "episodic+out-of-episode",
+                   mode="local_dedup", updates=spec.num_updates,
+                   batch_size=spec.batch_size, scale=scale,
                    data=f"{load_episodes(spec.train_data).num_transitions} transitions",
-                   chance=1 / (episode_steps + 1))  # local: a random guess among the 11 states
+                   # local: a random guess among the 11 states
+                   chance=1 / (episode_steps + 1))
     for name, spec in specs.items()
 ]
-ref = report.reference_run("10_local_global", scale, verdict_scale)  # None: show this run
+# the recorded reference run, or None: show this run
+ref = report.reference_run("10_local_global", scale, verdict_scale)
 shown = ref["results"] if ref else {"verdicts": verdicts}
-print(report.run_summary(ref) if ref else f"no recorded {verdict_scale} run: this run ({scale} scale)")
+print(report.run_summary(ref) if ref
+      else f"no recorded {verdict_scale} run: this run ({scale} scale)")
 display(Markdown(report.verdict_markdown(shown["verdicts"])))
 
 # %% [markdown]
@@ -333,7 +358,8 @@ _ = save_results(
         "curves": curves,
         "verdicts": verdicts,
         "data": data_stats,
-        "agents_frames": {g: int(load_checkpoint(agents[g])["frames"]) for g in atari_games},
+        "agents_frames": {g: int(load_checkpoint(agents[g])["frames"])
+                          for g in atari_games},
         "local_example": example,
         "lift_over_no_transition": lift,
         "gap_new_minus_baseline": signs,

@@ -75,9 +75,10 @@ dev = get_device(device)
 if dev.type == "cpu" and threads:
     torch.set_num_threads(threads)
 train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
-train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes, seed=1,
-                            save_state_ids=True, progress=False)
-eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20, progress=False)
+train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes,
+                            seed=1, save_state_ids=True, progress=False)
+eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20,
+                           progress=False)
 train_set, eval_set = load_episodes(train_path), load_episodes(eval_path)
 print(train_set)
 eval_set.summary()
@@ -237,8 +238,9 @@ for v in explorer.views:
     agree[v.name] = {"immovable": float(same[:, :2].mean()),
                      "movable": float(same[:, 2:].mean()),
                      "identical_state": float(same.all(1).mean())}
-    print(f"{v.name:8s} nearest state of another episode:\n{'':9s}immovable objects in place "
-          f"{agree[v.name]['immovable']:.1%}, movable {agree[v.name]['movable']:.1%}, "
+    print(f"{v.name:8s} nearest state of another episode:\n"
+          f"{'':9s}immovable objects in place {agree[v.name]['immovable']:.1%}, "
+          f"movable {agree[v.name]['movable']:.1%}, "
           f"identical state {agree[v.name]['identical_state']:.1%}")
 others = flat[rng.choice(E * (T + 1), 50)]
 chance = float((flat[queries][:, None] == others[None]).all(-1).mean())
