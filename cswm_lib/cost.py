@@ -78,9 +78,10 @@ def full_sweeps(params_file: str | Path | None = None) -> list[Sweep]:
     out = []
     c = chapters["08_immovable"]
     for world, data in (("shapes", "shapes_imm_train"), ("cubes", "cubes_imm_train")):
-        n = transitions(data) // c.get(f"{world}_train_divisor", 1)
-        batch = c[f"{world}_batch_size"]
-        updates = _updates(c[f"{world}_epochs"], c.get(f"{world}_num_updates"), n, batch)
+        budget = c[world]  # train_divisor, epochs, num_updates, batch_size, ...
+        n = transitions(data) // budget.get("train_divisor", 1)
+        batch = budget["batch_size"]
+        updates = _updates(budget["epochs"], budget.get("num_updates"), n, batch)
         model = readme_model(world, hidden_dim=c["hidden_dim"])
         out.append(Sweep("4.1", f"{world.capitalize()} immovable", model, c["strategies"],
                          list(c["seeds"]), batch, updates, n, OBS_SHAPE["block_pushing"]))

@@ -172,3 +172,22 @@ def test_results_name_no_path_of_the_machine_that_made_them(tmp_path):
     got = portable({"a": str(root / "data" / "x.h5"), "b": [str(root / "c"), "/elsewhere/y", 3],
                     "c": {"d": "text"}}, root)
     assert got == {"a": "data/x.h5", "b": ["c", "/elsewhere/y", 3], "c": {"d": "text"}}
+
+
+def test_every_parameter_a_chapter_assigns_is_one_papermill_sees(tmp_path):
+    """papermill skips a parameters-cell line it cannot parse (e.g. one whose comment holds "="),
+    and the runner would then reject that parameter in a parameter file: every name a chapter's
+    parameters cell assigns must be declared."""
+    import ast
+
+    import jupytext
+
+    from cswm_lib.book import declared_parameters, to_notebook
+    from cswm_lib.utils import project_root
+
+    for chapter in sorted((project_root() / "book" / "chapters").glob("*.py")):
+        cell = next(c for c in jupytext.read(chapter).cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+        declared = set(declared_parameters(to_notebook(chapter, tmp_path / f"{chapter.stem}.ipynb")))
+        assert assigned <= declared, f"{chapter.name}: papermill does not see {sorted(assigned - declared)}"

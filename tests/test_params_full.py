@@ -53,14 +53,14 @@ README = {
         "--num-steps 1 --dedup",
         "score_mode": "dedup",
         "divisors": {
-            "shapes_imm_train": "shapes_train_divisor",
-            "shapes_imm_eval": "shapes_eval_divisor",
-            "cubes_imm_train": "cubes_train_divisor",
-            "cubes_imm_eval": "cubes_eval_divisor",
+            "shapes_imm_train": ("shapes", "train_divisor"),
+            "shapes_imm_eval": ("shapes", "eval_divisor"),
+            "cubes_imm_train": ("cubes", "train_divisor"),
+            "cubes_imm_eval": ("cubes", "eval_divisor"),
         },
         "per_dataset": {
-            "shapes": ("shapes_epochs", "shapes_batch_size"),
-            "cubes": ("cubes_epochs", "cubes_batch_size"),
+            "shapes": ("shapes",),  # the per-world budget dict of chapter 08
+            "cubes": ("cubes",),
         },
     },
     "09_atari_time_aligned": {
@@ -89,18 +89,25 @@ README = {
         "--num-steps 1",
         "score_mode": "global",
         "divisors": {
-            "pong_train": "train_divisor",
-            "pong_eval": "eval_divisor",
-            "spaceinvaders_train": "train_divisor",
-            "spaceinvaders_eval": "eval_divisor",
+            "pong_train": ("train_divisor",),
+            "pong_eval": ("eval_divisor",),
+            "spaceinvaders_train": ("train_divisor",),
+            "spaceinvaders_eval": ("eval_divisor",),
         },
         "per_dataset": {
-            "pong": ("epochs", "batch_size"),
-            "spaceinvaders": ("epochs", "batch_size"),
+            "pong": (),  # chapter 09: one budget for both games, at the section's top level
+            "spaceinvaders": (),
         },
     },
 }
 CHAPTERS = sorted(README)
+
+
+def _get(section: dict, path: tuple[str, ...]):
+    """``section[path[0]][path[1]]...``: a value of a chapter's parameters (``()``: the section)."""
+    for key in path:
+        section = section[key]
+    return section
 
 
 def args_of(command: str, prefix: str) -> list[str]:
@@ -124,7 +131,7 @@ def test_datasets_are_the_readme_sizes_and_seeds(full, chapter):
         assert ours["seed"] == a.seed
         assert ours.get("atari", False) == a.atari
         assert ours.get("save_state_ids", False) == a.save_state_ids
-        divisor = section[README[chapter]["divisors"][name]]
+        divisor = _get(section, README[chapter]["divisors"][name])
         assert ours["num_episodes"] // divisor == a.num_episodes, name
 
 
@@ -136,13 +143,13 @@ def test_training_flags_are_the_readme_commands(full, chapter):
     assert set(section["strategies"]) == {label for _, label in README[chapter]["train"]}
     for (data, label), command in README[chapter]["train"].items():
         expected = asdict(config_from_args(train_parser().parse_args(args_of(command, TRAIN))))
-        epochs_key, batch_key = README[chapter]["per_dataset"][data]
+        budget = _get(section, README[chapter]["per_dataset"][data])
         ours = asdict(
             TrainConfig(
                 **readme_model(data, hidden_dim=section["hidden_dim"]),  # README_MODELS: the README's flags
                 **section["strategies"][label],
-                epochs=section[epochs_key],
-                batch_size=section[batch_key],
+                epochs=budget["epochs"],
+                batch_size=budget["batch_size"],
                 learning_rate=section["learning_rate"],
                 seed=section["seeds"][0],
             )

@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full
-divisor = 50  # episodes per dataset = README size // divisor; 1 = the paper's sizes
+divisor = 50  # episodes per dataset: the README's size divided by this (1: the paper's)
 min_episodes = 20  # ... but at least this many (Atari eval sets have only 100 episodes)
 num_workers = None  # generation processes (None: automatic)
 datasets = [  # which README datasets to generate (all of them by default)

@@ -35,7 +35,7 @@
 # %% tags=["parameters"]
 scale = "small"  # small | cpu | full
 dataset = "shapes_train"  # a README dataset (see chap-datasets)
-divisor = 50  # episodes = README size // divisor (50 -> 20 episodes of 100 steps)
+divisor = 50  # episodes: the README's size over this (50: 20 episodes of 100 steps)
 min_episodes = 20
 encoder = "small"
 embedding_dim = 2

@@ -32,7 +32,7 @@
 scale = "small"  # small | cpu | full
 immovable_episodes = 20  # ShapesImmovableTrain, 100 steps each (README: 1000, seed 1)
 atari_dataset = "pong_train"  # a README Atari dataset (see chap-datasets)
-divisor = 50  # Atari episodes = README size // divisor
+divisor = 50  # Atari episodes: the README's size divided by this
 min_episodes = 20
 batch_size = 1024  # baseline negatives come from a batch of this size
 num_draws = 20000  # negatives drawn for the statistics

@@ -304,8 +304,8 @@ for game in atari_games:
     splits = collect_splits(game, agents[game], split_episodes, split_seeds,
                             burnin[game], eps, num_steps)
     paths |= {(game, split): path for split, path in splits.items()}
-    print(f"{game}: " + ", ".join(p.name for p in splits.values())
-          + f" ({time.time() - t0:.1f} s)")
+    print(f"{game} ({time.time() - t0:.1f} s):",
+          *(p.name for p in splits.values()), sep="\n    ")
 
 # %%
 stats = {game: split_stats({s: paths[game, s] for s in split_episodes})

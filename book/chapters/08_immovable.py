@@ -53,18 +53,15 @@ strategies = {
 # 512, one core): the new strategy leaves the "no change" plateau after ~1,000-1,250 updates and
 # reaches ~99 % local Hits@1 by ~2,000; the baseline stays on the plateau throughout.
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
-shapes_train_divisor = 100  # divides README's 1000 train episodes (100 steps, seed 1)
-shapes_eval_divisor = 100  # divides README's 10000 eval episodes (10 steps, seed 2)
-shapes_epochs = 100  # README: 100 (used only when shapes_num_updates is None)
-shapes_num_updates = 300  # updates per run (None: shapes_epochs passes over the data)
-shapes_batch_size = 32  # README: 1024
-shapes_eval_every = 50  # learning curve: updates between evaluations
-cubes_train_divisor = 500  # README: 1000 episodes, seed 3
-cubes_eval_divisor = 500  # README: 10000 episodes, seed 4
-cubes_epochs = 100  # README: 100
-cubes_num_updates = 20  # large encoder, ~10x slower per update: a smoke test at `small`
-cubes_batch_size = 32  # README: 1024
-cubes_eval_every = 10
+# Per world: the README's files divided by the divisors (Shapes 1000 train episodes of 100
+# steps, seed 1, and 10000 eval episodes of 10, seed 2; Cubes the same with seeds 3 and 4), and
+# the budget: num_updates per run (None: `epochs` passes over the data; README: 100 epochs of
+# batch 1024), a learning-curve point every `eval_every` updates.
+shapes = {"train_divisor": 100, "eval_divisor": 100, "epochs": 100, "num_updates": 300,
+          "batch_size": 32, "eval_every": 50}
+# the large encoder is ~10x slower per update: at `small` a smoke test
+cubes = {"train_divisor": 500, "eval_divisor": 500, "epochs": 100, "num_updates": 20,
+         "batch_size": 32, "eval_every": 10}
 eval_episodes = 1000  # learning curve: the first eval episodes it scores (small: all)
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
@@ -92,7 +89,8 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # ## The two experiments as data
 #
 # Each dataset is one {class}`cswm_lib.experiments.Experiment`: which README files (shrunk by a
-# divisor at reduced scales), the model flags, the strategies to compare, seeds, the budget in
+# divisor at reduced scales), the model flags (the README's, {data}`cswm_lib.experiments.README_MODELS`,
+# with a smaller hidden layer at the small scale), the strategies to compare, seeds, the budget in
 # optimizer updates, how often to evaluate during training (the *learning curve*) and how to
 # score at the end. Everything else -- generating or reusing the data, training or reusing each
 # (strategy, seed) model, scoring, mean ± std over seeds -- is {func}`cswm_lib.experiments.run`.
@@ -103,28 +101,19 @@ common = dict(experiment="4.1", strategies=strategies, seeds=seeds,
               metrics=["Hits@1", "MRR"], scale=scale, device=device,
               eval_episodes=eval_episodes)
 specs = {
-    "Shapes immovable": ex.Experiment(
-        dataset="Shapes immovable",
-        train_data="shapes_imm_train", eval_data="shapes_imm_eval",
-        model=ex.readme_model("shapes", hidden_dim=hidden_dim),
-        train_divisor=shapes_train_divisor, eval_divisor=shapes_eval_divisor,
-        epochs=shapes_epochs, num_updates=shapes_num_updates,
-        batch_size=shapes_batch_size, eval_every=shapes_eval_every, **common),
-    "Cubes immovable": ex.Experiment(
-        dataset="Cubes immovable",
-        train_data="cubes_imm_train", eval_data="cubes_imm_eval",
-        model=ex.readme_model("cubes", hidden_dim=hidden_dim),
-        train_divisor=cubes_train_divisor, eval_divisor=cubes_eval_divisor,
-        epochs=cubes_epochs, num_updates=cubes_num_updates,
-        batch_size=cubes_batch_size, eval_every=cubes_eval_every, **common),
+    f"{world.capitalize()} immovable": ex.Experiment(
+        dataset=f"{world.capitalize()} immovable",
+        train_data=f"{world}_imm_train", eval_data=f"{world}_imm_eval",
+        model=ex.readme_model(world, hidden_dim=hidden_dim), **budget, **common)
+    for world, budget in {"shapes": shapes, "cubes": cubes}.items()
 }
 data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
         for name, spec in specs.items()}
 for name, (tr, ev) in data.items():
     spec = specs[name]
     print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, "
-          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps); "
-          f"{spec.num_updates} updates of {spec.batch_size}")
+          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps)\n"
+          f"    {spec.num_updates} updates of {spec.batch_size}")
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle
@@ -277,7 +266,7 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 #
 # 1. Add a strategy `"episodic": {"negatives": "episodic"}` ($\beta = 1$) to `strategies`. What
 #    happens to the global score when no negative comes from another episode?
-# 2. Halve `shapes_batch_size`. Does the curve separate after the same number of updates, or of
+# 2. Halve the `batch_size` of `shapes`. Does the curve separate after the same number of updates, or of
 #    transitions seen?
 # 3. Using {func}`cswm_lib.analysis.slot_motion`, find which slots encode the immovable objects in
 #    each model. Does the baseline dedicate slots to them?

@@ -106,9 +106,9 @@ specs = {
 data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
         for name, spec in specs.items()}
 for name, (tr, ev) in data.items():
-    print(f"{name:15s} train: {tr.num_episodes} episodes x {tr.episode_length} steps "
-          f"| eval: {ev.num_episodes} x {ev.episode_length} "
-          f"| budget: {num_updates} updates of {batch_size}")
+    print(f"{name:15s} train {tr.num_episodes} x {tr.episode_length}, "
+          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps)\n"
+          f"{'':16s}{num_updates} updates of {batch_size}")
 
 # %% [markdown]
 # The first and last recorded frame of one training episode per game (the current frame of each
@@ -204,8 +204,7 @@ verdicts = [
 # the recorded reference run, or None: show this run
 ref = report.reference_run("09_atari_time_aligned", scale, verdict_scale)
 shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
-print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
-print(ref.get("note", "") if ref else "")
+print(report.run_summary(ref) if ref else f"this run ({scale} scale)")  # incl. its note
 
 # %% tags=["hide-input"]
 report.plot_curve_grid(shown["curves"], panels=[("dedup", 1), ("local_dedup", 1)])

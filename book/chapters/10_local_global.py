@@ -168,8 +168,8 @@ specs = {names[g]: ex.Experiment(
              model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
          for g in atari_games}
 for name, spec in specs.items():
-    print(f"{name}: train {Path(spec.train_data).name}, "
-          f"eval {Path(spec.eval_data).name}\n"
+    print(f"{name}:\n    train {Path(spec.train_data).name}\n"
+          f"    eval {Path(spec.eval_data).name}\n"
           f"    runs under checkpoints/{spec.folder_name()}")
 
 # %% [markdown]
@@ -220,8 +220,9 @@ plt.show()
 # %%
 records, rows = ex.score_specs(specs, folders, executor)
 print(
-    f"scale: {scale} -- {len(rows)} result rows; global = batches of {eval_batch_size} "
-    f"(chance {100 / eval_batch_size:.0f}%), local = 11 states (chance {100 / 11:.0f}%)"
+    f"scale: {scale} -- {len(rows)} result rows\n"
+    f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "
+    f"local = 11 states (chance {100 / 11:.0f}%)"
 )
 display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 
