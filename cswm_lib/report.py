@@ -185,7 +185,8 @@ def split_table(stats: dict[str, dict[str, dict[str, Any]]]) -> str:
                 lines.append(f"{game}, {key.replace('-', ' and ')}: {v['shared_start']} shared start states, "
                              f"{v['shared_any']} shared states anywhere in the episodes")
                 continue
-            cells.append({"game": game, "split": key, "episodes": v["episodes"], "attempts": v["attempts"]}
+            short = game.removesuffix("Deterministic-v4")  # the column is narrow
+            cells.append({"game": short, "split": key, "episodes": v["episodes"], "attempts": v["attempts"]}
                          | {r[:3] if r == "duplicate" else r: v[f"dropped_{r}"] for r in DROP_REASONS}
                          | {"burn-in": f"{v['mean_burnin']:.1f}", "starts": v["distinct_starts"]})
     note = ("ended / point / lives / dup: attempts dropped for that reason; burn-in: mean steps; "
@@ -230,11 +231,19 @@ def lift(
             out[f"{name} | {label}"] = {m: mean(m) for m in modes} | {
                 "local_argmin_o0": mean(local_mode, START_METRIC)
             }
-    cells = [
-        {"dataset": key.split(" | ")[0], "negatives": key.split(" | ")[1]}
-        | {m: f"{100 * x:.1f}" for m, x in zip([*modes, START_METRIC], v.values(), strict=True)}
-        for key, v in out.items()
-    ]
+    # shown as score_table lays it out (fits the text column): a column per mode, a row per model and
+    # one below it for its no-transition twin in the same columns
+    base = [m for m in modes if not m.endswith(NO_TRANSITION)]
+    twins = any(m.endswith(NO_TRANSITION) for m in modes)
+    pct = lambda v, m: f"{100 * v[m]:.1f}" if m in v else "--"  # noqa: E731
+    cells = []
+    for key, v in out.items():
+        dataset, label = key.split(" | ")
+        for predictor, suffix in [("model", "")] + ([("no_transition", NO_TRANSITION)] if twins else []):
+            cells.append({"dataset": dataset, "negatives": label}
+                         | ({"predictor": predictor} if twins else {})
+                         | {m: pct(v, m + suffix) for m in base}
+                         | {START_METRIC: pct(v, "local_argmin_o0") if not suffix else "--"})
     show_markdown(format_table(cells) + "\n\n1-step Hits@1 (%), mean over seeds; "
                   f"{START_METRIC}: share of {local_mode} queries nearest the start state.")
     return out
@@ -885,11 +894,11 @@ def verdict(
     }
 
 
-def _score(s: dict[str, Any] | None) -> str:
+def _score(s: dict[str, Any] | None, seeds: bool = True) -> str:
     if s is None:
         return "--"
-    seeds = ", ".join(f"{100 * x:.1f}" for x in s["seeds"].values())
-    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} ({seeds})"
+    every = " (" + ", ".join(f"{100 * x:.1f}" for x in s["seeds"].values()) + ")" if seeds else ""
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}{every}"
 
 
 def verdict_table(verdicts: Sequence[dict[str, Any]]) -> str:
@@ -915,6 +924,23 @@ def verdict_table(verdicts: Sequence[dict[str, Any]]) -> str:
             f"| **{v['verdict']}**: {v['why']} |"
         )
     return "\n".join(lines)
+
+
+def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
+    """:func:`verdict_table` narrowed to fit the book's text column: mean ± std over seeds only (the
+    chapters give every seed), the reason left to the chapters, the claim named by its section."""
+    if not verdicts:
+        return "_No verdict has been recorded yet (see `book/results/`)._"
+    cells = [{
+        "Sec.": v["experiment"], "dataset": v["dataset"], "score": v["score"],
+        "baseline": _score(v["base_score"], seeds=False),
+        "new strategy": f"{v['new']}: {_score(v['new_score'], seeds=False)}",
+        "its control": _score(v["new_control"], seeds=False),
+        "new − baseline": f"{100 * v['diff']['mean']:+.1f} [{100 * v['diff']['interval95'][0]:+.1f}, "
+                          f"{100 * v['diff']['interval95'][1]:+.1f}]",
+        "verdict": f"**{v['verdict']}** ({v.get('updates', '?')} updates, {v.get('scale', '?')})",
+    } for v in verdicts]
+    return format_table(cells)
 
 
 def score_table(
@@ -1017,12 +1043,13 @@ def recorded_verdicts(folder: Path | None = None) -> tuple[list[dict[str, Any]],
     return verdicts, without
 
 
-def glance_markdown(folder: Path | None = None) -> str:
+def glance_markdown(folder: Path | None = None, compact: bool = False) -> str:
     """The "Results at a glance" block of the README and the intro: :func:`verdict_table` of every
     recorded verdict, one row per claim and dataset; recorded runs without verdicts (recorded before
-    verdicts existed) follow as their :func:`results_markdown` rows."""
+    verdicts existed) follow as their :func:`results_markdown` rows. ``compact``: the narrow table of
+    :func:`verdict_table_compact` (the book's intro, whose text column holds no ten-column table)."""
     verdicts, without = recorded_verdicts(folder)
-    table = verdict_table(verdicts)
+    table = verdict_table_compact(verdicts) if compact else verdict_table(verdicts)
     if without:
         rows = [r for r in recorded_results(folder) if r["source"] in without]
         table += "\n\nRecorded without a verdict (" + ", ".join(f"`{w}`" for w in without) + "):\n\n"

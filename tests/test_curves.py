@@ -152,6 +152,10 @@ def test_verdict_rules_and_tables(base, new, control, outcome, why):
     table = report.verdict_table([v])
     assert f"**{outcome}**" in table and f"{100 * new[1]:.1f}" in table and "2500 updates × 64" in table
     assert len(table.splitlines()) == 3
+    compact = report.verdict_table_compact([v])  # the intro's: means only, no reason
+    mean = sum(new) / 3
+    assert f"new: {100 * mean:.1f} ± " in compact and f"**{outcome}** (2500 updates, cpu)" in compact
+    assert f"{100 * new[1]:.1f})" not in compact and why not in compact and len(compact.splitlines()) == 3
     assert outcome in report.verdict_markdown([v])
 
 

@@ -72,6 +72,15 @@ def test_lift_and_signs_tables_outside_a_notebook_print_markdown(capsys):
     printed = capsys.readouterr().out
     assert printed.startswith("| dataset | negatives | dedup | local_dedup | argmin=o_0 |")
     assert len(out) == 4 and len(printed.split("\n\n")[0].splitlines()) == 2 + 4
+    # with no-transition twins: a row per predictor, the twins in their mode's column
+    modes = ["dedup", "dedup_no_transition", "local_dedup", "local_dedup_no_transition"]
+    out = report.lift(rows, names, ["baseline", "episodic+out-of-episode"], modes)
+    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert table[0] == "| dataset | negatives | predictor | dedup | local_dedup | argmin=o_0 |"
+    assert len(table) == 2 + 8 and "| no_transition |" in table[3]
+    key = "Shapes immovable | baseline"
+    assert table[3].split(" | ")[3] == f"{100 * out[key]['dedup_no_transition']:.1f}"
+    assert set(out[key]) == {*modes, "local_argmin_o0"}
     report.signs(rows, names, "episodic+out-of-episode", ["dedup", "local_dedup"])
     assert "| diff |" in capsys.readouterr().out
 
@@ -104,3 +113,6 @@ def test_split_table_a_row_per_split_and_a_line_per_pair():
     assert lines[2] == "| Pong | train | 5 | 9 | 0 | 3 | 0 | 1 | 61.2 | 4 |" and len(lines) == 4
     assert "dup" in note
     assert pairs == "- Pong, train and test: 0 shared start states, 7 shared states anywhere in the episodes"
+    # game ids are shortened in the narrow column
+    table = report.split_table({"SpaceInvadersDeterministic-v4": {"train": split}})
+    assert "| SpaceInvaders | train |" in table
