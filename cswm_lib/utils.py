@@ -202,8 +202,30 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def die_with_parent() -> None:
+    """For worker processes: on Linux, have the kernel send this process SIGTERM when the process
+    that started it ends, so a parent killed without cleanup (SIGTERM, SIGKILL, the OOM killer)
+    leaves no worker computing on; a parent that is already gone ends the worker now. Elsewhere it
+    does nothing (workers then stop when they next talk to their gone parent)."""
+    import multiprocessing as mp
+    import signal
+
+    if sys.platform != "linux":
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _serve_jobs(conn: Any, fn: Callable[[Any], Any]) -> None:
     ignore_interrupts()
+    die_with_parent()
     while (job := conn.recv()) is not None:
         index, arg = job
         try:

@@ -3,8 +3,10 @@ per failed run without losing the others, executor names. (Budget: ~10 s on 2 co
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,3 +177,68 @@ def test_progress_lines_fit_the_book_column():
     assert lines[0] == "[procs] 0/4 done, 2 running, 2 queued"
     assert all(len(x) <= 80 for x in lines)
     assert "".join(x.removeprefix("    ") for x in lines[1:]) == long  # nothing lost, folded after "/"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0")) == pid and "resource_tracker" not in _cmdline(status.parent):
+            kids.append(int(status.parent.name))
+    return kids
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return proc.joinpath("cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"  # a zombie has stopped computing
+
+
+KILLED_PARENTS = {
+    "local:1 executor worker": "from cswm_lib.executor import Job, ProcessExecutor\n"
+    "ProcessExecutor(1, progress=False).map([Job('sleep', time.sleep, (120,))])",
+    "generation worker (process_map)": "from cswm_lib.utils import process_map\n"
+    "list(process_map(time.sleep, [120, 120], 2))",
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")
+@pytest.mark.parametrize("name", KILLED_PARENTS)
+def test_workers_end_when_their_parent_is_killed(name):
+    """A runner killed without cleanup (SIGKILL here; SIGTERM or the OOM killer alike) must not leave
+    its worker processes computing."""
+    import signal
+    import subprocess
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", "import time\n" + KILLED_PARENTS[name]])
+    kids: list[int] = []
+    try:
+        end = time.monotonic() + 60
+        while not (kids := _children(parent.pid)) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert kids, "no worker process started"
+        time.sleep(1.0)  # past the worker's start-up
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        end = time.monotonic() + 15
+        while any(map(_alive, kids)) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not any(map(_alive, kids)), f"workers {kids} still running after their parent was killed"
+    finally:
+        parent.kill()
+        for pid in kids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
