@@ -288,11 +288,11 @@ class ProcessExecutor(Executor):
 def _serve(conn: Any) -> None:
     """Body of a ``local:N`` worker process: run the jobs it is sent, one at a time, until ``None``
     (or until the process that started it ends: :func:`cswm_lib.utils.die_with_parent`)."""
-    import torch
-
     from cswm_lib.utils import die_with_parent
 
     die_with_parent()
+    import torch
+
     try:
         while (message := conn.recv()) is not None:
             job, threads = message
