@@ -199,30 +199,24 @@ class PeakMemory:
         self._thread.start()
 
     @staticmethod
-    def _pss_kb(pid: int) -> int:
-        try:
-            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-        except OSError:  # the process just ended
-            return 0
-        return sum(int(x.split()[1]) for x in lines if x.startswith("Pss:"))
+    def _now_mb() -> float:
+        import psutil
 
-    def _tree(self) -> list[int]:
-        pids, i = [os.getpid()], 0
-        while i < len(pids):
-            for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
-                with contextlib.suppress(OSError):
-                    pids += [int(c) for c in task.read_text().split()]
-            i += 1
-        return pids
+        me = psutil.Process()
+        total = 0
+        for proc in (me, *me.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):  # a worker that just ended
+                total += proc.memory_full_info().pss
+        return total / 2**20
 
     def _sample(self) -> None:
         while not self._done.wait(0.05):
-            self.mb = max(self.mb, sum(map(self._pss_kb, self._tree())) / 1024)
+            self.mb = max(self.mb, self._now_mb())
 
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
-        self.mb = max(self.mb, sum(map(self._pss_kb, self._tree())) / 1024)
+        self.mb = max(self.mb, self._now_mb())
 
 
 def run(name: str, impl: str, batches: int, threads: int, batch_size: int | None = None) -> dict:

@@ -3,10 +3,8 @@ per failed run without losing the others, executor names. (Budget: ~10 s on 2 co
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -179,31 +177,14 @@ def test_progress_lines_fit_the_book_column():
     assert "".join(x.removeprefix("    ") for x in lines[1:]) == long  # nothing lost, folded after "/"
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if int(fields.get("PPid", "0")) == pid and "resource_tracker" not in _cmdline(status.parent):
-            kids.append(int(status.parent.name))
-    return kids
+def _alive(proc) -> bool:
+    """Still computing: a process that exists and is not a zombie."""
+    import psutil
 
-
-def _cmdline(proc: Path) -> str:
     try:
-        return proc.joinpath("cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1][0]
-    except (OSError, IndexError):
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state not in "ZX"  # a zombie has stopped computing
 
 
 KILLED_PARENTS = {
@@ -223,12 +204,16 @@ def test_workers_end_when_their_parent_is_killed(name):
     import subprocess
     import time
 
+    import psutil
+
     parent = subprocess.Popen([sys.executable, "-c", "import time\n" + KILLED_PARENTS[name]])
-    kids: list[int] = []
+    kids: list = []
     try:
         end = time.monotonic() + 60
-        while not (kids := _children(parent.pid)) and time.monotonic() < end:
+        while not kids and time.monotonic() < end:
             time.sleep(0.1)
+            kids = [p for p in psutil.Process(parent.pid).children()
+                    if "resource_tracker" not in " ".join(p.cmdline())]
         assert kids, "no worker process started"
         time.sleep(1.0)  # past the worker's start-up
         parent.send_signal(signal.SIGKILL)
@@ -239,6 +224,6 @@ def test_workers_end_when_their_parent_is_killed(name):
         assert not any(map(_alive, kids)), f"workers {kids} still running after their parent was killed"
     finally:
         parent.kill()
-        for pid in kids:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        for proc in kids:
+            if _alive(proc):
+                proc.kill()
