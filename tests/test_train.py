@@ -196,3 +196,20 @@ def test_adam_equals_torch_adam_and_does_not_import_the_compiler(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "DYNAMO False" in out
+
+
+def test_training_is_bit_identical_to_the_reference_loop(tmp_path):
+    """20 updates of two tiny runs give the weights (sha256 of every tensor), optimizer state, log and
+    curve lines recorded by the loop before its rewrite (tests/train_reference.py, commit cac58f3)."""
+    from train_reference import REFERENCE, train_reference
+
+    want = json.loads(REFERENCE.read_text())
+    if want["torch"] != torch.__version__:
+        pytest.skip(f"reference made with torch {want['torch']}, this is {torch.__version__}")
+    got = train_reference(tmp_path, "negatives")
+    for run in ("baseline_curve", "mixed"):
+        got[run]["curve"] = [
+            {k: v for k, v in p.items() if k != "weights"}
+            for p in got[run]["curve"] if p.get("weights", "last") == "last"
+        ]
+        assert got[run] == want[run], run
