@@ -16,6 +16,12 @@ line per evaluation to ``<run folder>/curve.jsonl``::
 - metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local mode ``argmin=o_0``:
   the share of predictions nearest the episode's start state (1 for a model without dynamics).
 
+The last point scores the final weights. After it, training appends one more point marked
+``"weights": "selected"``: the scores of ``model.pt`` (the epoch with the lowest training loss, the
+published selection that final scores use), at the ``updates`` when it was saved. :func:`read_curve`
+leaves it out, :func:`read_selected` reads it; points without ``"weights"`` are of the weights of
+their time (files written before this field have none).
+
 The eval subset is fixed (the first ``eval_episodes`` episodes), so points of one curve are
 comparable. Evaluation runs in eval mode without gradients and draws no random numbers, so a run
 with curves ends with the same weights as one without.
@@ -86,12 +92,24 @@ def curve_scores(
     return out
 
 
-def read_curve(folder: str | Path) -> list[dict[str, Any]]:
-    """The points of ``<folder>/curve.jsonl`` (one dict per evaluation, oldest first)."""
+def _read_points(folder: str | Path) -> list[dict[str, Any]]:
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         raise CswmError(f"no learning curve in {folder} (expected {path.name}; train with --eval-every)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_curve(folder: str | Path) -> list[dict[str, Any]]:
+    """The points of ``<folder>/curve.jsonl`` (one dict per evaluation of the weights of the time,
+    oldest first), without the point of the selected weights (see :func:`read_selected`)."""
+    return [p for p in _read_points(folder) if p.get("weights", "last") != "selected"]
+
+
+def read_selected(folder: str | Path) -> dict[str, Any] | None:
+    """The point of ``<folder>/curve.jsonl`` that scores the selected weights (``model.pt``, the epoch
+    with the lowest training loss): its ``updates`` say when they were saved. ``None`` for curves
+    written before training added it."""
+    return next((p for p in _read_points(folder) if p.get("weights") == "selected"), None)
 
 
 def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
@@ -107,17 +125,26 @@ def curve_key(mode: str, num_steps: int, metric: str) -> str:
     return f"{mode}|{num_steps}|{metric}"
 
 
+def _series(points: list[dict[str, Any]]) -> dict[str, list]:
+    series: dict[str, list] = {"updates": [p["updates"] for p in points]}
+    for i, p in enumerate(points):
+        for r in p["records"]:
+            key = curve_key(r["mode"], r["num_steps"], r["metric"])
+            series.setdefault(key, [None] * len(points))[i] = r["value"]
+    return series
+
+
 def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[str, dict[str, list]]]:
     """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
     :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
-    from ``folders = {(strategy, seed): run folder}``."""
+    from ``folders = {(strategy, seed): run folder}``. A run whose curve has the point of its
+    selected weights (:func:`read_selected`) has it under ``"selected"``, in the same layout with
+    lists of one value (``{"updates": [u], "<mode>|<L>|<metric>": [v]}``), for a marker on the curve."""
     out: dict[str, dict[str, dict[str, list]]] = {}
     for (label, seed), folder in folders.items():
-        curve = read_curve(folder)
-        series: dict[str, list] = {"updates": [p["updates"] for p in curve]}
-        for i, p in enumerate(curve):
-            for r in p["records"]:
-                key = curve_key(r["mode"], r["num_steps"], r["metric"])
-                series.setdefault(key, [None] * len(curve))[i] = r["value"]
+        series = _series(read_curve(folder))
+        selected = read_selected(folder)
+        if selected is not None:
+            series["selected"] = _series([selected])  # type: ignore[assignment]
         out.setdefault(label, {})[str(seed)] = series
     return out

@@ -25,16 +25,14 @@ The GNN is evaluated in an algebraically equal but cheaper form (see :class:`Tra
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cswm_lib import CswmError
+from cswm_lib import CswmError, checks
 
 if TYPE_CHECKING:
     from cswm_lib.data.episodes import Episodes
@@ -60,9 +58,8 @@ class ModelConfig:
     ignore_action: bool = False
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise CswmError(f"unknown encoder {self.encoder!r}: expected one of {', '.join(ENCODERS)}")
-        self.input_shape = tuple(int(s) for s in self.input_shape)  # type: ignore[assignment]
+        checks.choice(self.encoder, "encoder", ENCODERS)
+        self.input_shape = tuple(checks.integer(s, "input_shape", 1) for s in self.input_shape)  # type: ignore
         if len(self.input_shape) != 3:
             raise CswmError(f"input_shape must be (C, H, W), got {self.input_shape}")
         f = _DOWNSAMPLE[self.encoder]
@@ -70,23 +67,17 @@ class ModelConfig:
             raise CswmError(
                 f"input {self.input_shape} is too small for the {self.encoder} encoder (needs >= {f}px)"
             )
-        for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise CswmError(f"{k} must be a whole number, got {v!r} ({type(v).__name__})")
-        for k in ("sigma", "hinge"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
-                    or not math.isfinite(v):
-                raise CswmError(f"{k} must be a finite number, got {v!r}")
-        if self.sigma <= 0:
-            raise CswmError(f"sigma must be > 0 (the energy divides by 2 sigma^2), got {self.sigma}")
-        if self.hinge < 0:
-            raise CswmError(f"hinge must be >= 0 (a negative margin penalises no negative), got {self.hinge}")
-        if self.num_objects < 1 or self.embedding_dim < 1:
-            raise CswmError(
-                f"num_objects and embedding_dim must be >= 1, got {self.num_objects}, {self.embedding_dim}"
-            )
+        self.embedding_dim = checks.integer(self.embedding_dim, "--embedding-dim", 1, 4096)
+        self.hidden_dim = checks.integer(self.hidden_dim, "--hidden-dim", 16, 8192, why=(
+            "the object extractor has hidden_dim // 16 channels; 8192 already gives layers of 67M weights"))
+        self.action_dim = checks.integer(self.action_dim, "--action-dim", 1, 65536)
+        self.num_objects = checks.integer(self.num_objects, "--num-objects", 1, 256)
+        self.sigma = checks.real(self.sigma, "--sigma", 0, lo_open=True, why="the energy divides by 2 sigma²")
+        self.hinge = checks.real(self.hinge, "--hinge", 0, why="a negative margin penalises no negative")
+        self.copy_action = checks.boolean(self.copy_action, "--copy-action")
+        self.ignore_action = checks.boolean(self.ignore_action, "--ignore-action")
+        if self.copy_action and self.ignore_action:
+            raise CswmError("--copy-action and --ignore-action exclude each other")
 
     @property
     def mask_shape(self) -> tuple[int, int]:

@@ -27,55 +27,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import numbers
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cswm_lib import CswmError
-from cswm_lib.curves import curve_scores, eval_subset
+from cswm_lib import CswmError, checks
+from cswm_lib.curves import eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
-from cswm_lib.negatives import STRATEGIES, sample_negatives, strategy_from_flags
-from cswm_lib.utils import (
-    ArgumentParser,
-    atomic_path,
-    checkpoints_dir,
-    cli_errors,
-    get_device,
-    load_tensors,
-    write_json,
-)
+from cswm_lib.negatives import STRATEGIES, Negatives, sample_negatives, strategy_from_flags
+from cswm_lib.run_folder import Run, data_fingerprint, run_lock
+from cswm_lib.utils import ArgumentParser, checkpoints_dir, cli_errors, get_device
 
 
-@dataclass
+@dataclass(init=False)
 class TrainConfig:
-    """A training run. Defaults are the original ``train.py``'s."""
+    """A training run. Defaults are the original ``train.py``'s.
+
+    The architecture is ``model``, a :class:`~cswm_lib.model.ModelConfig` (its ``input_shape`` is
+    taken from the data when training starts). Its fields may also be given as keywords, as on the
+    command line: ``TrainConfig(encoder="medium", hidden_dim=512, strategy="mixed")``.
+    """
 
     dataset: str = "data/shapes_train.h5"
-    name: str | None = None  # default: <dataset stem>_<negatives>_s<seed>
+    name: str | None = None  # default: <dataset stem>_<strategy>_s<seed>
     save_folder: str | None = None  # default: cswm_lib.utils.checkpoints_dir()
-    encoder: str = "small"
-    embedding_dim: int = 2
-    hidden_dim: int = 512
-    action_dim: int = 4
-    num_objects: int = 5
-    sigma: float = 0.5
-    hinge: float = 1.0
-    copy_action: bool = False
-    ignore_action: bool = False
+    model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 100
     num_updates: int | None = None  # budget in optimizer updates (wins over epochs); None: epochs x batches
     batch_size: int = 1024
     learning_rate: float = 5e-4
-    negatives: str = "baseline"
+    strategy: str = "baseline"  # negative sampling: one of cswm_lib.negatives.STRATEGIES
     beta: float = 0.5  # probability of an episodic negative ("mixed"); the fork's --in-ep-prob
     time_aligned: bool = True  # out-of-episode negatives of "mixed" keep step t (fork default)
     num_negatives: int = 1
@@ -87,48 +74,56 @@ class TrainConfig:
     device: str | None = None
     progress: bool = True
 
+    def __init__(self, model: ModelConfig | None = None, **kw: Any) -> None:
+        arch = {k: kw.pop(k) for k in MODEL_KEYS if k in kw}
+        unknown = sorted(set(kw) - {f.name for f in fields(self)})
+        if unknown:
+            hint = " (renamed strategy)" if "negatives" in unknown else ""
+            raise TypeError(f"TrainConfig() got an unexpected keyword argument {unknown[0]!r}{hint}")
+        if model is not None and arch:
+            raise CswmError(f"give the model settings either as model=ModelConfig(...) or as keywords "
+                            f"({', '.join(arch)}), not both")
+        for f in fields(self):
+            if f.name != "model":
+                setattr(self, f.name, kw.get(f.name, f.default))
+        self.model = model if model is not None else ModelConfig(**arch)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
-        if self.negatives not in STRATEGIES:
-            raise CswmError(
-                f"unknown --negatives {self.negatives!r}: expected one of {', '.join(STRATEGIES)}"
-            )
-        if self.copy_action and self.ignore_action:
-            raise CswmError("--copy-action and --ignore-action exclude each other")
-        for k in ("learning_rate", "beta", "gamma"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise CswmError(f"--{k.replace('_', '-')} must be a finite number, got {v!r}")
-        if self.learning_rate <= 0:
-            raise CswmError(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if self.gamma < 0:
-            raise CswmError(f"--gamma weighs the negative term, so it must be >= 0; got {self.gamma}")
-        if not 0 <= self.beta <= 1:
-            raise CswmError(f"--beta (--in-ep-prob) is a probability, so in [0, 1]; got {self.beta}")
-        for k in ("epochs", "batch_size", "num_negatives", "hidden_dim", "seed"):
-            if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), numbers.Integral):
-                raise CswmError(f"--{k.replace('_', '-')} must be a whole number, got {getattr(self, k)!r}")
-        for k in ("epochs", "batch_size", "num_negatives", "hidden_dim"):
-            if getattr(self, k) < 1:
-                raise CswmError(f"--{k.replace('_', '-')} must be >= 1, got {getattr(self, k)}")
-        if self.num_updates is not None and self.num_updates < 1:
-            raise CswmError(f"--num-updates must be >= 1, got {self.num_updates}")
-        if self.eval_every < 0 or self.eval_episodes < 1:
-            raise CswmError(
-                f"--eval-every must be >= 0 and --eval-episodes >= 1, got {self.eval_every} and "
-                f"{self.eval_episodes}"
-            )
+        if not isinstance(self.model, ModelConfig):
+            raise CswmError(f"model must be a ModelConfig, got {type(self.model).__name__}")
+        checks.choice(self.strategy, "--strategy", STRATEGIES)
+        for k in ("time_aligned", "progress"):
+            checks.boolean(getattr(self, k), checks.flag(k))
+        self.epochs = checks.integer(self.epochs, "--epochs", 1)
+        self.num_updates = checks.optional_integer(self.num_updates, "--num-updates", 1)
+        self.batch_size = checks.integer(self.batch_size, "--batch-size", 1)
+        self.num_negatives = checks.integer(self.num_negatives, "--num-negs", 1)
+        self.learning_rate = checks.real(self.learning_rate, "--learning-rate", 0, lo_open=True)
+        self.beta = checks.real(self.beta, "--beta", 0, 1, why="it is a probability: --in-ep-prob")
+        self.gamma = checks.real(self.gamma, "--gamma", 0, why="it weighs the negative term")
+        self.seed = checks.seed(self.seed)
+        self.eval_every = checks.integer(self.eval_every, "--eval-every", 0, why="0: no curve")
+        self.eval_episodes = checks.integer(self.eval_episodes, "--eval-episodes", 1)
         if self.num_updates is not None and self.eval_every > self.num_updates:
             raise CswmError(
                 f"--eval-every {self.eval_every} is larger than the run (--num-updates {self.num_updates})"
             )
         if self.name is None:
-            self.name = f"{Path(self.dataset).stem}_{self.negatives}_s{self.seed}"
+            self.name = f"{Path(self.dataset).stem}_{self.strategy}_s{self.seed}"
         name = Path(str(self.name))
         if not str(self.name).strip() or name.is_absolute() or ".." in name.parts or name == Path("."):
             raise CswmError(f"--name must name a folder inside --save-folder, got {self.name!r}")
 
     def model_config(self, input_shape: tuple[int, int, int]) -> ModelConfig:
-        return ModelConfig(input_shape=input_shape, **{k: getattr(self, k) for k in MODEL_KEYS})
+        """``model`` for observations of ``input_shape`` (channels, height, width)."""
+        return replace(self.model, input_shape=tuple(input_shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as one flat, JSON-able dict (the model's fields beside the run's, one per
+        command-line flag): ``config.json``'s ``train`` section and ``state.pt``'s ``config``."""
+        run = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        return {**run, **{k: getattr(self.model, k) for k in MODEL_KEYS}}
 
     def folder(self) -> Path:
         """``<save_folder>/<name>``; a one-line error if a file stands where a folder must go."""
@@ -141,10 +136,6 @@ class TrainConfig:
         return folder
 
 
-#: fields that may differ between an interrupted run and its resumption
-_RESUMABLE = {"epochs", "num_updates", "device", "progress", "save_folder", "dataset", "eval_dataset"}
-
-
 def load_dataset(path: str | Path) -> Episodes:
     path = Path(path)
     if path.is_dir():
@@ -154,45 +145,6 @@ def load_dataset(path: str | Path) -> Episodes:
     from cswm_lib.data.hdf5 import load_episodes
 
     return load_episodes(path)
-
-
-def _config_mismatch(old: dict, new: dict) -> str | None:
-    for k in sorted(set(old) | set(new)):
-        if k not in _RESUMABLE and old.get(k) != new.get(k):
-            return f"{k}: {old.get(k)!r} there vs {new.get(k)!r} now"
-    return None
-
-
-def data_fingerprint(episodes: Episodes) -> dict:
-    """What identifies a dataset whatever its path: shapes, generation attributes and a content hash
-    (of every action and of the first and last frame of every episode)."""
-    import hashlib
-
-    h = hashlib.sha256(np.ascontiguousarray(episodes.actions).tobytes())
-    h.update(np.ascontiguousarray(episodes.frames[:, [0, -1]]).tobytes())
-    keep = ("env_id", "seed", "num_episodes", "episode_length", "source")
-    return {"shape": list(episodes.frames.shape), "sha256": h.hexdigest()[:16],
-            **{k: str(episodes.attrs[k]) for k in keep if k in episodes.attrs}}
-
-
-def _describe(fp: dict) -> str:
-    name = fp.get("env_id") or fp.get("source") or "data"
-    return f"{name}, frames {fp.get('shape')}, seed {fp.get('seed', '?')}, content {fp.get('sha256')}"
-
-
-def _load_state(path: Path) -> dict:
-    """``state.pt`` of an interrupted run, read safely (tensors and plain values only)."""
-    state = load_tensors(path, "training state (state.pt)")
-    keys = {"model", "optimizer", "epoch", "best_loss", "log", "config"}
-    if not isinstance(state, dict) or not keys <= set(state) or not isinstance(state["config"], dict):
-        raise CswmError(f"{path} is not a training state of this library (expected the keys {sorted(keys)}); "
-                        "delete it or use another --name")
-    return state
-
-
-def _save(obj: object, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def total_updates(config: TrainConfig, num_transitions: int) -> int:
@@ -234,16 +186,9 @@ class Adam(torch.optim.Adam):
             return torch.optim.Adam.step.__wrapped__(self, closure)
 
 
-def train(
-    config: TrainConfig, episodes: Episodes | None = None, eval_episodes: Episodes | None = None
-) -> Path:
-    """Train (or resume, or return a finished run) and return the checkpoint folder.
-
-    ``episodes`` (and the learning curve's ``eval_episodes``) may be passed in memory; otherwise
-    ``config.dataset`` (``config.eval_dataset``) is loaded.
-    """
-    folder = config.folder()
-    device = get_device(config.device)
+def _data(config: TrainConfig, episodes: Episodes | None, eval_episodes: Episodes | None
+          ) -> tuple[Episodes, ModelConfig, Episodes | None]:
+    """The training episodes, the model config they fit, and the curve's fixed eval subset (or None)."""
     if episodes is None:
         episodes = load_dataset(config.dataset)
     if episodes.num_episodes < 1 or episodes.episode_length < 1:
@@ -251,164 +196,96 @@ def train(
                         f"{episodes.episode_length} steps: nothing to train on")
     mcfg = config.model_config(episodes.obs_shape)
     check_compatible(mcfg, episodes, f"dataset {config.dataset}")
-    total = total_updates(config, episodes.num_transitions)
-    if config.eval_every > total:
-        raise CswmError(f"--eval-every {config.eval_every} is larger than the run ({total} updates)")
+    if config.eval_every > total_updates(config, episodes.num_transitions):
+        raise CswmError(f"--eval-every {config.eval_every} is larger than the run "
+                        f"({total_updates(config, episodes.num_transitions)} updates)")
+    if not config.eval_every:
+        return episodes, mcfg, None
+    if eval_episodes is None:
+        if config.eval_dataset is None:
+            raise CswmError("--eval-every needs --eval-dataset (the episodes the learning curve scores)")
+        eval_episodes = load_dataset(config.eval_dataset)
+    check_compatible(mcfg, eval_episodes, f"eval dataset {config.eval_dataset}")
+    return episodes, mcfg, eval_subset(eval_episodes, config.eval_episodes)
 
-    run = {k: v for k, v in asdict(config).items()}
-    state_path = folder / "state.pt"
-    state = _load_state(state_path) if state_path.exists() else None
-    fingerprint = data_fingerprint(episodes)
-    nb = -(-episodes.num_transitions // config.batch_size)  # batches per epoch
-    if state is not None:
-        why = _config_mismatch(state["config"], run)
-        if why:
-            raise CswmError(
-                f"{folder} holds a run with another config ({why}); use another --name or delete it"
-            )
-        if state.get("data", fingerprint) != fingerprint:
-            raise CswmError(
-                f"{folder} was trained on another dataset ({_describe(state['data'])}) than {config.dataset} "
-                f"({_describe(fingerprint)}); use another --name to train on it"
-            )
-        if state.get("updates", state["epoch"] * nb) >= total:
-            return folder
 
-    curve_set = None
-    if config.eval_every:
-        if eval_episodes is None:
-            if config.eval_dataset is None:
-                raise CswmError("--eval-every needs --eval-dataset (the episodes the learning curve scores)")
-            eval_episodes = load_dataset(config.eval_dataset)
-        check_compatible(mcfg, eval_episodes, f"eval dataset {config.eval_dataset}")
-        curve_set = eval_subset(eval_episodes, config.eval_episodes)
+def _negative_inputs(neg: Negatives, batches: TransitionBatches, device: torch.device) -> dict:
+    """The negatives as :meth:`CSWM.contrastive_loss` takes them: in-batch positions or observations."""
+    if neg.batch_index is not None:
+        return {"neg_batch_index": neg.batch_index.to(device)}
+    return {"neg_obs": batches.obs(neg.episode, neg.step)}
 
-    torch.manual_seed(config.seed)
-    model = CSWM(mcfg).to(device)
-    opt = Adam(model.parameters(), lr=config.learning_rate)
-    done, best, log, curve = 0, float("inf"), [], []
-    acc = {"epoch": [0.0, 0.0, 0.0, 0], "point": [0.0, 0], "seconds": 0.0, "train_seconds": 0.0}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        done, best, log = state.get("updates", state["epoch"] * nb), state["best_loss"], state["log"]
-        curve, acc = state.get("curve", []), state.get("acc", acc)
-    write_json(
-        folder / "config.json",
-        {
-            "train": run,
-            "model": mcfg.to_dict(),
-            "format": "cswm-book",
-            "data": {
-                "num_episodes": episodes.num_episodes,
-                "episode_length": episodes.episode_length,
-                "obs_shape": list(episodes.obs_shape),
-                "attrs": {k: str(v) for k, v in episodes.attrs.items()},
-            },
-        },
-    )
 
-    def weights() -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+def train(
+    config: TrainConfig, episodes: Episodes | None = None, eval_episodes: Episodes | None = None
+) -> Path:
+    """Train (or resume, or return a finished run) and return the checkpoint folder.
 
-    def checkpoint() -> None:
-        state = {"model": weights(), "optimizer": opt.state_dict(), "epoch": done // nb, "updates": done,
-                 "best_loss": best, "log": log, "curve": curve, "acc": acc, "config": run,
-                 "data": fingerprint}
-        _save(state, state_path)
-
-    def evaluate_point() -> None:
-        loss_sum, n = acc["point"]
-        curve.append({
-            "updates": done,
-            "epoch": round(done / nb, 4),
-            "loss": loss_sum / n if n else None,
-            "train_seconds": round(acc["train_seconds"], 3),
-            "records": curve_scores(model, curve_set),
-        })
-        acc["point"] = [0.0, 0]
-        with atomic_path(folder / "curve.jsonl") as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in curve))
-
-    if curve_set is not None and done == 0 and not curve:
-        evaluate_point()
-
-    batches = TransitionBatches(episodes, config.batch_size, device)
-    E, T = episodes.num_episodes, episodes.episode_length
-    model.train()
-    bar = tqdm(total=total, initial=done, desc=config.name, disable=not config.progress, unit="upd")
-    while done < total:
-        epoch, skip = divmod(done, nb)
-        g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        t0 = time.perf_counter()
-        for j, b in enumerate(batches.epoch(g)):
-            neg = sample_negatives(
-                config.negatives,
-                b.episode,
-                b.step,
-                E,
-                T,
-                g,
-                config.beta,
-                config.num_negatives,
-                config.time_aligned,
-            )
-            if j < skip:  # resuming inside an epoch: replay the random draws of the batches done
-                continue
-            if neg.batch_index is not None:
-                kw = {"neg_batch_index": neg.batch_index.to(device)}
-            else:
-                kw = {"neg_obs": batches.obs(neg.episode, neg.step)}
-            loss, pos, negl = model.contrastive_loss(b.obs, b.action, b.next_obs, gamma=config.gamma, **kw)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done += 1
-            bar.update(1)
-            row3 = torch.stack([loss.detach(), pos.detach(), negl.detach()]).double().cpu()
-            acc["epoch"] = [
-                *(x + y * len(b.step) for x, y in zip(acc["epoch"][:3], row3.tolist(), strict=True)),
-                acc["epoch"][3] + len(b.step),
-            ]
-            acc["point"] = [acc["point"][0] + float(row3[0]), acc["point"][1] + 1]
-            now = time.perf_counter()
-            acc["seconds"] += now - t0
-            acc["train_seconds"] += now - t0
-            t0 = now
-            end_of_epoch, end = j + 1 == nb, done == total
-            eval_now = curve_set is not None and (done % config.eval_every == 0 or end)
-            if eval_now:
-                evaluate_point()
-                t0 = time.perf_counter()
-            if end_of_epoch or end:
-                *sums, n = acc["epoch"]
-                loss_, pos_, neg_ = (x / n for x in sums)  # mean over transitions
-                row = {
-                    "epoch": epoch + 1,
-                    "updates": done,
-                    "loss": loss_,
-                    "pos": pos_,
-                    "neg": neg_,
-                    "seconds": round(acc["seconds"], 3),
-                    "best": loss_ < best,
-                }
-                if end_of_epoch:  # a partial last epoch is logged but stays open for a longer budget
-                    log.append(row)
-                    acc["epoch"], acc["seconds"] = [0.0, 0.0, 0.0, 0], 0.0
-                if loss_ < best:
-                    _save(weights(), folder / "model.pt")
-                    best = loss_ if end_of_epoch else best
-                _save(weights(), folder / "last.pt")
-                rows = log + ([] if end_of_epoch else [row])
-                with atomic_path(folder / "log.jsonl") as tmp:
-                    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-                bar.set_postfix(loss=f"{loss_:.4f}", pos=f"{pos_:.4f}", neg=f"{neg_:.4f}")
-            if end_of_epoch or end or eval_now:
-                checkpoint()
-            if end:
-                break
-    bar.close()
-    return folder
+    ``episodes`` (and the learning curve's ``eval_episodes``) may be passed in memory; otherwise
+    ``config.dataset`` (``config.eval_dataset``) is loaded. A non-finite loss stops the run with a
+    :class:`CswmError`; the folder keeps its last good state.
+    """
+    episodes, mcfg, curve_set = _data(config, episodes, eval_episodes)
+    E, T, device = episodes.num_episodes, episodes.episode_length, get_device(config.device)
+    total, nb = total_updates(config, E * T), -(-E * T // config.batch_size)  # nb: batches per epoch
+    with run_lock(config.folder()):
+        # resume: rebuild the model and optimizer, then load the validated state.pt of an earlier run
+        torch.manual_seed(config.seed)
+        model = CSWM(mcfg).to(device)
+        run = Run(config, config.folder(), model, Adam(model.parameters(), lr=config.learning_rate), nb,
+                  data_fingerprint(episodes))
+        run.resume()
+        if run.done >= total:  # finished: returned as is
+            return run.folder
+        run.write_config(episodes)
+        if curve_set is not None and run.done == 0 and not run.curve:
+            run.curve_point(curve_set)  # the untrained model's scores
+        batches = TransitionBatches(episodes, config.batch_size, device)
+        model.train()
+        bar = tqdm(total=total, initial=run.done, desc=config.name, disable=not config.progress, unit="upd")
+        while run.done < total:
+            epoch, skip = divmod(run.done, nb)  # a resumed run replays the draws of the batches it made
+            g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            t0 = time.perf_counter()
+            for j, b in enumerate(batches.epoch(g)):
+                # step: draw the negatives (also for replayed batches), then one optimizer update
+                neg = sample_negatives(config.strategy, b.episode, b.step, E, T, g, config.beta,
+                                       config.num_negatives, config.time_aligned)
+                if j < skip:
+                    continue
+                loss, pos, negl = model.contrastive_loss(
+                    b.obs, b.action, b.next_obs, gamma=config.gamma, **_negative_inputs(neg, batches, device))
+                run.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                run.opt.step()
+                run.done += 1
+                bar.update(1)
+                # log: the running totals; a non-finite loss stops the run before anything is saved
+                terms = torch.stack([loss.detach(), pos.detach(), negl.detach()]).double().cpu().tolist()
+                run.stop_if_not_finite(terms[0])
+                now = time.perf_counter()
+                run.meter.add(terms, len(b.step), now - t0)
+                t0 = now
+                complete, end = j + 1 == nb, run.done == total
+                eval_now = curve_set is not None and (run.done % config.eval_every == 0 or end)
+                if complete or end or eval_now:
+                    run.stop_if_not_finite()
+                # curve point: every eval_every updates and at the last weights
+                if eval_now:
+                    run.curve_point(curve_set)
+                    t0 = time.perf_counter()
+                # save: the epoch's log line, model.pt / last.pt, the selected point, then state.pt
+                if complete or end:
+                    loss_, pos_, neg_ = run.end_epoch(epoch, complete)
+                    bar.set_postfix(loss=f"{loss_:.4f}", pos=f"{pos_:.4f}", neg=f"{neg_:.4f}")
+                if end and curve_set is not None:
+                    run.selected_point(curve_set)
+                if complete or end or eval_now:
+                    run.checkpoint()
+                if end:
+                    break
+        bar.close()
+    return run.folder
 
 
 def read_log(folder: str | Path) -> list[dict]:
@@ -419,8 +296,25 @@ def read_log(folder: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+#: The original flags of the negative-sampling fork, as aliases of --strategy (and --beta):
+#:
+#: ==========================================  =====================================
+#: original flags                              --strategy (beta, time_aligned)
+#: ==========================================  =====================================
+#: (none)                                      baseline
+#: --custom-neg --in-ep-prob 1.0               episodic
+#: --custom-neg --in-ep-prob 0.0               time_aligned
+#: --custom-neg --in-ep-prob 0.0 --disable-..  out_of_episode
+#: --custom-neg [--in-ep-prob b]               mixed (beta b, default 0.5)
+#: --custom-neg --disable-time-aligned         mixed (time_aligned False)
+#: ==========================================  =====================================
+#:
+#: ``--beta`` is an alias of ``--in-ep-prob``; see :func:`cswm_lib.negatives.strategy_from_flags`.
+STRATEGY_ALIASES = ("--custom-neg", "--in-ep-prob", "--disable-time-aligned", "--beta")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
+    d, m = TrainConfig(), ModelConfig()
     p = ArgumentParser(
         prog="python -m cswm_lib.train",
         description=__doc__.split("\n")[0],
@@ -429,11 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=d.dataset)
     p.add_argument("--name", default=None, help="run name (folder under --save-folder)")
     p.add_argument("--save-folder", default=None, help="default: the project's checkpoints/")
-    p.add_argument("--encoder", default=d.encoder, help="small | medium | large")
-    for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects", "epochs", "batch_size", "seed"):
-        p.add_argument("--" + k.replace("_", "-"), type=int, default=getattr(d, k))
-    for k in ("learning_rate", "sigma", "hinge", "gamma"):
-        p.add_argument("--" + k.replace("_", "-"), type=float, default=getattr(d, k))
+    p.add_argument("--encoder", default=m.encoder, help="small | medium | large")
+    for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects"):
+        p.add_argument(checks.flag(k), type=int, default=getattr(m, k))
+    for k in ("epochs", "batch_size", "seed"):
+        p.add_argument(checks.flag(k), type=int, default=getattr(d, k))
+    for k in ("sigma", "hinge"):
+        p.add_argument(checks.flag(k), type=float, default=getattr(m, k))
+    for k in ("learning_rate", "gamma"):
+        p.add_argument(checks.flag(k), type=float, default=getattr(d, k))
     p.add_argument("--num-updates", type=int, default=None,
                    help="budget in optimizer updates (wins over --epochs)")
     c = p.add_argument_group("learning curve (scores during training, written to curve.jsonl)")
@@ -444,14 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--copy-action", action="store_true", help="one action one-hot copied to every slot (Atari)"
     )
     p.add_argument("--ignore-action", action="store_true")
-    g = p.add_argument_group("negatives (original flags of the negative-sampling fork, or the aliases)")
-    g.add_argument(
-        "--custom-neg", action="store_true", help="dataset negatives instead of the in-batch permutation"
-    )
-    g.add_argument("--in-ep-prob", type=float, default=None, help="probability of an episodic negative (0.5)")
-    g.add_argument("--disable-time-aligned", action="store_true")
+    g = p.add_argument_group(
+        "negative sampling: --strategy, or the original flags of the negative-sampling fork as aliases "
+        "(--custom-neg [--in-ep-prob P] [--disable-time-aligned]; see STRATEGY_ALIASES in cswm_lib.train)")
+    g.add_argument("--strategy", choices=STRATEGIES, default=None, help="the strategy (default: baseline)")
+    g.add_argument("--custom-neg", action="store_true",
+                   help="alias: dataset negatives instead of the in-batch permutation")
+    g.add_argument("--in-ep-prob", type=float, default=None,
+                   help="alias: probability of an episodic negative (0.5)")
+    g.add_argument("--disable-time-aligned", action="store_true",
+                   help="alias: out-of-episode negatives at any step")
     g.add_argument("--num-negs", type=int, default=1, help="negatives per positive")
-    g.add_argument("--negatives", choices=STRATEGIES, default=None, help="strategy by name")
     g.add_argument("--beta", type=float, default=None, help="alias of --in-ep-prob")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when available)")
     p.add_argument("--no-cuda", action="store_true", help="same as --device cpu")
@@ -465,22 +366,23 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.beta is not None and a.in_ep_prob is not None and a.beta != a.in_ep_prob:
         raise CswmError(f"--beta {a.beta} and --in-ep-prob {a.in_ep_prob} disagree; give one")
     beta = a.beta if a.beta is not None else (a.in_ep_prob if a.in_ep_prob is not None else 0.5)
-    if a.negatives is None:
-        negatives, beta, time_aligned = strategy_from_flags(a.custom_neg, beta, a.disable_time_aligned)
+    if a.strategy is None:
+        strategy, beta, time_aligned = strategy_from_flags(a.custom_neg, beta, a.disable_time_aligned)
     else:
-        negatives, time_aligned = a.negatives, not a.disable_time_aligned
-        if a.custom_neg and negatives == "baseline":
-            raise CswmError("--custom-neg asks for dataset negatives but --negatives is baseline")
+        strategy, time_aligned = a.strategy, not a.disable_time_aligned
+        if a.custom_neg and strategy == "baseline":
+            raise CswmError("--custom-neg asks for dataset negatives but --strategy is baseline")
     explicit = a.beta if a.beta is not None else a.in_ep_prob
-    if explicit is not None and a.negatives not in (None, "mixed"):
-        raise CswmError(f"--beta/--in-ep-prob {explicit} has no effect with --negatives {a.negatives} "
+    if explicit is not None and a.strategy not in (None, "mixed"):
+        raise CswmError(f"--beta/--in-ep-prob {explicit} has no effect with --strategy {a.strategy} "
                         "(only mixed draws episodic negatives with probability beta); drop it")
-    if explicit is not None and a.negatives is None and not a.custom_neg:
+    if explicit is not None and a.strategy is None and not a.custom_neg:
         raise CswmError(f"--beta/--in-ep-prob {explicit} has no effect without --custom-neg (the baseline "
                         "permutes the batch); add --custom-neg or drop it")
-    kw = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if hasattr(a, f.name)}
+    names = [f.name for f in fields(TrainConfig) if f.name != "model"] + list(MODEL_KEYS)
+    kw = {k: getattr(a, k) for k in names if hasattr(a, k)}
     kw.update(
-        negatives=negatives,
+        strategy=strategy,
         beta=beta,
         time_aligned=time_aligned,
         num_negatives=a.num_negs,

@@ -33,7 +33,7 @@ def tiny_spec(**kw):
         model={"encoder": "small", "hidden_dim": 16},
         strategies={
             "baseline": {},
-            "episodic+ooe": {"negatives": "mixed", "beta": 0.5, "time_aligned": False},
+            "episodic+ooe": {"strategy": "mixed", "beta": 0.5, "time_aligned": False},
         },
         seeds=[0, 1],
         epochs=2,

@@ -63,8 +63,8 @@ def test_overfit_drives_positive_energy_down_and_negatives_beyond_hinge(tmp_path
 @pytest.mark.parametrize("negatives", ["baseline", "mixed"])
 def test_same_seed_same_weights_and_resume_is_bit_identical(tmp_path, monkeypatch, negatives):
     eps = tiny_episodes(E=3, T=6)
-    full = train(cfg(tmp_path, epochs=4, name="full", negatives=negatives, num_negatives=2), eps)
-    again = train(cfg(tmp_path / "b", epochs=4, name="full", negatives=negatives, num_negatives=2), eps)
+    full = train(cfg(tmp_path, epochs=4, name="full", strategy=negatives, num_negatives=2), eps)
+    again = train(cfg(tmp_path / "b", epochs=4, name="full", strategy=negatives, num_negatives=2), eps)
     assert read_log(full) == [
         dict(r, seconds=a["seconds"]) for r, a in zip(read_log(again), read_log(full), strict=True)
     ]
@@ -81,7 +81,7 @@ def test_same_seed_same_weights_and_resume_is_bit_identical(tmp_path, monkeypatc
             yield b
 
     monkeypatch.setattr(TransitionBatches, "epoch", flaky)
-    c = cfg(tmp_path, epochs=4, name="cut", negatives=negatives, num_negatives=2)
+    c = cfg(tmp_path, epochs=4, name="cut", strategy=negatives, num_negatives=2)
     with pytest.raises(KeyboardInterrupt):
         train(c, eps)
     assert len(read_log(tmp_path / "cut")) == 2
@@ -103,7 +103,7 @@ def test_outputs_and_best_epoch(tmp_path):
         "state.pt",
     }
     conf = json.loads((folder / "config.json").read_text())
-    assert conf["model"]["input_shape"] == [3, 50, 50] and conf["train"]["negatives"] == "baseline"
+    assert conf["model"]["input_shape"] == [3, 50, 50] and conf["train"]["strategy"] == "baseline"
     log = read_log(folder)
     best = min(log, key=lambda r: r["loss"])
     assert same(weights(folder, "model.pt"), torch.load(folder / "model.pt", weights_only=True))
@@ -115,12 +115,12 @@ def test_outputs_and_best_epoch(tmp_path):
 def test_cli_flag_mapping():
     p = build_parser()
     c = config_from_args(p.parse_args(["--custom-neg", "--in-ep-prob", "0.0"]))
-    assert (c.negatives, c.beta) == ("time_aligned", 0.0)
+    assert (c.strategy, c.beta) == ("time_aligned", 0.0)
     c = config_from_args(p.parse_args(["--custom-neg", "--disable-time-aligned"]))
-    assert (c.negatives, c.beta, c.time_aligned) == ("mixed", 0.5, False)
-    c = config_from_args(p.parse_args(["--negatives", "episodic", "--num-negs", "3", "--no-cuda"]))
-    assert (c.negatives, c.num_negatives, c.device) == ("episodic", 3, "cpu")
-    assert config_from_args(p.parse_args([])).negatives == "baseline"
+    assert (c.strategy, c.beta, c.time_aligned) == ("mixed", 0.5, False)
+    c = config_from_args(p.parse_args(["--strategy", "episodic", "--num-negs", "3", "--no-cuda"]))
+    assert (c.strategy, c.num_negatives, c.device) == ("episodic", 3, "cpu")
+    assert config_from_args(p.parse_args([])).strategy == "baseline"
     with pytest.raises(CswmError, match="disagree"):
         config_from_args(p.parse_args(["--beta", "0.2", "--in-ep-prob", "0.3"]))
 
@@ -152,7 +152,7 @@ def test_one_line_errors(tmp_path, capsys):
     assert ex.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: dataset not found: {tmp_path / 'missing.h5'}"
     with pytest.raises(SystemExit):
-        main(["--negatives", "baseline", "--custom-neg", "--dataset", "x.h5"])
+        main(["--strategy", "baseline", "--custom-neg", "--dataset", "x.h5"])
     assert "--custom-neg asks for dataset negatives" in capsys.readouterr().err
 
 
@@ -206,7 +206,7 @@ def test_training_is_bit_identical_to_the_reference_loop(tmp_path):
     want = json.loads(REFERENCE.read_text())
     if want["torch"] != torch.__version__:
         pytest.skip(f"reference made with torch {want['torch']}, this is {torch.__version__}")
-    got = train_reference(tmp_path, "negatives")
+    got = train_reference(tmp_path)
     for run in ("baseline_curve", "mixed"):
         got[run]["curve"] = [
             {k: v for k, v in p.items() if k != "weights"}
