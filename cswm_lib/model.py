@@ -44,6 +44,11 @@ ENCODERS = ("small", "medium", "large")
 _DOWNSAMPLE = {"small": 10, "medium": 5, "large": 1}
 
 
+#: upper bounds of the model's sizes (far above the paper's; a guard against crafted configs)
+MODEL_BOUNDS = {"embedding_dim": 4096, "hidden_dim": 65536, "action_dim": 4096, "num_objects": 256,
+                "input_shape": 4096}
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a :class:`CSWM` (defaults: the original ``train.py``)."""
@@ -87,6 +92,16 @@ class ModelConfig:
             raise CswmError(
                 f"num_objects and embedding_dim must be >= 1, got {self.num_objects}, {self.embedding_dim}"
             )
+        if self.action_dim < 1 and not self.ignore_action:
+            raise CswmError(f"--action-dim must be >= 1 (actions per object), got {self.action_dim}")
+        if self.hidden_dim < 16:
+            raise CswmError(f"--hidden-dim must be >= 16 (the object extractor gets hidden_dim // 16 "
+                            f"channels), got {self.hidden_dim}")
+        for k, most in MODEL_BOUNDS.items():  # a crafted config.json must not ask for terabytes
+            v = max(getattr(self, k)) if k == "input_shape" else getattr(self, k)
+            if v > most:
+                raise CswmError(f"{k} = {getattr(self, k)} is beyond what this library builds "
+                                f"(at most {most})")
 
     @property
     def mask_shape(self) -> tuple[int, int]:

@@ -274,7 +274,7 @@ def test_train_refuses_bad_input_in_one_line_and_keeps_the_run(name, tmp_path, c
         assert "state.pt is not a valid or trusted training state" in msg
         state = (folder / "state.pt").read_bytes()
     else:
-        assert "another config" in cli(_train_main, base + ["--epochs", 2, "--hidden-dim", 8], capsys)
+        assert "another config" in cli(_train_main, base + ["--epochs", 2, "--hidden-dim", 32], capsys)
     assert (folder / "config.json").read_bytes() == config and (folder / "state.pt").read_bytes() == state
     assert _leftovers(tmp_path) == []
 
