@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from cswm_lib import CswmError
+from cswm_lib.paths import output_folder
 from cswm_lib.utils import ArgumentParser, cli_errors, project_root, results_dir, write_json
 
 
@@ -286,8 +287,7 @@ def run(
     (``wall_seconds``) and the machine's load average at the end (``load``); with ``record`` it is
     copied to ``book/results/<scale>/<chapter>.json``, the reference runs the book renders."""
     spec = load_params(params_file)
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise CswmError(f"--out {out_dir} is a file, not a folder")
+    output_folder(out_dir, "--out")
     if executor is not None:
         from cswm_lib.executor import parse_executor
 

@@ -110,23 +110,68 @@ def load_model(
         got = tuple(cfg[k]) if k == "input_shape" else cfg[k]
         if got != want:
             raise CswmError(f"checkpoint {folder} was trained with {k} = {got!r}, expected {want!r}")
+    source = folder / ("config.json" if (folder / "config.json").is_file() else "metadata.pkl")
     try:
         model = CSWM(ModelConfig(**cfg))
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise CswmError(f"checkpoint {folder} has an invalid model config ({err})") from None
+    except CswmError as err:
+        raise CswmError(f"{source}: {err}") from None
+    check_weights(state, model, weights, f"a {cfg['encoder']} encoder with {cfg['num_objects']} objects")
+    model.load_state_dict(state)
+    return model.to(get_device(device if device is None else str(device))).eval()
+
+
+def check_weights(state: object, model: torch.nn.Module, path: str | Path, fits: str = "this model") -> None:
+    """``state`` is a state dict of tensors with exactly ``model``'s names and shapes (else one line
+    naming ``path`` and the first parameter that differs)."""
+    if not isinstance(state, dict):
+        raise CswmError(f"{path} holds a {type(state).__name__} where a state dict of tensors belongs")
     mine = model.state_dict()
     missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
     if missing or extra:
-        raise CswmError(
-            f"{weights} does not fit a {cfg['encoder']} encoder with {cfg['num_objects']} objects: "
-            f"missing {missing[:3]}, unexpected {extra[:3]}"
-        )
+        raise CswmError(f"{path} does not fit {fits}: missing {missing[:3]}, unexpected {extra[:3]}")
     for k, v in state.items():
-        if v.shape != mine[k].shape:
-            raise CswmError(
-                f"{weights}: {k} has shape {list(v.shape)} but the config (num_objects "
-                f"{cfg['num_objects']}, embedding_dim {cfg['embedding_dim']}, hidden_dim "
-                f"{cfg['hidden_dim']}, action_dim {cfg['action_dim']}) needs {list(mine[k].shape)}"
-            )
-    model.load_state_dict(state)
-    return model.to(get_device(device if device is None else str(device))).eval()
+        if not isinstance(v, torch.Tensor):
+            raise CswmError(f"{path}: {k} is a {type(v).__name__}, not a tensor")
+        if v.shape != mine[k].shape or v.dtype != mine[k].dtype:
+            raise CswmError(f"{path}: {k} is {v.dtype} {list(v.shape)} but the config needs "
+                            f"{mine[k].dtype} {list(mine[k].shape)}")
+
+
+#: state.pt: key -> (types, description); "model" is checked against the model by check_weights
+TRAINING_STATE = {
+    "model": ((dict,), "a state dict"),
+    "optimizer": ((dict,), "an optimizer state dict"),
+    "epoch": ((int,), "a whole number >= 0"),
+    "updates": ((int,), "a whole number >= 0"),
+    "best_loss": ((int, float), "a number"),
+    "log": ((list,), "a list of log rows"),
+    "curve": ((list,), "a list of curve points"),
+    "config": ((dict,), "the run's config"),
+    "data": ((dict,), "a dataset fingerprint"),
+    "acc": ((dict,), "running totals"),  # before cswm_lib.run_folder.Meter
+    "meter": ((dict,), "running totals"),
+    "selected": ((dict,), "the updates and loss of the weights in model.pt"),
+}
+
+
+def load_training_state(path: str | Path) -> dict:
+    """``state.pt`` of an interrupted run, read safely (tensors and plain values only) and checked:
+    the keys a resume needs, each of the type it must have (one line naming the file and key)."""
+    path = Path(path)
+    state = load_tensors(path, "training state (state.pt)")
+    need = {"model", "optimizer", "epoch", "best_loss", "log", "config"}
+    if not isinstance(state, dict) or not need <= set(state):
+        raise CswmError(f"{path} is not a training state of this library (expected the keys {sorted(need)}); "
+                        "delete it or use another --name")
+    for key, (types, what) in TRAINING_STATE.items():
+        if key not in state:
+            continue
+        v = state[key]
+        if isinstance(v, bool) or not isinstance(v, types) or (key in ("epoch", "updates") and v < 0):
+            raise CswmError(f"{path}: {key!r} must be {what}, got {type(v).__name__} {str(v)[:40]!r}; "
+                            "delete it or use another --name")
+    if not all(isinstance(r, dict) for r in state["log"]):
+        raise CswmError(f"{path}: 'log' must hold one dict per epoch; delete it or use another --name")
+    return state

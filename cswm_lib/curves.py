@@ -29,7 +29,6 @@ with curves ends with the same weights as one without.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from cswm_lib.evaluate import (
     scores,
     start_state_argmin,
 )
+from cswm_lib.jsonl import read_jsonl
 
 #: roll-out lengths scored on a curve
 CURVE_STEPS = (1, 5)
@@ -96,7 +96,7 @@ def _read_points(folder: str | Path) -> list[dict[str, Any]]:
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         raise CswmError(f"no learning curve in {folder} (expected {path.name}; train with --eval-every)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, "learning curve")
 
 
 def read_curve(folder: str | Path) -> list[dict[str, Any]]:

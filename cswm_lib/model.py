@@ -42,6 +42,11 @@ ENCODERS = ("small", "medium", "large")
 _DOWNSAMPLE = {"small": 10, "medium": 5, "large": 1}
 
 
+#: upper bounds of the model's sizes (far above the paper's; a guard against crafted configs)
+MODEL_BOUNDS = {"embedding_dim": 4096, "hidden_dim": 65536, "action_dim": 4096, "num_objects": 256,
+                "input_shape": 4096}
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a :class:`CSWM` (defaults: the original ``train.py``)."""
@@ -59,7 +64,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         checks.choice(self.encoder, "encoder", ENCODERS)
-        self.input_shape = tuple(checks.integer(s, "input_shape", 1) for s in self.input_shape)  # type: ignore
+        self.input_shape = tuple(  # type: ignore[assignment]
+            checks.integer(s, "input_shape", 1, MODEL_BOUNDS["input_shape"]) for s in self.input_shape)
         if len(self.input_shape) != 3:
             raise CswmError(f"input_shape must be (C, H, W), got {self.input_shape}")
         f = _DOWNSAMPLE[self.encoder]
@@ -67,12 +73,12 @@ class ModelConfig:
             raise CswmError(
                 f"input {self.input_shape} is too small for the {self.encoder} encoder (needs >= {f}px)"
             )
-        self.embedding_dim = checks.integer(self.embedding_dim, "--embedding-dim", 1, 4096)
-        self.hidden_dim = checks.integer(self.hidden_dim, "--hidden-dim", 16, 8192, why=(
-            "the object extractor has hidden_dim // 16 channels; 8192 already gives layers of 67M weights"))
-        self.action_dim = checks.integer(self.action_dim, "--action-dim", 1, 65536)
-        self.num_objects = checks.integer(self.num_objects, "--num-objects", 1, 256)
-        self.sigma = checks.real(self.sigma, "--sigma", 0, lo_open=True, why="the energy divides by 2 sigma²")
+        for k in ("embedding_dim", "hidden_dim", "action_dim", "num_objects"):
+            lo = {"hidden_dim": 16, "action_dim": 0 if self.ignore_action else 1}.get(k, 1)
+            why = {"hidden_dim": "the object extractor gets hidden_dim // 16 channels",
+                   "action_dim": "actions per object"}.get(k, "")
+            setattr(self, k, checks.integer(getattr(self, k), checks.flag(k), lo, MODEL_BOUNDS[k], why=why))
+        self.sigma = checks.real(self.sigma, "--sigma", 0, lo_open=True, why="the energy divides by sigma^2")
         self.hinge = checks.real(self.hinge, "--hinge", 0, why="a negative margin penalises no negative")
         self.copy_action = checks.boolean(self.copy_action, "--copy-action")
         self.ignore_action = checks.boolean(self.ignore_action, "--ignore-action")

@@ -2,11 +2,10 @@
 
 * :func:`run_lock` -- one run per folder: an exclusive OS lock (``fcntl.flock``) on ``train.lock``,
   held while the run trains and released by the OS when the process ends, however it ends.
-* :func:`read_state` -- the resume state ``state.pt``, validated in one place: its keys, the type
-  and range of every value it holds, the weights' and optimizer moments' shapes against the model
-  being built, the config and the dataset it was trained with. Every failure is one line naming
-  the file and the field.
-* :func:`data_fingerprint` -- what identifies a dataset whatever its path.
+* :func:`read_state` -- the resume state ``state.pt``, validated in one place: its schema (keys
+  and types, :func:`cswm_lib.checkpoint.load_training_state`), the values the loop reads, the
+  weights' and optimizer moments' shapes against the model being built, the config and the dataset
+  it was trained with. Every failure is one line naming the file and the field.
 * :func:`save_tensors`, :func:`write_lines` -- atomic writes of ``*.pt`` and ``*.jsonl``.
 * :class:`Run` -- a run in progress and every file it writes: the epoch log with ``model.pt`` (the
   lowest training loss) and ``last.pt``, curve points (and the point of the selected weights at
@@ -18,22 +17,22 @@ from __future__ import annotations
 import copy
 import errno
 import fcntl
-import hashlib
 import json
 import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from cswm_lib import CswmError, checks
+from cswm_lib.checkpoint import check_weights, load_training_state
 from cswm_lib.curves import curve_scores
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.data.fingerprint import data_fingerprint
 from cswm_lib.model import CSWM
 from cswm_lib.utils import atomic_path, load_tensors, write_json
 
@@ -75,19 +74,10 @@ def run_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def data_fingerprint(episodes: Episodes) -> dict:
-    """What identifies a dataset whatever its path: shapes, generation attributes and a content hash
-    (of every action and of the first and last frame of every episode)."""
-    h = hashlib.sha256(np.ascontiguousarray(episodes.actions).tobytes())
-    h.update(np.ascontiguousarray(episodes.frames[:, [0, -1]]).tobytes())
-    keep = ("env_id", "seed", "num_episodes", "episode_length", "source")
-    return {"shape": list(episodes.frames.shape), "sha256": h.hexdigest()[:16],
-            **{k: str(episodes.attrs[k]) for k in keep if k in episodes.attrs}}
-
-
 def _describe(fp: dict) -> str:
     name = fp.get("env_id") or fp.get("source") or "data"
-    return f"{name}, frames {fp.get('shape')}, seed {fp.get('seed', '?')}, content {fp.get('sha256')}"
+    seed = f", seed {fp['seed']}" if "seed" in fp else ""
+    return f"{name}, frames {fp.get('shape')}{seed}, content {str(fp.get('sha256'))[:16]}"
 
 
 def config_mismatch(old: dict, new: dict) -> str | None:
@@ -97,22 +87,6 @@ def config_mismatch(old: dict, new: dict) -> str | None:
         if k not in RESUMABLE and old.get(k) != new.get(k):
             return f"{k}: {old.get(k)!r} there vs {new.get(k)!r} now"
     return None
-
-
-def check_weights(weights: Any, model: torch.nn.Module, where: str) -> dict[str, torch.Tensor]:
-    """``weights`` must be a state dict with exactly ``model``'s keys, shapes and dtypes."""
-    if not isinstance(weights, dict):
-        raise CswmError(f"{where} holds a {type(weights).__name__}, not a C-SWM state dict")
-    mine = model.state_dict()
-    missing, extra = sorted(set(mine) - set(weights)), sorted(set(weights) - set(mine), key=str)
-    if missing or extra:
-        raise CswmError(f"{where} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}")
-    for k, v in weights.items():
-        if not isinstance(v, torch.Tensor) or v.shape != mine[k].shape or v.dtype != mine[k].dtype:
-            got = f"shape {list(v.shape)} {v.dtype}" if isinstance(v, torch.Tensor) else type(v).__name__
-            raise CswmError(f"{where}: {k} is {got} but this model needs shape {list(mine[k].shape)} "
-                            f"{mine[k].dtype}")
-    return weights
 
 
 def _check_optimizer(state: Any, optimizer: torch.optim.Optimizer, where: str) -> None:
@@ -133,34 +107,31 @@ def _check_optimizer(state: Any, optimizer: torch.optim.Optimizer, where: str) -
         raise CswmError(f"{where} does not fit this model's optimizer ({str(err).splitlines()[0]})") from None
 
 
-def read_state(path: Path, config: dict, fingerprint: dict, model: torch.nn.Module,
+def read_state(path: Path, config: dict, episodes: Episodes, model: torch.nn.Module,
                optimizer: torch.optim.Optimizer, batches_per_epoch: int) -> dict | None:
-    """The validated state of the run saved at ``path`` (``None`` when there is none), loaded into
-    ``model`` and ``optimizer``. ``updates`` is filled in for states that predate it."""
+    """The state of the run saved at ``path`` (``None`` when there is none), checked and loaded into
+    ``model`` and ``optimizer``: the file's schema (:func:`cswm_lib.checkpoint.load_training_state`),
+    the config and dataset it was trained with, the values the loop reads, the weights' and the
+    optimizer moments' shapes. ``updates`` is filled in for states that predate it."""
     if not path.exists():
         return None
-    state = load_tensors(path, "training state (state.pt)")
-    if not (isinstance(state, dict) and set(STATE_KEYS) <= set(state) and isinstance(state["config"], dict)):
-        raise CswmError(f"{path} is not a training state of this library (expected the keys "
-                        f"{sorted(STATE_KEYS)}); delete it or use another --name")
+    state = load_training_state(path)
     why = config_mismatch(state["config"], config)
     if why:
         raise CswmError(f"{path.parent} holds a run with another config ({why}); use another --name or "
                         "delete it")
-    if state.get("data", fingerprint) != fingerprint:
+    if "data" in state and data_fingerprint(episodes, like=state["data"]) != state["data"]:
         raise CswmError(f"{path.parent} was trained on another dataset ({_describe(state['data'])}) than "
-                        f"{config['dataset']} ({_describe(fingerprint)}); use another --name to train on it")
-    epoch = checks.integer(state["epoch"], f"{path}: epoch", 0)
-    state["updates"] = checks.integer(state.get("updates", epoch * batches_per_epoch), f"{path}: updates", 0)
+                        f"{config['dataset']} ({_describe(data_fingerprint(episodes))}); use another --name "
+                        "to train on it")
+    state["updates"] = state.get("updates", state["epoch"] * batches_per_epoch)
     state["best_loss"] = checks.real(state["best_loss"], f"{path}: best_loss", finite=False)
-    for k in ("log", "curve"):
-        if not isinstance(state.get(k, []), list) or not all(isinstance(r, dict) for r in state.get(k, [])):
-            raise CswmError(f"{path}: {k} must be a list of rows, got {type(state[k]).__name__}")
-    for k in ("meter", "acc", "selected"):
-        if not isinstance(state.get(k, {}), dict):
-            raise CswmError(f"{path}: {k} must be a dict, got {type(state[k]).__name__}")
-    model.load_state_dict(check_weights(state["model"], model, f"{path}: model"))
-    _check_optimizer(state["optimizer"], optimizer, f"{path}: optimizer")
+    if not all(isinstance(r, dict) for r in state.get("curve", [])):
+        raise CswmError(f"{path}: 'curve' must hold one dict per point; delete it or use another --name")
+    state["meter"] = Meter.from_state(state.get("meter", state.get("acc")), f"{path}: meter")
+    check_weights(state["model"], model, f"{path} (model)")
+    model.load_state_dict(state["model"])
+    _check_optimizer(state["optimizer"], optimizer, f"{path} (optimizer)")
     return state
 
 
@@ -191,14 +162,23 @@ class Meter:
     train_seconds: float = 0.0  # of the whole run, evaluation excluded
 
     @classmethod
-    def from_state(cls, d: dict | None) -> Meter:
+    def from_state(cls, d: dict | None, where: str = "meter") -> Meter:
         """From ``state.pt``: the ``meter`` dict, or the positional ``acc`` of states before it."""
         if d is None:
             return cls()
-        if "epoch" in d:  # {"epoch": [loss, pos, neg, n], "point": [loss, n], "seconds", "train_seconds"}
-            (loss, pos, neg, n), (pl, pn) = d["epoch"], d["point"]
-            return cls(loss, pos, neg, n, d["seconds"], pl, pn, d["train_seconds"])
-        return cls(**d)
+        try:
+            if "epoch" in d:  # {"epoch": [loss, pos, neg, n], "point": [loss, n], "seconds", "train_seconds"}
+                (loss, pos, neg, n), (pl, pn) = d["epoch"], d["point"]
+                d = dict(loss=loss, pos=pos, neg=neg, transitions=n, seconds=d["seconds"], point_loss=pl,
+                         point_updates=pn, train_seconds=d["train_seconds"])
+            meter = cls(**d)
+        except (TypeError, ValueError, KeyError) as err:
+            raise CswmError(f"{where} is not a set of running totals ({type(err).__name__}); delete it or "
+                            "use another --name") from None
+        for f in fields(meter):
+            kind = checks.integer if f.type == "int" else checks.real
+            setattr(meter, f.name, kind(getattr(meter, f.name), f"{where}: {f.name}", 0))
+        return meter
 
     def add(self, terms: list[float], transitions: int, seconds: float) -> None:
         """One update: ``terms`` = batch means of (loss, pos, neg) over ``transitions`` transitions."""
@@ -239,15 +219,15 @@ class Run:
     selected: dict = field(default_factory=lambda: {"updates": 0, "loss": None})  # what model.pt holds
     saved: int = 0  # updates of the last state.pt
 
-    def resume(self) -> None:
+    def resume(self, episodes: Episodes) -> None:
         """Continue from ``state.pt`` (validated by :func:`run_folder.read_state`), if there is one."""
-        s = read_state(self.folder / "state.pt", self.config.to_dict(), self.fingerprint, self.model,
-                       self.opt, self.batches_per_epoch)
+        s = read_state(self.folder / "state.pt", self.config.to_dict(), episodes, self.model, self.opt,
+                       self.batches_per_epoch)
         if s is None:
             return
         self.done = self.saved = s["updates"]
         self.best, self.log, self.curve = s["best_loss"], s["log"], s.get("curve", [])
-        self.meter = Meter.from_state(s.get("meter", s.get("acc")))
+        self.meter = s["meter"]
         best = [r for r in self.log if r.get("best")]
         self.selected = s.get("selected") or {"updates": best[-1]["updates"] if best else 0,
                                                "loss": best[-1]["loss"] if best else None}
@@ -298,7 +278,8 @@ class Run:
             chosen = copy.deepcopy(self.model)
             path = self.folder / "model.pt"
             weights = load_tensors(path, "model checkpoint (model.pt)")
-            chosen.load_state_dict(check_weights(weights, chosen, str(path)))
+            check_weights(weights, chosen, path)
+            chosen.load_state_dict(weights)
             records = curve_scores(chosen, curve_set)
         point = {"updates": u, "epoch": round(u / self.batches_per_epoch, 4), "loss": self.selected["loss"],
                  "weights": "selected", "records": records}

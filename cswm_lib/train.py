@@ -38,10 +38,11 @@ from tqdm.auto import tqdm
 from cswm_lib import CswmError, checks
 from cswm_lib.curves import eval_subset
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.data.fingerprint import data_fingerprint
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, Negatives, sample_negatives, strategy_from_flags
-from cswm_lib.run_folder import Run, data_fingerprint, run_lock
+from cswm_lib.run_folder import Run, run_lock
 from cswm_lib.utils import ArgumentParser, checkpoints_dir, cli_errors, get_device
 
 
@@ -234,7 +235,7 @@ def train(
         model = CSWM(mcfg).to(device)
         run = Run(config, config.folder(), model, Adam(model.parameters(), lr=config.learning_rate), nb,
                   data_fingerprint(episodes))
-        run.resume()
+        run.resume(episodes)
         if run.done >= total:  # finished: returned as is
             return run.folder
         run.write_config(episodes)

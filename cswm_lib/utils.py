@@ -118,7 +118,10 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    An interrupted job therefore never leaves a file that looks complete.
+    An interrupted job therefore never leaves a file that looks complete, nor the temporary file:
+    Ctrl-C and errors unwind through ``finally``, and SIGTERM does too under :func:`cli_errors`; in a
+    process with SIGTERM's default action (library use) the block removes its temporary file before
+    the process ends by the signal.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,10 +130,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
+        with _remove_on_sigterm(tmp):
+            yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _remove_on_sigterm(tmp: Path) -> Iterator[None]:
+    """While SIGTERM has its default action (it would end the process with no cleanup), remove
+    ``tmp`` first, then end the process by the signal as before."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        tmp.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> Any:
@@ -150,24 +178,31 @@ def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         ) from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's ``KeyboardInterrupt`` (by :func:`interrupt_guard`), so the same
+    cleanup runs: workers stopped, temporary files removed, the old output kept."""
+
+
 class InterruptGuard:
-    """Remembers a Ctrl-C (SIGINT) even when the ``KeyboardInterrupt`` it raised was swallowed on the
-    way (Python ignores exceptions raised in ``__del__``, weakref and thread callbacks), so a job can
-    :meth:`check` before it commits its output. See :func:`interrupt_guard`."""
+    """Remembers a Ctrl-C (SIGINT) or SIGTERM even when the ``KeyboardInterrupt`` it raised was
+    swallowed on the way (Python ignores exceptions raised in ``__del__``, weakref and thread
+    callbacks), so a job can :meth:`check` before it commits its output. See :func:`interrupt_guard`."""
 
     def __init__(self) -> None:
-        self.interrupted = False
+        self.interrupted: type[KeyboardInterrupt] | None = None
 
     def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if a SIGINT arrived since the guard was entered."""
+        """Raise ``KeyboardInterrupt`` (:class:`Terminated` for SIGTERM) if a signal arrived since the
+        guard was entered."""
         if self.interrupted:
-            raise KeyboardInterrupt
+            raise self.interrupted
 
 
 @contextlib.contextmanager
 def interrupt_guard() -> Iterator[InterruptGuard]:
-    """Within the block, SIGINT raises ``KeyboardInterrupt`` as usual and also sets a flag that
-    :meth:`InterruptGuard.check` turns into ``KeyboardInterrupt`` at a safe point (outside the main
+    """Within the block, SIGINT raises ``KeyboardInterrupt`` as usual, SIGTERM raises
+    :class:`Terminated` (a ``KeyboardInterrupt``, so the same cleanup runs), and either sets a flag that
+    :meth:`InterruptGuard.check` turns into the exception again at a safe point (outside the main
     thread, where no handler can be set, only the usual behaviour remains)."""
     import signal
     import threading
@@ -178,14 +213,15 @@ def interrupt_guard() -> Iterator[InterruptGuard]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        guard.interrupted = True
-        raise KeyboardInterrupt
+        guard.interrupted = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise guard.interrupted
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield guard
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def os_error_line(err: OSError) -> str:
@@ -196,10 +232,12 @@ def os_error_line(err: OSError) -> str:
 
 
 def ignore_interrupts() -> None:
-    """For worker processes: leave Ctrl-C to the parent, which stops the workers and cleans up."""
+    """For worker processes: leave Ctrl-C to the parent, which stops the workers and cleans up; SIGTERM
+    ends a worker at once (a forked worker would otherwise inherit the parent's handler)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def die_with_parent() -> None:
@@ -310,9 +348,26 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
+#: what torch's zip writer says when the disk fills up under it (it raises RuntimeError, not OSError)
+_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """Whether ``err`` is torch's ``RuntimeError`` for a write the file system refused (a full disk)."""
+    return isinstance(err, RuntimeError) and any(s in str(err) for s in _WRITE_FAILURES)
+
+
+def write_failure_line(err: BaseException) -> str:
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return (f"writing a file failed: no space left on device, or the file system refused the write "
+            f"(torch: {first[-120:]})")
+
+
 def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command-line ``main``: a :class:`~cswm_lib.CswmError` becomes one line on stderr, exit 2;
-    so does an ``OSError`` that no check caught before (disk full, permissions, a path that is a folder)."""
+    so does an ``OSError`` that no check caught before (disk full, permissions, a path that is a folder)
+    and torch's ``RuntimeError`` for a write that failed (a full disk). SIGINT ends it with exit 130 and
+    SIGTERM with 143, after the same cleanup (see :func:`interrupt_guard`)."""
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -327,6 +382,14 @@ def cli_errors(main: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as err:
             print(f"error: {os_error_line(err)}", file=sys.stderr)
             raise SystemExit(2) from None
+        except RuntimeError as err:
+            if not is_write_failure(err):
+                raise
+            print(f"error: {write_failure_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            raise SystemExit(143) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise SystemExit(130) from None

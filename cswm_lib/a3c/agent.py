@@ -6,7 +6,6 @@ trained policy, and the book's chapters load and evaluate agents through them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
 from cswm_lib.envs.atari import ATARI_IDS
+from cswm_lib.jsonl import read_jsonl
 from cswm_lib.utils import get_device, load_tensors
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def read_curve(folder: str | Path) -> list[dict[str, float]]:
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, "A3C training curve")
 
 
 @torch.no_grad()

@@ -96,19 +96,11 @@ class CollectConfig:
         for p in self.check_dup_paths:
             if not Path(p).is_file():
                 raise CswmError(f"--check-dup-paths file not found: {p}")
-        path = Path(self.save_path)
-        if path.is_dir():
-            raise CswmError(f"--save-path {path} is a folder; give a file name such as {path / 'data.h5'}")
-        if (path.exists() or path.is_symlink()) and not path.is_file():
-            raise CswmError(f"--save-path {path} exists and is not a regular file (a device, pipe or broken "
-                            "link): refusing to write there")
-        for parent in path.parents:  # a missing folder is created; a file in its place is an error
-            if parent.exists() and not parent.is_dir():
-                raise CswmError(f"cannot write {path}: {parent} is a file, not a folder")
-            if parent.is_dir():
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise CswmError(f"cannot write into {parent}: permission denied (read-only folder?)")
-                break
+        from cswm_lib.paths import output_file
+
+        # (a file that is not a dataset of ours is refused by collect(), which knows --overwrite)
+        output_file(self.save_path, "--save-path", inputs=[self.agent_folder(), *self.check_dup_paths],
+                    make_parents=True)
 
 
 def attempt_rng(seed: int, attempt: int) -> np.random.Generator:

@@ -41,6 +41,7 @@ from torch import nn
 from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
 from cswm_lib.a3c.optim import SharedAdam
+from cswm_lib.paths import output_folder
 from cswm_lib.utils import (
     ArgumentParser,
     atomic_path,
@@ -110,12 +111,7 @@ class A3CConfig:
         if self.start_method not in mp.get_all_start_methods():
             raise CswmError(f"unknown start_method {self.start_method!r}: expected one of "
                             f"{', '.join(mp.get_all_start_methods())}")
-        folder = self.resolved_folder()
-        for p in (folder, *folder.parents):
-            if p.exists() and not p.is_dir():
-                raise CswmError(f"cannot use {folder} as the A3C folder: {p} is a file, not a folder")
-            if p.is_dir():
-                break
+        output_folder(self.resolved_folder(), "A3C folder")
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ class Episodes:
                 raise CswmError(
                     f"state_ids {list(s.shape)} do not match frames {list(f.shape)}: expected [E, T+1, S]"
                 )
-            self.state_ids = s.astype(np.int64, copy=False)
+            from cswm_lib.data.schema import whole_ids
+
+            self.state_ids = whole_ids(s)
         if self.original_order is not None:
             o = np.asarray(self.original_order, dtype=np.int64)
             if o.shape != (f.shape[0],) or not np.array_equal(np.sort(o), np.arange(f.shape[0])):

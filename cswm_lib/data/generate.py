@@ -221,26 +221,11 @@ def check_output(fname: str | os.PathLike, overwrite: bool, size: tuple[int, int
     with ``overwrite``."""
     import shutil
 
-    path = Path(fname)
-    if path.is_dir():
-        raise CswmError(f"--fname {path} is a folder; give a file name such as {path / 'data.h5'}")
-    if path.exists() or path.is_symlink():
-        if not path.is_file():
-            raise CswmError(f"--fname {path} exists and is not a regular file (a device, pipe or broken "
-                            "link): refusing to write there")
-        if not overwrite:
-            try:
-                ours = read_attrs(path).get("format") == "cswm-book"
-            except CswmError:
-                ours = False
-            if not ours:
-                raise CswmError(f"--fname {path} exists and is not a dataset of ours; pass --overwrite to "
-                                "replace it")
+    from cswm_lib.paths import is_our_dataset, output_file
+
+    path = output_file(fname, "--fname", ours=is_our_dataset, overwrite=overwrite,
+                       foreign="a dataset of ours")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CswmError(f"the folder of --fname does not exist: {parent} (create it first)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CswmError(f"cannot write into {parent}: permission denied (read-only folder?)")
     likely, most = size
     free = shutil.disk_usage(parent).free
     if show and most > 2**30:

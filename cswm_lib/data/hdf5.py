@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes, whole_actions
+from cswm_lib.data.fingerprint import ContentHash, check_content, content_hash
+from cswm_lib.data.schema import check_original_episode, check_v1, whole_ids
 from cswm_lib.utils import atomic_path
 
 FORMAT = "cswm-book"
@@ -80,6 +82,8 @@ class EpisodeWriter:
             compression=compression, compression_opts=opts,
         )
         self.actions = self.file.create_dataset("actions", (E, T), np.int64)
+        self.hash: ContentHash | None = ContentHash(self.frames.shape, state_dim is not None)
+        self.written = 0  # episodes hashed so far (written in order)
         self.state_ids = None
         if state_dim is not None:
             self.state_ids = self.file.create_dataset(
@@ -91,12 +95,24 @@ class EpisodeWriter:
               state_ids: np.ndarray | None = None) -> None:
         """Episodes ``start .. start + len(frames)``: frames ``[n, T+1, C, H, W]``, actions ``[n, T]``."""
         stop = start + len(frames)
+        if self.hash is not None and start == self.written:
+            self.hash.update(frames, actions, state_ids)
+            self.written = stop
+        else:  # out of order: hashed from the file on close
+            self.hash = None
         self.frames[start:stop] = frames
         self.actions[start:stop] = actions
         if self.state_ids is not None:
             self.state_ids[start:stop] = state_ids
 
     def close(self, ok: bool = True) -> None:
+        if ok:
+            if self.hash is None or self.written != self.frames.shape[0]:
+                ids = None if self.state_ids is None else self.state_ids[()]
+                digest = content_hash(Episodes(self.frames[()], self.actions[()], ids))
+            else:
+                digest = self.hash.hexdigest()
+            self.file.attrs["content_sha256"] = digest
         self.file.close()
         if ok:
             self._atomic.__exit__(None, None, None)
@@ -259,16 +275,17 @@ load_episodes_cached.cache_clear = _load_cached.cache_clear  # type: ignore[attr
 
 def _load_v1(f: h5py.File, path: Path, lazy: bool = False) -> Episodes:
     version = _attr_value(f.attrs.get("format_version"))
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CswmError(f"format_version {version!r} is not supported (we read <= {FORMAT_VERSION})")
-    for name in ("frames", "actions"):
-        if name not in f:
-            raise CswmError(f"missing dataset '/{name}' (found {list(f.keys())})")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+        raise CswmError(f"format_version {version!r} is not supported (we read 1..{FORMAT_VERSION})")
+    attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+    check_v1(f, attrs)
     frames = LazyFrames(f) if lazy else f["frames"][()]
     actions = f["actions"][()]
     state_ids = f["state_ids"][()] if "state_ids" in f else None
-    attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
-    return Episodes(frames, actions, state_ids, attrs)
+    episodes = Episodes(frames, actions, state_ids, attrs)
+    if not lazy:
+        check_content(episodes, attrs.get("content_sha256"))
+    return episodes
 
 
 def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
@@ -283,10 +300,13 @@ def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
     with_ids = all("state_ids" in f[k] and "next_state_ids" in f[k] for k in keys)
     for k in tqdm(keys, desc=f"reading {path.name}", disable=not progress):
         g = f[k]
+        if not isinstance(g, h5py.Group):
+            raise CswmError(f"'{k}' is a {type(g).__name__}, not an episode group")
         missing = [n for n in ("obs", "action", "next_obs") if n not in g]
         if missing:
             raise CswmError(f"episode group '{k}' lacks {missing} (has {list(g.keys())})")
         obs, nxt, act = g["obs"][()], g["next_obs"][()], g["action"][()]
+        check_original_episode(k, obs, nxt, act, frames[0].shape[1:] if frames else None)
         if not (len(obs) == len(nxt) == len(act)) or len(obs) == 0:
             raise CswmError(
                 f"episode '{k}' has mismatched lengths: obs {len(obs)}, action {len(act)}, "
@@ -311,10 +331,12 @@ def _load_original(f: h5py.File, path: Path, progress: bool) -> Episodes:
                 raise CswmError(
                     f"episode '{k}' has {len(s)} state_ids / {len(ns)} next_state_ids for {len(obs)} steps"
                 )
-            ids.append(np.concatenate([s, ns[-1:]]).astype(np.int64))
+            ids.append(whole_ids(np.concatenate([s, ns[-1:]]), f"episode '{k}': state_ids"))
     attrs = {"source": "original-layout", "num_episodes": len(keys), "episode_length": len(actions[0])}
-    return Episodes(np.stack(frames), np.stack(actions), np.stack(ids) if with_ids else None, attrs,
-                    original_order)
+    episodes = Episodes(np.stack(frames), np.stack(actions), np.stack(ids) if with_ids else None, attrs,
+                        original_order)
+    check_content(episodes)  # computed once, here (the original layout stores no hash)
+    return episodes
 
 
 def _to_uint8(x: np.ndarray, key: str) -> np.ndarray:
