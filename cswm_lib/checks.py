@@ -75,7 +75,7 @@ def real(value: Any, name: str, lo: float | None = None, hi: float | None = None
         raise CswmError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if math.isnan(value) or (finite and math.isinf(value)):
-        raise CswmError(f"{name} must be a finite number, got {value!r}")
+        raise CswmError(f"{name} must be a {'finite ' if finite else ''}number, got {value!r}")
     _check_range(value, name, lo, hi, lo_open, hi_open, why)
     return value
 
