@@ -1,6 +1,7 @@
 """Training: overfitting a tiny world, determinism, resume equality, checkpoints, CLI flags and errors."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -213,3 +214,96 @@ def test_training_is_bit_identical_to_the_reference_loop(tmp_path):
             for p in got[run]["curve"] if p.get("weights", "last") == "last"
         ]
         assert got[run] == want[run], run
+
+
+def test_last_curve_point_scores_the_last_weights_and_a_marked_point_scores_model_pt(tmp_path):
+    """Issue 19 item 4: curves and final scores come from the same weights. The learning rate makes
+    the lowest-loss epoch (model.pt) an earlier one than the last."""
+    from cswm_lib.curves import curve_scores, curve_table, eval_subset, read_curve, read_selected
+
+    eps, ev = tiny_episodes(E=3, T=6, seed=3), tiny_episodes(E=2, T=6, seed=4)
+    c = cfg(tmp_path, name="sel", strategy="mixed", num_negatives=2, time_aligned=False, learning_rate=0.02,
+            batch_size=6, num_updates=20, seed=7, eval_every=7, eval_episodes=1)
+    folder = train(c, eps, ev)
+    subset = eval_subset(ev, 1)
+    curve, selected = read_curve(folder), read_selected(folder)
+    last = load_model(folder, "cpu")
+    last.load_state_dict(weights(folder, "last.pt"))
+    assert curve[-1]["updates"] == 20 and curve[-1]["records"] == curve_scores(last, subset)
+    best = min(read_log(folder)[:-1], key=lambda r: r["loss"])  # complete epochs; the partial 7th is worse
+    assert selected["weights"] == "selected" and selected["updates"] == best["updates"] == 15
+    assert selected["loss"] == best["loss"]
+    assert selected["records"] == curve_scores(load_model(folder), subset)
+    assert not same(weights(folder, "model.pt"), weights(folder))  # two sets of weights, each scored
+    table = curve_table({("mixed", 7): folder})["mixed"]["7"]
+    assert table["updates"] == [0, 7, 14, 20] and table["selected"]["updates"] == [15]
+    # a curve written before the marked point existed still reads
+    lines = (folder / "curve.jsonl").read_text().splitlines()
+    (folder / "curve.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    assert read_selected(folder) is None and "selected" not in curve_table({("m", 7): folder})["m"]["7"]
+
+
+def test_a_state_written_before_the_meter_and_the_rename_resumes_bit_identically(tmp_path, monkeypatch):
+    """state.pt of the loop before issue 21 (positional running totals ``acc``, config key
+    ``negatives``, no ``selected``) resumes to the same weights as an uninterrupted run."""
+    eps = tiny_episodes(E=3, T=6)
+    full = train(cfg(tmp_path, epochs=3, name="full", strategy="mixed", batch_size=4), eps)
+    c = cfg(tmp_path, epochs=2, name="old", strategy="mixed", batch_size=4)
+    train(c, eps)
+    state = torch.load(tmp_path / "old" / "state.pt", weights_only=True)
+    m = state.pop("meter")
+    state["acc"] = {"epoch": [m["loss"], m["pos"], m["neg"], m["transitions"]],
+                    "point": [m["point_loss"], m["point_updates"]], "seconds": m["seconds"],
+                    "train_seconds": m["train_seconds"]}
+    state["config"]["negatives"] = state["config"].pop("strategy")
+    del state["selected"]
+    torch.save(state, tmp_path / "old" / "state.pt")
+    train(cfg(tmp_path, epochs=3, name="old", strategy="mixed", batch_size=4), eps)
+    assert same(weights(full), weights(tmp_path / "old"))
+    assert same(weights(full, "model.pt"), weights(tmp_path / "old", "model.pt"))
+
+
+def test_model_settings_are_declared_once_in_model_config(tmp_path):
+    from cswm_lib.model import MODEL_KEYS, ModelConfig
+
+    a = cfg(tmp_path, encoder="medium", embedding_dim=4, copy_action=True, action_dim=6)
+    b = TrainConfig(**{**{k: v for k, v in TINY.items() if k not in MODEL_KEYS}, "save_folder": str(tmp_path),
+                       "dataset": "tiny.h5"},
+                    model=ModelConfig(encoder="medium", embedding_dim=4, copy_action=True, action_dim=6,
+                                      hidden_dim=32, num_objects=2))
+    assert a == b and a.model.encoder == "medium" and a.model_config((6, 50, 50)).input_shape == (6, 50, 50)
+    d = a.to_dict()
+    assert d["encoder"] == "medium" and d["strategy"] == "baseline" and "model" not in d
+    assert set(MODEL_KEYS) <= set(d) and "input_shape" not in d
+    with pytest.raises(CswmError, match="either as model=ModelConfig"):
+        TrainConfig(model=ModelConfig(), hidden_dim=32)
+    with pytest.raises(TypeError, match="'negatives' \\(renamed strategy\\)"):
+        TrainConfig(negatives="mixed")
+    import dataclasses
+
+    assert dataclasses.replace(a, seed=3).model == a.model  # the executor rewrites configs this way
+
+
+def test_checks_one_style():
+    from cswm_lib import checks
+
+    assert checks.seed(0) == 0 and checks.seed(2**32 - 1) == 2**32 - 1
+    import numpy as np
+
+    assert checks.integer(np.int64(5), "--x", 1) == 5 and type(checks.integer(np.int64(5), "--x")) is int
+    assert checks.real(2, "--x") == 2.0 and checks.real(math.inf, "--x", finite=False) == math.inf
+    for bad, pat in [(True, "whole number, got True"), (1.5, "whole number, got 1.5"), ("3", "whole number")]:
+        with pytest.raises(CswmError, match=pat):
+            checks.integer(bad, "--x")
+    with pytest.raises(CswmError, match=r"--x must be in \[0, 4294967296\)"):
+        checks.seed(2**32, "--x")
+    with pytest.raises(CswmError, match=r"--lr must be > 0 \(why\), got 0.0"):
+        checks.real(0.0, "--lr", 0, lo_open=True, why="why")
+    with pytest.raises(CswmError, match="must be True or False"):
+        checks.boolean("no", "--flag")
+    # the bounds of the seed range are the RNGs' own
+    np.random.RandomState(2**32 - 1)
+    with pytest.raises(ValueError):
+        np.random.RandomState(2**32)
+    train_seed = (2**32 - 1) * 100_003 + 10**6  # train's per-epoch generator seed stays in torch's range
+    torch.Generator().manual_seed(train_seed)
