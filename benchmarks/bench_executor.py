@@ -57,7 +57,7 @@ def child(executor: str, dataset: str, folder: str, epochs: int) -> None:
 
     row: dict = {"executor": executor, "import_s": time.perf_counter() - t0}
     jobs = []
-    for label, strategy in (("baseline", {}), ("episodic", {"negatives": "episodic"})):
+    for label, strategy in (("baseline", {}), ("episodic", {"strategy": "episodic"})):
         for seed in (1, 2):
             cfg = TrainConfig(dataset=dataset, name=f"{label}_s{seed}", save_folder=folder, epochs=epochs,
                               batch_size=16, hidden_dim=16, num_objects=2, action_dim=4, seed=seed,

@@ -12,15 +12,22 @@ Writes ``<save_folder>/<name>/``::
   last.pt          state dict at the end of the run (after the last completed epoch while it runs)
   log.jsonl        one line per epoch: epoch, updates, loss, pos, neg, seconds, best (a budget that
                    ends inside an epoch logs that partial epoch last)
-  curve.jsonl      with --eval-every N: the learning curve, one line per N updates
+  curve.jsonl      with --eval-every N: the learning curve, one line per N updates, the last at the
+                   last weights, then one point marked "weights": "selected" that scores model.pt
                    (:mod:`cswm_lib.curves`)
   state.pt         model + optimizer + progress, written atomically after every epoch and curve point
+  train.lock       the run's lock (:func:`cswm_lib.run_folder.run_lock`): a second run of the same
+                   folder is refused, naming the pid that trains it
 
 The budget is ``--num-updates`` optimizer updates when given, else ``--epochs`` passes over the data.
 Re-running the same command RESUMES from ``state.pt`` and ends with bit-identical weights and curve
 to an uninterrupted run: the shuffling/negative RNG is re-seeded from (seed, epoch) at every epoch
 and replayed up to the last saved update. A finished run is returned as is (raise ``epochs`` or
-``num_updates`` to train on).
+``num_updates`` to train on). A non-finite loss (or weights) stops the run with one line naming the
+update; the folder keeps the files of its last good state.
+
+Settings are checked where they are declared (:mod:`cswm_lib.checks`): the model's in
+:class:`~cswm_lib.model.ModelConfig`, the run's in :class:`TrainConfig`.
 """
 
 from __future__ import annotations
