@@ -134,17 +134,24 @@ def _series(points: list[dict[str, Any]]) -> dict[str, list]:
     return series
 
 
+def selected_key(key: str) -> str:
+    """Name of a score of the selected weights in :func:`curve_table`, e.g.
+    ``"selected:local_dedup|1|Hits@1"`` (``"selected:updates"``: when they were saved)."""
+    return f"selected:{key}"
+
+
 def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[str, dict[str, list]]]:
     """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
     :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
     from ``folders = {(strategy, seed): run folder}``. A run whose curve has the point of its
-    selected weights (:func:`read_selected`) has it under ``"selected"``, in the same layout with
-    lists of one value (``{"updates": [u], "<mode>|<L>|<metric>": [v]}``), for a marker on the curve."""
+    selected weights (:func:`read_selected`) also has that point's values, as lists of one, under
+    :func:`selected_key` names (``"selected:updates": [u]``, ``"selected:<mode>|<L>|<metric>": [v]``),
+    for a marker on the curve."""
     out: dict[str, dict[str, dict[str, list]]] = {}
     for (label, seed), folder in folders.items():
         series = _series(read_curve(folder))
         selected = read_selected(folder)
         if selected is not None:
-            series["selected"] = _series([selected])  # type: ignore[assignment]
+            series.update({selected_key(k): v for k, v in _series([selected]).items()})
         out.setdefault(label, {})[str(seed)] = series
     return out

@@ -219,7 +219,7 @@ def test_training_is_bit_identical_to_the_reference_loop(tmp_path):
 def test_last_curve_point_scores_the_last_weights_and_a_marked_point_scores_model_pt(tmp_path):
     """Issue 19 item 4: curves and final scores come from the same weights. The learning rate makes
     the lowest-loss epoch (model.pt) an earlier one than the last."""
-    from cswm_lib.curves import curve_scores, curve_table, eval_subset, read_curve, read_selected
+    from cswm_lib.curves import curve_scores, curve_table, curve_value, eval_subset, read_curve, read_selected
 
     eps, ev = tiny_episodes(E=3, T=6, seed=3), tiny_episodes(E=2, T=6, seed=4)
     c = cfg(tmp_path, name="sel", strategy="mixed", num_negatives=2, time_aligned=False, learning_rate=0.02,
@@ -236,11 +236,13 @@ def test_last_curve_point_scores_the_last_weights_and_a_marked_point_scores_mode
     assert selected["records"] == curve_scores(load_model(folder), subset)
     assert not same(weights(folder, "model.pt"), weights(folder))  # two sets of weights, each scored
     table = curve_table({("mixed", 7): folder})["mixed"]["7"]
-    assert table["updates"] == [0, 7, 14, 20] and table["selected"]["updates"] == [15]
+    assert table["updates"] == [0, 7, 14, 20] and table["selected:updates"] == [15]
+    assert table["selected:local_dedup|1|Hits@1"] == [curve_value(selected, "local_dedup", 1)]
     # a curve written before the marked point existed still reads
     lines = (folder / "curve.jsonl").read_text().splitlines()
     (folder / "curve.jsonl").write_text("\n".join(lines[:-1]) + "\n")
-    assert read_selected(folder) is None and "selected" not in curve_table({("m", 7): folder})["m"]["7"]
+    assert read_selected(folder) is None
+    assert "selected:updates" not in curve_table({("m", 7): folder})["m"]["7"]
 
 
 def test_a_state_written_before_the_meter_and_the_rename_resumes_bit_identically(tmp_path, monkeypatch):
