@@ -304,23 +304,6 @@ def read_log(folder: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-#: The original flags of the negative-sampling fork, as aliases of --strategy (and --beta):
-#:
-#: ==========================================  =====================================
-#: original flags                              --strategy (beta, time_aligned)
-#: ==========================================  =====================================
-#: (none)                                      baseline
-#: --custom-neg --in-ep-prob 1.0               episodic
-#: --custom-neg --in-ep-prob 0.0               time_aligned
-#: --custom-neg --in-ep-prob 0.0 --disable-..  out_of_episode
-#: --custom-neg [--in-ep-prob b]               mixed (beta b, default 0.5)
-#: --custom-neg --disable-time-aligned         mixed (time_aligned False)
-#: ==========================================  =====================================
-#:
-#: ``--beta`` is an alias of ``--in-ep-prob``; see :func:`cswm_lib.negatives.strategy_from_flags`.
-STRATEGY_ALIASES = ("--custom-neg", "--in-ep-prob", "--disable-time-aligned", "--beta")
-
-
 def build_parser() -> argparse.ArgumentParser:
     d, m = TrainConfig(), ModelConfig()
     p = ArgumentParser(
@@ -352,8 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-action", action="store_true")
     g = p.add_argument_group(
         "negative sampling: --strategy, or the original flags of the negative-sampling fork as aliases "
-        "(--custom-neg [--in-ep-prob P] [--disable-time-aligned]; see STRATEGY_ALIASES in cswm_lib.train)")
-    g.add_argument("--strategy", choices=STRATEGIES, default=None, help="the strategy (default: baseline)")
+        "(--custom-neg [--in-ep-prob P] [--disable-time-aligned]; the mapping is the table of "
+        "cswm_lib.negatives)")
+    g.add_argument("--strategy", choices=STRATEGIES, default=None,
+                   help="the strategy; none given: baseline, or what the aliases say")
     g.add_argument("--custom-neg", action="store_true",
                    help="alias: dataset negatives instead of the in-batch permutation")
     g.add_argument("--in-ep-prob", type=float, default=None,
