@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from cswm_lib.train import TrainConfig
 
 LOCK = "train.lock"
-#: keys every state.pt of this library holds (later versions add updates, curve, meter, data, selected)
-STATE_KEYS = ("model", "optimizer", "epoch", "best_loss", "log", "config")
 #: TrainConfig fields that may differ between an interrupted run and its resumption
 RESUMABLE = {"epochs", "num_updates", "device", "progress", "save_folder", "dataset", "eval_dataset"}
 #: field names of states written before the rename of issue 21 (old -> new)
@@ -129,6 +127,11 @@ def read_state(path: Path, config: dict, episodes: Episodes, model: torch.nn.Mod
     if not all(isinstance(r, dict) for r in state.get("curve", [])):
         raise CswmError(f"{path}: 'curve' must hold one dict per point; delete it or use another --name")
     state["meter"] = Meter.from_state(state.get("meter", state.get("acc")), f"{path}: meter")
+    if "selected" in state:
+        sel = state["selected"]
+        checks.integer(sel.get("updates"), f"{path}: selected.updates", 0, state["updates"])
+        if sel.get("loss") is not None:
+            checks.real(sel["loss"], f"{path}: selected.loss")
     check_weights(state["model"], model, f"{path} (model)")
     model.load_state_dict(state["model"])
     _check_optimizer(state["optimizer"], optimizer, f"{path} (optimizer)")
@@ -228,9 +231,16 @@ class Run:
         self.done = self.saved = s["updates"]
         self.best, self.log, self.curve = s["best_loss"], s["log"], s.get("curve", [])
         self.meter = s["meter"]
+        self.selected = s.get("selected") or self._selected_from_log()
+
+    def _selected_from_log(self) -> dict:
+        """What model.pt holds, for states written before ``selected``: the last epoch marked best."""
         best = [r for r in self.log if r.get("best")]
-        self.selected = s.get("selected") or {"updates": best[-1]["updates"] if best else 0,
-                                               "loss": best[-1]["loss"] if best else None}
+        if not best:
+            return {"updates": 0, "loss": None}
+        r = best[-1]
+        updates = r.get("updates", r.get("epoch", 0) * self.batches_per_epoch)
+        return {"updates": updates, "loss": r.get("loss")}
 
     def write_config(self, episodes: Episodes) -> None:
         """``config.json``: the settings, the model (with its input shape) and the data's facts."""

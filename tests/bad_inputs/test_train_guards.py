@@ -287,6 +287,8 @@ STATES = {
         (_set("optimizer", _moment), r"state.pt \(optimizer\): exp_avg of parameter 0 does not have"),
     case("state.pt with running totals of the wrong kind", "traceback"):
         (_set("meter", {"loss": "x"}), r"state.pt: meter: loss must be a number"),
+    case("state.pt whose selected weights come after its last update", "traceback"):
+        (_set("selected", {"updates": 99, "loss": 1.0}), r"state.pt: selected.updates must be in \[0, 1\]"),
     case("state.pt with a curve point that is not a dict", "traceback"):
         (_set("curve", [1, 2]), "'curve' must hold one dict per point"),
 }
