@@ -6,7 +6,7 @@
   and types, :func:`cswm_lib.checkpoint.load_training_state`), the values the loop reads, the
   weights' and optimizer moments' shapes against the model being built, the config and the dataset
   it was trained with. Every failure is one line naming the file and the field.
-* :func:`save_tensors`, :func:`write_lines` -- atomic writes of ``*.pt`` and ``*.jsonl``.
+* :func:`save_tensors` -- atomic writes of ``*.pt`` (``*.jsonl``: :func:`cswm_lib.jsonl.rewrite_jsonl`).
 * :class:`Run` -- a run in progress and every file it writes: the epoch log with ``model.pt`` (the
   lowest training loss) and ``last.pt``, curve points (and the point of the selected weights at
   the end), ``state.pt``; its running totals are a :class:`Meter`.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import errno
 import fcntl
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from cswm_lib.checkpoint import check_weights, load_training_state
 from cswm_lib.curves import curve_scores
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.fingerprint import data_fingerprint
+from cswm_lib.jsonl import rewrite_jsonl
 from cswm_lib.model import CSWM
 from cswm_lib.utils import atomic_path, load_tensors, write_json
 
@@ -142,12 +142,6 @@ def save_tensors(obj: object, path: Path) -> None:
     """``torch.save`` atomically (a kill never leaves a half-written file under ``path``)."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def write_lines(path: Path, rows: list[dict]) -> None:
-    """Rows as JSON lines, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @dataclass
@@ -276,7 +270,7 @@ class Run:
             "records": curve_scores(self.model, curve_set),
         })
         self.meter.point_loss, self.meter.point_updates = 0.0, 0
-        write_lines(self.folder / "curve.jsonl", self.curve)
+        rewrite_jsonl(self.folder / "curve.jsonl", self.curve)
 
     def selected_point(self, curve_set: Episodes) -> None:
         """At the end: one more curve point, of the weights in ``model.pt`` (the published selection),
@@ -293,7 +287,7 @@ class Run:
             records = curve_scores(chosen, curve_set)
         point = {"updates": u, "epoch": round(u / self.batches_per_epoch, 4), "loss": self.selected["loss"],
                  "weights": "selected", "records": records}
-        write_lines(self.folder / "curve.jsonl", [*self.curve, point])
+        rewrite_jsonl(self.folder / "curve.jsonl", [*self.curve, point])
 
     def end_epoch(self, epoch: int, complete: bool) -> tuple[float, float, float]:
         """The epoch's log line (a partial last epoch is written but stays open for a longer budget),
@@ -310,7 +304,7 @@ class Run:
             self.selected = {"updates": self.done, "loss": loss}
             self.best = loss if complete else self.best
         save_tensors(self.weights(), self.folder / "last.pt")
-        write_lines(self.folder / "log.jsonl", self.log + ([] if complete else [row]))
+        rewrite_jsonl(self.folder / "log.jsonl", self.log + ([] if complete else [row]))
         return loss, pos, neg
 
     def checkpoint(self) -> None:

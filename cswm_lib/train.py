@@ -33,7 +33,6 @@ Settings are checked where they are declared (:mod:`cswm_lib.checks`): the model
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -47,6 +46,7 @@ from cswm_lib.curves import eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.fingerprint import data_fingerprint
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.jsonl import read_jsonl
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, Negatives, sample_negatives, strategy_from_flags
 from cswm_lib.run_folder import Run, run_lock
@@ -301,7 +301,7 @@ def read_log(folder: str | Path) -> list[dict]:
     path = Path(folder) / "log.jsonl"
     if not path.is_file():
         raise CswmError(f"no training log in {folder} (expected {path.name})")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path, "training log")
 
 
 def build_parser() -> argparse.ArgumentParser:
