@@ -1,5 +1,5 @@
 """Tests of cswm_lib.evaluate: hand-computed ranks, equality with a brute-force sort of the full
-matrix (the published scripts' logic) in every mode, embedding paths, and one-line errors."""
+matrix (the published scripts' logic) in every setting, embedding paths, and one-line errors."""
 
 from __future__ import annotations
 
@@ -14,18 +14,8 @@ from torch import nn
 
 from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import (
-    PRESETS,
-    START_METRIC,
-    embed_paths,
-    evaluate,
-    evaluate_modes,
-    main,
-    rank_global,
-    rank_local,
-    scores,
-    scores_by_batch_size,
-)
+from cswm_lib.evaluate import NEAREST_START, SETTINGS, embed_paths, evaluate, evaluate_settings, main
+from cswm_lib.ranking import rank_global, rank_local, scores, scores_by_batch_size
 from cswm_lib.utils import cli_errors, eval_mode, torch_threads
 
 # ----------------------------------------------------------------------------- brute force
@@ -63,7 +53,7 @@ def ref_global(pred, targ, ids, dedup, batch, ks, averaging):
                 hits[k].append(float(0 in order[:k]) if dedup != "correct" else float(rank < k))
             rr.append(1.0 / (rank + 1))
     out = {}
-    for key, v in [*((f"hits@{k}", hits[k]) for k in ks), ("mrr", rr)]:
+    for key, v in [*((f"Hits@{k}", hits[k]) for k in ks), ("MRR", rr)]:
         v = np.array(v)
         if averaging == "published" and batch:
             sums = v.reshape(-1, b).sum(1).cumsum()
@@ -108,14 +98,14 @@ def test_hand_computed_global_ranks():
     # match; row 2: d = [4, 1, 1], true 4 -> two closer
     assert r.rank.tolist() == [1, 0, 2]
     s = scores(r, ks=(1, 2, 3))
-    assert s["hits@1"] == pytest.approx(1 / 3) and s["hits@2"] == pytest.approx(2 / 3) and s["hits@3"] == 1
-    assert s["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 3) / 3)
+    assert s["Hits@1"] == pytest.approx(1 / 3) and s["Hits@2"] == pytest.approx(2 / 3) and s["Hits@3"] == 1
+    assert s["MRR"] == pytest.approx((1 / 2 + 1 + 1 / 3) / 3)
     ids = np.array([[7], [8], [7]])  # targets 0 and 2 are the same state
     pub = rank_global(pred, targ, ids, dedup="published")
     # row 0: top candidate p2 has target id 7 = own id -> repaired; row 2: top is p0 (lowest index
     # among the tied p0, p1), id 7 -> repaired
     assert pub.top1_dup.tolist() == [True, False, True]
-    assert scores(pub, ks=(1,))["hits@1"] == 1 and scores(pub, ks=(1,))["mrr"] == 1
+    assert scores(pub, ks=(1,))["Hits@1"] == 1 and scores(pub, ks=(1,))["MRR"] == 1
     cor = rank_global(pred, targ, ids, dedup="correct")
     assert cor.rank.tolist() == [0, 0, 0]
     assert pub.num_dup.tolist() == [1, 0, 1]
@@ -176,7 +166,7 @@ def test_local_matches_brute_force(dedup):
 def test_collapsed_embeddings_score_perfectly_as_in_the_original():
     z = np.zeros((50, 5, 2))
     r = rank_global(z, z)
-    assert scores(r)["hits@1"] == 1.0 and scores(r)["mrr"] == 1.0
+    assert scores(r)["Hits@1"] == 1.0 and scores(r)["MRR"] == 1.0
 
 
 def test_float32_and_3d_inputs_and_cuda_free():
@@ -237,43 +227,50 @@ def test_embed_paths_matches_manual_rollout_and_restores_mode():
     assert torch.equal(out["target_ids"], torch.from_numpy(ep.state_ids[:, 3]))
 
 
-def test_evaluate_every_mode_and_drop_last():
+def test_evaluate_every_setting_and_drop_last():
     torch.manual_seed(0)
     model, ep = Toy(), toy_episodes()
     res = {}
-    for mode in ("global", "dedup", "dedup_correct", "batched", "local"):
-        r = evaluate(model, ep, 2, mode=mode, batch_size=10, ks=(1, 5, 10), progress=False)
-        assert 0 <= r["hits@1"] <= r["hits@5"] <= r["hits@10"] <= 1 and 0 < r["mrr"] <= 1
-        res[mode] = r
+    for setting in ("global", "global_dedup", "global_dedup_correct", "batched", "local", "local_later"):
+        r = evaluate(model, ep, 2, setting=setting, batch_size=10, ks=(1, 5, 10), progress=False)
+        assert 0 <= r["Hits@1"] <= r["Hits@5"] <= r["Hits@10"] <= 1 and 0 < r["MRR"] <= 1
+        res[setting] = r
     assert res["global"]["N"] == 23 and res["global"]["num_candidates"] == 23  # default keeps all
     assert res["batched"]["N"] == 20 and res["batched"]["num_candidates"] == 10
-    assert res["local"]["num_candidates"] == 11
-    assert res["dedup"]["hits@1"] >= res["global"]["hits@1"]
-    assert res["dedup_correct"]["mrr"] >= res["global"]["mrr"]
-    pub = evaluate(model, ep, 2, mode="global", averaging="published", batch_size=10, ks=(1,), progress=False)
+    assert res["local"]["num_candidates"] == 11 and res["local_later"]["num_candidates"] == 10
+    assert res["global_dedup"]["Hits@1"] >= res["global"]["Hits@1"]
+    assert res["global_dedup_correct"]["MRR"] >= res["global"]["MRR"]
+    pub = evaluate(model, ep, 2, setting="global", averaging="published", batch_size=10, ks=(1,),
+                   progress=False)
     assert pub["N"] == 20 and pub["drop_last"]  # the scripts skip the incomplete last batch
-    again = evaluate(model, ep, 2, mode="batched", batch_size=10, progress=False)
+    again = evaluate(model, ep, 2, setting="batched", batch_size=10, progress=False)
     assert again == res["batched"]  # deterministic
 
 
-def test_presets_say_what_they_include():
-    """A preset is a fixed set of evaluate() arguments; its name says whether it de-duplicates."""
+def test_settings_say_what_they_include():
+    """A setting is its candidates plus fixed evaluate() arguments; its name says whether it
+    de-duplicates: the same scores as the plain setting of those candidates with the arguments."""
     torch.manual_seed(2)
     model, ep = Toy(), toy_episodes(e=30)
-    for preset, explicit in [
-        ("batched_dedup", dict(mode="batched", dedup="published", averaging="published", order="original")),
-        ("local_dedup", dict(mode="local", dedup="published", order="original")),
-        ("local_dedup_correct", dict(mode="local", dedup="correct")),
-        ("dedup", dict(mode="global", dedup="published")),
+    for setting, explicit in [
+        ("batched_dedup",
+         dict(candidates="batched", dedup="published", averaging="published", order="original")),
+        ("local_dedup", dict(candidates="local", dedup="published", order="original")),
+        ("local_dedup_correct", dict(candidates="local", dedup="correct")),
+        ("global_dedup", dict(candidates="global", dedup="published")),
+        ("local_later_dedup", dict(candidates="local_later", dedup="published")),
     ]:
-        assert PRESETS[preset] == explicit
-        a = evaluate(model, ep, 2, mode=preset, batch_size=10, ks=(1,), progress=False)
-        b = evaluate(model, ep, 2, batch_size=10, ks=(1,), progress=False, **explicit)
+        assert SETTINGS[setting] == explicit
+        a = evaluate(model, ep, 2, setting=setting, batch_size=10, ks=(1,), progress=False)
+        args = {k: v for k, v in explicit.items() if k != "candidates"}
+        b = evaluate(model, ep, 2, setting=explicit["candidates"], batch_size=10, ks=(1,), progress=False,
+                     **args)
+        a.pop("setting"), b.pop("setting")
         assert a == b
-    for plain in ("global", "batched", "local"):  # no suffix: nothing de-duplicated
-        assert "dedup" not in PRESETS[plain] and "averaging" not in PRESETS[plain]
+    for plain in ("global", "batched", "local", "local_later"):  # no suffix: nothing de-duplicated
+        assert "dedup" not in SETTINGS[plain] and "averaging" not in SETTINGS[plain]
     with pytest.raises(CswmError, match="implies averaging='published', but averaging='mean'"):
-        evaluate(model, ep, 1, mode="batched_dedup", averaging="mean", batch_size=10, progress=False)
+        evaluate(model, ep, 1, setting="batched_dedup", averaging="mean", batch_size=10, progress=False)
 
 
 def test_embed_paths_list_of_steps_equals_one_call_per_step():
@@ -291,24 +288,42 @@ def test_embed_paths_list_of_steps_equals_one_call_per_step():
     torch.testing.assert_close(alone["predictions"], still["predictions"])  # o_0 encoded without the rest
 
 
-def test_evaluate_modes_equals_one_evaluate_call_per_setting():
-    """One encoding for every (mode, L); the same scores as separate evaluate() calls; the
+def test_evaluate_settings_equals_one_evaluate_call_per_setting():
+    """One encoding for every (setting, L); the same scores as separate evaluate() calls; the
     no-transition control predicts z_0, so its prediction is nearest the start state every time."""
     torch.manual_seed(4)
     model, ep = Toy(), toy_episodes(e=30)
-    modes = ["dedup", "batched", "local_dedup", "local_dedup_no_transition", "global_no_transition"]
-    got = evaluate_modes(model, ep, modes, num_steps=[3, 1], batch_size=10)
-    assert list(got) == [(m, L) for L in (1, 3) for m in modes]  # L increasing, then modes in order
+    settings = ["global_dedup", "batched", "local_dedup", "local_dedup_no_transition", "global_no_transition"]
+    got = evaluate_settings(model, ep, settings, num_steps=[3, 1], batch_size=10)
+    assert list(got) == [(m, L) for L in (1, 3) for m in settings]  # L increasing, then settings in order
     for L in (1, 3):
-        alone = evaluate(model, ep, L, mode="batched", batch_size=10, progress=False)
-        assert got["batched", L]["hits@1"] == alone["hits@1"] and got["batched", L]["mrr"] == alone["mrr"]
-        still = evaluate(model, ep, L, mode="global", no_transition=True, progress=False)
-        assert got["global_no_transition", L]["hits@10"] == still["hits@10"]
-        assert got["local_dedup_no_transition", L][START_METRIC] == 1.0
-        assert START_METRIC in got["local_dedup", L] and START_METRIC not in got["dedup", L]
-    assert "hits@10" not in evaluate_modes(model, ep, ["batched"], batch_size=5)["batched", 1]  # k <= 5
-    with pytest.raises(CswmError, match="unknown eval mode 'sideways'"):
-        evaluate_modes(model, ep, ["sideways"])
+        alone = evaluate(model, ep, L, setting="batched", batch_size=10, progress=False)
+        assert got["batched", L]["Hits@1"] == alone["Hits@1"] and got["batched", L]["MRR"] == alone["MRR"]
+        still = evaluate(model, ep, L, setting="global", no_transition=True, progress=False)
+        assert got["global_no_transition", L]["Hits@10"] == still["Hits@10"]
+        assert got["local_dedup_no_transition", L][NEAREST_START] == 1.0
+        assert NEAREST_START in got["local_dedup", L] and NEAREST_START not in got["global_dedup", L]
+    assert "Hits@10" not in evaluate_settings(model, ep, ["batched"], batch_size=5)["batched", 1]  # k <= 5
+    with pytest.raises(CswmError, match="unknown evaluation setting 'sideways'"):
+        evaluate_settings(model, ep, ["sideways"])
+
+
+def test_local_later_control_is_the_nearest_other_state_not_zero_by_construction():
+    """In ``local`` ranking the no-transition prediction z_0 is itself a candidate at distance 0, so
+    its Hits@1 is 0 unless o_L repeats o_0. ``local_later`` drops o_0 from the candidates (for model
+    and control alike): the control then hits exactly when o_L is the state nearest o_0 among
+    o_1..o_T -- what temporal smoothness alone gives."""
+    torch.manual_seed(5)
+    model, ep = Toy(), toy_episodes(e=30)
+    got = evaluate_settings(model, ep, ["local_no_transition", "local_later_no_transition"], num_steps=[1, 2])
+    emb = embed_paths(model, ep, [1, 2], all_states=True, progress=False)
+    for L in (1, 2):
+        s = emb[L]["states"].flatten(2).double()
+        d = (s[:, 1:] - s[:, :1]).pow(2).sum(-1)  # distance of o_1..o_T to o_0
+        by_hand = (d.argmin(1) == L - 1).double().mean().item()
+        assert got["local_later_no_transition", L]["Hits@1"] == pytest.approx(by_hand)
+        assert got["local_no_transition", L]["Hits@1"] == 0.0  # z_0 always finds o_0 first
+    assert 0 < got["local_later_no_transition", 1]["Hits@1"]
 
 
 def test_scores_by_batch_size_depends_on_the_candidates_not_the_model():
@@ -317,7 +332,7 @@ def test_scores_by_batch_size_depends_on_the_candidates_not_the_model():
     p = t + rng.normal(size=t.shape)
     got = scores_by_batch_size(p, t, [1, 4, 40, 41])
     assert list(got) == [1, 4, 40]  # a batch larger than N is skipped
-    assert got[1] == {"hits@1": 1.0, "mrr": 1.0}  # alone in its batch: always the top candidate
+    assert got[1] == {"Hits@1": 1.0, "MRR": 1.0}  # alone in its batch: always the top candidate
     assert got[40] == scores(rank_global(p, t), ks=(1,))
     assert got[4] == scores(rank_global(p, t, batch_size=4), ks=(1,))
     assert scores_by_batch_size(p[:30], t[:30], [7])[7] == scores(rank_global(p[:28], t[:28], batch_size=7),
@@ -338,21 +353,22 @@ def test_evaluate_agrees_with_rank_functions():
     emb = embed_paths(model, ep, 1, progress=False)
     want = scores(rank_global(emb["predictions"], emb["targets"], emb["target_ids"], "published", 10),
                   (1,), "published")
-    got = evaluate(model, ep, 1, mode="batched", dedup="published", batch_size=10, averaging="published",
+    got = evaluate(model, ep, 1, setting="batched", dedup="published", batch_size=10, averaging="published",
                    ks=(1,), progress=False)
-    assert got["hits@1"] == want["hits@1"] and got["mrr"] == want["mrr"]
+    assert got["Hits@1"] == want["Hits@1"] and got["MRR"] == want["MRR"]
 
 
 @pytest.mark.parametrize(
     "kwargs,ep_kwargs,match",
     [
-        ({"mode": "dedup"}, {"ids": False}, r"dedup='published' needs ground-truth state ids but toy.h5 has"),
-        ({"mode": "batched", "dedup": "correct"}, {"ids": False}, "needs ground-truth state ids"),
+        ({"setting": "global_dedup"}, {"ids": False},
+         r"dedup='published' needs ground-truth state ids but toy.h5 has"),
+        ({"setting": "batched", "dedup": "correct"}, {"ids": False}, "needs ground-truth state ids"),
         ({"ks": (1, 50)}, {}, r"Hits@50 asked for, but global ranking has only 23 candidates"),
-        ({"mode": "local", "ks": (12,)}, {}, "only 11 candidates"),
+        ({"setting": "local", "ks": (12,)}, {}, "only 11 candidates"),
         ({"num_steps": 11}, {}, r"num_steps must be in 1..10"),
-        ({"mode": "batched", "batch_size": 50}, {}, "fewer than one batch of 50"),
-        ({"mode": "nope"}, {}, "mode must be one of"),
+        ({"setting": "batched", "batch_size": 50}, {}, "fewer than one batch of 50"),
+        ({"setting": "nope"}, {}, "setting must be one of"),
         ({}, {"c": 6}, r"checkpoint/dataset mismatch: the model expects observations \[3, 4, 4\]"),
     ],
 )
@@ -396,9 +412,9 @@ def test_cli_end_to_end_with_real_model_and_files(tmp_path, capsys):
     (folder / "config.json").write_text(json.dumps({"model": cfg.to_dict()}))
     out = tmp_path / "res.json"
     rows = main(["--save-folder", str(folder), "--dataset", str(data), "--num-steps", "1", "3", "--dedup",
-                 "--mode", "batched", "--batch-size", "10", "--json", str(out)])
+                 "--setting", "batched", "--batch-size", "10", "--json", str(out)])
     table = capsys.readouterr().out
-    assert "H@1" in table and "batched" in table and len(rows) == 2
+    assert "Hits@1" in table and "batched" in table and len(rows) == 2
     saved = json.loads(out.read_text())["results"]
     assert [r["num_steps"] for r in saved] == [1, 3]
     assert saved[0]["N"] == 30 and saved[0]["dedup"] == "published"
@@ -443,27 +459,28 @@ def test_published_batches_follow_the_original_files_h5py_order():
         ids = np.stack([g[3][L - 1] for g in groups[:n]])
         p64, t64 = pred.flatten(1).double().numpy(), targ.flatten(1).double().numpy()
         want = ref_global(p64, t64, ids, "published", batch, (1, 2), "published")
-        got = evaluate(model, ep, L, mode="batched_dedup", batch_size=batch, ks=(1, 2), return_ranks=True,
+        got = evaluate(model, ep, L, setting="batched_dedup", batch_size=batch, ks=(1, 2), return_ranks=True,
                        progress=False)
         assert got["order"] == "original" and got["N"] == n
         assert got["episode_index"].tolist() == [int(k) for k in keys[:n]]  # batch composition
         for key, v in want.items():
             assert got[key] == pytest.approx(v, abs=1e-12), (batch, L, key)
-        numeric = evaluate(model, ep, L, mode="batched_dedup", batch_size=batch, ks=(1, 2), order="numeric",
+        numeric = evaluate(model, ep, L, setting="batched_dedup", batch_size=batch, ks=(1, 2),
+                           order="numeric",
                            return_ranks=True, progress=False)
         assert numeric["episode_index"].tolist() == list(range(n)) and numeric["order"] == "numeric"
-        differ.append(numeric["mrr"] != got["mrr"])
+        differ.append(numeric["MRR"] != got["MRR"])
     assert any(differ)  # on this file the two orders give other published numbers
     # order-free scores are the same in both orders; our format has one order only
-    a = evaluate(model, ep, 1, mode="dedup", ks=(1,), progress=False)
-    b = evaluate(model, ep, 1, mode="dedup", ks=(1,), order="original", progress=False)
-    assert a["hits@1"] == b["hits@1"] and a["mrr"] == pytest.approx(b["mrr"], abs=1e-12)
+    a = evaluate(model, ep, 1, setting="global_dedup", ks=(1,), progress=False)
+    b = evaluate(model, ep, 1, setting="global_dedup", ks=(1,), order="original", progress=False)
+    assert a["Hits@1"] == b["Hits@1"] and a["MRR"] == pytest.approx(b["MRR"], abs=1e-12)
     plain = Episodes(ep.frames, ep.actions, ep.state_ids)
-    c = evaluate(model, plain, 1, mode="batched_dedup", batch_size=3, ks=(1,), return_ranks=True,
+    c = evaluate(model, plain, 1, setting="batched_dedup", batch_size=3, ks=(1,), return_ranks=True,
                  progress=False)
     assert c["episode_index"].tolist() == list(range(18))
     with pytest.raises(CswmError, match="order must be one of"):
-        evaluate(model, ep, 1, mode="batched", order="lexicographic", progress=False)
+        evaluate(model, ep, 1, setting="batched", order="lexicographic", progress=False)
 
 
 def test_published_local_score_follows_the_original_files_h5py_order():
@@ -490,10 +507,10 @@ def test_published_local_score_follows_the_original_files_h5py_order():
                 pred = model.predict(pred, torch.tensor(acts[:, t]))
         ranks = ref_local(pred.flatten(1).double().numpy(), states.double().numpy(), L, ids, "published")
         want = float(np.mean((ranks == 0).reshape(6, 3).mean(1)))
-        got = evaluate(model, ep, L, mode="local_dedup", averaging="published", batch_size=3, ks=(1,),
+        got = evaluate(model, ep, L, setting="local_dedup", averaging="published", batch_size=3, ks=(1,),
                        return_ranks=True, progress=False)
         assert got["N"] == 18 and got["episode_index"].tolist() == [int(k) for k in keys]
-        assert got["hits@1"] == pytest.approx(want, abs=1e-12), L
+        assert got["Hits@1"] == pytest.approx(want, abs=1e-12), L
 
 
 # ----------------------------------------------------------------------------- lazy reads
@@ -519,14 +536,14 @@ def test_lazy_reads_give_exactly_the_eager_results(tmp_path):
     eager, lazy = load_episodes(path), load_episodes(path, lazy=True)
     assert isinstance(lazy.frames, LazyFrames) and isinstance(eager.frames, np.ndarray)
     assert lazy.frames.shape == eager.frames.shape and np.array_equal(np.asarray(lazy.frames), eager.frames)
-    for preset in ("global", "dedup", "batched", "local", "local_dedup"):
+    for setting in ("global", "global_dedup", "batched", "local", "local_dedup", "local_later"):
         for steps in (1, 3):
-            kw = dict(PRESETS[preset], batch_size=10, progress=False, return_ranks=True, encode_batch_size=16)
+            kw = dict(setting=setting, batch_size=10, progress=False, return_ranks=True, encode_batch_size=16)
             a, b = evaluate(model, eager, steps, **kw), evaluate(model, lazy, steps, **kw)
             assert a.keys() == b.keys()
             for key in a:
                 same = np.array_equal(a[key], b[key]) if isinstance(a[key], np.ndarray) else a[key] == b[key]
-                assert same, (preset, steps, key)
+                assert same, (setting, steps, key)
     lazy.frames.close()
 
 
@@ -538,10 +555,10 @@ def test_lazy_evaluation_reads_only_the_needed_frames_a_chunk_at_a_time(tmp_path
 
     model, path = _small_model_and_file(tmp_path, E)
     ep = load_episodes(path, lazy=True)
-    evaluate(model, ep, 3, mode="global", dedup="published", progress=False, encode_batch_size=8)
+    evaluate(model, ep, 3, setting="global", dedup="published", progress=False, encode_batch_size=8)
     assert ep.frames.frames_read == 2 * E
     assert ep.frames.largest_read == 2 * 8
     ep.frames.frames_read = ep.frames.largest_read = 0
-    evaluate(model, ep, 3, mode="local", progress=False, encode_batch_size=8)  # needs every frame
+    evaluate(model, ep, 3, setting="local", progress=False, encode_batch_size=8)  # needs every frame
     assert ep.frames.frames_read == 11 * E and ep.frames.largest_read == 11 * 8
     ep.frames.close()
