@@ -128,3 +128,22 @@ def test_one_training_step_matches_the_cpu(device, dtype):
         assert e["loss"] <= tol and e["grad"] <= tol, (world, strategy, e)
         if device == "cpu":
             assert e == {"loss": 0.0, "grad": 0.0, "grad_max": 0.0}  # the same computation twice
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_adam_equals_torch_adam_on_device(device):
+    """train.Adam calls torch's undecorated optimizer methods (``__wrapped__``): on this torch (e.g.
+    the GPU machine's 2.11) it must still exist and give torch.optim.Adam's numbers."""
+    from cswm_lib.train import Adam
+
+    models = [_model("small").to(device) for _ in range(2)]
+    opts = [Adam(models[0].parameters(), lr=1e-2), torch.optim.Adam(models[1].parameters(), lr=1e-2)]
+    x = torch.rand(4, 3, 50, 50, device=device)
+    for _ in range(3):
+        for m, opt in zip(models, opts, strict=True):
+            opt.zero_grad()
+            m.encode(x).square().sum().backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert opts[0].state_dict()["state"][0]["step"] == opts[1].state_dict()["state"][0]["step"]

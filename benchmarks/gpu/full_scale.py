@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +356,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-seeds", type=int, default=None,
                    help="seeds per strategy at most (default 5; tiny 2)")
     p.add_argument("--big-eval", type=int, default=None, help="episodes of the larger 4.2 eval set (1000)")
+    p.add_argument("--cores", type=int, default=None,
+                   help="cores for data generation (default: all; with --plan-only: the GPU machine's 16)")
+    p.add_argument("--plan-only", action="store_true",
+                   help="print the plan (a GPU at cost.py's assumed rate) and stop; needs no GPU")
     p.add_argument("--skip", nargs="*", default=[], choices=["tests", "steps", "throughput", "cubes"])
     a = p.parse_args(argv)
     a.budget = a.budget or (75.0 if a.tiny else 530.0)
@@ -374,22 +379,22 @@ def readme_transitions(name: str, divisor: int, min_episodes: int) -> tuple[int,
     return e, e * steps
 
 
-def data_seconds(specs: dict[str, dict[str, Any]], big: int, workers: int) -> float:
-    """Estimated generation time: env steps (Atari 60 warm-up steps per episode) at the rates
-    measured in benchmarks/README.md (Atari 1,600, Shapes 33,000, Cubes 11,000 steps/s per core),
-    plus gzip writing at ~60 MB/s."""
+def data_seconds(specs: list[Any], big: int, workers: int) -> float:
+    """Estimated generation time of the specs' data: env steps (Atari: 60 warm-up steps per episode)
+    at the rates of benchmarks/README.md (Atari 1,600, Shapes 33,000, Cubes 11,000 steps/s per
+    core) on ``workers`` cores, plus writing (one gzip stream) at ~150 MB/s of raw frames."""
     total = 0.0
-    for by_world in specs.values():
-        for spec in by_world.values():
-            for name, div in ((spec.train_data, spec.train_divisor), (spec.eval_data, spec.eval_divisor)):
-                e, n = readme_transitions(name, div, spec.min_episodes)
-                atari = spec.experiment == "4.2"
-                n, e = (n + 60 * e, e) if atari else (n, e)
-                rate = 1600 if atari else 11000 if name.startswith("cubes") else 33000
-                total += n / (rate * workers) + e * (11 if atari else 101 if "train" in name else 11) \
-                    * (6 if atari else 3) * 2500 / 60e6
-            if spec.experiment == "4.2":
-                total += big * 70 / (1600 * workers) + big * 11 * 6 * 2500 / 60e6
+    for spec in specs:
+        atari = spec.experiment == "4.2"
+        files = [(spec.train_data, spec.train_divisor), (spec.eval_data, spec.eval_divisor)]
+        for name, div in files:
+            e, n = readme_transitions(name, div, spec.min_episodes)
+            rate = 1600 if atari else 11000 if name.startswith("cubes") else 33000
+            frames = e * (11 if atari else 101 if "train" in name else 11)
+            total += (n + (60 * e if atari else 0)) / (rate * workers)
+            total += frames * (6 if atari else 3) * 2500 / 150e6
+        if atari:
+            total += big * 70 / (1600 * workers) + big * 11 * 6 * 2500 / 150e6
     return total
 
 
@@ -405,15 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     from cswm_lib.utils import get_device
 
     device = str(get_device(a.device))
-    cuda = device.startswith("cuda")
+    cuda = device.startswith("cuda") or a.plan_only
     deadline = T0 + a.budget
-    workers = os.cpu_count() or 1
+    # data generation: tiny needs no worker processes; a plan is made for the GPU machine's 16 cores
+    workers = a.cores or (1 if a.tiny else 16 if a.plan_only else os.cpu_count() or 1)
     prov = provenance(executor=f"local:{a.processes}", threads_per_run=1)
     gpu = prov["cuda"]["name"] if prov["cuda"] and cuda else f"CPU ({prov['cpu_model']})"
     # 1. environment
     say(f"versions {prov['versions']}; commit {prov['commit']} dirty {prov['dirty']} "
         f"{prov['git_note'] or ''}")
-    say(f"device {device}: {gpu}; CUDA {json.dumps(prov['cuda'])}; {workers} cores; load {prov['load']}")
+    say(f"device {device}: {gpu}; CUDA {json.dumps(prov['cuda'])}; {os.cpu_count()} cores; "
+        f"load {prov['load']}")
     checks: dict[str, Any] = {"device": gpu, "provenance": prov}
     failed: list[str] = []
     # the plan, before anything runs: the runs' FLOPs at an assumed rate (cost.py's 60 TFLOP/s x 30 %
@@ -442,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     fixed = {"tests": 30.0, "steps": 20.0, "throughput": 60.0} if cuda else \
         {"tests": 10.0, "steps": 3.0, "throughput": 8.0}
     fixed = {k: v for k, v in fixed.items() if k not in a.skip}
-    fixed["data"] = data_seconds(specs, a.big_eval, workers)
+    fixed["data (4.2)"] = data_seconds(list(specs["09_atari_time_aligned"].values()), a.big_eval, workers)
 
     def plan() -> dict[str, float]:
         est = {g: estimate(grp) for g, grp in (*groups, cubes)}
@@ -461,11 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         return est
 
     plan()
+    if a.plan_only:
+        return 0
     # 2. device tests
     if "tests" not in a.skip:
         cmd = [sys.executable, "-m", "pytest", "--noconftest", "-q", "-p", "no:cacheprovider",
                "tests/test_cuda.py", "tests/test_provenance.py"]
-        cmd += ["-k", "cpu and not step"] if a.tiny else []
+        cmd += ["-k", "cpu and not step and not train"] if a.tiny else []
         say("tests: " + " ".join(cmd[1:]))
         t = time.time()
         rc = subprocess.run(cmd, cwd=ROOT).returncode
@@ -486,15 +495,17 @@ def main(argv: list[str] | None = None) -> int:
         checks["throughput"] = rows
         rates = encoder_rates(rows, batch)
     write_json_atomic(out / "results" / "checks.json", checks)
-    # 5. data
+    # 5. data: 4.2's now; 4.1 Shapes' in a background thread while 4.2 trains (the training processes
+    # use one CPU thread each); Cubes' just before its wave
     t = time.time()
-    for by_world in specs.values():
-        for name, spec in by_world.items():
-            if not (name.startswith("Cubes") and "cubes" in a.skip):
-                ensure_data(spec, workers)
+    for spec in specs["09_atari_time_aligned"].values():
+        ensure_data(spec, workers)
     bigs = {name: dataclasses.replace(spec, eval_data=str(big_eval(spec, a.big_eval, workers)))
             for name, spec in specs["09_atari_time_aligned"].items()}
-    say(f"data ready in {time.time() - t:.0f} s ({workers} workers; estimate {fixed['data']:.0f} s)")
+    say(f"4.2 data ready in {time.time() - t:.0f} s ({workers} workers; "
+        f"estimate {fixed['data (4.2)']:.0f} s)")
+    shapes_data = ThreadPoolExecutor(1).submit(ensure_data, specs["08_immovable"]["Shapes immovable"],
+                                               max(1, workers - a.processes))
     fixed = {}
     est = plan()
     command = "bash benchmarks/gpu/run.sh OUT_DIR" + (" --tiny" if a.tiny else "")
@@ -533,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "wave_train_seconds": round(train_s, 1)}
         for c in {k.split("|")[0] for k in wspecs}:
             say(f"recorded {recorders[c].write().relative_to(out)}")
+            keep_models(recorders[c], out)
         measured[gname] = time.time() - t
         say(f"{gname} seed {seed}: {measured[gname]:.0f} s (estimate {est[gname]:.0f} s)")
 
@@ -545,39 +557,42 @@ def main(argv: list[str] | None = None) -> int:
 
     # first seed of 4.2 and 4.1 Shapes always (cut seeds, not parts), then more seeds while they fit
     for gname, group in groups:
+        if gname == "4.1 Shapes":
+            t = time.time()
+            shapes_data.result()
+            say(f"4.1 Shapes data ready (waited {time.time() - t:.0f} s)")
         wave(gname, group, seeds[gname][0])
     for i in range(1, a.max_seeds):
         for gname, group in groups:
             if fits(gname):
                 wave(gname, group, seeds[gname][i])
     if "cubes" not in a.skip and fits(cubes[0]):
+        ensure_data(specs["08_immovable"]["Cubes immovable"], workers)
         wave(cubes[0], cubes[1], seeds[cubes[0]][0])
     else:
         recorders["08_immovable"].skipped["Cubes immovable"] = (
             "skipped (--skip cubes)" if "cubes" in a.skip else
             f"not run: its estimate (~{est[cubes[0]]:.0f} s) did not fit the time left of the budget")
         say(f"recorded {recorders['08_immovable'].write().relative_to(out)}")
-    keep_models(recorders, out)
     checks["failed"] = failed
     write_json_atomic(out / "results" / "checks.json", checks)
     say(f"done in {time.time() - T0:.0f} s (budget {a.budget:.0f} s); failed checks: {failed or 'none'}")
     return 1 if failed else 0
 
 
-def keep_models(recorders: dict[str, Recorder], out: Path) -> None:
+def keep_models(rec: Recorder, out: Path) -> None:
     """The first seed's ``model.pt`` of every run, with config, log and curve (small: a few MB each)."""
     from cswm_lib.utils import checkpoints_dir
 
-    for rec in recorders.values():
-        for folders in rec.folders.values():
-            first = min(seed for _, seed in folders)
-            for (_, seed), folder in folders.items():
-                target = out / "checkpoints" / Path(folder).relative_to(checkpoints_dir())
-                target.mkdir(parents=True, exist_ok=True)
-                keep = ["config.json", "log.jsonl", "curve.jsonl"] + (["model.pt"] if seed == first else [])
-                for f in keep:
-                    if (Path(folder) / f).is_file():
-                        shutil.copy2(Path(folder) / f, target / f)
+    for folders in rec.folders.values():
+        first = min(seed for _, seed in folders)
+        for (_, seed), folder in folders.items():
+            target = out / "checkpoints" / Path(folder).relative_to(checkpoints_dir())
+            target.mkdir(parents=True, exist_ok=True)
+            keep = ["config.json", "log.jsonl", "curve.jsonl"] + (["model.pt"] if seed == first else [])
+            for f in keep:
+                if (Path(folder) / f).is_file():
+                    shutil.copy2(Path(folder) / f, target / f)
 
 
 if __name__ == "__main__":
