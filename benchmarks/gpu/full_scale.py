@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,17 @@ def origin(cfg: Any) -> str:
     return "reused" if _finished(cfg) else "resumed" if (cfg.folder() / "state.pt").exists() else "trained"
 
 
+def _verdict(fn: Any, records: list, v: dict[str, Any], experiment: str, name: str,
+             kw: dict[str, Any]) -> dict[str, Any]:
+    """``report.verdict`` as the chapter calls it; an error (e.g. a rule that needs more seeds) is
+    recorded in the row instead of losing the record."""
+    try:
+        return fn(records, v["claim"], experiment, name, v["new"], **kw)
+    except Exception as err:  # noqa: BLE001 - the record must still be written
+        return {"claim": v["claim"], "experiment": experiment, "dataset": name, "new": v["new"],
+                "verdict": "error", "why": f"{type(err).__name__}: {err}"}
+
+
 class Recorder:
     """Everything a chapter's record holds, grown wave by wave and rewritten atomically."""
 
@@ -315,12 +327,11 @@ class Recorder:
                               batch_size=spec.batch_size)
             kw = dict(updates=total_updates(cfg, n), batch_size=spec.batch_size, scale=self.scale,
                       data=f"{n} transitions", **v["keywords"])
-            verdicts.append(report.verdict(self.records[name], v["claim"], spec.experiment, name, v["new"],
-                                           **kw))
+            verdicts.append(_verdict(report.verdict, self.records[name], v, spec.experiment, name, kw))
             if self.big_records.get(name):
                 big_rows += ex.aggregate(self.big[name], self.big_records[name])
-                big_verdicts.append(report.verdict(self.big_records[name], v["claim"], spec.experiment, name,
-                                                   v["new"], **kw))
+                big_verdicts.append(_verdict(report.verdict, self.big_records[name], v, spec.experiment, name,
+                                             kw))
         results = {
             "table": rows, "per_seed": self.records,
             "specs": {n: ex.spec_dict(s) for n, s in self.specs.items()},
@@ -477,23 +488,36 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["-k", "cpu and not step and not train"] if a.tiny else []
         say("tests: " + " ".join(cmd[1:]))
         t = time.time()
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        try:
+            rc = subprocess.run(cmd, cwd=ROOT, timeout=240).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout (240 s)"
         checks["tests"] = {"returncode": rc, "seconds": round(time.time() - t, 1)}
         say(f"tests: {'passed' if rc == 0 else f'FAILED (exit {rc})'} in {time.time() - t:.0f} s")
         failed += ["tests"] if rc else []
     # 3. device vs CPU step
     if "steps" not in a.skip:
-        checks["steps"] = check_steps(device, ("shapes",) if a.tiny else ("shapes", "cubes", "pong"),
-                                      hidden_dim=32 if a.tiny else None)
-        failed += ["steps"] if not all(r["ok"] for r in checks["steps"]) else []
+        try:
+            checks["steps"] = check_steps(device, ("shapes",) if a.tiny else ("shapes", "cubes", "pong"),
+                                          hidden_dim=32 if a.tiny else None)
+            failed += ["steps"] if not all(r["ok"] for r in checks["steps"]) else []
+        except Exception:  # noqa: BLE001 - report, and go on to the runs
+            checks["steps"] = traceback.format_exc()
+            traceback.print_exc()
+            failed.append("steps (error)")
     # 4. throughput (its rates also price the plan)
     if "throughput" not in a.skip:
         batch = 8 if a.tiny else 1024
         eps = {"shapes_small": 1, "cubes_large": 1, "atari_medium": 2} if a.tiny else \
             {"shapes_small": 256, "cubes_large": 256, "atari_medium": 512}
-        rows = throughput(device, batch, 2 if a.tiny else 3, 1 if a.tiny else 5, eps, gpu)
-        checks["throughput"] = rows
-        rates = encoder_rates(rows, batch)
+        try:
+            rows = throughput(device, batch, 2 if a.tiny else 3, 1 if a.tiny else 5, eps, gpu)
+            checks["throughput"] = rows
+            rates = encoder_rates(rows, batch)
+        except Exception:  # noqa: BLE001 - the plan keeps its assumed rates
+            checks["throughput"] = traceback.format_exc()
+            traceback.print_exc()
+            failed.append("throughput (error)")
     write_json_atomic(out / "results" / "checks.json", checks)
     # 5. data: 4.2's now; 4.1 Shapes' in a background thread while 4.2 trains (the training processes
     # use one CPU thread each); Cubes' just before its wave
@@ -555,20 +579,29 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{gname}: not scheduled (needs ~{need:.0f} s, {left:.0f} s left)")
         return need <= left
 
+    def attempt(gname: str, group: list[tuple[str, str]], seed: int, before: Any = None) -> None:
+        """One wave; a failure is printed and listed, and the next part still runs."""
+        try:
+            if before is not None:
+                t = time.time()
+                before()
+                say(f"{gname} data ready (waited {time.time() - t:.0f} s)")
+            wave(gname, group, seed)
+        except Exception:  # noqa: BLE001 - one failed wave must not cost the others
+            traceback.print_exc()
+            failed.append(f"{gname} seed {seed}")
+            measured[gname] = float("inf")  # no more seeds of a group that failed
+
     # first seed of 4.2 and 4.1 Shapes always (cut seeds, not parts), then more seeds while they fit
     for gname, group in groups:
-        if gname == "4.1 Shapes":
-            t = time.time()
-            shapes_data.result()
-            say(f"4.1 Shapes data ready (waited {time.time() - t:.0f} s)")
-        wave(gname, group, seeds[gname][0])
+        attempt(gname, group, seeds[gname][0], shapes_data.result if gname == "4.1 Shapes" else None)
     for i in range(1, a.max_seeds):
         for gname, group in groups:
             if fits(gname):
-                wave(gname, group, seeds[gname][i])
+                attempt(gname, group, seeds[gname][i])
     if "cubes" not in a.skip and fits(cubes[0]):
-        ensure_data(specs["08_immovable"]["Cubes immovable"], workers)
-        wave(cubes[0], cubes[1], seeds[cubes[0]][0])
+        attempt(cubes[0], cubes[1], seeds[cubes[0]][0],
+                lambda: ensure_data(specs["08_immovable"]["Cubes immovable"], workers))
     else:
         recorders["08_immovable"].skipped["Cubes immovable"] = (
             "skipped (--skip cubes)" if "cubes" in a.skip else
