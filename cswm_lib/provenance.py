@@ -42,7 +42,10 @@ def git_state(root: str | Path | None = None) -> dict[str, Any]:
     """``{"commit", "dirty", "git_note"}`` of the repository holding ``root`` (default: the project).
 
     ``commit`` is the 40-hex HEAD and ``dirty`` whether tracked files differ from it (untracked files
-    do not count); where git or the repository is missing both are ``None`` and ``git_note`` says why.
+    do not count); where git or the repository is missing both are ``None`` and ``git_note`` says why,
+    unless ``CSWM_GIT_COMMIT`` (and ``CSWM_GIT_DIRTY``: 0/1) give them, as for a copy of the working
+    tree without ``.git`` run on another machine (``git_note`` then says so; ``library_hash`` lets a
+    reader check that the copy is that commit's code).
     """
     root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
 
@@ -56,12 +59,22 @@ def git_state(root: str | Path | None = None) -> dict[str, Any]:
         commit = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
     except FileNotFoundError:
-        return {"commit": None, "dirty": None, "git_note": "git is not installed on this machine"}
+        return _from_environment("git is not installed on this machine")
     except (RuntimeError, subprocess.TimeoutExpired) as err:
-        return {"commit": None, "dirty": None, "git_note": f"no git repository here ({err})"}
+        return _from_environment(f"no git repository here ({err})")
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         return {"commit": None, "dirty": None, "git_note": f"unexpected HEAD {commit!r}"}
     return {"commit": commit, "dirty": dirty, "git_note": None}
+
+
+def _from_environment(why: str) -> dict[str, Any]:
+    commit = os.environ.get("CSWM_GIT_COMMIT", "").strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return {"commit": None, "dirty": None, "git_note": why}
+    dirty = {"0": False, "1": True}.get(os.environ.get("CSWM_GIT_DIRTY", "").strip())
+    return {"commit": commit, "dirty": dirty,
+            "git_note": f"{why}; commit from CSWM_GIT_COMMIT, dirty from CSWM_GIT_DIRTY "
+                        "(set where the copy was made)"}
 
 
 def library_hash(package_dir: str | Path | None = None) -> str:

@@ -93,8 +93,18 @@ def test_train_resume_and_checkpoint_on_device(device, tmp_path):
     assert all(t.device.type == "cpu" for t in state.values())  # saved weights load anywhere
 
 
+@pytest.fixture
+def no_tf32():
+    """Full float32 convolutions on CUDA (cuDNN's default is TF32, ~1e-3 relative): a comparison with
+    the CPU then tests the device path, not TF32's rounding (the step check prints that)."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_evaluation_on_device_matches_the_cpu(device):
+def test_evaluation_on_device_matches_the_cpu(device, no_tf32):
     eps = tiny_episodes(E=12, T=5, seed=4)
     model = _model("small")
     ref = embed_paths(model, eps, [1, 2], device="cpu", all_states=True, progress=False)

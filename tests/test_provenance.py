@@ -65,8 +65,16 @@ def test_git_state_without_git_says_so(monkeypatch):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(pv.subprocess, "run", no_git)
+    monkeypatch.delenv("CSWM_GIT_COMMIT", raising=False)
     got = pv.git_state()
     assert got == {"commit": None, "dirty": None, "git_note": "git is not installed on this machine"}
+    monkeypatch.setenv("CSWM_GIT_COMMIT", "not a commit")
+    assert pv.git_state()["commit"] is None
+    # a copy of the tree without .git (the GPU machine): the commit comes from where the copy was made
+    monkeypatch.setenv("CSWM_GIT_COMMIT", "AB" * 20)
+    monkeypatch.setenv("CSWM_GIT_DIRTY", "0")
+    got = pv.git_state()
+    assert got["commit"] == "ab" * 20 and got["dirty"] is False and "CSWM_GIT_COMMIT" in got["git_note"]
 
 
 def test_library_hash_changes_with_a_source_file(tmp_path):
