@@ -31,7 +31,6 @@ import subprocess
 import sys
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +248,23 @@ def ensure_data(spec: Any, workers: int) -> tuple[Path, Path]:
     kw = dict(min_episodes=spec.min_episodes, progress=False, num_workers=workers)
     return (readme_dataset(spec.train_data, spec.train_divisor, **kw),
             readme_dataset(spec.eval_data, spec.eval_divisor, **kw))
+
+
+def data_process(spec: Any, workers: int) -> subprocess.Popen:
+    """:func:`ensure_data` in a process of its own (started now, waited for later): it forks its
+    generation workers from a fresh process, not from this one, which holds CUDA and threads."""
+    code = ("import sys; from cswm_lib.data.generate import readme_dataset\n"
+            "for a in sys.argv[1:]:\n"
+            "    name, div, low, w = a.split(',')\n"
+            "    readme_dataset(name, int(div), min_episodes=int(low), progress=False, num_workers=int(w))")
+    files = [f"{spec.train_data},{spec.train_divisor},{spec.min_episodes},{workers}",
+             f"{spec.eval_data},{spec.eval_divisor},{spec.min_episodes},{workers}"]
+    return subprocess.Popen([sys.executable, "-c", code, *files], cwd=ROOT)
+
+
+def wait_for(proc: subprocess.Popen) -> None:
+    if proc.wait() != 0:
+        raise RuntimeError(f"data generation failed (exit {proc.returncode})")
 
 
 def big_eval(spec: Any, episodes: int, workers: int) -> Path:
@@ -519,8 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append("throughput (error)")
     write_json_atomic(out / "results" / "checks.json", checks)
-    # 5. data: 4.2's now; 4.1 Shapes' in a background thread while 4.2 trains (the training processes
-    # use one CPU thread each); Cubes' just before its wave
+    # 5. data: 4.2's now; 4.1 Shapes' in a background process while 4.2 trains (the training
+    # processes use one CPU thread each); Cubes' just before its wave
     t = time.time()
     for spec in specs["09_atari_time_aligned"].values():
         ensure_data(spec, workers)
@@ -528,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, spec in specs["09_atari_time_aligned"].items()}
     say(f"4.2 data ready in {time.time() - t:.0f} s ({workers} workers; "
         f"estimate {fixed['data (4.2)']:.0f} s)")
-    shapes_data = ThreadPoolExecutor(1).submit(ensure_data, specs["08_immovable"]["Shapes immovable"],
-                                               max(1, workers - a.processes))
+    shapes_data = data_process(specs["08_immovable"]["Shapes immovable"], max(1, workers - a.processes))
     fixed = {}
     est = plan()
     command = "bash benchmarks/gpu/run.sh OUT_DIR" + (" --tiny" if a.tiny else "")
@@ -594,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # first seed of 4.2 and 4.1 Shapes always (cut seeds, not parts), then more seeds while they fit
     for gname, group in groups:
-        attempt(gname, group, seeds[gname][0], shapes_data.result if gname == "4.1 Shapes" else None)
+        before = (lambda: wait_for(shapes_data)) if gname == "4.1 Shapes" else None
+        attempt(gname, group, seeds[gname][0], before)
     for i in range(1, a.max_seeds):
         for gname, group in groups:
             if fits(gname):
