@@ -120,8 +120,8 @@ def test_evaluation_on_device_matches_the_cpu(device, no_tf32):
 
 
 def _driver():
-    path = project_root() / "benchmarks" / "gpu" / "full_scale.py"
-    spec = importlib.util.spec_from_file_location("full_scale", path)
+    path = project_root() / "benchmarks" / "gpu" / "device_checks.py"
+    spec = importlib.util.spec_from_file_location("device_checks", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -6,27 +6,25 @@ README.md beside this file). Parts, in this order, each printed with its estimat
 1. environment: versions, GPU, driver and memory (:mod:`cswm_lib.provenance`);
 2. the device tests (``tests/test_cuda.py``, ``tests/test_provenance.py``) under pytest;
 3. one training step on the device against the CPU, float64 and float32: relative errors of the loss
-   and the gradients, failing above :data:`TOLERANCE`;
+   and the gradients, failing above ``device_checks.TOLERANCE``;
 4. training throughput at batch 1024, ours against the original's approach (``benchmarks/bench_train.py``),
-   interleaved rounds in this process, the device named beside every number;
+   interleaved rounds in this process, the device named beside every number (``device_checks.py``);
 5. data (the README files, plus a 1000-episode eval set per game for 4.2), on every core;
 6. training waves through :mod:`cswm_lib.experiments` with the ``full`` parameters of chapters 09 and
-   08 (``book/params/full.yaml``, specs built as the chapters build them): 4.2 seed 1, then 4.1 Shapes
-   seed 1, then further seeds of both while the measured time of a wave fits the budget, then Cubes if
-   its estimate fits. After every wave each chapter's record is rewritten, atomically, under
-   ``OUT_DIR/results/<scale>/<chapter>.json``: today's results format plus ``provenance``.
+   08 (``book/params/full.yaml``, specs built as the chapters build them): 4.2's first seed (the
+   params' seed, 42), then 4.1 Shapes', then further seeds of both while the measured time of a wave
+   fits the budget, then Cubes if its estimate fits. After every wave each chapter's record is
+   rewritten, atomically, under ``OUT_DIR/results/<scale>/<chapter>.json``: today's results format
+   plus ``provenance`` (``records.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import dataclasses
-import gc
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -34,32 +32,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # device_checks, records
+from device_checks import T0, check_steps, encoder_rates, say, throughput  # noqa: E402
+from records import Recorder, keep_models, write_json_atomic  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-T0 = float(os.environ.get("CSWM_GPU_T0") or time.time())  # run.sh's start: the install counts too
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-#: Relative-error limits of the device-vs-CPU step check (loss, and gradients as one vector). float32
-#: is compared with TF32 off; the TF32 run (what training uses: cuDNN's default) is printed only.
-TOLERANCE = {"float64": 1e-9, "float32": 1e-3}
 #: Chapter -> (parameter section, worlds of the chapter in priority order).
 CHAPTERS = {"09_atari_time_aligned": ["Pong", "Space Invaders"],
             "08_immovable": ["Shapes immovable", "Cubes immovable"]}
 TINY = dict(num_updates=4, eval_every=2, batch_size=16, hidden_dim=32, eval_episodes=20)
-
-
-def say(msg: str) -> None:
-    print(f"[{time.time() - T0:6.1f} s] {msg}", flush=True)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ the chapters' own declarations
@@ -128,119 +112,6 @@ def build_specs(chapter: str, p: dict[str, Any], scale: str) -> dict[str, Any]:
         for name, (w, budget) in worlds.items()}
 
 
-# ------------------------------------------------------------------ 3. one step on the device vs the CPU
-def step_errors(device: str, dtype: torch.dtype, world: str, strategy: str, batch: int = 16,
-                tf32: bool = False, hidden_dim: int | None = None) -> dict[str, float]:
-    """One training step's loss and gradients on ``device`` against the CPU, same weights and batch:
-    relative errors ``loss``, ``grad`` (all gradients as one vector) and ``grad_max`` (worst tensor)."""
-    from cswm_lib.data.episodes import Episodes
-    from cswm_lib.data.loaders import TransitionBatches
-    from cswm_lib.experiments import readme_model
-    from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig
-    from cswm_lib.negatives import sample_negatives
-
-    kw = {k: v for k, v in readme_model(world).items() if k in MODEL_KEYS}
-    kw["hidden_dim"] = hidden_dim or kw["hidden_dim"]
-    C = 6 if kw.get("copy_action") else 3
-    rng = np.random.default_rng(0)
-    cfg = ModelConfig(input_shape=(C, 50, 50), **kw)
-    eps = Episodes(rng.integers(0, 256, (4, 6, C, 50, 50), dtype=np.uint8),
-                   rng.integers(0, cfg.num_actions, (4, 5)))
-    torch.manual_seed(0)
-    base = CSWM(cfg).to(dtype)
-    out = {}
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
-    try:
-        for dev in ("cpu", device):
-            model = copy.deepcopy(base).to(dev)
-            g = torch.Generator().manual_seed(1)
-            b = next(TransitionBatches(eps, batch, dev).epoch(g))
-            neg = sample_negatives(strategy, b.episode, b.step, 4, 5, g)
-            tb = TransitionBatches(eps, batch, dev)
-            if neg.batch_index is not None:
-                extra = {"neg_batch_index": neg.batch_index.to(dev)}
-            else:
-                extra = {"neg_obs": tb.obs(neg.episode, neg.step).to(dtype)}
-            loss = model.contrastive_loss(b.obs.to(dtype), b.action, b.next_obs.to(dtype), **extra)[0]
-            loss.backward()
-            out[dev] = (loss.detach().cpu().double(),
-                        [p.grad.detach().cpu().double().flatten() for p in model.parameters()])
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-    (l0, g0), (l1, g1) = out["cpu"], out[device]
-
-    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-        return float((a - b).norm() / b.norm().clamp_min(1e-300))
-
-    return {"loss": rel(l1, l0), "grad": rel(torch.cat(g1), torch.cat(g0)),
-            "grad_max": max(rel(a, b) for a, b in zip(g1, g0, strict=True))}
-
-
-def check_steps(device: str, worlds: tuple[str, ...], hidden_dim: int | None = None) -> list[dict[str, Any]]:
-    """:func:`step_errors` of every world's README model, both kinds of negatives, float64, float32
-    and float32 with TF32; a row per case with ``ok`` (within :data:`TOLERANCE`)."""
-    rows = []
-    for world in worlds:
-        for strategy in ("baseline", "time_aligned"):
-            for dtype, tf32 in ((torch.float64, False), (torch.float32, False), (torch.float32, True)):
-                name = str(dtype).removeprefix("torch.")
-                e = step_errors(device, dtype, world, strategy, tf32=tf32, hidden_dim=hidden_dim)
-                tol = None if tf32 else TOLERANCE[name]
-                ok = tol is None or (e["loss"] <= tol and e["grad"] <= tol)
-                rows.append({"world": world, "strategy": strategy, "dtype": name + ("+tf32" if tf32 else ""),
-                             **e, "tolerance": tol, "ok": ok})
-                say(f"step {device} vs cpu {world:6s} {strategy:12s} {rows[-1]['dtype']:13s} loss "
-                    f"{e['loss']:.1e} grad {e['grad']:.1e} (worst tensor {e['grad_max']:.1e}) "
-                    f"tol {tol if tol is not None else 'none (printed)'} {'ok' if ok else 'FAIL'}")
-    return rows
-
-
-# ------------------------------------------------------------------ 4. throughput vs the original
-def throughput(device: str, batch: int, rounds: int, batches: int, episodes: dict[str, int],
-               device_name: str) -> list[dict[str, Any]]:
-    """Transitions/s of ours and the original's approach (bench_train's steps) per setup, ``rounds``
-    interleaved rounds of ``batches`` steps in this process after 2 warm-up steps each."""
-    import bench_train as bt
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    rows = []
-    for name in bt.SETUPS:
-        steps = {impl: bt.make_step(name, impl, batch, device, episodes[name])
-                 for impl in ("original", "ours")}
-        for step in steps.values():
-            step(), step()
-        for r in range(rounds):
-            for impl, step in steps.items():
-                sync()
-                t0 = time.perf_counter()
-                n = sum(step() for _ in range(batches))
-                sync()
-                rows.append({"setup": name, "impl": impl, "round": r, "batch_size": batch,
-                             "transitions_per_s": n / (time.perf_counter() - t0), "device": device_name})
-        del steps
-        gc.collect()
-        for impl in ("original", "ours"):
-            tps = [x["transitions_per_s"] for x in rows if x["setup"] == name and x["impl"] == impl]
-            say(f"throughput {name:13s} {impl:8s} median {np.median(tps):9.0f} transitions/s at batch "
-                f"{batch} on {device_name} (rounds: {', '.join(f'{x:.0f}' for x in tps)})")
-    return rows
-
-
-def encoder_rates(rows: list[dict[str, Any]], batch: int) -> dict[str, float]:
-    """Measured FLOP/s of ours per encoder (bench FLOPs per transition x median transitions/s)."""
-    import bench_train as bt
-
-    out = {}
-    for name, setup in bt.SETUPS.items():
-        tps = np.median([x["transitions_per_s"] for x in rows if x["setup"] == name and x["impl"] == "ours"])
-        out[setup[0]] = bt.flops_per_transition(name, "ours", batch=8) * float(tps)
-    return out
-
-
 # ------------------------------------------------------------------ 5-6. data, plan, waves
 def ensure_data(spec: Any, workers: int) -> tuple[Path, Path]:
     from cswm_lib.data.generate import readme_dataset
@@ -295,80 +166,6 @@ def origin(cfg: Any) -> str:
     from cswm_lib.experiments import _finished
 
     return "reused" if _finished(cfg) else "resumed" if (cfg.folder() / "state.pt").exists() else "trained"
-
-
-def _verdict(fn: Any, records: list, v: dict[str, Any], experiment: str, name: str,
-             kw: dict[str, Any]) -> dict[str, Any]:
-    """``report.verdict`` as the chapter calls it; an error (e.g. a rule that needs more seeds) is
-    recorded in the row instead of losing the record."""
-    try:
-        return fn(records, v["claim"], experiment, name, v["new"], **kw)
-    except Exception as err:  # noqa: BLE001 - the record must still be written
-        return {"claim": v["claim"], "experiment": experiment, "dataset": name, "new": v["new"],
-                "verdict": "error", "why": f"{type(err).__name__}: {err}"}
-
-
-class Recorder:
-    """Everything a chapter's record holds, grown wave by wave and rewritten atomically."""
-
-    def __init__(self, chapter: str, scale: str, out: Path, prov: dict[str, Any], command: str,
-                 note: str, n_train: dict[str, int]) -> None:
-        self.chapter, self.scale, self.out, self.prov, self.n_train = chapter, scale, out, prov, n_train
-        self.command, self.note, self.t0 = command, note, time.time()
-        self.specs: dict[str, Any] = {}
-        self.folders: dict[str, dict] = {}
-        self.records: dict[str, list] = {}
-        self.big_records: dict[str, list] = {}
-        self.big: dict[str, Any] = {}
-        self.runs: dict[str, dict] = {}
-        self.skipped: dict[str, str] = {}  # world -> why it has no runs
-
-    def write(self) -> Path:
-        from cswm_lib import experiments as ex
-        from cswm_lib import report
-        from cswm_lib.book import portable
-        from cswm_lib.curves import curve_table
-        from cswm_lib.provenance import load_average
-        from cswm_lib.train import TrainConfig, total_updates
-        from cswm_lib.utils import project_root
-
-        v = chapter_verdict(self.chapter)
-        rows, big_rows, verdicts, big_verdicts = [], [], [], []
-        for name, spec in self.specs.items():
-            if not self.records.get(name):
-                continue
-            rows += ex.aggregate(spec, self.records[name])
-            n = self.n_train[name]
-            cfg = TrainConfig(**spec.model, epochs=spec.epochs, num_updates=spec.num_updates,
-                              batch_size=spec.batch_size)
-            kw = dict(updates=total_updates(cfg, n), batch_size=spec.batch_size, scale=self.scale,
-                      data=f"{n} transitions", **v["keywords"])
-            verdicts.append(_verdict(report.verdict, self.records[name], v, spec.experiment, name, kw))
-            if self.big_records.get(name):
-                big_rows += ex.aggregate(self.big[name], self.big_records[name])
-                big_verdicts.append(_verdict(report.verdict, self.big_records[name], v, spec.experiment, name,
-                                             kw))
-        results = {
-            "table": rows, "per_seed": self.records,
-            "specs": {n: ex.spec_dict(s) for n, s in self.specs.items()},
-            "curves": {n: curve_table(f) for n, f in self.folders.items()},
-            "verdicts": verdicts, "seconds": time.time() - self.t0, "not_run": self.skipped,
-        }
-        if self.big:
-            results.update(eval_big={n: s.eval_data for n, s in self.big.items()},
-                           table_eval_big=big_rows, per_seed_eval_big=self.big_records,
-                           verdicts_eval_big=big_verdicts)
-        record = {
-            "chapter": self.chapter, "scale": self.scale, "results": results, "command": self.command,
-            "wall_seconds": round(time.time() - T0, 1), "load": load_average(),
-            "cores": os.cpu_count(), "note": self.note,
-            "provenance": {**self.prov, "runs": self.runs},
-        }
-        work = Path(os.environ["CSWM_DATA"]).parent
-        record = portable(portable(record, work), project_root())
-        path = self.out / "results" / self.scale / f"{self.chapter}.json"
-        write_json_atomic(path, record)
-        return path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -551,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     note = (f"made by benchmarks/gpu/full_scale.py on {gpu}: the chapter's {'small' if a.tiny else 'full'}"
             " parameters, specs built as the chapter builds them; seeds added wave by wave while the "
             "measured time fitted the budget")
-    recorders = {c: Recorder(c, chapter_params(c, a.tiny)[0], out, prov, command, note, n_train)
+    recorders = {c: Recorder(c, chapter_params(c, a.tiny)[0], out, prov, command, note, n_train,
+                          chapter_verdict(c))
                  for c in CHAPTERS}
     measured: dict[str, float] = {}
 
@@ -629,19 +427,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def keep_models(rec: Recorder, out: Path) -> None:
-    """The first seed's ``model.pt`` of every run, with config, log and curve (small: a few MB each)."""
-    from cswm_lib.utils import checkpoints_dir
-
-    for folders in rec.folders.values():
-        first = min(seed for _, seed in folders)
-        for (_, seed), folder in folders.items():
-            target = out / "checkpoints" / Path(folder).relative_to(checkpoints_dir())
-            target.mkdir(parents=True, exist_ok=True)
-            keep = ["config.json", "log.jsonl", "curve.jsonl"] + (["model.pt"] if seed == first else [])
-            for f in keep:
-                if (Path(folder) / f).is_file():
-                    shutil.copy2(Path(folder) / f, target / f)
 
 
 if __name__ == "__main__":
