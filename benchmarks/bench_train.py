@@ -59,8 +59,11 @@ SETUPS = {
 }
 
 
-def make_episodes(name: str, seed: int = 0) -> tuple[Episodes, ModelConfig, int]:
+def make_episodes(
+    name: str, seed: int = 0, num_episodes: int | None = None
+) -> tuple[Episodes, ModelConfig, int]:
     enc, C, _, kw, bs, E, T = SETUPS[name]
+    E = num_episodes or E
     cfg = ModelConfig(encoder=enc, input_shape=(C, 50, 50), **kw)
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (E, T + 1, C, 50, 50), dtype=np.uint8)
@@ -107,20 +110,21 @@ class OriginalTransition:
     def __init__(self, model: CSWM):
         self.m, self.edges, self.bs = model, None, None
 
-    def edge_list(self, B: int, K: int) -> torch.Tensor:
-        if self.bs != B:
+    def edge_list(self, B: int, K: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        if self.bs != B:  # built on the CPU, moved to the device once (the original's .cuda())
             adj = torch.ones(K, K) - torch.eye(K)
             e = adj.nonzero().t()  # [2, K(K-1)]
             offs = (torch.arange(B) * K).repeat_interleave(K * (K - 1))
-            self.edges, self.bs = e.repeat(1, B) + offs, B
+            self.edges, self.bs = (e.repeat(1, B) + offs).to(device), B
         return self.edges
 
     def __call__(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         gnn, cfg, (B, K, D) = self.m.transition_model, self.m.config, z.shape
         nodes = z.reshape(B * K, D)
-        row, col = self.edge_list(B, K)
+        row, col = self.edge_list(B, K, z.device)
         msg = mlp(gnn.edge_mlp, torch.cat([nodes[row], nodes[col]], 1))
-        agg = torch.zeros(B * K, msg.shape[1]).scatter_add_(0, row[:, None].expand_as(msg), msg)
+        agg = torch.zeros(B * K, msg.shape[1], device=z.device)
+        agg = agg.scatter_add_(0, row[:, None].expand_as(msg), msg)
         if cfg.copy_action:
             a = F.one_hot(action, cfg.action_dim).float().repeat_interleave(K, 0)
         else:
@@ -137,15 +141,19 @@ def original_loss(model: CSWM, trans: OriginalTransition, obs, action, next_obs,
 
 
 # ---------------------------------------------------------------- measurement
-def make_step(name: str, impl: str, batch_size: int | None = None):
-    """A closure running one training step of ``impl`` (fetch batch, loss, backward, Adam); returns B."""
-    eps, cfg, bs = make_episodes(name)
+def make_step(name: str, impl: str, batch_size: int | None = None, device: torch.device | str = "cpu",
+              num_episodes: int | None = None):
+    """A closure running one training step of ``impl`` (fetch batch, loss, backward, Adam); returns B.
+    On ``device`` "cuda" the original's batches are copied there after the DataLoader, as its train.py
+    does; ours keeps the uint8 frames on the GPU (``TransitionBatches``). The step does not
+    synchronize: time a run of steps with ``torch.cuda.synchronize()`` at its end."""
+    eps, cfg, bs = make_episodes(name, num_episodes=num_episodes)
     bs = batch_size or bs
     torch.manual_seed(0)
-    model = CSWM(cfg)
+    model = CSWM(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     if impl == "ours":
-        tb, g = TransitionBatches(eps, bs), torch.Generator().manual_seed(0)
+        tb, g = TransitionBatches(eps, bs, device), torch.Generator().manual_seed(0)
 
         def stream():
             while True:
@@ -153,7 +161,7 @@ def make_step(name: str, impl: str, batch_size: int | None = None):
                     neg = sample_negatives(
                         "baseline", b.episode, b.step, eps.num_episodes, eps.episode_length, g
                     )
-                    yield b.obs, b.action, b.next_obs, neg.batch_index
+                    yield b.obs, b.action, b.next_obs, neg.batch_index.to(device)
 
         def loss_fn(o, a, n, idx):
             return model.contrastive_loss(o, a, n, neg_batch_index=idx)[0]
@@ -165,7 +173,8 @@ def make_step(name: str, impl: str, batch_size: int | None = None):
         def stream():
             while True:
                 for o, a, n in loader:
-                    yield o, a, n, torch.from_numpy(np.random.permutation(len(a)))
+                    perm = torch.from_numpy(np.random.permutation(len(a)))
+                    yield o.to(device), a.to(device), n.to(device), perm.to(device)
 
         def loss_fn(o, a, n, perm):
             return original_loss(model, trans, o, a, n, perm)
