@@ -54,6 +54,19 @@ def value(world: str, metric: str = "Hits@1", num_steps: int = 1, model: str = "
     return None
 
 
+def citation(world: str, model: str = "C-SWM") -> str:
+    """One line naming where the published numbers of ``world``/``model`` come from, for a note
+    under a table that shows them (``""`` when none is known)."""
+    kinds = {e["source"]["kind"] for e in entries() if (e["world"], e["model"]) == (world, model)}
+    if not kinds:
+        return ""
+    paper = papers()["kipf2020"]
+    line = f"{LABEL}: {paper['venue']}, {paper['url']}"
+    if "secondary" in kinds:
+        line += "; quoted from a secondary source, not yet checked against the paper's table"
+    return line + "."
+
+
 def missing() -> dict[str, str]:
     """Per paper key (``kipf2020``, ``biza2021``): what could not be found, and why."""
     return dict(_data()["missing"])

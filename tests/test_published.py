@@ -47,3 +47,9 @@ def test_the_file_ships_with_the_package():
 
     text = resources.files("cswm_lib").joinpath("published.yaml").read_text()
     assert yaml.safe_load(text)["entries"]
+
+
+def test_citation_says_where_a_row_comes_from():
+    line = published.citation("shapes")
+    assert line.startswith(published.LABEL) and "secondary" in line
+    assert published.citation("pong") == ""
