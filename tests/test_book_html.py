@@ -7,7 +7,12 @@ A screenshot of each page is kept in `_build/screenshots/`.
 
 `test_page_reads_well` then checks what a reader sees at 1366x768 on every page: nothing wider
 than its container (code cells may scroll, outputs, tables and formulas may not), no console
-error, no request leaving the machine, no table over 15 rows and no absolute path in the text.
+error, no request leaving the machine, no table over 15 rows, no absolute path in the text, and
+figures a reader can read: no PNG shrunk to fit the text column, and no figure text below
+`figstyle.MIN_TEXT_PX` (9 pt = 12 CSS px) as shown. The text size comes from the record that
+`cswm_lib.figstyle` writes into every matplotlib PNG (smallest font in pt, dpi): shown text px =
+pt * dpi / 72 * shown width / natural width. A PNG without that record fails (its text size is
+unknown); a figure without text records "none" and is checked for width only.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import jupytext
 import pytest
 
 from cswm_lib.book import toc_chapters
+from cswm_lib.figstyle import image_problems
 from cswm_lib.utils import project_root
 
 ROOT = project_root()
@@ -198,6 +204,33 @@ return Array.from(document.querySelectorAll('main table')).map(t => [
 """
 
 
+IMAGES_JS = """
+return Array.from(document.querySelectorAll('main img')).map(i => [
+  i.getAttribute('src'), i.src, i.naturalWidth, i.getBoundingClientRect().width]);
+"""
+
+
+def _png_bytes(src: str, url: str, site: str) -> bytes | None:
+    """The bytes of a page's PNG (inline data or a file of the built site); None for other images."""
+    if src.startswith("data:image/png;base64,"):
+        return base64.b64decode(src.split(",", 1)[1])
+    if url.startswith(site) and url.split("?")[0].lower().endswith(".png"):
+        return (HTML / url[len(site):].split("?")[0].lstrip("/")).read_bytes()
+    return None
+
+
+def figure_problems(images: list, site: str) -> list[str]:
+    """Every PNG of a page checked by `figstyle.image_problems` (width and shown text size)."""
+    problems = []
+    for src, url, natural, shown in images:
+        png = _png_bytes(src or "", url, site)
+        if png is None or not natural or not shown:
+            continue
+        name = Path(url.split("?")[0]).name if not src.startswith("data:") else "inline PNG"
+        problems += [f"figure {name}: {p}" for p in image_problems(png, natural, shown)]
+    return problems
+
+
 def _requests_and_errors(browser, site: str) -> tuple[list[str], list[str]]:
     """URLs requested off this machine, and console errors, since the last call."""
     outside = []
@@ -229,6 +262,7 @@ def test_page_reads_well(site, browser, rel, title, figure):
             problems.append(f"table of {rows} rows (> {MAX_TABLE_ROWS}): {text}")
     text = browser.execute_script("return document.querySelector('main').innerText;")
     problems += [f"absolute path in the text: {m.group(0)}" for m in ABSOLUTE_PATH.finditer(text)]
+    problems += figure_problems(browser.execute_script(IMAGES_JS), site)
     outside, errors = _requests_and_errors(browser, site)
     problems += [f"request leaving the machine: {u}" for u in outside]
     problems += [f"console error: {e}" for e in errors]
