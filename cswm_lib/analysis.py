@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import embed_paths
 from cswm_lib.experiments import select
 from cswm_lib.utils import torch_threads

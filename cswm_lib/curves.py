@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import (
     NO_TRANSITION,
     START_METRIC,

@@ -53,7 +53,7 @@ from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.utils import checkpoints_dir
 
 #: Executor names :func:`get_executor` knows (``local:N`` is ``local`` with N processes).

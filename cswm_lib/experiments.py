@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes_cached
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import START_METRIC, check_mode, evaluate_modes
 from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.train import TrainConfig, read_log, total_updates, train

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 if TYPE_CHECKING:
     from cswm_lib.data.episodes import Episodes

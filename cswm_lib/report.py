@@ -16,28 +16,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.a3c.agent import read_curve
 from cswm_lib.analysis import gap, slot_motion
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import NO_TRANSITION, embed_paths
 from cswm_lib.experiments import START_METRIC, select
+from cswm_lib.tables import format_table, show_markdown
 from cswm_lib.train import read_log
 from cswm_lib.utils import get_device, project_root
 
 # ------------------------------------------------------------------------------------------ tables
-
-
-def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows (dicts of already formatted values) as a markdown table with one column per name in
-    ``columns`` (default: the first row's keys); a value missing from a row is an empty cell. The
-    project's one table formatter: every table of the book, the README and the evaluation command
-    line goes through it."""
-    columns = list(columns if columns is not None else (rows[0] if rows else []))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _pct(x: float | None) -> str:
@@ -192,21 +182,6 @@ def split_table(stats: dict[str, dict[str, dict[str, Any]]]) -> str:
     note = ("ended / point / lives / dup: attempts dropped for that reason; burn-in: mean steps; "
             "starts: distinct start states in the split.")
     return "\n\n".join([format_table(cells), note, *(["\n".join(f"- {x}" for x in lines)] if lines else [])])
-
-
-def show_markdown(text: str) -> None:
-    """Show markdown (a table) rendered in a notebook, as plain text elsewhere: a table printed as
-    text in a notebook would reach the page as raw ``| ... |`` lines."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover - IPython comes with the notebook tools
-        print(text)
-        return
-    if get_ipython() is None:
-        print(text)
-    else:
-        display(Markdown(text))
 
 
 def lift(

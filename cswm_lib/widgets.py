@@ -34,9 +34,9 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from cswm_lib import CswmError
 from cswm_lib.analysis import NearestStates, pca_2d
 from cswm_lib.data.episodes import Episodes, to_float
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import embed_paths
 from cswm_lib.model import CSWM, check_compatible
 from cswm_lib.utils import eval_mode, torch_threads

@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.curves import curve_value, read_curve
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.errors import CswmError
 from cswm_lib.train import TrainConfig, main, read_log, train
 
 TINY = dict(hidden_dim=32, embedding_dim=2, num_objects=2, action_dim=4, batch_size=8, progress=False,

@@ -10,8 +10,8 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.data.hdf5 import save_episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.executor import (
     Executor,
     Job,

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import cswm_lib.experiments as ex
-from cswm_lib import CswmError
 from cswm_lib.analysis import gap, local_global_view
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import evaluate, start_state_argmin
 from cswm_lib.experiments import (
     ROW_KEYS,
