@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cswm_lib.data.episodes import Episodes
@@ -41,6 +42,12 @@ from cswm_lib.evaluate import (
     scores,
     start_state_argmin,
 )
+
+#: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
+#: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
+Curves = dict[str, dict[str, dict[str, list]]]
+#: Learning curves of several experiments: ``{dataset: Curves}`` (what a chapter records).
+CurveSet = dict[str, Curves]
 
 #: roll-out lengths scored on a curve
 CURVE_STEPS = (1, 5)
@@ -107,11 +114,11 @@ def curve_key(mode: str, num_steps: int, metric: str) -> str:
     return f"{mode}|{num_steps}|{metric}"
 
 
-def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[str, dict[str, list]]]:
+def curve_table(folders: dict[tuple[str, int], str | Path]) -> Curves:
     """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
     :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
     from ``folders = {(strategy, seed): run folder}``."""
-    out: dict[str, dict[str, dict[str, list]]] = {}
+    out: Curves = {}
     for (label, seed), folder in folders.items():
         curve = read_curve(folder)
         series: dict[str, list] = {"updates": [p["updates"] for p in curve]}
@@ -121,3 +128,23 @@ def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[st
                 series.setdefault(key, [None] * len(curve))[i] = r["value"]
         out.setdefault(label, {})[str(seed)] = series
     return out
+
+
+def departure(
+    curves: Curves,
+    strategy: str,
+    mode: str = "local_dedup",
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    margin: float = 0.05,
+) -> int | None:
+    """The first curve point (in updates) where ``strategy``'s mean score over seeds exceeds the mean
+    of its own no-transition control by more than ``margin``: when the learned dynamics start to
+    show. None when that never happens within the recorded budget."""
+    seeds = curves[strategy].values()
+    n = min(len(s["updates"]) for s in seeds)
+    x = next(iter(seeds))["updates"][:n]
+    score = np.mean([s[curve_key(mode, num_steps, metric)][:n] for s in seeds], 0)
+    control = np.mean([s[curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
+    above = np.flatnonzero(score - control > margin)
+    return int(x[above[0]]) if above.size else None

@@ -184,7 +184,7 @@ def test_curve_table_and_figure(tmp_path):
 
 
 def test_departure_from_the_no_transition_control():
-    from cswm_lib.report import departure
+    from cswm_lib.curves import departure
 
     def seed(values, control):
         return {"updates": [0, 100, 200, 300], "local_dedup|1|Hits@1": values,

@@ -75,7 +75,7 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from cswm_lib import cost, report
+from cswm_lib import analysis, cost, report
 from cswm_lib import experiments as ex
 from cswm_lib.book import save_results
 from cswm_lib.curves import curve_table
@@ -189,7 +189,10 @@ plt.show()
 # are what demands it -- two states of one episode differ only in the moving objects.
 
 # %% tags=["hide-input"]
-fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
+paths = analysis.slot_paths(data, folders, strategies, seeds[0], device)
+motion = analysis.slot_lengths(paths)
+print(report.slot_lengths_text(motion, seeds[0]))
+report.plot_slot_grid(paths)
 plt.show()
 
 # %% [markdown]

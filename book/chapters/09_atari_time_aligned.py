@@ -68,8 +68,8 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from cswm_lib import analysis, report
 from cswm_lib import experiments as ex
-from cswm_lib import report
 from cswm_lib.book import save_results
 from cswm_lib.curves import curve_table
 from cswm_lib.data.hdf5 import load_episodes
@@ -177,7 +177,10 @@ plt.show()
 # length in all four. In Pong one expects a slot for each paddle and one for the ball.
 
 # %% tags=["hide-input"]
-fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
+paths = analysis.slot_paths(data, folders, strategies, seeds[0], device)
+motion = analysis.slot_lengths(paths)
+print(report.slot_lengths_text(motion, seeds[0]))
+report.plot_slot_grid(paths)
 plt.show()
 
 # %% [markdown]
