@@ -72,14 +72,11 @@ verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this pa
 # %%
 import time
 
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from cswm_lib import analysis, cost, report
+from cswm_lib import cost, report
 from cswm_lib import experiments as ex
 from cswm_lib.book import save_results
-from cswm_lib.curves import curve_table
-from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
 t_start = time.perf_counter()
@@ -107,26 +104,15 @@ specs = {
         model=ex.readme_model(world, hidden_dim=hidden_dim), **budget, **common)
     for world, budget in {"shapes": shapes, "cubes": cubes}.items()
 }
-data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
-        for name, spec in specs.items()}
-for name, (tr, ev) in data.items():
-    spec = specs[name]
-    print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, "
-          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps)\n"
-          f"    {spec.num_updates} updates of {spec.batch_size}")
+page = report.ExperimentPage(specs, executor, device)  # generates or reuses the data
+print(page.sizes())
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle
 # (Shapes) and the purple and green cubes (Cubes) are the immovable objects 0 and 1.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.1))
-for i, (name, (tr, _)) in enumerate(data.items()):
-    for j, t in enumerate([0, tr.episode_length]):
-        axes[2 * i + j].imshow(tr.frames[0, t].transpose(1, 2, 0))
-        axes[2 * i + j].set_title(f"{name}, t={t}", fontsize=8)
-        axes[2 * i + j].axis("off")
-plt.show()
+page.show_frames()
 
 # %% [markdown]
 # ## Scores: the paper's and two more
@@ -154,12 +140,7 @@ plt.show()
 # only where they end. Each run is resumable and reused when finished.
 
 # %%
-folders = ex.train_specs(specs, executor)
-curves = {name: curve_table(f) for name, f in folders.items()}
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(curves, panels=[("local_dedup", 1), ("dedup", 1)])
-plt.show()
+curves = page.train(panels=[("local_dedup", 1), ("dedup", 1)])
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the
@@ -168,15 +149,13 @@ plt.show()
 # the no-transition control reaches too.
 
 # %%
-records, rows = ex.score_specs(specs, folders, executor)
-display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
+display(Markdown(page.score(modes)))
 
 # %% [markdown]
 # The same scores after longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %% tags=["hide-input"]
-report.plot_steps(rows, specs, strategies, ["dedup", "local_dedup"])
-plt.show()
+page.show_steps(["dedup", "local_dedup"])
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -189,11 +168,7 @@ plt.show()
 # are what demands it -- two states of one episode differ only in the moving objects.
 
 # %% tags=["hide-input"]
-paths = analysis.slot_paths(data, folders, strategies, seeds[0], device)
-motion = analysis.slot_lengths(paths)
-print(report.slot_lengths_text(motion, seeds[0]))
-report.plot_slot_grid(paths)
-plt.show()
+motion = page.show_slots(seeds[0])
 
 # %% [markdown]
 # ## Verdict
@@ -210,26 +185,13 @@ plt.show()
 # it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-CLAIM = ("episodic + out-of-episode negatives (β = 0.5) learn the dynamics that batch "
-         "negatives miss")
-verdicts = [
-    report.verdict(records[name], CLAIM, "4.1", name, "episodic+out-of-episode",
-                   mode="local_dedup", updates=spec.num_updates,
-                   batch_size=spec.batch_size, scale=scale,
-                   data=f"{data[name][0].num_transitions} transitions")
-    for name, spec in specs.items()
-]
-ref = report.reference_run("08_immovable", scale, verdict_scale)  # None: show this run
-shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
-print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(shown["curves"], panels=[("local_dedup", 1), ("dedup", 1)])
-plt.show()
-display(Markdown(report.verdict_markdown(shown["verdicts"])
-                 + "\n\nWhen learned dynamics show:\n\n"
-                 + report.departure_markdown(shown["curves"],
-                                             ["episodic+out-of-episode"])))
+shown = report.show_verdict(
+    page, "08_immovable",
+    claim="episodic + out-of-episode negatives (β = 0.5) learn the dynamics "
+          "that batch negatives miss",
+    new="episodic+out-of-episode", setting="local_dedup", verdict_scale=verdict_scale,
+    panels=[("local_dedup", 1), ("dedup", 1)],
+    departure=dict(strategies=["episodic+out-of-episode"]))
 
 # %% [markdown]
 # A world whose curve never leaves its no-transition control within the budget gives no verdict:
@@ -240,12 +202,10 @@ display(Markdown(report.verdict_markdown(shown["verdicts"])
 
 # %% tags=["hide-input"]
 new = "episodic+out-of-episode"
-shown_specs = (ref["results"]["specs"] if ref
-               else {n: ex.spec_dict(s) for n, s in specs.items()})
 
 
 def seconds_per_update(world):
-    s = shown_specs[world]
+    s = shown["specs"][world]
     return cost.update_cost(s["model"], s["strategies"][new],
                             cost.OBS_SHAPE["block_pushing"], s["batch_size"],
                             repeats=1)["seconds"]
@@ -276,16 +236,6 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 
 # %%
-_ = save_results(
-    "08_immovable",
-    {
-        "table": rows,
-        "per_seed": records,
-        "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "curves": curves,
-        "verdicts": verdicts,
-        "slot_path_length": motion,
-        "seconds": time.perf_counter() - t_start,
-    },
-    scale,
-)
+results = page.results(slot_path_length=motion,
+                       seconds=time.perf_counter() - t_start)
+_ = save_results("08_immovable", results, scale)

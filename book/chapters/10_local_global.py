@@ -98,7 +98,6 @@ from cswm_lib.a3c.train import A3CConfig
 from cswm_lib.a3c.train import train as train_agent
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
-from cswm_lib.curves import curve_table
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
@@ -167,6 +166,7 @@ specs = {names[g]: ex.Experiment(
              eval_data=str(paths[g, "test"]),
              model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
          for g in atari_games}
+page = report.ExperimentPage(specs, executor, device)
 for name, spec in specs.items():
     print(f"{name}:\n    train {Path(spec.train_data).name}\n"
           f"    eval {Path(spec.eval_data).name}\n"
@@ -181,11 +181,7 @@ for name, spec in specs.items():
 # global score further down uses the paper's batches of `eval_batch_size`).
 
 # %%
-folders = ex.train_specs(specs, executor)
-curves = {name: curve_table(f) for name, f in folders.items()}
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(curves, panels=[("local_dedup", 1), ("dedup", 1)])
+curves = page.train(panels=[("local_dedup", 1), ("dedup", 1)])
 plt.show()
 
 # %% [markdown]
@@ -218,13 +214,13 @@ plt.show()
 # fraction of local queries whose prediction is nearest to the start state.
 
 # %%
-records, rows = ex.score_specs(specs, folders, executor)
+score_table = page.score(modes)
 print(
-    f"scale: {scale} -- {len(rows)} result rows\n"
+    f"scale: {scale} -- {len(page.rows)} result rows\n"
     f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "
     f"local = 11 states (chance {100 / 11:.0f}%)"
 )
-display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
+display(Markdown(score_table))
 
 # %% [markdown]
 # The paper reports Hits@1 (and MRR for global) for these four models per game; its table values
@@ -234,11 +230,8 @@ display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 
 # %%
 chance = {"batched_dedup": 1 / eval_batch_size, "local_dedup": 1 / 11}
-report.plot_steps(
-    rows, specs, strategies, ["batched_dedup", "local_dedup"], chance,
-    names={"batched_dedup": "global"}
-)
-plt.show()
+page.show_steps(["batched_dedup", "local_dedup"], chance,
+                names={"batched_dedup": "global"})
 
 # %% [markdown]
 # ## What "local" means
@@ -259,7 +252,7 @@ for game in atari_games:
                                title=f"{name}: test episode {example_episode}")
     plt.show()
     views = {label: analysis.local_global_view(
-                 load_model(folders[name][label, seeds[0]], get_device(device)),
+                 load_model(page.folders[name][label, seeds[0]], get_device(device)),
                  test, example_episode, example_steps, eval_batch_size, device)
              for label in strategies}
     report.plot_local_global_grid(views, name)
@@ -277,16 +270,18 @@ for game in atari_games:
 # arg-min is the start state:
 
 # %%
-lift = report.lift(
-    rows,
+lift, table = report.lift(
+    page.rows,
     specs,
     strategies,
     ["batched_dedup", "batched_dedup_no_transition",
      "local_dedup", "local_dedup_no_transition"],
 )
 
-signs = report.signs(rows, specs, "episodic+out-of-episode",
-                     ["batched_dedup", "local_dedup"])
+display(Markdown(table))
+signs, table = report.signs(page.rows, specs, "episodic+out-of-episode",
+                            ["batched_dedup", "local_dedup"])
+display(Markdown(table))
 
 # %% [markdown]
 # ## Verdict
@@ -302,21 +297,10 @@ signs = report.signs(rows, specs, "episodic+out-of-episode",
 # %%
 CLAIM = ("episodic + out-of-episode negatives raise the local score "
          "on agent-collected Atari data")
-verdicts = [
-    report.verdict(records[name], CLAIM, "4.3", name, "episodic+out-of-episode",
-                   mode="local_dedup", updates=spec.num_updates,
-                   batch_size=spec.batch_size, scale=scale,
-                   data=f"{load_episodes(spec.train_data).num_transitions} transitions",
-                   # local: a random guess among the 11 states
-                   chance=1 / (episode_steps + 1))
-    for name, spec in specs.items()
-]
-# the recorded reference run, or None: show this run
-ref = report.reference_run("10_local_global", scale, verdict_scale)
-shown = ref["results"] if ref else {"verdicts": verdicts}
-print(report.run_summary(ref) if ref
-      else f"no recorded {verdict_scale} run: this run ({scale} scale)")
-display(Markdown(report.verdict_markdown(shown["verdicts"])))
+report.show_verdict(
+    page, "10_local_global", claim=CLAIM, new="episodic+out-of-episode",
+    setting="local_dedup", verdict_scale=verdict_scale,
+    chance=1 / (episode_steps + 1))  # local: a random guess among the 11 states
 
 # %% [markdown]
 # What to expect at each scale. At `small` the agents are untrained, the splits hold a handful of
@@ -352,19 +336,14 @@ display(Markdown(report.verdict_markdown(shown["verdicts"])))
 # %%
 _ = save_results(
     "10_local_global",
-    {
-        "table": rows,
-        "per_seed": records,
-        "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "curves": curves,
-        "verdicts": verdicts,
-        "data": data_stats,
-        "agents_frames": {g: int(load_checkpoint(agents[g])["frames"])
-                          for g in atari_games},
-        "local_example": example,
-        "lift_over_no_transition": lift,
-        "gap_new_minus_baseline": signs,
-        "seconds": time.perf_counter() - t_start,
-    },
+    page.results(
+        data=data_stats,
+        agents_frames={g: int(load_checkpoint(agents[g])["frames"])
+                       for g in atari_games},
+        local_example=example,
+        lift_over_no_transition=lift,
+        gap_new_minus_baseline=signs,
+        seconds=time.perf_counter() - t_start,
+    ),
     scale,
 )

@@ -21,6 +21,7 @@ from cswm_lib.report.figures import (
     plot_trajectories,
     plot_transition,
 )
+from cswm_lib.report.page import ExperimentPage, show_verdict
 from cswm_lib.report.results import (
     GLANCE_MODES,
     README_MARKERS,
@@ -55,13 +56,13 @@ from cswm_lib.verdict import (
 )
 
 __all__ = [
-    "GLANCE_MODES", "README_MARKERS", "bootstrap_interval", "budget_markdown", "departure_markdown",
-    "evaluation_table", "format_table", "glance_markdown", "hits_by_steps", "lift",
-    "markdown_table", "plot_agent_curve", "plot_candidates", "plot_cube_crops", "plot_curve_grid",
-    "plot_curves", "plot_episode_frames", "plot_local_global", "plot_local_global_grid",
-    "plot_negatives", "plot_settings", "plot_slot_grid", "plot_steps", "plot_trajectories",
-    "plot_transition", "readme_with_results", "recorded", "recorded_results", "recorded_verdicts",
-    "reference_run", "results_markdown", "run_summary", "score_table", "show_markdown", "signs",
-    "slot_lengths_text", "split_table", "verdict", "verdict_markdown", "verdict_table",
-    "verdict_table_compact",
+    "ExperimentPage", "GLANCE_MODES", "README_MARKERS", "bootstrap_interval", "budget_markdown",
+    "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "hits_by_steps",
+    "lift", "markdown_table", "plot_agent_curve", "plot_candidates", "plot_cube_crops",
+    "plot_curve_grid", "plot_curves", "plot_episode_frames", "plot_local_global",
+    "plot_local_global_grid", "plot_negatives", "plot_settings", "plot_slot_grid", "plot_steps",
+    "plot_trajectories", "plot_transition", "readme_with_results", "recorded", "recorded_results",
+    "recorded_verdicts", "reference_run", "results_markdown", "run_summary", "score_table",
+    "show_markdown", "show_verdict", "signs", "slot_lengths_text", "split_table", "verdict",
+    "verdict_markdown", "verdict_table", "verdict_table_compact",
 ]

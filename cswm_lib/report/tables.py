@@ -14,7 +14,7 @@ from cswm_lib.curves import CurveSet, departure
 from cswm_lib.evaluate import NO_TRANSITION
 from cswm_lib.experiments import START_METRIC, select
 from cswm_lib.report.results import GLANCE_MODES, recorded_results, recorded_verdicts
-from cswm_lib.tables import format_table, show_markdown
+from cswm_lib.tables import format_table
 from cswm_lib.verdict import verdict_table, verdict_table_compact
 
 
@@ -123,11 +123,11 @@ def lift(
     strategies: Sequence[str],
     modes: Sequence[str],
     local_mode: str = "local_dedup",
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], str]:
     """1-step Hits@1 of every (dataset, strategy) in each of ``modes`` (e.g. a mode and its
     ``_no_transition`` twin), plus ``local_argmin_o0``: the share of ``local_mode`` queries whose
-    prediction is nearest the episode's start state. Shown as a table (percent, :func:`show_markdown`); keys
-    ``"<dataset> | <strategy>"``."""
+    prediction is nearest the episode's start state, keyed ``"<dataset> | <strategy>"``; and their
+    markdown table (percent) for the chapter to show."""
     out: dict[str, dict[str, float]] = {}
     for name in datasets:
         for label in strategies:
@@ -152,9 +152,8 @@ def lift(
                          | ({"predictor": predictor} if twins else {})
                          | {m: pct(v, m + suffix) for m in base}
                          | {START_METRIC: pct(v, "local_argmin_o0") if not suffix else "--"})
-    show_markdown(format_table(cells) + "\n\n1-step Hits@1 (%), mean over seeds; "
-                  f"{START_METRIC}: share of {local_mode} queries nearest the start state.")
-    return out
+    return out, (format_table(cells) + "\n\n1-step Hits@1 (%), mean over seeds; "
+                 f"{START_METRIC}: share of {local_mode} queries nearest the start state.")
 
 def signs(
     rows: list[dict[str, Any]],
@@ -162,10 +161,10 @@ def signs(
     new: str,
     modes: Sequence[str],
     base: str = "baseline",
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], str]:
     """:func:`cswm_lib.analysis.gap` of ``new`` over ``base`` (1-step Hits@1) for every dataset and
-    mode, shown as a table (:func:`show_markdown`) with whether it has the paper's sign; the seed
-    spread is the yardstick for noise."""
+    mode, and their markdown table with whether each has the paper's sign (the seed spread is the
+    yardstick for noise), for the chapter to show."""
     out, cells = {}, []
     for name in datasets:
         for mode in modes:
@@ -179,9 +178,8 @@ def signs(
                 "ratio": f"{g['new'] / g['base']:.2f}" if g["base"] > 0 else "--",
                 "spread": f"{100 * g['pooled_std']:.1f}", "verdict": verdict,
             })
-    show_markdown(format_table(cells) + f"\n\n1-step Hits@1 (%), mean over seeds; diff: {new} − {base}; "
-                  "spread: pooled std over seeds (the yardstick for noise).")
-    return out
+    return out, (format_table(cells) + f"\n\n1-step Hits@1 (%), mean over seeds; diff: {new} − {base}; "
+                 "spread: pooled std over seeds (the yardstick for noise).")
 
 def score_table(
     rows: list[dict[str, Any]],
