@@ -126,20 +126,22 @@ def gap(
     dataset: str,
     new: str,
     base: str = "baseline",
-    mode: str = "dedup",
+    setting: str = "global_dedup",
     num_steps: int = 1,
     metric: str = "Hits@1",
 ) -> dict[str, float]:
-    """``new - base`` for one dataset/mode/steps/metric: ``{"base", "new", "diff", "pooled_std"}``
-    (pooled_std = sqrt(std_base^2 + std_new^2), a yardstick for whether the difference is noise)."""
+    """``new - base`` (two strategies) for one dataset/setting/num_steps/metric: ``{"base", "new",
+    "diff", "pooled_std"}`` (pooled_std = sqrt(std_base^2 + std_new^2), a yardstick for whether the
+    difference is noise)."""
     picked = {}
-    for label in (base, new):
-        hit = select(rows, dataset=dataset, negatives=label, mode=mode, num_steps=num_steps, metric=metric)
+    for strategy in (base, new):
+        hit = select(rows, dataset=dataset, strategy=strategy, setting=setting, num_steps=num_steps,
+                     metric=metric)
         if len(hit) != 1:
             raise CswmError(
-                f"expected one row for {dataset}/{label}/{mode}/{num_steps}/{metric}, got {len(hit)}"
+                f"expected one row for {dataset}/{strategy}/{setting}/{num_steps}/{metric}, got {len(hit)}"
             )
-        picked[label] = hit[0]
+        picked[strategy] = hit[0]
     b, n = picked[base], picked[new]
     return {
         "base": b["mean"],

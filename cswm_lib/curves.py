@@ -5,16 +5,20 @@ updates when the :class:`~cswm_lib.train.TrainConfig` names an ``eval_dataset``,
 line per evaluation to ``<run folder>/curve.jsonl``::
 
     {"updates": 500, "epoch": 1.6, "loss": 0.41, "seconds": 83.2,
-     "records": [{"mode": "local_dedup", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
+     "records": [{"setting": "local_dedup", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
 
 ``records`` has the same fields as the scores of :func:`cswm_lib.experiments.score_model`:
 
 - ``local_dedup`` -- rank among the T + 1 states of the query's own episode, published dedup
   (``local`` when the eval set has no state ids),
-- ``dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
+- ``global_dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
 - the same with the suffix ``_no_transition``: the control that predicts ``z_0`` for ``z_L``,
-- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local mode ``argmin=o_0``:
-  the share of predictions nearest the episode's start state (1 for a model without dynamics).
+- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local setting the
+  start-state metric ``nearest_start``: the share of predictions nearest the
+  episode's start state (1 for a model without dynamics).
+
+Curves written before the book named each concept once are read in today's names
+(:func:`cswm_lib.vocabulary.modernise`).
 
 The eval subset is fixed (the first ``eval_episodes`` episodes), so points of one curve are
 comparable. Evaluation runs in eval mode without gradients and draws no random numbers, so a run
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cswm_lib import vocabulary
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import (
@@ -42,6 +47,7 @@ from cswm_lib.evaluate import (
     scores,
     start_state_argmin,
 )
+from cswm_lib.vocabulary import modernise
 
 #: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
 #: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
@@ -64,14 +70,14 @@ def eval_subset(episodes: Episodes, num_episodes: int) -> Episodes:
 def curve_scores(
     model: torch.nn.Module, episodes: Episodes, num_steps: Sequence[int] = CURVE_STEPS
 ) -> list[dict[str, Any]]:
-    """Scores of ``model`` on ``episodes`` for one curve point: ``[{"mode", "num_steps", "metric",
+    """Scores of ``model`` on ``episodes`` for one curve point: ``[{"setting", "num_steps", "metric",
     "value"}]`` (see the module docstring). Uses the library's rankers; draws no random numbers."""
     steps = [s for s in num_steps if s <= episodes.episode_length]
     if not steps:
         raise CswmError(f"eval episodes have {episodes.episode_length} steps; none of {list(num_steps)} fit")
     has_ids = episodes.state_ids is not None
     dedup = "published" if has_ids else None
-    glob, loc = ("dedup", "local_dedup") if has_ids else ("global", "local")
+    glob, loc = ("global_dedup", "local_dedup") if has_ids else ("global", "local")
     out = []
     for L, emb in embed_paths(model, episodes, steps, all_states=True, progress=False).items():
         for suffix, pred in (("", emb["predictions"]), (NO_TRANSITION, emb["states"][:, 0])):
@@ -80,60 +86,60 @@ def curve_scores(
                 loc: scores(local, ks=(1,)),
                 glob: scores(rank_global(pred, emb["targets"], emb["target_ids"], dedup), ks=(1,)),
             }
-            for mode, r in ranked.items():
-                out += [
-                    dict(mode=mode + suffix, num_steps=L, metric=m, value=r[k])
-                    for m, k in (("Hits@1", "hits@1"), ("MRR", "mrr"))
-                ]
+            for setting, r in ranked.items():
+                r = {vocabulary.name(k): v for k, v in r.items()}  # the book's metric names
+                out += [dict(setting=setting + suffix, num_steps=L, metric=m, value=r[m])
+                        for m in ("Hits@1", "MRR")]
             if not suffix:
                 out.append(
-                    dict(mode=loc, num_steps=L, metric=START_METRIC,
+                    dict(setting=loc, num_steps=L, metric=vocabulary.name(START_METRIC),
                          value=start_state_argmin(pred, emb["states"]))
                 )
     return out
 
 
 def read_curve(folder: str | Path) -> list[dict[str, Any]]:
-    """The points of ``<folder>/curve.jsonl`` (one dict per evaluation, oldest first)."""
+    """The points of ``<folder>/curve.jsonl`` (one dict per evaluation, oldest first), in today's
+    names (:func:`cswm_lib.vocabulary.modernise`)."""
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         raise CswmError(f"no learning curve in {folder} (expected {path.name}; train with --eval-every)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [modernise(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
-def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
+def curve_value(point: dict[str, Any], setting: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
     """One number of a curve point, e.g. ``curve_value(p, "local_dedup_no_transition", 1, "Hits@1")``."""
     for r in point["records"]:
-        if r["mode"] == mode and r["num_steps"] == num_steps and r["metric"] == metric:
+        if r["setting"] == setting and r["num_steps"] == num_steps and r["metric"] == metric:
             return float(r["value"])
-    raise CswmError(f"curve point at update {point.get('updates')} has no {mode}/{num_steps}/{metric}")
+    raise CswmError(f"curve point at update {point.get('updates')} has no {setting}/{num_steps}/{metric}")
 
 
-def curve_key(mode: str, num_steps: int, metric: str) -> str:
+def curve_key(setting: str, num_steps: int, metric: str) -> str:
     """Name of one score's series in :func:`curve_table`, e.g. ``"local|1|Hits@1"``."""
-    return f"{mode}|{num_steps}|{metric}"
+    return f"{setting}|{num_steps}|{metric}"
 
 
 def curve_table(folders: dict[tuple[str, int], str | Path]) -> Curves:
     """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
-    :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
+    :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<setting>|<L>|<metric>": [...]}}}``
     from ``folders = {(strategy, seed): run folder}``."""
     out: Curves = {}
-    for (label, seed), folder in folders.items():
+    for (strategy, seed), folder in folders.items():
         curve = read_curve(folder)
         series: dict[str, list] = {"updates": [p["updates"] for p in curve]}
         for i, p in enumerate(curve):
             for r in p["records"]:
-                key = curve_key(r["mode"], r["num_steps"], r["metric"])
+                key = curve_key(r["setting"], r["num_steps"], r["metric"])
                 series.setdefault(key, [None] * len(curve))[i] = r["value"]
-        out.setdefault(label, {})[str(seed)] = series
+        out.setdefault(strategy, {})[str(seed)] = series
     return out
 
 
 def departure(
     curves: Curves,
     strategy: str,
-    mode: str = "local_dedup",
+    setting: str = "local_dedup",
     num_steps: int = 1,
     metric: str = "Hits@1",
     margin: float = 0.05,
@@ -144,7 +150,7 @@ def departure(
     seeds = curves[strategy].values()
     n = min(len(s["updates"]) for s in seeds)
     x = next(iter(seeds))["updates"][:n]
-    score = np.mean([s[curve_key(mode, num_steps, metric)][:n] for s in seeds], 0)
-    control = np.mean([s[curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
+    score = np.mean([s[curve_key(setting, num_steps, metric)][:n] for s in seeds], 0)
+    control = np.mean([s[curve_key(f"{setting}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
     above = np.flatnonzero(score - control > margin)
     return int(x[above[0]]) if above.size else None

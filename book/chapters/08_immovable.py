@@ -42,11 +42,10 @@ scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
-                                "time_aligned": False},
+    "baseline": {},
+    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
 }
 # The budget is counted in optimizer UPDATES, not epochs: what a model learns depends on how many
 # gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
@@ -65,7 +64,7 @@ cubes = {"train_divisor": 500, "eval_divisor": 500, "epochs": 100, "num_updates"
 eval_episodes = 1000  # learning curve: the first eval episodes it scores (small: all)
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
-modes = ["dedup", "local_dedup", "dedup_no_transition",
+settings = ["global_dedup", "local_dedup", "global_dedup_no_transition",
          "local_dedup_no_transition"]  # see below
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
@@ -94,7 +93,7 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 
 # %%
 common = dict(experiment="4.1", strategies=strategies, seeds=seeds,
-              learning_rate=learning_rate, modes=modes, num_steps=num_steps,
+              learning_rate=learning_rate, settings=settings, num_steps=num_steps,
               metrics=["Hits@1", "MRR"], scale=scale, device=device,
               eval_episodes=eval_episodes)
 specs = {
@@ -119,7 +118,7 @@ page.show_frames()
 #
 # Every model is scored in four ways ({ref}`chap-evaluation`):
 #
-# * `dedup` -- the paper's 4.1 score (`eval_ids.py --dedup`): the prediction is ranked among the
+# * `global_dedup` -- the paper's 4.1 score (`eval_ids.py --dedup`): the prediction is ranked among the
 #   predictions of **all** eval episodes; a state that recurs in another episode is not a mistake;
 # * `local_dedup` -- among the $T + 1 = 11$ states of the query's **own** episode
 #   (`eval_ids_b_inep.py --dedup`);
@@ -128,7 +127,7 @@ page.show_frames()
 # Why the last three? The global score mostly asks "which episode is this?". In these worlds the
 # immovable objects answer that on their own, so a model can reach a high global score while it
 # has learned no within-episode dynamics: its prediction stays where it started. The local score
-# and the no-transition control expose that, as does `argmin=o_0`: the share of queries whose
+# and the no-transition control expose that, as does `nearest_start`: the share of queries whose
 # prediction is nearest to the episode's **start** state $o_0$. A model that predicts "no change"
 # scores exactly the share of episodes whose first action is a no-op (a push into a wall, another
 # object or an immovable object) -- about 62 % locally on Shapes.
@@ -140,7 +139,7 @@ page.show_frames()
 # only where they end. Each run is resumable and reused when finished.
 
 # %%
-curves = page.train(panels=[("local_dedup", 1), ("dedup", 1)])
+curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the
@@ -149,13 +148,13 @@ curves = page.train(panels=[("local_dedup", 1), ("dedup", 1)])
 # the no-transition control reaches too.
 
 # %%
-display(Markdown(page.score(modes)))
+display(Markdown(page.score(settings)))
 
 # %% [markdown]
 # The same scores after longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %% tags=["hide-input"]
-page.show_steps(["dedup", "local_dedup"])
+page.show_steps(["global_dedup", "local_dedup"])
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -189,9 +188,9 @@ shown = report.show_verdict(
     page, "08_immovable",
     claim="episodic + out-of-episode negatives (β = 0.5) learn the dynamics "
           "that batch negatives miss",
-    new="episodic+out-of-episode", setting="local_dedup", verdict_scale=verdict_scale,
-    panels=[("local_dedup", 1), ("dedup", 1)],
-    departure=dict(strategies=["episodic+out-of-episode"]))
+    new="mixed", setting="local_dedup", verdict_scale=verdict_scale,
+    panels=[("local_dedup", 1), ("global_dedup", 1)],
+    departure=dict(strategies=["mixed"]))
 
 # %% [markdown]
 # A world whose curve never leaves its no-transition control within the budget gives no verdict:
@@ -201,7 +200,7 @@ shown = report.show_verdict(
 # shown run's model timed on this machine ({func}`cswm_lib.cost.update_cost`):
 
 # %% tags=["hide-input"]
-new = "episodic+out-of-episode"
+new = "mixed"
 
 
 def seconds_per_update(world):
@@ -227,7 +226,7 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 #
 # ## Exercises
 #
-# 1. Add a strategy `"episodic": {"negatives": "episodic"}` ($\beta = 1$) to `strategies`. What
+# 1. Add a strategy `"episodic": {}` ($\beta = 1$) to `strategies`. What
 #    happens to the global score when no negative comes from another episode?
 # 2. Halve the `batch_size` of `shapes`. Does the curve separate after the same number of updates, or of
 #    transitions seen?

@@ -39,10 +39,10 @@
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
-# label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "time-aligned": {"negatives": "time_aligned", "beta": 0.0},
+    "baseline": {},
+    "time_aligned": {"beta": 0.0},
 }
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
@@ -59,7 +59,8 @@ eval_episodes = 100  # learning curve: the first eval episodes it scores (all of
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.2 table: 1 step; 5 and 10 are our extension
 # global at 1 step is the paper's score
-modes = ["global", "local_dedup", "global_no_transition", "local_dedup_no_transition"]
+settings = ["global", "local_dedup", "global_no_transition",
+            "local_dedup_no_transition"]
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
@@ -88,9 +89,9 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 common = dict(experiment="4.2", strategies=strategies, seeds=seeds,
               train_divisor=train_divisor, eval_divisor=eval_divisor, epochs=epochs,
               num_updates=num_updates, batch_size=batch_size, eval_every=eval_every,
-              eval_episodes=eval_episodes, learning_rate=learning_rate, modes=modes,
-              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
-              device=device)
+              eval_episodes=eval_episodes, learning_rate=learning_rate,
+              settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
+              scale=scale, device=device)
 specs = {
     "Pong": ex.Experiment(
         dataset="Pong", train_data="pong_train", eval_data="pong_eval",
@@ -128,11 +129,11 @@ page.show_frames(channels=slice(3, 6))
 # ## Training, with learning curves
 #
 # One model per strategy and seed, reused when finished and resumed when interrupted. The curves
-# score the de-duplicated global ranking (`dedup`; on these eval sets it differs from `global`
+# score the de-duplicated global ranking (`global_dedup`; on these eval sets it differs from `global`
 # only where two episodes share a RAM state) and the local one.
 
 # %%
-curves = page.train(panels=[("dedup", 1), ("local_dedup", 1)])
+curves = page.train(panels=[("global_dedup", 1), ("local_dedup", 1)])
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the grey
@@ -141,7 +142,7 @@ curves = page.train(panels=[("dedup", 1), ("local_dedup", 1)])
 # ## Final scores
 
 # %%
-display(Markdown(page.score(modes)))
+display(Markdown(page.score(settings)))
 
 # %% [markdown]
 # Longer roll-outs (our extension; the paper's 4.2 table is 1 step):
@@ -176,9 +177,9 @@ report.show_verdict(
     page, "09_atari_time_aligned",
     claim="time-aligned negatives roughly double C-SWM's score "
           "on random-policy Atari data",
-    new="time-aligned", setting="global", verdict_scale=verdict_scale,
-    panels=[("dedup", 1), ("local_dedup", 1)],
-    departure=dict(mode="dedup"), when=" (global score, de-duplicated)")
+    new="time_aligned", setting="global", verdict_scale=verdict_scale,
+    panels=[("global_dedup", 1), ("local_dedup", 1)],
+    departure=dict(setting="global_dedup"), when=" (global score, de-duplicated)")
 
 # %% [markdown]
 # How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The
@@ -207,10 +208,10 @@ report.show_verdict(
 #
 # ## Exercises
 #
-# 1. Add `"random step": {"negatives": "out_of_episode"}` to `strategies`. It differs from the
+# 1. Add `"out_of_episode": {}` to `strategies`. It differs from the
 #    baseline only in drawing negatives from the whole dataset instead of the batch; is it closer
 #    to the baseline or to time-aligned?
-# 2. Rank the 1-step predictions within batches of 10 instead of 100 (mode `batched` in
+# 2. Rank the 1-step predictions within batches of 10 instead of 100 (setting `batched` in
 #    {func}`cswm_lib.evaluate.evaluate`). Which strategy gains more?
 # 3. Pong's README uses 3 object slots, Space Invaders 5. Train Space Invaders with 3: what do
 #    the slot paths show?

@@ -59,11 +59,10 @@ eps = 0.5
 episode_steps = 10  # recorded random-action transitions per episode
 # C-SWM training (README: --epochs 100 --learning-rate 0.0005, batch 1024, hidden 512)
 seeds = [0]  # README: one run per command, train.py's default --seed 42
-# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
-                                "time_aligned": False},
+    "baseline": {},
+    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
 }
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
@@ -77,7 +76,7 @@ learning_rate = 5e-4
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
 # batched_dedup is the paper's global score
-modes = ["batched_dedup", "local_dedup", "batched_dedup_no_transition",
+settings = ["batched_dedup", "local_dedup", "batched_dedup_no_transition",
          "local_dedup_no_transition"]
 example_episode = 0  # test episode of the "what local means" figure
 example_steps = 5  # its roll-out length
@@ -154,9 +153,9 @@ display(Markdown(report.split_table(stats)))
 common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epochs,
               num_updates=num_updates, eval_every=eval_every,
               eval_episodes=eval_episodes, batch_size=batch_size,
-              learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes,
-              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
-              device=device)
+              learning_rate=learning_rate, eval_batch_size=eval_batch_size,
+              settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
+              scale=scale, device=device)
 names = {"PongDeterministic-v4": "Pong",
          "SpaceInvadersDeterministic-v4": "Space Invaders"}
 worlds = {"PongDeterministic-v4": "pong",
@@ -177,11 +176,11 @@ for name, spec in specs.items():
 #
 # One model per strategy and seed, reused when finished and resumed when interrupted. Every
 # `eval_every` updates each run scores itself on the test episodes: the curves below show the
-# de-duplicated local score and the global one over *all* test episodes (`dedup`; the final
+# de-duplicated local score and the global one over *all* test episodes (`global_dedup`; the final
 # global score further down uses the paper's batches of `eval_batch_size`).
 
 # %%
-curves = page.train(panels=[("local_dedup", 1), ("dedup", 1)])
+curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
 plt.show()
 
 # %% [markdown]
@@ -209,12 +208,12 @@ plt.show()
 # other moments, which differ in score, positions and colours; locally they are the neighbouring
 # frames of the same rally, a few pixels apart. A model that only recognises "which episode" gets a
 # high global and a low local score. As in {ref}`chap-atari-time-aligned`, the `_no_transition`
-# modes score
-# the no-transition predictor $\hat z_L = z_0$ with the same encoder, and `argmin=o_0` is the
+# settings score
+# the no-transition predictor $\hat z_L = z_0$ with the same encoder, and `nearest_start` is the
 # fraction of local queries whose prediction is nearest to the start state.
 
 # %%
-score_table = page.score(modes)
+score_table = page.score(settings)
 print(
     f"scale: {scale} -- {len(page.rows)} result rows\n"
     f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "
@@ -251,14 +250,14 @@ for game in atari_games:
     report.plot_episode_frames(test, example_episode, highlight=example_steps,
                                title=f"{name}: test episode {example_episode}")
     plt.show()
-    views = {label: analysis.local_global_view(
-                 load_model(page.folders[name][label, seeds[0]], get_device(device)),
+    views = {strategy: analysis.local_global_view(
+                 load_model(page.folders[name][strategy, seeds[0]], get_device(device)),
                  test, example_episode, example_steps, eval_batch_size, device)
-             for label in strategies}
+             for strategy in strategies}
     report.plot_local_global_grid(views, name)
     plt.show()
-    for label, view in views.items():
-        example[f"{name}|{label}"] = dict(
+    for strategy, view in views.items():
+        example[f"{name}|{strategy}"] = dict(
             local_distances=[float(x) for x in view["local_distances"]],
             nearest_t=view["nearest_t"], global_rank=view["global_rank"],
             batch=len(view["global_distances"]))
@@ -279,7 +278,7 @@ lift, table = report.lift(
 )
 
 display(Markdown(table))
-signs, table = report.signs(page.rows, specs, "episodic+out-of-episode",
+signs, table = report.signs(page.rows, specs, "mixed",
                             ["batched_dedup", "local_dedup"])
 display(Markdown(table))
 
@@ -298,7 +297,7 @@ display(Markdown(table))
 CLAIM = ("episodic + out-of-episode negatives raise the local score "
          "on agent-collected Atari data")
 report.show_verdict(
-    page, "10_local_global", claim=CLAIM, new="episodic+out-of-episode",
+    page, "10_local_global", claim=CLAIM, new="mixed",
     setting="local_dedup", verdict_scale=verdict_scale,
     chance=1 / (episode_steps + 1))  # local: a random guess among the 11 states
 
@@ -327,10 +326,10 @@ report.show_verdict(
 # ## Exercises
 #
 # 1. Set `strategies` to the time-aligned negatives of {ref}`chap-atari-time-aligned`
-#    (`{"negatives": "time_aligned", "beta": 0.0}`). Do they help the local score? Why not?
+#    (`{"time_aligned": {"beta": 0.0}}`). Do they help the local score? Why not?
 # 2. Change $\beta$ to 0.9 and 0.1. Which of the two scores moves?
 # 3. Score the models on the *valid* split as well. Does the ranking of the strategies change?
-# 4. Use `eval_batch_size = 2` and then the whole test set as one batch (mode `global` of
+# 4. Use `eval_batch_size = 2` and then the whole test set as one batch (setting `global` of
 #    {func}`cswm_lib.evaluate.evaluate`). How does the gap between global and local change?
 
 # %%

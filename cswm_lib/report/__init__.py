@@ -23,7 +23,7 @@ from cswm_lib.report.figures import (
 )
 from cswm_lib.report.page import ExperimentPage, show_verdict
 from cswm_lib.report.results import (
-    GLANCE_MODES,
+    GLANCE_SETTINGS,
     README_MARKERS,
     readme_with_results,
     recorded,
@@ -56,7 +56,7 @@ from cswm_lib.verdict import (
 )
 
 __all__ = [
-    "ExperimentPage", "GLANCE_MODES", "README_MARKERS", "bootstrap_interval", "budget_markdown",
+    "ExperimentPage", "GLANCE_SETTINGS", "README_MARKERS", "bootstrap_interval", "budget_markdown",
     "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "hits_by_steps",
     "lift", "markdown_table", "plot_agent_curve", "plot_candidates", "plot_cube_crops",
     "plot_curve_grid", "plot_curves", "plot_episode_frames", "plot_local_global",

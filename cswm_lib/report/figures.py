@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cswm_lib import vocabulary
 from cswm_lib.curves import Curves, CurveSet, curve_key
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.evaluate import NO_TRANSITION
@@ -20,21 +21,21 @@ def plot_steps(
     rows: list[dict[str, Any]],
     datasets: Sequence[str],
     strategies: Sequence[str],
-    modes: Sequence[str],
+    settings: Sequence[str],
     chance: dict[str, float] | None = None,
     names: dict[str, str] | None = None,
 ) -> Any:
-    """Hits@1 (mean ± std over seeds, %) against the roll-out length L, one panel per mode: every
+    """Hits@1 (mean ± std over seeds, %) against the roll-out length L, one panel per setting: every
     (dataset, strategy) series has its own colour, and each dataset its own line style and marker
     (solid/o, dashed/s, dotted/^, ...), so no two series look alike. ``chance``
-    (fraction per mode) adds a dotted chance line; ``names`` renames modes on the axis."""
+    (fraction per setting) adds a dotted chance line; ``names`` renames settings on the axis."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(modes), figsize=(min(7.5, 3.75 * len(modes)), 3.2), squeeze=False)
-    for ax, mode in zip(axes[0], modes, strict=True):
+    fig, axes = plt.subplots(1, len(settings), figsize=(min(7.5, 3.75 * len(settings)), 3.2), squeeze=False)
+    for ax, setting in zip(axes[0], settings, strict=True):
         for d, name in enumerate(datasets):
-            for i, label in enumerate(strategies):
-                r = select(rows, dataset=name, negatives=label, mode=mode, metric="Hits@1")
+            for i, strategy in enumerate(strategies):
+                r = select(rows, dataset=name, strategy=strategy, setting=setting, metric="Hits@1")
                 ax.errorbar(
                     [x["num_steps"] for x in r],
                     [100 * x["mean"] for x in r],
@@ -43,36 +44,42 @@ def plot_steps(
                     capsize=3,
                     color=f"C{(d * len(strategies) + i) % 10}",
                     ls=["-", "--", ":", "-."][d % 4],
-                    label=f"{name}, {label}",
+                    label=f"{name}, {strategy}",
                 )
-        if chance and mode in chance:
-            ax.axhline(100 * chance[mode], color="grey", lw=0.8, ls=":")
+        if chance and setting in chance:
+            ax.axhline(100 * chance[setting], color="grey", lw=0.8, ls=":")
             ax.set_ylim(bottom=0)
         ax.set_xlabel("latent steps L")
         ax.xaxis.get_major_locator().set_params(integer=True)  # L is a whole number of steps
-        ax.set_ylabel(f"Hits@1 (%), {(names or {}).get(mode, mode)}")
+        ax.set_ylabel(f"Hits@1 (%), {(names or {}).get(setting, setting)}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)  # outside the data
     fig.tight_layout(rect=(0, min(0.5, 0.07 * (1 + (len(labels) + 1) // 2)), 1, 1))
     return fig
 
-def plot_settings(results: dict[tuple[str, int], dict[str, Any]], metric: str = "hits@1") -> Any:
+def _book_names(scores: dict[str, Any]) -> dict[str, Any]:
+    """A scores dict of :mod:`cswm_lib.evaluate` keyed by the book's metric names (``Hits@1``, ``MRR``)."""
+    return {vocabulary.name(k): v for k, v in scores.items()}
+
+
+def plot_settings(results: dict[tuple[str, int], dict[str, Any]], metric: str = "Hits@1") -> Any:
     """``metric`` (%) of one model in every evaluation setting: a group of bars per setting, one bar
     (own colour and hatch) per roll-out length L, from :func:`cswm_lib.evaluate.evaluate_modes`
     results keyed ``(setting, L)``. Returns the figure (7.5 in wide)."""
     import matplotlib.pyplot as plt
 
-    labels = list(dict.fromkeys(label for label, _ in results))
+    settings = list(dict.fromkeys(setting for setting, _ in results))
     steps = list(dict.fromkeys(L for _, L in results))
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     width = 0.8 / len(steps)
     for i, L in enumerate(steps):
-        ax.bar(np.arange(len(labels)) + i * width, [100 * results[lb, L][metric] for lb in labels], width,
+        ax.bar(np.arange(len(settings)) + i * width,
+               [100 * _book_names(results[s, L])[metric] for s in settings], width,
                color=f"C{i}", hatch=["", "//", "..", "xx"][i % 4], edgecolor="k", lw=0.4,
                label=f"{L} step(s)")
-    ax.set_xticks(np.arange(len(labels)) + width * (len(steps) - 1) / 2, labels, rotation=35, ha="right",
-                  fontsize=8)
-    ax.set_ylabel(f"{metric.replace('hits', 'Hits')} (%)")
+    ax.set_xticks(np.arange(len(settings)) + width * (len(steps) - 1) / 2, settings, rotation=35,
+                  ha="right", fontsize=8)
+    ax.set_ylabel(f"{metric} (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -85,9 +92,10 @@ def plot_candidates(sweep: dict[int, dict[int, dict[str, float]]]) -> Any:
 
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3), sharex=True)
     for i, (steps, by_size) in enumerate(sweep.items()):
-        for ax, key in zip(axes, ("hits@1", "mrr"), strict=True):
-            ax.plot(list(by_size), [100 * r[key] for r in by_size.values()], marker="os^Dv"[i % 5],
-                    ls=_STYLES[i % len(_STYLES)], color=f"C{i}", label=f"{steps} step(s)")
+        for ax, key in zip(axes, ("Hits@1", "MRR"), strict=True):
+            ax.plot(list(by_size), [100 * _book_names(r)[key] for r in by_size.values()],
+                    marker="os^Dv"[i % 5], ls=_STYLES[i % len(_STYLES)], color=f"C{i}",
+                    label=f"{steps} step(s)")
     sizes = np.array(sorted({b for by_size in sweep.values() for b in by_size}), dtype=float)
     axes[0].plot(sizes, 100 / sizes, "k:", label="chance (1/B)")
     for ax, name in zip(axes, ("Hits@1 (%)", "MRR (%)"), strict=True):
@@ -311,7 +319,7 @@ _STYLES = ("-", "--", "-.", ":")
 def plot_curves(
     curves: Curves,
     ax: Any,
-    mode: str = "local_dedup",
+    setting: str = "local_dedup",
     num_steps: int = 1,
     metric: str = "Hits@1",
     control: bool = True,
@@ -319,9 +327,9 @@ def plot_curves(
 ) -> Any:
     """Learning curves of one score from a :func:`cswm_lib.curves.curve_table`: per strategy (own
     colour and line style) the mean over seeds with a min-max band, and every seed as a thin line;
-    with ``control`` the mean of the strategy's no-transition control (``<mode>_no_transition``),
+    with ``control`` the mean of the strategy's no-transition control (``<setting>_no_transition``),
     grey."""
-    for i, (label, seeds) in enumerate(curves.items()):
+    for i, (strategy, seeds) in enumerate(curves.items()):
         colour, style = f"C{i}", _STYLES[i % len(_STYLES)]
         n = min(len(s["updates"]) for s in seeds.values())
         x = np.asarray(next(iter(seeds.values()))["updates"][:n])
@@ -329,15 +337,15 @@ def plot_curves(
         def series(key: str, seeds: dict = seeds, n: int = n) -> np.ndarray:
             return 100 * np.array([s[key][:n] for s in seeds.values()], dtype=float)
 
-        y = series(curve_key(mode, num_steps, metric))
+        y = series(curve_key(setting, num_steps, metric))
         for row in y:
             ax.plot(x, row, color=colour, ls=style, lw=0.7, alpha=0.6)
         ax.fill_between(x, y.min(0), y.max(0), color=colour, alpha=0.15, lw=0)
-        ax.plot(x, y.mean(0), color=colour, ls=style, lw=2, label=f"{label} ({len(y)} seeds)")
-        control_key = curve_key(f"{mode}{NO_TRANSITION}", num_steps, metric)
+        ax.plot(x, y.mean(0), color=colour, ls=style, lw=2, label=f"{strategy} ({len(y)} seeds)")
+        control_key = curve_key(f"{setting}{NO_TRANSITION}", num_steps, metric)
         if control and control_key in next(iter(seeds.values())):
             ax.plot(x, series(control_key).mean(0), color="grey", ls=style, lw=1.2,
-                    label=f"{label}: no-transition control")
+                    label=f"{strategy}: no-transition control")
     ax.set_xlabel("optimizer updates")
     ax.set_ylabel(f"{metric} (%)")
     if title:
@@ -346,18 +354,19 @@ def plot_curves(
 
 def plot_curve_grid(
     curves: CurveSet,
-    panels: Sequence[tuple[str, int]] = (("local_dedup", 1), ("dedup", 1)),
+    panels: Sequence[tuple[str, int]] = (("local_dedup", 1), ("global_dedup", 1)),
     metric: str = "Hits@1",
 ) -> Any:
     """A row of :func:`plot_curves` panels per dataset (``curves = {dataset: curve_table}``), one
-    column per ``(mode, num_steps)``; one legend below the figure. Returns the figure (7.5 in wide)."""
+    column per ``(setting, num_steps)``; one legend below the figure. Returns the figure (7.5 in wide)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(curves), len(panels), figsize=(7.5, 2.6 * len(curves) + 0.6),
                              squeeze=False)
     for row, (name, runs) in enumerate(curves.items()):
-        for col, (mode, steps) in enumerate(panels):
-            plot_curves(runs, axes[row, col], mode, steps, metric, title=f"{name}: {mode}, {steps} step(s)")
+        for col, (setting, num_steps) in enumerate(panels):
+            plot_curves(runs, axes[row, col], setting, num_steps, metric,
+                        title=f"{name}: {setting}, {num_steps} step(s)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.12 if len(curves) > 1 else 0.2, 1, 1))

@@ -108,8 +108,12 @@ class ExperimentPage:
                 ) -> list[dict[str, Any]]:
         """The verdict (:func:`cswm_lib.verdict.verdict`) on ``claim`` for every dataset: ``new``
         against the baseline on the 1-step Hits@1 of ``setting``, with each run's budget."""
+        # TODO(issue 21, lead: cswm_lib.verdict's rewrite): verdict() still reads the records' former
+        # field names (strategy as "negatives", setting as "mode"); drop this adapter with it.
+        former = {name: [{**r, "negatives": r["strategy"], "mode": r["setting"]} for r in records]
+                  for name, records in self.records.items()}
         self.verdicts = [
-            verdict(self.records[name], claim, spec.experiment, name, new, mode=setting,
+            verdict(former[name], claim, spec.experiment, name, new, mode=setting,
                     updates=spec.num_updates, batch_size=spec.batch_size, scale=spec.scale,
                     data=f"{self.data[name][0].num_transitions} transitions", chance=chance)
             for name, spec in self.specs.items()

@@ -9,9 +9,20 @@ from typing import Any
 
 from cswm_lib.errors import CswmError
 from cswm_lib.utils import project_root
+from cswm_lib.vocabulary import modernise
 
-#: The scores a results-at-a-glance table shows (the paper's ranking modes and the local score).
-GLANCE_MODES = ("global", "dedup", "batched_dedup", "local_dedup")
+
+def load_record(path: Path) -> dict[str, Any]:
+    """One recorded results file, in today's names: records written before the book named each
+    concept once (other field names for the strategy and the evaluation setting, display labels for
+    strategies, older setting and metric names) are read through
+    :func:`cswm_lib.vocabulary.modernise`, so they keep working, and keep their provenance, unchanged
+    on disk. Every reader of ``book/results/`` uses this loader."""
+    return modernise(json.loads(Path(path).read_text()))
+
+
+#: The scores a results-at-a-glance table shows (the paper's ranking settings and the local score).
+GLANCE_SETTINGS = ("global", "global_dedup", "batched_dedup", "local_dedup")
 
 README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 
@@ -20,13 +31,13 @@ def recorded_results(folder: Path | None = None) -> list[dict[str, Any]]:
 
     These files are the ``results.json`` of reference runs (``cpu`` or ``full`` scale) kept in the
     repository; the README and the intro show them. Each row has the keys ``experiment``,
-    ``dataset``, ``negatives``, ``mode``, ``num_steps``, ``metric``, ``mean``, ``std``, ``n_seeds``,
+    ``dataset``, ``strategy``, ``setting``, ``num_steps``, ``metric``, ``mean``, ``std``, ``n_seeds``,
     ``scale``, ``paper`` and ``paper_note``.
     """
     folder = folder or project_root() / "book" / "results"
     rows: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*/*.json")):
-        record = json.loads(path.read_text())
+        record = load_record(path)
         for row in record.get("results", {}).get("table", []):
             rows.append({"scale": record.get("scale"), **row, "source": path.relative_to(folder).as_posix()})
     return rows
@@ -35,7 +46,7 @@ def recorded(chapter: str, scale: str = "cpu", folder: Path | None = None) -> di
     """The recorded reference run ``book/results/<scale>/<chapter>.json`` (its ``results.json``:
     ``scale``, ``results``, ``command``, ``wall_seconds``, ``load``), or None when none is recorded."""
     path = (folder or project_root() / "book" / "results") / scale / f"{chapter}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return load_record(path) if path.is_file() else None
 
 def reference_run(
     chapter: str, scale: str, verdict_scale: str = "cpu", folder: Path | None = None
@@ -61,7 +72,7 @@ def recorded_verdicts(folder: Path | None = None) -> tuple[list[dict[str, Any]],
     folder = folder or project_root() / "book" / "results"
     verdicts, without = [], []
     for path in sorted(folder.glob("*/*.json")):
-        record = json.loads(path.read_text())
+        record = load_record(path)
         found = record.get("results", {}).get("verdicts")
         if found:
             verdicts += found

@@ -9,13 +9,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cswm_lib import vocabulary
 from cswm_lib.analysis import gap
 from cswm_lib.curves import CurveSet, departure
 from cswm_lib.evaluate import NO_TRANSITION
 from cswm_lib.experiments import START_METRIC, select
-from cswm_lib.report.results import GLANCE_MODES, recorded_results, recorded_verdicts
+from cswm_lib.report.results import GLANCE_SETTINGS, recorded_results, recorded_verdicts
 from cswm_lib.tables import format_table
 from cswm_lib.verdict import verdict_table, verdict_table_compact
+
+
+def _metric(scores: dict[str, Any], metric: str) -> float:
+    """``metric`` (``Hits@1``, ``MRR``) of a scores dict of :func:`cswm_lib.evaluate.evaluate`,
+    whichever spelling its keys use (:func:`cswm_lib.vocabulary.name`)."""
+    return next(v for k, v in scores.items() if vocabulary.name(k) == metric)
 
 
 def _pct(x: float | None) -> str:
@@ -28,9 +35,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         {
             "experiment": r["experiment"],
             "dataset": r["dataset"],
-            "negatives": r["negatives"],
-            "mode": r["mode"],
-            "steps": r["num_steps"],
+            "strategy": r["strategy"],
+            "setting": r["setting"],
+            "num_steps": r["num_steps"],
             "metric": r["metric"],
             "ours (%)": f"{_pct(r['mean'])} ± {_pct(r['std'])}" if r["n_seeds"] > 1 else _pct(r["mean"]),
             "seeds": r["n_seeds"],
@@ -39,34 +46,35 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     notes = sorted({r["paper_note"] for r in rows if r["paper"] is None and r["paper_note"]})
-    columns = ["experiment", "dataset", "negatives", "mode", "steps", "metric"]
+    columns = ["experiment", "dataset", "strategy", "setting", "num_steps", "metric"]
     table = format_table(cells, [*columns, "ours (%)", "seeds", "paper (%)"])
     return "\n".join([table] + ([""] + [f"paper --: {n}" for n in notes] if notes else []))
 
 def results_markdown(rows: list[dict[str, Any]], num_steps: int = 1, metric: str = "Hits@1") -> str:
-    """The results at a glance (README and intro): one line per (section, dataset, evaluation mode,
+    """The results at a glance (README and intro): one line per (section, dataset, evaluation setting,
     scale) with every negative-sampling strategy's score (mean ± std over seeds, in percent) side by
     side, and the paper's number or "not known to us". Only ``num_steps``-step ``metric`` rows in
-    :data:`GLANCE_MODES` are shown; the chapters have the rest."""
+    :data:`GLANCE_SETTINGS` are shown; the chapters have the rest."""
     rows = [
-        r for r in rows if r["num_steps"] == num_steps and r["metric"] == metric and r["mode"] in GLANCE_MODES
+        r for r in rows
+        if r["num_steps"] == num_steps and r["metric"] == metric and r["setting"] in GLANCE_SETTINGS
     ]
     if not rows:
         return "_No reference run has been recorded yet (see `book/results/`)._"
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["experiment"], r["dataset"], r["mode"], r["scale"]), []).append(r)
-    ours_col = "ours: negatives → mean ± std (seeds)"
+        groups.setdefault((r["experiment"], r["dataset"], r["setting"], r["scale"]), []).append(r)
+    ours_col = "ours: strategy → mean ± std (seeds)"
     eval_col = f"eval ({num_steps}-step {metric})"
     cells = []
-    for (experiment, dataset, mode, scale), group in groups.items():
+    for (experiment, dataset, setting, scale), group in groups.items():
         papers = {f"{100 * r['paper']:.1f}" for r in group if r.get("paper") is not None}
         cells.append({
             "Sec.": experiment,
             "dataset": dataset,
-            eval_col: mode,
+            eval_col: setting,
             ours_col: "; ".join(
-                f"{r['negatives']} → {100 * r['mean']:.1f} ± {100 * r['std']:.1f} ({r['n_seeds']})"
+                f"{r['strategy']} → {100 * r['mean']:.1f} ± {100 * r['std']:.1f} ({r['n_seeds']})"
                 for r in group
             ),
             "scale": scale,
@@ -78,21 +86,22 @@ def evaluation_table(results: dict[tuple[str, int], dict[str, Any]]) -> str:
     """Scores of :func:`cswm_lib.evaluate.evaluate` keyed ``(setting, L)`` as a markdown table: the
     queries ``N``, candidates per query and Hits@k / MRR in percent."""
     cells = []
-    for (label, steps), r in results.items():
-        scores = {f"H@{k.split('@')[1]}": f"{100 * v:.2f}" for k, v in r.items() if k.startswith("hits@")}
-        cells.append({"setting": label, "L": steps, "N": r["N"], "cands": r["num_candidates"], **scores,
-                      "MRR": f"{100 * r['mrr']:.2f}"})
+    for (setting, num_steps), r in results.items():
+        r = {vocabulary.name(k): v for k, v in r.items()}  # metric names as the book spells them
+        scores = {k: f"{100 * v:.2f}" for k, v in r.items() if k.startswith("Hits@")}
+        cells.append({"setting": setting, "L": num_steps, "N": r["N"], "cands": r["num_candidates"], **scores,
+                      "MRR": f"{100 * r['MRR']:.2f}"})
     return format_table(cells)
 
 def hits_by_steps(
-    results: dict[tuple[str, int], dict[str, Any]], settings: Sequence[str], metric: str = "hits@1"
+    results: dict[tuple[str, int], dict[str, Any]], settings: Sequence[str], metric: str = "Hits@1"
 ) -> str:
     """``metric`` (%) of :func:`cswm_lib.evaluate.evaluate_modes` results keyed ``(setting, L)`` as a
     markdown table: one row per setting in ``settings``, one column per roll-out length L."""
     steps = list(dict.fromkeys(L for _, L in results))
     return format_table([
-        {"setting": label} | {f"L={L}": f"{100 * results[label, L][metric]:.2f}" for L in steps}
-        for label in settings
+        {"setting": setting} | {f"L={L}": f"{100 * _metric(results[setting, L], metric):.2f}" for L in steps}
+        for setting in settings
     ])
 
 def split_table(stats: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -121,59 +130,62 @@ def lift(
     rows: list[dict[str, Any]],
     datasets: Sequence[str],
     strategies: Sequence[str],
-    modes: Sequence[str],
-    local_mode: str = "local_dedup",
+    settings: Sequence[str],
+    local_setting: str = "local_dedup",
 ) -> tuple[dict[str, dict[str, float]], str]:
-    """1-step Hits@1 of every (dataset, strategy) in each of ``modes`` (e.g. a mode and its
-    ``_no_transition`` twin), plus ``local_argmin_o0``: the share of ``local_mode`` queries whose
+    """1-step Hits@1 of every (dataset, strategy) in each of ``settings`` (e.g. a setting and its
+    ``_no_transition`` twin), plus ``nearest_start``: the share of ``local_setting`` queries whose
     prediction is nearest the episode's start state, keyed ``"<dataset> | <strategy>"``; and their
     markdown table (percent) for the chapter to show."""
     out: dict[str, dict[str, float]] = {}
     for name in datasets:
-        for label in strategies:
+        for strategy in strategies:
 
-            def mean(mode: str, metric: str = "Hits@1", name: str = name, label: str = label) -> float:
-                hit = select(rows, dataset=name, negatives=label, mode=mode, num_steps=1, metric=metric)
+            def mean(setting: str, metric: str = "Hits@1", name: str = name, strategy: str = strategy
+                     ) -> float:
+                hit = select(rows, dataset=name, strategy=strategy, setting=setting, num_steps=1,
+                             metric=metric)
                 return hit[0]["mean"]
 
-            out[f"{name} | {label}"] = {m: mean(m) for m in modes} | {
-                "local_argmin_o0": mean(local_mode, START_METRIC)
+            out[f"{name} | {strategy}"] = {m: mean(m) for m in settings} | {
+                "nearest_start": mean(local_setting, START_METRIC)
             }
-    # shown as score_table lays it out (fits the text column): a column per mode, a row per model and
+    # shown as score_table lays it out (fits the text column): a column per setting, a row per model and
     # one below it for its no-transition twin in the same columns
-    base = [m for m in modes if not m.endswith(NO_TRANSITION)]
-    twins = any(m.endswith(NO_TRANSITION) for m in modes)
+    base = [m for m in settings if not m.endswith(NO_TRANSITION)]
+    twins = any(m.endswith(NO_TRANSITION) for m in settings)
     pct = lambda v, m: f"{100 * v[m]:.1f}" if m in v else "--"  # noqa: E731
     cells = []
     for key, v in out.items():
-        dataset, label = key.split(" | ")
+        dataset, strategy = key.split(" | ")
         for predictor, suffix in [("model", "")] + ([("no_transition", NO_TRANSITION)] if twins else []):
-            cells.append({"dataset": dataset, "negatives": label}
+            cells.append({"dataset": dataset, "strategy": strategy}
                          | ({"predictor": predictor} if twins else {})
                          | {m: pct(v, m + suffix) for m in base}
-                         | {START_METRIC: pct(v, "local_argmin_o0") if not suffix else "--"})
+                         | {START_METRIC: pct(v, "nearest_start") if not suffix else "--"})
     return out, (format_table(cells) + "\n\n1-step Hits@1 (%), mean over seeds; "
-                 f"{START_METRIC}: share of {local_mode} queries nearest the start state.")
+                 f"{START_METRIC}: share of {local_setting} queries nearest the start state.")
 
 def signs(
     rows: list[dict[str, Any]],
     datasets: Sequence[str],
     new: str,
-    modes: Sequence[str],
+    settings: Sequence[str],
     base: str = "baseline",
 ) -> tuple[dict[str, dict[str, float]], str]:
     """:func:`cswm_lib.analysis.gap` of ``new`` over ``base`` (1-step Hits@1) for every dataset and
-    mode, and their markdown table with whether each has the paper's sign (the seed spread is the
+    setting, and their markdown table with whether each has the paper's sign (the seed spread is the
     yardstick for noise), for the chapter to show."""
     out, cells = {}, []
     for name in datasets:
-        for mode in modes:
-            g = out[f"{name} | {mode}"] = gap(rows, name, new, base, mode=mode)
+        for setting in settings:
+            g = out[f"{name} | {setting}"] = gap(rows, name, new, base, setting=setting)
             verdict = (
                 "paper's sign" if g["diff"] > 0 else ("no difference" if g["diff"] == 0 else "OPPOSITE sign")
             )
             cells.append({
-                "dataset": name, "mode": mode, base: f"{100 * g['base']:.1f}", new: f"{100 * g['new']:.1f}",
+                "dataset": name, "setting": setting, base: f"{100 * g['base']:.1f}",
+                new: f"{100 * g['new']:.1f}",
                 "diff": f"{100 * g['diff']:+.1f}",
                 "ratio": f"{g['new'] / g['base']:.2f}" if g["base"] > 0 else "--",
                 "spread": f"{100 * g['pooled_std']:.1f}", "verdict": verdict,
@@ -183,67 +195,67 @@ def signs(
 
 def score_table(
     rows: list[dict[str, Any]],
-    modes: Sequence[str],
+    settings: Sequence[str],
     num_steps: int = 1,
     metric: str = "Hits@1",
-    start_mode: str | None = "local_dedup",
+    start_setting: str | None = "local_dedup",
 ) -> str:
     """Compact markdown pivot of result rows that fits the text column: one column per evaluation
-    mode (``metric`` at ``num_steps``, mean ± std over seeds in %), one row per (dataset, strategy)
-    for the trained model and, when ``modes`` holds ``<mode>_no_transition`` twins, a row below it
+    setting (``metric`` at ``num_steps``, mean ± std over seeds in %), one row per (dataset, strategy)
+    for the trained model and, when ``settings`` holds ``<setting>_no_transition`` twins, a row below it
     for its no-transition control (the same encoder, :math:`\\hat z_L = z_0`) in the same columns;
-    plus the share of predictions nearest the start state (``argmin=o_0`` of ``start_mode``). A
+    plus the share of predictions nearest the start state (``nearest_start`` of ``start_setting``). A
     line under the table says what the numbers are and how many seeds they pool."""
 
-    def cell(dataset: str, label: str, mode: str, m: str) -> str:
-        hit = [r for r in rows if (r["dataset"], r["negatives"], r["mode"], r["num_steps"], r["metric"])
-               == (dataset, label, mode, num_steps, m)]
+    def cell(dataset: str, strategy: str, setting: str, m: str) -> str:
+        hit = [r for r in rows if (r["dataset"], r["strategy"], r["setting"], r["num_steps"], r["metric"])
+               == (dataset, strategy, setting, num_steps, m)]
         return f"{100 * hit[0]['mean']:.1f} ± {100 * hit[0]['std']:.1f}" if hit else "--"
 
-    base = [m for m in modes if not m.endswith(NO_TRANSITION)]
-    base += [m[: -len(NO_TRANSITION)] for m in modes if m.endswith(NO_TRANSITION)
-             and m[: -len(NO_TRANSITION)] not in base]  # a control whose mode is not asked for
-    controls = any(m.endswith(NO_TRANSITION) for m in modes)
-    asked = set(modes)
-    cols = ["dataset", "negatives", *(["predictor"] if controls else []), *base,
-            *([START_METRIC] if start_mode else [])]
+    base = [m for m in settings if not m.endswith(NO_TRANSITION)]
+    base += [m[: -len(NO_TRANSITION)] for m in settings if m.endswith(NO_TRANSITION)
+             and m[: -len(NO_TRANSITION)] not in base]  # a control whose setting is not asked for
+    controls = any(m.endswith(NO_TRANSITION) for m in settings)
+    asked = set(settings)
+    cols = ["dataset", "strategy", *(["predictor"] if controls else []), *base,
+            *([START_METRIC] if start_setting else [])]
     cells = []
-    for dataset, label in dict.fromkeys((r["dataset"], r["negatives"]) for r in rows):
+    for dataset, strategy in dict.fromkeys((r["dataset"], r["strategy"]) for r in rows):
         predictors = [("model", "")] + ([("no_transition", NO_TRANSITION)] if controls else [])
         for predictor, suffix in predictors:
-            row = {"dataset": dataset, "negatives": label, "predictor": predictor}
-            row |= {m: cell(dataset, label, m + suffix, metric) if m + suffix in asked else "--"
+            row = {"dataset": dataset, "strategy": strategy, "predictor": predictor}
+            row |= {m: cell(dataset, strategy, m + suffix, metric) if m + suffix in asked else "--"
                     for m in base}
-            if start_mode:
-                row[START_METRIC] = cell(dataset, label, start_mode + suffix, START_METRIC)
+            if start_setting:
+                row[START_METRIC] = cell(dataset, strategy, start_setting + suffix, START_METRIC)
             cells.append(row)
     seeds = sorted({r["n_seeds"] for r in rows if r["num_steps"] == num_steps and r["metric"] == metric})
     n = " or ".join(str(s) for s in seeds) or "?"
     note = (f"{num_steps}-step {metric} (%), mean ± std over {n} seed(s)"
             + ("; no_transition: the same encoder predicting $\\hat z_L = z_0$" if controls else "")
-            + (f"; {START_METRIC}: share of {start_mode} queries nearest the start state $o_0$"
-               if start_mode else "") + ".")
+            + (f"; {START_METRIC}: share of {start_setting} queries nearest the start state $o_0$"
+               if start_setting else "") + ".")
     return format_table(cells, cols) + "\n\n" + note
 
 def departure_markdown(
     curves: CurveSet,
     strategies: Sequence[str] | None = None,
-    mode: str = "local_dedup",
+    setting: str = "local_dedup",
     margin: float = 0.05,
 ) -> str:
     """When learned dynamics show, as a markdown list: per dataset of ``curves`` (``{dataset:
     curve_table}``) and strategy in ``strategies`` (default: every strategy with curves), the
-    :func:`departure` from its no-transition control (1-step Hits@1 of ``mode``, mean over seeds, by
+    :func:`departure` from its no-transition control (1-step Hits@1 of ``setting``, mean over seeds, by
     more than ``margin``), or that there is none within the updates the strategy's curves reach."""
     lines = []
     for name, runs in curves.items():
         said = []
-        for label in strategies or runs:
-            at = departure(runs, label, mode=mode, margin=margin)
-            last = max(max(s["updates"]) for s in runs[label].values())
-            said.append(f"{label} rises above its no-transition control (by more than {100 * margin:.0f} "
+        for strategy in strategies or runs:
+            at = departure(runs, strategy, setting=setting, margin=margin)
+            last = max(max(s["updates"]) for s in runs[strategy].values())
+            said.append(f"{strategy} rises above its no-transition control (by more than {100 * margin:.0f} "
                         f"points, mean over seeds) at {at} updates" if at is not None else
-                        f"{label} does not rise above its no-transition control within {last} updates")
+                        f"{strategy} does not rise above its no-transition control within {last} updates")
         lines.append(f"* {name}: " + "; ".join(said) + ".")
     return "\n".join(lines)
 
@@ -251,7 +263,7 @@ def budget_markdown(
     curves: CurveSet,
     strategy: str,
     seconds_per_update: Callable[[str], float],
-    mode: str = "local_dedup",
+    setting: str = "local_dedup",
     margin: float = 0.05,
 ) -> str:
     """What budget a world whose ``strategy`` never left its no-transition control would need at
@@ -261,7 +273,8 @@ def budget_markdown(
     for the worlds that need the estimate). Empty when every world left its control, or none did (no
     yardstick)."""
     def seed_departures(runs: dict[str, dict[str, list]]) -> list[int | None]:
-        return [departure({strategy: {s: c}}, strategy, mode=mode, margin=margin) for s, c in runs.items()]
+        return [departure({strategy: {s: c}}, strategy, setting=setting, margin=margin)
+                for s, c in runs.items()]
 
     left = {name: seed_departures(runs[strategy]) for name, runs in curves.items() if strategy in runs}
     done = {name: max(d) for name, d in left.items() if d and None not in d}
