@@ -15,6 +15,9 @@ wrapper exits 0 on success (a ``main`` that returns a value would make it print 
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+
 #: console command -> the module whose ``main`` it runs (what ``python -m`` runs)
 COMMANDS = {
     "cswm-generate": "cswm_lib.data.generate",
@@ -26,37 +29,15 @@ COMMANDS = {
 }
 
 
-def _run(command: str) -> None:
-    import importlib
+def _command(command: str) -> Callable[[], None]:
+    """The console command ``command``: runs the ``main`` of its module (looked up when it runs)."""
 
-    importlib.import_module(COMMANDS[command]).main()
+    def run() -> None:
+        importlib.import_module(COMMANDS[command]).main()
 
-
-def generate() -> None:
-    """``cswm-generate``: :func:`cswm_lib.data.generate.main`."""
-    _run("cswm-generate")
-
-
-def train() -> None:
-    """``cswm-train``: :func:`cswm_lib.train.main`."""
-    _run("cswm-train")
+    run.__name__ = run.__qualname__ = command.removeprefix("cswm-").replace("eval", "evaluate")
+    run.__doc__ = f"``{command}``: :func:`{COMMANDS[command]}.main`."
+    return run
 
 
-def evaluate() -> None:
-    """``cswm-eval``: :func:`cswm_lib.evaluate.main`."""
-    _run("cswm-eval")
-
-
-def a3c() -> None:
-    """``cswm-a3c``: :func:`cswm_lib.a3c.train.main`."""
-    _run("cswm-a3c")
-
-
-def collect() -> None:
-    """``cswm-collect``: :func:`cswm_lib.a3c.collect.main`."""
-    _run("cswm-collect")
-
-
-def book() -> None:
-    """``cswm-book``: :func:`cswm_lib.book.main`."""
-    _run("cswm-book")
+generate, train, evaluate, a3c, collect, book = (_command(c) for c in COMMANDS)
