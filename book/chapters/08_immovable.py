@@ -205,9 +205,8 @@ new = "mixed"
 
 def seconds_per_update(world):
     s = shown["specs"][world]
-    return cost.update_cost(s["model"], s["strategies"][new],
-                            cost.OBS_SHAPE["block_pushing"], s["batch_size"],
-                            repeats=1)["seconds"]
+    return cost.update_cost(s["model"], new, cost.OBS_SHAPE["block_pushing"],
+                            s["batch_size"], repeats=1)["seconds"]
 
 
 display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update)
