@@ -9,11 +9,11 @@ from tiny_worlds import tiny_episodes
 from cswm_lib.curves import curve_value, read_curve
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.errors import CswmError
-from cswm_lib.experiments import START_METRIC
+from cswm_lib.experiments import START_METRIC, strategy_config
 from cswm_lib.train import TrainConfig, main, read_log, train
 
 TINY = dict(hidden_dim=32, embedding_dim=2, num_objects=2, action_dim=4, batch_size=8, progress=False,
-            learning_rate=1e-3, dataset="tiny.h5", negatives="mixed")
+            learning_rate=1e-3, dataset="tiny.h5", **strategy_config("mixed", {}))
 
 
 def cfg(tmp_path, **kw):
@@ -169,9 +169,9 @@ def test_curve_table_and_figure(tmp_path):
     from cswm_lib.curves import curve_table
 
     eps, ev = tiny_episodes(E=3, T=6, seed=1), tiny_episodes(E=4, T=6, seed=2)
-    folders = {(label, s): train(cfg(tmp_path, num_updates=4, eval_every=2, name=f"{label}{s}", seed=s,
-                                     negatives=neg), eps, ev)
-               for label, neg in (("baseline", "baseline"), ("mixed", "mixed")) for s in (1, 2)}
+    folders = {(strategy, s): train(cfg(tmp_path, num_updates=4, eval_every=2, name=f"{strategy}{s}", seed=s,
+                                        **strategy_config(strategy, {})), eps, ev)
+               for strategy in ("baseline", "mixed") for s in (1, 2)}
     table = curve_table(folders)
     assert table["mixed"]["2"]["updates"] == [0, 2, 4]
     assert table["mixed"]["2"]["local_dedup|1|Hits@1"] == [
