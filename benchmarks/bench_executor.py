@@ -52,16 +52,16 @@ def child(executor: str, dataset: str, folder: str, epochs: int) -> None:
     import torch
 
     from cswm_lib.executor import Job, get_executor
-    from cswm_lib.experiments import train_run
+    from cswm_lib.experiments import strategy_config, train_run
     from cswm_lib.train import TrainConfig
 
     row: dict = {"executor": executor, "import_s": time.perf_counter() - t0}
     jobs = []
-    for label, strategy in (("baseline", {}), ("episodic", {"strategy": "episodic"})):
+    for strategy in ("baseline", "episodic"):
         for seed in (1, 2):
-            cfg = TrainConfig(dataset=dataset, name=f"{label}_s{seed}", save_folder=folder, epochs=epochs,
+            cfg = TrainConfig(dataset=dataset, name=f"{strategy}_s{seed}", save_folder=folder, epochs=epochs,
                               batch_size=16, hidden_dim=16, num_objects=2, action_dim=4, seed=seed,
-                              progress=False, device="cpu", **strategy)
+                              progress=False, device="cpu", **strategy_config(strategy, {}))
             jobs.append(Job(f"tiny/{cfg.name}", train_run, (cfg,), inputs=[dataset], outputs=[cfg.folder()]))
     ray = None
     if executor == "ray":

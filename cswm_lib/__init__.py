@@ -10,13 +10,7 @@ Importing the package registers its environments with gymnasium (the usual conve
 
 __version__ = "0.1.0"
 
+from cswm_lib import envs as _envs  # noqa: F401  (registers the environments)
+from cswm_lib.errors import CswmError
 
-class CswmError(Exception):
-    """An error caused by bad input (a path, a file, a flag).
-
-    Command-line entry points catch it and print its message as a single line, so a user sees
-    what is wrong without a traceback.
-    """
-
-
-from cswm_lib import envs as _envs  # noqa: E402, F401  (registers the environments; needs CswmError)
+__all__ = ["CswmError", "__version__"]

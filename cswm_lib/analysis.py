@@ -6,6 +6,7 @@ and returns numbers; :mod:`cswm_lib.report` turns them into tables and figures, 
 
 * :func:`local_global_view` -- the distances behind one query's local and global score;
 * :func:`slot_motion` -- how far each object slot moves over an episode;
+* :func:`slot_paths` -- the object slots of trained models over one training episode;
 * :func:`slot_object_r2` -- which slot tracks which object;
 * :func:`gap` -- a strategy's score minus the baseline's, with the seed spread as a yardstick;
 * :func:`beyond_hinge` -- how many pairs of distinct states a model keeps a hinge apart;
@@ -15,16 +16,19 @@ and returns numbers; :mod:`cswm_lib.report` turns them into tables and figures, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import embed_paths
 from cswm_lib.experiments import select
-from cswm_lib.utils import torch_threads
+from cswm_lib.utils import get_device, torch_threads
 
 
 def local_global_view(
@@ -70,6 +74,32 @@ def slot_motion(z: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(z, axis=0), axis=-1).sum(0)
 
 
+def slot_paths(
+    data: dict[str, tuple[Episodes, Episodes]],
+    folders: dict[str, dict[tuple[str, int], Path]],
+    strategies: Sequence[str],
+    seed: int,
+    device: str | torch.device | None = None,
+) -> dict[tuple[str, str], np.ndarray]:
+    """The object slots over training episode 0 of ``data[dataset][0]`` (``z [T+1, K, D]``) for the
+    model of ``seed`` of every (dataset, strategy): ``{(dataset, strategy): z}``, from
+    ``folders = {dataset: {(strategy, seed): run folder}}``."""
+    paths = {}
+    for name, (train_set, _) in data.items():
+        for strategy in strategies:
+            model = load_model(folders[name][strategy, seed], get_device(device))
+            emb = embed_paths(model, train_set, all_states=True, num_episodes=1, progress=False)
+            paths[name, strategy] = emb["states"][0].numpy()
+    return paths
+
+
+def slot_lengths(paths: dict[tuple[str, str], np.ndarray]) -> dict[str, list[float]]:
+    """:func:`slot_motion` of every path of :func:`slot_paths`, rounded to 0.01:
+    ``{"<dataset> | <strategy>": [length per slot]}``."""
+    return {f"{name} | {strategy}": [round(float(x), 2) for x in slot_motion(z)]
+            for (name, strategy), z in paths.items()}
+
+
 def slot_object_r2(z: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Which slot tracks which object: ``R^2`` of the best affine map from slot k's embedding to
     object j's position, for embeddings ``z [N, K, D]`` and ground-truth positions ``[N, J, P]``.
@@ -96,20 +126,22 @@ def gap(
     dataset: str,
     new: str,
     base: str = "baseline",
-    mode: str = "dedup",
+    setting: str = "global_dedup",
     num_steps: int = 1,
     metric: str = "Hits@1",
 ) -> dict[str, float]:
-    """``new - base`` for one dataset/mode/steps/metric: ``{"base", "new", "diff", "pooled_std"}``
-    (pooled_std = sqrt(std_base^2 + std_new^2), a yardstick for whether the difference is noise)."""
+    """``new - base`` (two strategies) for one dataset/setting/num_steps/metric: ``{"base", "new",
+    "diff", "pooled_std"}`` (pooled_std = sqrt(std_base^2 + std_new^2), a yardstick for whether the
+    difference is noise)."""
     picked = {}
-    for label in (base, new):
-        hit = select(rows, dataset=dataset, negatives=label, mode=mode, num_steps=num_steps, metric=metric)
+    for strategy in (base, new):
+        hit = select(rows, dataset=dataset, strategy=strategy, setting=setting, num_steps=num_steps,
+                     metric=metric)
         if len(hit) != 1:
             raise CswmError(
-                f"expected one row for {dataset}/{label}/{mode}/{num_steps}/{metric}, got {len(hit)}"
+                f"expected one row for {dataset}/{strategy}/{setting}/{num_steps}/{metric}, got {len(hit)}"
             )
-        picked[label] = hit[0]
+        picked[strategy] = hit[0]
     b, n = picked[base], picked[new]
     return {
         "base": b["mean"],

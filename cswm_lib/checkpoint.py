@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.model import _DOWNSAMPLE, CSWM, ENCODERS, MODEL_KEYS, ModelConfig
 from cswm_lib.utils import get_device, load_tensors
 

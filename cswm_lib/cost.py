@@ -101,13 +101,13 @@ def full_sweeps(params_file: str | Path | None = None) -> list[Sweep]:
     return out
 
 
-def _update_once(model: CSWM, opt: torch.optim.Optimizer, strategy: dict[str, Any], batch: int,
+def _update_once(model: CSWM, opt: torch.optim.Optimizer, strategy: str, batch: int,
                  obs_shape: tuple[int, int, int], g: torch.Generator) -> None:
     cfg = model.config
     obs = torch.rand(batch, *obs_shape, generator=g)
     nxt = torch.rand(batch, *obs_shape, generator=g)
     action = torch.randint(0, cfg.num_actions, (batch,), generator=g)
-    if strategy.get("negatives", "baseline") == "baseline":
+    if strategy == "baseline":
         kw = {"neg_batch_index": torch.randperm(batch, generator=g)[:, None]}
     else:  # dataset negatives: one more batch of observations to encode
         kw = {"neg_obs": torch.rand(batch, 1, *obs_shape, generator=g)}
@@ -117,9 +117,11 @@ def _update_once(model: CSWM, opt: torch.optim.Optimizer, strategy: dict[str, An
     opt.step()
 
 
-def update_cost(model: dict[str, Any], strategy: dict[str, Any], obs_shape: tuple[int, int, int],
+def update_cost(model: dict[str, Any], strategy: str, obs_shape: tuple[int, int, int],
                 batch: int = 32, repeats: int = 3) -> dict[str, float]:
-    """One training update at batch ``batch`` on this CPU with one torch thread: ``{"seconds"}`` (CPU
+    """One training update of ``strategy`` (an id of :data:`cswm_lib.negatives.STRATEGIES`: every
+    strategy but ``baseline`` encodes one more batch of observations, its negatives) at batch
+    ``batch`` on this CPU with one torch thread: ``{"seconds"}`` (CPU
     time of this process, median of ``repeats`` after a warm-up) and ``{"flops"}`` (forward +
     backward, FlopCounterMode: matmuls and convolutions, 2 per multiply-add). Both are per update at
     this batch."""
@@ -152,9 +154,8 @@ def cost_table(sweeps: list[Sweep], gpu_tflops: float = 60.0, utilisation: float
     """
     rows, measured = [], {}
     for s in sweeps:
-        for label, strategy in s.strategies.items():
-            dataset_negatives = strategy.get("negatives", "baseline") != "baseline"
-            key = json.dumps([s.model, dataset_negatives, s.obs_shape], sort_keys=True)
+        for strategy in s.strategies:
+            key = json.dumps([s.model, strategy != "baseline", s.obs_shape], sort_keys=True)
             if key not in measured:  # (4.2 and 4.3 train the same models: measured once)
                 measured[key] = update_cost(s.model, strategy, s.obs_shape, measure_batch, repeats)
             m = measured[key]
@@ -163,7 +164,7 @@ def cost_table(sweeps: list[Sweep], gpu_tflops: float = 60.0, utilisation: float
             cpu_h = m["seconds"] * scale * s.updates / 3600
             gpu_h = flops / (gpu_tflops * 1e12 * utilisation) / 3600
             rows.append({
-                "experiment": s.experiment, "dataset": s.dataset, "negatives": label,
+                "experiment": s.experiment, "dataset": s.dataset, "strategy": strategy,
                 "runs": len(s.seeds), "updates": s.updates, "batch": s.batch_size,
                 "cpu_s_per_update": m["seconds"] * scale, "tflop_per_update": m["flops"] * scale / 1e12,
                 "cpu_core_hours_per_run": cpu_h, "gpu_hours_per_run": gpu_h,
@@ -215,13 +216,13 @@ def cost_markdown(rows: list[dict[str, Any]], a3c: list[dict[str, float]] | None
     """The cost table in markdown (one row per section, dataset and strategy) with its assumptions."""
     # headers break at their spaces and game ids are shortened, so the table fits the book's column
     lines = [
-        "| Sec. | dataset | negatives | runs | updates / run (batch) | CPU s / update | TFLOP / update "
+        "| Sec. | dataset | strategy | runs | updates / run (batch) | CPU s / update | TFLOP / update "
         "| core-h / run | GPU-h / run | GPU-h, all runs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['experiment']} | {r['dataset']} | {r['negatives']} | {r['runs']} | {r['updates']} "
+            f"| {r['experiment']} | {r['dataset']} | {r['strategy']} | {r['runs']} | {r['updates']} "
             f"({r['batch']}) | {r['cpu_s_per_update']:.2f} | {r['tflop_per_update']:.3f} "
             f"| {r['cpu_core_hours_per_run']:.1f} | {r['gpu_hours_per_run']:.2f} | {r['gpu_hours']:.2f} |"
         )

@@ -5,16 +5,22 @@ updates when the :class:`~cswm_lib.train.TrainConfig` names an ``eval_dataset``,
 line per evaluation to ``<run folder>/curve.jsonl``::
 
     {"updates": 500, "epoch": 1.6, "loss": 0.41, "seconds": 83.2,
-     "records": [{"mode": "local_dedup", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
+     "records": [{"setting": "local_dedup", "num_steps": 1, "metric": "Hits@1", "value": 0.87}, ...]}
 
 ``records`` has the same fields as the scores of :func:`cswm_lib.experiments.score_model`:
 
 - ``local_dedup`` -- rank among the T + 1 states of the query's own episode, published dedup
   (``local`` when the eval set has no state ids),
-- ``dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
+- ``local_later_dedup`` -- rank among the T states of the episode after o_0 (``local_later``
+  without ids): the candidates on which the no-transition control is "the nearest other state",
+- ``global_dedup`` -- rank among all eval queries (``global`` when the eval set has no state ids),
 - the same with the suffix ``_no_transition``: the control that predicts ``z_0`` for ``z_L``,
-- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local mode ``argmin=o_0``:
-  the share of predictions nearest the episode's start state (1 for a model without dynamics).
+- metrics ``Hits@1`` and ``MRR`` at ``num_steps`` 1 and 5, and for the local setting the
+  start-state metric ``nearest_start``: the share of predictions nearest the
+  episode's start state (1 for a model without dynamics).
+
+Curves written before the book named each concept once are read in today's names
+(:func:`cswm_lib.vocabulary.modernise`).
 
 The last point scores the final weights. After it, training appends one more point marked
 ``"weights": "selected"``: the scores of ``model.pt`` (the epoch with the lowest training loss, the
@@ -33,20 +39,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
-from cswm_lib.evaluate import (
-    NO_TRANSITION,
-    START_METRIC,
-    embed_paths,
-    rank_global,
-    rank_local,
-    scores,
-    start_state_argmin,
-)
+from cswm_lib.errors import CswmError
+from cswm_lib.evaluate import NEAREST_START, NO_TRANSITION, embed_paths
 from cswm_lib.jsonl import read_jsonl
+from cswm_lib.ranking import nearest_start, rank_global, rank_local, scores
+from cswm_lib.vocabulary import modernise
+
+#: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
+#: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
+Curves = dict[str, dict[str, dict[str, list]]]
+#: Learning curves of several experiments: ``{dataset: Curves}`` (what a chapter records).
+CurveSet = dict[str, Curves]
 
 #: roll-out lengths scored on a curve
 CURVE_STEPS = (1, 5)
@@ -63,32 +70,32 @@ def eval_subset(episodes: Episodes, num_episodes: int) -> Episodes:
 def curve_scores(
     model: torch.nn.Module, episodes: Episodes, num_steps: Sequence[int] = CURVE_STEPS
 ) -> list[dict[str, Any]]:
-    """Scores of ``model`` on ``episodes`` for one curve point: ``[{"mode", "num_steps", "metric",
+    """Scores of ``model`` on ``episodes`` for one curve point: ``[{"setting", "num_steps", "metric",
     "value"}]`` (see the module docstring). Uses the library's rankers; draws no random numbers."""
     steps = [s for s in num_steps if s <= episodes.episode_length]
     if not steps:
         raise CswmError(f"eval episodes have {episodes.episode_length} steps; none of {list(num_steps)} fit")
     has_ids = episodes.state_ids is not None
     dedup = "published" if has_ids else None
-    glob, loc = ("dedup", "local_dedup") if has_ids else ("global", "local")
+    glob, loc, later = ("global_dedup", "local_dedup", "local_later_dedup") if has_ids else (
+        "global", "local", "local_later")
     out = []
     for L, emb in embed_paths(model, episodes, steps, all_states=True, progress=False).items():
+        ids = emb["state_ids"]
+        later_ids = None if ids is None else ids[:, 1:]  # local_later: o_0 is no candidate
         for suffix, pred in (("", emb["predictions"]), (NO_TRANSITION, emb["states"][:, 0])):
-            local = rank_local(pred, emb["states"], L, emb["state_ids"], dedup)
             ranked = {
-                loc: scores(local, ks=(1,)),
-                glob: scores(rank_global(pred, emb["targets"], emb["target_ids"], dedup), ks=(1,)),
+                loc: rank_local(pred, emb["states"], L, ids, dedup),
+                later: rank_local(pred, emb["states"][:, 1:], L - 1, later_ids, dedup),
+                glob: rank_global(pred, emb["targets"], emb["target_ids"], dedup),
             }
-            for mode, r in ranked.items():
-                out += [
-                    dict(mode=mode + suffix, num_steps=L, metric=m, value=r[k])
-                    for m, k in (("Hits@1", "hits@1"), ("MRR", "mrr"))
-                ]
+            for setting, ranking in ranked.items():
+                r = scores(ranking, ks=(1,))
+                out += [dict(setting=setting + suffix, num_steps=L, metric=m, value=r[m])
+                        for m in ("Hits@1", "MRR")]
             if not suffix:
-                out.append(
-                    dict(mode=loc, num_steps=L, metric=START_METRIC,
-                         value=start_state_argmin(pred, emb["states"]))
-                )
+                out.append(dict(setting=loc, num_steps=L, metric=NEAREST_START,
+                                value=nearest_start(pred, emb["states"])))
     return out
 
 
@@ -96,12 +103,13 @@ def _read_points(folder: str | Path) -> list[dict[str, Any]]:
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         raise CswmError(f"no learning curve in {folder} (expected {path.name}; train with --eval-every)")
-    return read_jsonl(path, "learning curve")
+    return [modernise(p) for p in read_jsonl(path, "learning curve")]
 
 
 def read_curve(folder: str | Path) -> list[dict[str, Any]]:
     """The points of ``<folder>/curve.jsonl`` (one dict per evaluation of the weights of the time,
-    oldest first), without the point of the selected weights (see :func:`read_selected`)."""
+    oldest first) in today's names (:func:`cswm_lib.vocabulary.modernise`), without the point of the
+    selected weights (see :func:`read_selected`)."""
     return [p for p in _read_points(folder) if p.get("weights", "last") != "selected"]
 
 
@@ -112,24 +120,24 @@ def read_selected(folder: str | Path) -> dict[str, Any] | None:
     return next((p for p in _read_points(folder) if p.get("weights") == "selected"), None)
 
 
-def curve_value(point: dict[str, Any], mode: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
+def curve_value(point: dict[str, Any], setting: str, num_steps: int = 1, metric: str = "Hits@1") -> float:
     """One number of a curve point, e.g. ``curve_value(p, "local_dedup_no_transition", 1, "Hits@1")``."""
     for r in point["records"]:
-        if r["mode"] == mode and r["num_steps"] == num_steps and r["metric"] == metric:
+        if r["setting"] == setting and r["num_steps"] == num_steps and r["metric"] == metric:
             return float(r["value"])
-    raise CswmError(f"curve point at update {point.get('updates')} has no {mode}/{num_steps}/{metric}")
+    raise CswmError(f"curve point at update {point.get('updates')} has no {setting}/{num_steps}/{metric}")
 
 
-def curve_key(mode: str, num_steps: int, metric: str) -> str:
+def curve_key(setting: str, num_steps: int, metric: str) -> str:
     """Name of one score's series in :func:`curve_table`, e.g. ``"local|1|Hits@1"``."""
-    return f"{mode}|{num_steps}|{metric}"
+    return f"{setting}|{num_steps}|{metric}"
 
 
 def _series(points: list[dict[str, Any]]) -> dict[str, list]:
     series: dict[str, list] = {"updates": [p["updates"] for p in points]}
     for i, p in enumerate(points):
         for r in p["records"]:
-            key = curve_key(r["mode"], r["num_steps"], r["metric"])
+            key = curve_key(r["setting"], r["num_steps"], r["metric"])
             series.setdefault(key, [None] * len(points))[i] = r["value"]
     return series
 
@@ -140,18 +148,38 @@ def selected_key(key: str) -> str:
     return f"selected:{key}"
 
 
-def curve_table(folders: dict[tuple[str, int], str | Path]) -> dict[str, dict[str, dict[str, list]]]:
+def curve_table(folders: dict[tuple[str, int], str | Path]) -> Curves:
     """The curves of several runs as plain JSON-able lists (for ``results.json`` and the figures of
-    :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<mode>|<L>|<metric>": [...]}}}``
+    :mod:`cswm_lib.report`): ``{strategy: {seed: {"updates": [...], "<setting>|<L>|<metric>": [...]}}}``
     from ``folders = {(strategy, seed): run folder}``. A run whose curve has the point of its
     selected weights (:func:`read_selected`) also has that point's values, as lists of one, under
-    :func:`selected_key` names (``"selected:updates": [u]``, ``"selected:<mode>|<L>|<metric>": [v]``),
+    :func:`selected_key` names (``"selected:updates": [u]``, ``"selected:<setting>|<L>|<metric>": [v]``),
     for a marker on the curve."""
-    out: dict[str, dict[str, dict[str, list]]] = {}
-    for (label, seed), folder in folders.items():
+    out: Curves = {}
+    for (strategy, seed), folder in folders.items():
         series = _series(read_curve(folder))
         selected = read_selected(folder)
         if selected is not None:
             series.update({selected_key(k): v for k, v in _series([selected]).items()})
-        out.setdefault(label, {})[str(seed)] = series
+        out.setdefault(strategy, {})[str(seed)] = series
     return out
+
+
+def departure(
+    curves: Curves,
+    strategy: str,
+    setting: str = "local_dedup",
+    num_steps: int = 1,
+    metric: str = "Hits@1",
+    margin: float = 0.05,
+) -> int | None:
+    """The first curve point (in updates) where ``strategy``'s mean score over seeds exceeds the mean
+    of its own no-transition control by more than ``margin``: when the learned dynamics start to
+    show. None when that never happens within the recorded budget."""
+    seeds = curves[strategy].values()
+    n = min(len(s["updates"]) for s in seeds)
+    x = next(iter(seeds))["updates"][:n]
+    score = np.mean([s[curve_key(setting, num_steps, metric)][:n] for s in seeds], 0)
+    control = np.mean([s[curve_key(f"{setting}{NO_TRANSITION}", num_steps, metric)][:n] for s in seeds], 0)
+    above = np.flatnonzero(score - control > margin)
+    return int(x[above[0]]) if above.size else None

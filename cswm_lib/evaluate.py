@@ -352,7 +352,7 @@ def default_json_name(args: argparse.Namespace) -> str:
     return f"{Path(args.save_folder).resolve().name}_{Path(args.dataset).stem}_{args.setting}_{digest}.json"
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from cswm_lib.report import format_table
+    from cswm_lib.tables import format_table
     from cswm_lib.utils import ArgumentParser, results_dir, write_json
 
     ap = ArgumentParser(prog="python -m cswm_lib.evaluate", description=__doc__.split("\n")[0])

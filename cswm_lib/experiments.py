@@ -2,19 +2,20 @@
 
     spec = Experiment(experiment="4.1", dataset="Shapes immovable", train_data="shapes_imm_train",
                       eval_data="shapes_imm_eval", model={"encoder": "small"},
-                      strategies={"baseline": {}, "episodic+ooe": {"negatives": "mixed", "beta": 0.5,
-                                                                   "time_aligned": False}},
-                      seeds=[1, 2, 3], epochs=100, modes=["dedup", "local_dedup"], num_steps=[1, 5, 10])
+                      strategies={"baseline": {}, "mixed": {"beta": 0.5, "time_aligned": False}},
+                      seeds=[1, 2, 3], epochs=100, settings=["global_dedup", "local_dedup"],
+                      num_steps=[1, 5, 10])
     rows = run(spec)               # = aggregate(spec, evaluate_all(spec, train_all(spec)))
     print(report.markdown_table(rows))
 
 ``run`` ensures both datasets exist (README names reduced by the divisors, or ``.h5`` paths), trains
-every (strategy, seed) model into ``checkpoints/<spec.folder_name()>/<label>_s<seed>`` (a finished
-run is reused, an interrupted one resumed), scores each model in every mode and roll-out length
-(:func:`cswm_lib.evaluate.evaluate_modes`: presets, ``_no_transition`` controls, ``argmin=o_0``) and
-returns one row per (strategy, mode, steps, metric) with the mean and sample std over seeds::
+every (strategy, seed) model into ``checkpoints/<spec.folder_name()>/<strategy>_s<seed>`` (a
+finished run is reused, an interrupted one resumed), scores each model in every evaluation setting
+and roll-out length (:func:`cswm_lib.evaluate.evaluate_settings`: settings, ``_no_transition``
+controls, the start-state metric) and returns one row per (strategy, setting, num_steps, metric)
+with the mean and sample std over seeds::
 
-    {"experiment": "4.1", "dataset": "Shapes immovable", "negatives": "baseline", "mode": "dedup",
+    {"experiment": "4.1", "dataset": "Shapes immovable", "strategy": "baseline", "setting": "global_dedup",
      "num_steps": 1, "metric": "Hits@1", "mean": 0.93, "std": 0.02, "n_seeds": 3, "scale": "cpu",
      "paper": None, "paper_note": "not known to us ..."}
 
@@ -36,13 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes_cached
-from cswm_lib.evaluate import START_METRIC, check_mode, evaluate_modes
+from cswm_lib.errors import CswmError
+from cswm_lib.evaluate import NEAREST_START, check_setting, evaluate_settings
 from cswm_lib.executor import Executor, Job, get_executor
+from cswm_lib.negatives import STRATEGIES
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
 from cswm_lib.utils import checkpoints_dir, get_device
 
@@ -75,10 +77,17 @@ PAPER_UNKNOWN = (
     "github.com/ondrejbiza/negative-sampling-icml-21 gives the commands, not the results)"
 )
 #: Metric names in result rows -> keys of the dict :func:`cswm_lib.evaluate.evaluate` returns.
-METRICS = {"Hits@1": "hits@1", "Hits@5": "hits@5", "Hits@10": "hits@10", "MRR": "mrr"}
+METRICS = ("Hits@1", "Hits@5", "Hits@10", "MRR")
+#: The strategy name of the untrained-encoder control's records (:func:`score_untrained`).
+UNTRAINED = "untrained"
 #: The fields of a result row (:func:`aggregate`).
-ROW_KEYS = ("experiment", "dataset", "negatives", "mode", "num_steps", "metric", "mean", "std", "n_seeds",
-            "scale", "paper", "paper_note")
+ROW_KEYS = ("experiment", "dataset", "strategy", "setting", "num_steps", "metric", "mean", "std",
+            "n_seeds", "scale", "paper", "paper_note")
+
+def strategy_config(strategy: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a run of ``strategy`` (a strategy id): the strategy, then
+    its ``overrides`` (e.g. ``beta``, ``time_aligned``)."""
+    return {"strategy": strategy, **overrides}
 
 
 @dataclass
@@ -91,16 +100,18 @@ class Experiment:
             existing ``.h5`` files (e.g. the A3C splits of :func:`cswm_lib.a3c.collect.split_path`);
             README files hold ``README size // divisor`` episodes (at least ``min_episodes``).
         model: TrainConfig fields shared by all runs (the README flags: encoder, embedding_dim, ...).
-        strategies: ``{label: TrainConfig overrides}``, e.g.
-            ``{"time-aligned": {"negatives": "time_aligned"}}``.
+        strategies: ``{strategy: TrainConfig overrides}`` keyed by the strategy id
+            (:data:`cswm_lib.negatives.STRATEGIES`), which is the run's strategy, e.g.
+            ``{"baseline": {}, "mixed": {"beta": 0.5, "time_aligned": False}}``.
         seeds, epochs, batch_size, learning_rate: training; one model per (strategy, seed).
         num_updates: the budget in optimizer updates (wins over ``epochs``).
         eval_every, eval_episodes: a learning curve (:mod:`cswm_lib.curves`) every ``eval_every``
             updates on the first ``eval_episodes`` eval episodes; 0 = none.
-        modes: presets of :data:`cswm_lib.evaluate.PRESETS`, optionally with the suffix
+        settings: evaluation settings (:mod:`cswm_lib.vocabulary`), optionally with the suffix
             ``_no_transition`` (the no-transition predictor ``p = z_0``).
-        num_steps: latent roll-out lengths L; metrics: keys of :data:`METRICS`.
-        paper: published values, keyed ``"<label>|<mode>|<num_steps>|<metric>"``; others are ``None``.
+        num_steps: latent roll-out lengths L; metrics: some of :data:`METRICS`.
+        paper: published values, keyed ``"<strategy>|<setting>|<num_steps>|<metric>"``; others are
+            ``None``.
         paper_note: what the ``paper`` column means (default: :data:`PAPER_UNKNOWN`).
     """
 
@@ -119,9 +130,9 @@ class Experiment:
     eval_every: int = 0  # learning curve: updates between curve points (0: none)
     eval_episodes: int = 1000  # learning curve: the fixed subset of the eval set it scores
     batch_size: int = 1024
-    eval_batch_size: int = 100  # batch of the ``batched`` modes (eval_ids_b.py: 100)
+    eval_batch_size: int = 100  # batch of the ``batched`` settings (eval_ids_b.py: 100)
     learning_rate: float = 5e-4
-    modes: Sequence[str] = ("dedup",)
+    settings: Sequence[str] = ("global_dedup",)
     num_steps: Sequence[int] = (1,)
     metrics: Sequence[str] = ("Hits@1", "MRR")
     scale: str = "small"
@@ -137,8 +148,12 @@ class Experiment:
                     f"experiment {self.experiment}: unknown dataset {name!r} "
                     f"(expected one of {', '.join(README_DATASETS)} or a path ending in .h5)"
                 )
-        for m in self.modes:
-            check_mode(m)
+        for setting in self.settings:
+            check_setting(setting)
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad:
+            raise CswmError(f"experiment {self.experiment}: unknown strategy {bad[0]!r}: the keys of "
+                            f"strategies are strategy ids, expected some of {', '.join(STRATEGIES)}")
         bad = [m for m in self.metrics if m not in METRICS]
         if bad:
             raise CswmError(f"unknown metric(s) {bad}: expected some of {', '.join(METRICS)}")
@@ -148,12 +163,12 @@ class Experiment:
             )
 
     def train_config(
-        self, label: str, seed: int, dataset: str | Path, eval_dataset: str | Path | None = None
+        self, strategy: str, seed: int, dataset: str | Path, eval_dataset: str | Path | None = None
     ) -> TrainConfig:
-        """The :class:`TrainConfig` of one run (``<label>_s<seed>`` under :meth:`folder_name`)."""
+        """The :class:`TrainConfig` of one run (``<strategy>_s<seed>`` under :meth:`folder_name`)."""
         return TrainConfig(
             dataset=str(dataset),
-            name=f"{label}_s{seed}",
+            name=f"{strategy}_s{seed}",
             save_folder=str(checkpoints_dir() / self.folder_name()),
             epochs=self.epochs,
             num_updates=self.num_updates,
@@ -165,7 +180,7 @@ class Experiment:
             seed=seed,
             device=self.device,
             progress=self.progress,
-            **{**self.model, **self.strategies[label]},
+            **{**self.model, **strategy_config(strategy, self.strategies[strategy])},
         )
 
     def folder_name(self) -> str:
@@ -227,43 +242,43 @@ def train_run(config: TrainConfig) -> Path:
     return folder
 
 
-def run_name(spec: Experiment, label: str, seed: int) -> str:
+def run_name(spec: Experiment, strategy: str, seed: int) -> str:
     """One run's name in progress and error lines: ``"4.1 Shapes immovable/baseline_s1"``."""
-    return f"{spec.experiment} {spec.dataset}/{label}_s{seed}"
+    return f"{spec.experiment} {spec.dataset}/{strategy}_s{seed}"
 
 
 def train_jobs(spec: Experiment) -> tuple[list[Job], dict[tuple[str, int], Path]]:
     """The training jobs of ``spec`` that still have updates to go (finished runs are skipped), and
-    the checkpoint folder of every (strategy label, seed) run."""
+    the checkpoint folder of every (strategy, seed) run."""
     train_path, eval_path = datasets(spec)
     jobs, folders = [], {}
-    for label in spec.strategies:
+    for strategy in spec.strategies:
         for seed in spec.seeds:
-            cfg = spec.train_config(label, seed, train_path, eval_path)
-            folders[label, seed] = cfg.folder()
+            cfg = spec.train_config(strategy, seed, train_path, eval_path)
+            folders[strategy, seed] = cfg.folder()
             if not _finished(cfg):
                 inputs = [train_path] + ([eval_path] if cfg.eval_dataset else [])
-                jobs.append(Job(run_name(spec, label, seed), train_run, (cfg,), inputs=inputs,
+                jobs.append(Job(run_name(spec, strategy, seed), train_run, (cfg,), inputs=inputs,
                                 outputs=[cfg.folder()]))
     return jobs, folders
 
 
 def train_all(spec: Experiment, executor: str | Executor | None = None) -> dict[tuple[str, int], Path]:
-    """Train (or reuse / resume) every (strategy label, seed) model through ``executor`` (see
+    """Train (or reuse / resume) every (strategy, seed) model through ``executor`` (see
     :func:`cswm_lib.executor.get_executor`; default ``local``); return their checkpoint folders."""
     return train_specs({spec.dataset: spec}, executor)[spec.dataset]
 
 
 def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) -> list[dict[str, Any]]:
-    """Scores of one model in every mode, roll-out length and metric of ``spec``
-    (:func:`cswm_lib.evaluate.evaluate_modes`): ``[{"mode", "num_steps", "metric", "value"}]``."""
-    scored = evaluate_modes(model, episodes, spec.modes, spec.num_steps, spec.eval_batch_size, spec.device)
-    return [
-        dict(mode=mode, num_steps=steps, metric=metric, value=r[METRICS.get(metric, metric)])
-        for (mode, steps), r in scored.items()
-        for metric in [*spec.metrics, START_METRIC]
-        if METRICS.get(metric, metric) in r
-    ]
+    """Scores of one model in every setting, roll-out length and metric of ``spec``
+    (:func:`cswm_lib.evaluate.evaluate_settings`): ``[{"setting", "num_steps", "metric", "value"}]``."""
+    scored = evaluate_settings(model, episodes, spec.settings, spec.num_steps, spec.eval_batch_size,
+                               spec.device)
+    rows = []
+    for (setting, num_steps), r in scored.items():
+        rows += [dict(setting=setting, num_steps=num_steps, metric=metric, value=r[metric])
+                 for metric in [*spec.metrics, NEAREST_START] if metric in r]
+    return rows
 
 
 def score_run(spec: Experiment, eval_path: str | Path, folder: str | Path) -> list[dict[str, Any]]:
@@ -278,36 +293,54 @@ def evaluate_all(
     spec: Experiment, folders: dict[tuple[str, int], Path], executor: str | Executor | None = None
 ) -> list[dict[str, Any]]:
     """Score every trained model (one job per model, through ``executor``); one record per
-    (label, seed, mode, steps, metric) with its ``value``."""
+    (strategy, seed, setting, num_steps, metric) with its ``value``."""
     _, eval_path = datasets(spec)
     jobs = [
-        Job(f"score {run_name(spec, label, seed)}", score_run, (spec, eval_path, folder),
+        Job(f"score {run_name(spec, strategy, seed)}", score_run, (spec, eval_path, folder),
             inputs=[eval_path, folder])
-        for (label, seed), folder in folders.items()
+        for (strategy, seed), folder in folders.items()
     ]
     try:
         scores = get_executor(executor).map(jobs, label=f"score {spec.experiment} {spec.dataset}")
     finally:
         load_episodes_cached.cache_clear()
     return [
-        dict(negatives=label, seed=seed, **r)
-        for ((label, seed), job) in zip(folders, jobs, strict=True)
+        dict(strategy=strategy, seed=seed, **r)
+        for ((strategy, seed), job) in zip(folders, jobs, strict=True)
         for r in scores[job.name]
     ]
+
+
+def score_untrained(spec: Experiment) -> list[dict[str, Any]]:
+    """The untrained-encoder control: for each seed, the model every run of that seed starts from
+    (``torch.manual_seed(seed)`` then the model, as :func:`cswm_lib.train.train` builds it), scored
+    like a trained one (:func:`score_model`); records of the strategy ``"untrained"``. It needs no
+    training, so it runs in this process."""
+    from cswm_lib.model import CSWM
+
+    _, eval_path = datasets(spec)
+    episodes = load_episodes_cached(eval_path)
+    out = []
+    for seed in spec.seeds:
+        config = spec.train_config(next(iter(spec.strategies)), seed, eval_path)
+        torch.manual_seed(seed)
+        model = CSWM(config.model_config(episodes.obs_shape))
+        out += [dict(strategy=UNTRAINED, seed=seed, **r) for r in score_model(spec, model, episodes)]
+    return out
 
 
 def aggregate(spec: Experiment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample standard deviation (ddof 1; 0 for one seed) over seeds -> result rows."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
-        groups[r["negatives"], r["mode"], r["num_steps"], r["metric"]].append(float(r["value"]))
+        groups[r["strategy"], r["setting"], r["num_steps"], r["metric"]].append(float(r["value"]))
     rows = []
-    for (label, mode, steps, metric), values in groups.items():
+    for (strategy, setting, num_steps, metric), values in groups.items():
         v = np.asarray(values)
-        paper = spec.paper.get(f"{label}|{mode}|{steps}|{metric}")
+        paper = spec.paper.get(f"{strategy}|{setting}|{num_steps}|{metric}")
         rows.append(dict(
-            experiment=spec.experiment, dataset=spec.dataset, negatives=label, mode=mode,
-            num_steps=int(steps), metric=metric, mean=float(v.mean()),
+            experiment=spec.experiment, dataset=spec.dataset, strategy=strategy, setting=setting,
+            num_steps=int(num_steps), metric=metric, mean=float(v.mean()),
             std=float(v.std(ddof=1)) if len(v) > 1 else 0.0, n_seeds=len(v), scale=spec.scale,
             paper=None if paper is None else float(paper), paper_note=spec.paper_note,
         ))
@@ -326,7 +359,7 @@ def train_specs(
     specs: dict[str, Experiment], executor: str | Executor | None = None
 ) -> dict[str, dict[tuple[str, int], Path]]:
     """Train every run of several experiments as ONE batch of jobs through ``executor`` (so a
-    ``local:N`` or ``ray`` executor fans a whole chapter out): ``{name: {(label, seed): folder}}``."""
+    ``local:N`` or ``ray`` executor fans a whole chapter out): ``{name: {(strategy, seed): folder}}``."""
     t0 = time.perf_counter()
     jobs, folders = [], {}
     for name, spec in specs.items():
@@ -350,7 +383,7 @@ def score_specs(
     records, rows = {}, []
     for name, spec in specs.items():
         t0 = time.perf_counter()
-        records[name] = evaluate_all(spec, folders[name], executor)
+        records[name] = evaluate_all(spec, folders[name], executor) + score_untrained(spec)
         rows += aggregate(spec, records[name])
         print(f"{name}: scored in {time.perf_counter() - t0:.1f} s")
     return records, rows

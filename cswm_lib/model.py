@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cswm_lib import CswmError, checks
+from cswm_lib import checks
+from cswm_lib.errors import CswmError
 
 if TYPE_CHECKING:
     from cswm_lib.data.episodes import Episodes

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 #: The strategy names accepted by :func:`sample_negatives`.
 STRATEGIES = ("baseline", "time_aligned", "episodic", "out_of_episode", "mixed")

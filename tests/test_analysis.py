@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.analysis import beyond_hinge, energy_summary
 from cswm_lib.data.episodes import Episodes, to_float
+from cswm_lib.errors import CswmError
 from cswm_lib.model import CSWM, ModelConfig
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model, read_original_args
+from cswm_lib.errors import CswmError
 
 ART = Path(__file__).parent / "data" / "original"  # written by the original code: see its README.md
 CKPT = ART / "checkpoint_small"

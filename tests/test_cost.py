@@ -21,9 +21,9 @@ def test_full_sweeps_follow_the_readme_commands():
 
 
 def test_update_cost_scales_with_the_batch_and_the_negatives():
-    base4 = update_cost(SHAPES, {}, (3, 50, 50), batch=4, repeats=1)
-    base8 = update_cost(SHAPES, {}, (3, 50, 50), batch=8, repeats=1)
-    mixed8 = update_cost(SHAPES, {"negatives": "mixed"}, (3, 50, 50), batch=8, repeats=1)
+    base4 = update_cost(SHAPES, "baseline", (3, 50, 50), batch=4, repeats=1)
+    base8 = update_cost(SHAPES, "baseline", (3, 50, 50), batch=8, repeats=1)
+    mixed8 = update_cost(SHAPES, "mixed", (3, 50, 50), batch=8, repeats=1)
     assert base4["flops"] > 0 and base4["seconds"] > 0
     assert base8["flops"] == pytest.approx(2 * base4["flops"], rel=0.05)
     assert mixed8["flops"] > 1.2 * base8["flops"]  # a third batch of observations goes through the encoder
@@ -51,4 +51,4 @@ def test_update_cost_counts_cpu_time_not_wall_time(monkeypatch):
 
     ticks = iter(range(0, 1000, 2))
     monkeypatch.setattr(cost, "time", types.SimpleNamespace(process_time=lambda: float(next(ticks))))
-    assert update_cost(SHAPES, {}, (3, 50, 50), batch=2, repeats=1)["seconds"] == 2.0
+    assert update_cost(SHAPES, "baseline", (3, 50, 50), batch=2, repeats=1)["seconds"] == 2.0

@@ -6,9 +6,10 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.curves import curve_value, read_curve
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.errors import CswmError
+from cswm_lib.evaluate import NEAREST_START
 from cswm_lib.train import TrainConfig, main, read_log, train
 
 TINY = dict(hidden_dim=32, embedding_dim=2, num_objects=2, action_dim=4, batch_size=8, progress=False,
@@ -38,9 +39,10 @@ def test_budget_in_updates_and_eval_leaves_training_untouched(tmp_path):
     curve = read_curve(curved)
     assert [p["updates"] for p in curve] == [0, 3, 6, 7]
     point = curve[-1]
-    modes = {(r["mode"], r["num_steps"], r["metric"]) for r in point["records"]}
-    assert {("local_dedup", 1, "Hits@1"), ("local_dedup_no_transition", 5, "MRR"), ("dedup", 1, "Hits@1"),
-            ("dedup_no_transition", 1, "Hits@1"), ("local_dedup", 5, "argmin=o_0")} <= modes
+    scored = {(r["setting"], r["num_steps"], r["metric"]) for r in point["records"]}
+    assert {("local_dedup", 1, "Hits@1"), ("local_dedup_no_transition", 5, "MRR"),
+            ("global_dedup", 1, "Hits@1"), ("global_dedup_no_transition", 1, "Hits@1"),
+            ("local_dedup", 5, NEAREST_START)} <= scored
     assert 0 <= curve_value(point, "local_dedup", 1) <= 1 and point["loss"] > 0
     with pytest.raises(CswmError, match="has no local_dedup/3/Hits@1"):
         curve_value(point, "local_dedup", 3)
@@ -184,7 +186,7 @@ def test_curve_table_and_figure(tmp_path):
 
 
 def test_departure_from_the_no_transition_control():
-    from cswm_lib.report import departure
+    from cswm_lib.curves import departure
 
     def seed(values, control):
         return {"updates": [0, 100, 200, 300], "local_dedup|1|Hits@1": values,

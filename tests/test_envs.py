@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import cswm_lib.envs as envs
-from cswm_lib import CswmError
 from cswm_lib.envs import atari
 from cswm_lib.envs import block_pushing as bp
+from cswm_lib.errors import CswmError
 
 SAMPLE = Path(__file__).parent / "data" / "original" / "sample_original_layout.h5"  # see its README.md
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.data.hdf5 import save_episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.executor import (
     Executor,
     Job,
@@ -20,15 +20,15 @@ from cswm_lib.executor import (
     get_executor,
     parse_executor,
 )
+from cswm_lib.experiments import strategy_config
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import torch_threads
 
 
-def tiny_config(dataset, folder, label: str, seed: int) -> TrainConfig:
-    strategy = {"baseline": {}, "episodic": {"negatives": "episodic"}}[label]
-    return TrainConfig(dataset=str(dataset), name=f"{label}_s{seed}", save_folder=str(folder), epochs=2,
+def tiny_config(dataset, folder, strategy: str, seed: int) -> TrainConfig:
+    return TrainConfig(dataset=str(dataset), name=f"{strategy}_s{seed}", save_folder=str(folder), epochs=2,
                        batch_size=16, hidden_dim=16, num_objects=2, action_dim=4, seed=seed, progress=False,
-                       device="cpu", **strategy)
+                       device="cpu", **strategy_config(strategy, {}))
 
 
 @pytest.fixture(scope="module")

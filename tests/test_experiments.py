@@ -6,19 +6,20 @@ import pytest
 import torch
 
 import cswm_lib.experiments as ex
-from cswm_lib import CswmError
+from cswm_lib import vocabulary
 from cswm_lib.analysis import gap, local_global_view
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.evaluate import evaluate, start_state_argmin
+from cswm_lib.errors import CswmError
+from cswm_lib.evaluate import NEAREST_START, evaluate
 from cswm_lib.experiments import (
     ROW_KEYS,
-    START_METRIC,
     Experiment,
     aggregate,
     evaluate_all,
     train_all,
 )
+from cswm_lib.ranking import nearest_start
 from cswm_lib.report import markdown_table
 
 
@@ -33,12 +34,12 @@ def tiny_spec(**kw):
         model={"encoder": "small", "hidden_dim": 16},
         strategies={
             "baseline": {},
-            "episodic+ooe": {"strategy": "mixed", "beta": 0.5, "time_aligned": False},
+            "mixed": {"beta": 0.5, "time_aligned": False},
         },
         seeds=[0, 1],
         epochs=2,
         batch_size=64,
-        modes=["dedup", "local_dedup", "local_dedup_no_transition"],
+        settings=["global_dedup", "local_dedup", "local_dedup_no_transition"],
         num_steps=[1, 2],
         scale="small",
         device="cpu",
@@ -57,7 +58,7 @@ def tmp_dirs(tmp_path, monkeypatch):
 def test_tiny_run_rows_reuse_and_invariants(tmp_dirs, monkeypatch):
     spec = tiny_spec()
     folders = train_all(spec)
-    assert sorted(folders) == [("baseline", 0), ("baseline", 1), ("episodic+ooe", 0), ("episodic+ooe", 1)]
+    assert sorted(folders) == [("baseline", 0), ("baseline", 1), ("mixed", 0), ("mixed", 1)]
     for (label, seed), folder in folders.items():
         assert folder == tmp_dirs / "ckpt" / spec.folder_name() / f"{label}_s{seed}"
         assert (folder / "model.pt").is_file()
@@ -72,15 +73,15 @@ def test_tiny_run_rows_reuse_and_invariants(tmp_dirs, monkeypatch):
         vals = [
             x["value"]
             for x in records
-            if all(x[k] == r[k] for k in ("negatives", "mode", "num_steps", "metric"))
+            if all(x[k] == r[k] for k in ("strategy", "setting", "num_steps", "metric"))
         ]
         assert r["mean"] == pytest.approx(np.mean(vals)) and r["std"] == pytest.approx(np.std(vals, ddof=1))
         assert 0.0 <= r["mean"] <= 1.0
     # the no-transition predictor sits exactly on o_0: its local arg-min is always the start state
-    control = ex.select(rows, mode="local_dedup_no_transition", metric=START_METRIC)
+    control = ex.select(rows, setting="local_dedup_no_transition", metric=NEAREST_START)
     assert [r["mean"] for r in control] == [1.0] * 4
     # eval files: 10000 // 500 = 20 episodes, so the global (dedup) ranking has 20 candidates
-    assert {r["metric"] for r in ex.select(rows, mode="dedup")} == {"Hits@1", "MRR"}
+    assert {r["metric"] for r in ex.select(rows, setting="global_dedup")} == {"Hits@1", "MRR"}
 
     # a second run reuses every checkpoint: training must not be called
     def no_training(*a, **k):
@@ -102,12 +103,13 @@ def test_interrupted_run_is_resumed(tmp_dirs):
 
 
 def test_aggregate_by_hand():
-    spec = tiny_spec(paper={"baseline|dedup|1|Hits@1": 0.5})
+    spec = tiny_spec(paper={"baseline|global_dedup|1|Hits@1": 0.5})
     recs = [
-        dict(negatives="baseline", seed=s, mode="dedup", num_steps=1, metric="Hits@1", value=v)
+        dict(strategy="baseline", seed=s, setting="global_dedup", num_steps=1, metric="Hits@1", value=v)
         for s, v in enumerate([0.2, 0.4, 0.9])
     ]
-    recs.append(dict(negatives="episodic+ooe", seed=0, mode="dedup", num_steps=1, metric="Hits@1", value=0.7))
+    recs.append(dict(strategy="mixed", seed=0, setting="global_dedup", num_steps=1, metric="Hits@1",
+                     value=0.7))
     rows = aggregate(spec, recs)
     b, n = rows
     assert b["mean"] == pytest.approx(0.5) and b["std"] == pytest.approx(
@@ -115,7 +117,7 @@ def test_aggregate_by_hand():
     )
     assert b["n_seeds"] == 3 and b["paper"] == 0.5
     assert n["std"] == 0.0 and n["n_seeds"] == 1 and n["paper"] is None
-    g = gap(rows, "Shapes immovable", "episodic+ooe")
+    g = gap(rows, "Shapes immovable", "mixed")
     assert g["diff"] == pytest.approx(0.2) and g["pooled_std"] == pytest.approx(b["std"])
     table = markdown_table(rows)
     assert "| 50.0 ± 36.1 | 3 | 50.0 |" in table and "| 70.0 | 1 | -- |" in table
@@ -124,17 +126,17 @@ def test_aggregate_by_hand():
         gap(rows, "Shapes immovable", "time-aligned")
 
 
-def test_start_state_argmin_by_hand():
+def test_nearest_start_by_hand():
     states = torch.tensor([[[[0.0]], [[1.0]], [[2.0]]], [[[0.0]], [[1.0]], [[2.0]]]])  # [N=2, S=3, K=1, D=1]
     preds = torch.tensor([[[0.4]], [[1.6]]])  # nearest: o_0, o_2
-    assert start_state_argmin(preds, states) == 0.5
-    assert start_state_argmin(torch.tensor([[[0.5]], [[0.5]]]), states) == 1.0  # tie -> earliest
+    assert nearest_start(preds, states) == 0.5
+    assert nearest_start(torch.tensor([[[0.5]], [[0.5]]]), states) == 1.0  # tie -> earliest
 
 
 def test_folder_name_changes_with_training_setting():
     a = tiny_spec()
     assert (
-        a.folder_name() == tiny_spec(seeds=[5], modes=["global"]).folder_name()
+        a.folder_name() == tiny_spec(seeds=[5], settings=["global"]).folder_name()
     )  # eval settings do not matter
     assert a.folder_name() != tiny_spec(epochs=3).folder_name()
     assert a.folder_name() != tiny_spec(train_divisor=100).folder_name()
@@ -144,7 +146,7 @@ def test_folder_name_changes_with_training_setting():
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        (dict(modes=["dedupp"]), "unknown eval mode 'dedupp'"),
+        (dict(settings=["dedupp"]), "unknown eval mode 'dedupp'"),
         (dict(metrics=["Hits@3"]), r"unknown metric\(s\) \['Hits@3'\]"),
         (dict(train_data="shapes_imm"), "unknown dataset 'shapes_imm'"),
         (dict(seeds=[]), "must be non-empty"),
@@ -175,13 +177,13 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
         epochs=1,
         batch_size=8,
         eval_batch_size=3,
-        modes=["batched_dedup", "local_dedup"],
+        settings=["batched_dedup", "local_dedup"],
         num_steps=[1],
     )
     assert ex.datasets(spec) == (train_path, eval_path)
     assert spec.folder_name().startswith("4.3_a_train_4ep_e1_")
     rows = ex.run(spec)
-    assert {r["mode"] for r in rows} == {"batched_dedup", "local_dedup"}
+    assert {r["setting"] for r in rows} == {"batched_dedup", "local_dedup"}
     assert all(0 <= r["mean"] <= 1 for r in rows)
     model = load_model(tmp_dirs / "ckpt" / spec.folder_name() / "baseline_s0", "cpu")
     direct = evaluate(
@@ -191,11 +193,11 @@ def test_data_given_as_files_and_eval_batch_size(tmp_dirs):
         batch_size=3,
         ks=[1],
         progress=False,
-        mode="batched_dedup",
+        setting="batched_dedup",
     )
     assert direct["N"] == 6  # two full batches of 3; the 7th episode is dropped as in eval_ids_b.py
-    (hits,) = ex.select(rows, mode="batched_dedup", metric="Hits@1")
-    assert hits["mean"] == pytest.approx(direct["hits@1"])
+    (hits,) = ex.select(rows, setting="batched_dedup", metric="Hits@1")
+    assert hits["mean"] == pytest.approx({vocabulary.name(k): v for k, v in direct.items()}["Hits@1"])
     with pytest.raises(CswmError, match="dataset file not found: .*missing.h5$") as err:
         ex.datasets(tiny_spec(train_data=str(train_path), eval_data=str(tmp_dirs / "missing.h5")))
     assert "\n" not in str(err.value)

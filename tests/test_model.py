@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.model import CSWM, ModelConfig
 
 

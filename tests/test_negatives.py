@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.negatives import coincidence, sample_negatives, strategy_from_flags
 
 E, T, B, N = 7, 9, 500, 3

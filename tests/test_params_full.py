@@ -16,7 +16,7 @@ import yaml
 from cswm_lib.book import declared_parameters, to_notebook
 from cswm_lib.data.generate import README_DATASETS
 from cswm_lib.data.generate import build_parser as data_parser
-from cswm_lib.experiments import readme_model
+from cswm_lib.experiments import readme_model, strategy_config
 from cswm_lib.train import TrainConfig, config_from_args
 from cswm_lib.train import build_parser as train_parser
 from cswm_lib.utils import project_root
@@ -39,19 +39,19 @@ README = {
             ("shapes", "baseline"): f"{TRAIN} --dataset data/shapes_imm_train.h5 --encoder small",
             (
                 "shapes",
-                "episodic+out-of-episode",
+                "mixed",
             ): f"{TRAIN} --dataset data/shapes_imm_train.h5 --encoder small "
             "--custom-neg --disable-time-aligned",
             ("cubes", "baseline"): f"{TRAIN} --dataset data/cubes_imm_train.h5 --encoder large",
             (
                 "cubes",
-                "episodic+out-of-episode",
+                "mixed",
             ): f"{TRAIN} --dataset data/cubes_imm_train.h5 --encoder large "
             "--custom-neg --disable-time-aligned",
         },
         "eval": "python -m ns.scr.eval_ids --dataset data/shapes_imm_eval.h5 --save-folder checkpoints/x "
         "--num-steps 1 --dedup",
-        "score_mode": "dedup",
+        "score_setting": "global_dedup",
         "divisors": {
             "shapes_imm_train": ("shapes", "train_divisor"),
             "shapes_imm_eval": ("shapes", "eval_divisor"),
@@ -76,18 +76,18 @@ README = {
         ],
         "train": {
             ("pong", "baseline"): f"{TRAIN} --dataset data/pong_train.h5 {ATARI} --num-objects 3",
-            ("pong", "time-aligned"): f"{TRAIN} --dataset data/pong_train.h5 {ATARI} --num-objects 3 "
+            ("pong", "time_aligned"): f"{TRAIN} --dataset data/pong_train.h5 {ATARI} --num-objects 3 "
             "--custom-neg --in-ep-prob 0.0",
             (
                 "spaceinvaders",
                 "baseline",
             ): f"{TRAIN} --dataset data/spaceinvaders_train.h5 {ATARI} --num-objects 5",
-            ("spaceinvaders", "time-aligned"): f"{TRAIN} --dataset data/spaceinvaders_train.h5 {ATARI} "
+            ("spaceinvaders", "time_aligned"): f"{TRAIN} --dataset data/spaceinvaders_train.h5 {ATARI} "
             "--num-objects 5 --custom-neg --in-ep-prob 0.0",
         },
         "eval": "python -m ns.scr.eval_ids --dataset data/pong_eval.h5 --save-folder checkpoints/x "
         "--num-steps 1",
-        "score_mode": "global",
+        "score_setting": "global",
         "divisors": {
             "pong_train": ("train_divisor",),
             "pong_eval": ("eval_divisor",),
@@ -147,7 +147,7 @@ def test_training_flags_are_the_readme_commands(full, chapter):
         ours = asdict(
             TrainConfig(
                 **readme_model(data, hidden_dim=section["hidden_dim"]),  # README_MODELS: the README's flags
-                **section["strategies"][label],
+                **strategy_config(label, section["strategies"][label]),
                 epochs=budget["epochs"],
                 batch_size=budget["batch_size"],
                 learning_rate=section["learning_rate"],
@@ -170,8 +170,8 @@ def test_scored_as_the_readme_eval_command(full, chapter):
     a = p.parse_args(shlex.split(README[chapter]["eval"])[3:])
     section = full[chapter]
     assert a.num_steps in section["num_steps"]
-    mode = "dedup" if a.dedup else "global"
-    assert mode == README[chapter]["score_mode"] and mode in section["modes"]
+    setting = "global_dedup" if a.dedup else "global"
+    assert setting == README[chapter]["score_setting"] and setting in section["settings"]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -218,13 +218,13 @@ README_43 = {
             "pong",
             "baseline",
         ): f"{TRAIN} --dataset data/pong_full_train_eps_0_5.h5 {A3C_TRAIN} --num-objects 3",
-        ("pong", "episodic+out-of-episode"): f"{TRAIN} --dataset data/pong_full_train_eps_0_5.h5 {A3C_TRAIN} "
+        ("pong", "mixed"): f"{TRAIN} --dataset data/pong_full_train_eps_0_5.h5 {A3C_TRAIN} "
         "--num-objects 3 --custom-neg --disable-time-aligned",
         ("spaceinvaders", "baseline"): f"{TRAIN} --dataset data/spaceinvaders_full_train_eps_0_5.h5 "
         f"{A3C_TRAIN} --num-objects 5",
         (
             "spaceinvaders",
-            "episodic+out-of-episode",
+            "mixed",
         ): f"{TRAIN} --dataset data/spaceinvaders_full_train_eps_0_5.h5 "
         f"{A3C_TRAIN} --num-objects 5 --custom-neg --disable-time-aligned",
     },
@@ -288,7 +288,7 @@ def test_43_training_flags_are_the_readme_commands(full):
         ours = asdict(
             TrainConfig(
                 **readme_model(data, hidden_dim=section["hidden_dim"]),
-                **section["strategies"][label],
+                **strategy_config(label, section["strategies"][label]),
                 epochs=section["epochs"],
                 batch_size=section["batch_size"],
                 learning_rate=section["learning_rate"],
@@ -306,9 +306,9 @@ def test_43_scored_as_the_readme_eval_commands(full):
     p.add_argument("--num-steps", type=int, default=1)
     p.add_argument("--dedup", action="store_true")
     section = full[LOCAL]
-    for mode, command in README_43["eval"].items():
+    for setting, command in README_43["eval"].items():
         a = p.parse_args(shlex.split(command)[3:])
-        assert a.dedup and a.num_steps in section["num_steps"] and mode in section["modes"]
+        assert a.dedup and a.num_steps in section["num_steps"] and setting in section["settings"]
     assert section["eval_batch_size"] == 100  # eval_ids_b.py's batch
 
 

@@ -117,8 +117,8 @@ def test_results_markdown_shows_paper_or_says_unknown():
     row = dict(
         experiment="4.1",
         dataset="Shapes immovable",
-        negatives="baseline",
-        mode="dedup",
+        strategy="baseline",
+        setting="global_dedup",
         num_steps=1,
         metric="Hits@1",
         mean=0.5,
@@ -128,12 +128,13 @@ def test_results_markdown_shows_paper_or_says_unknown():
         paper=None,
         paper_note="not known",
     )
-    other = {**row, "negatives": "mixed", "mean": 0.75, "std": 0.0}
-    hidden = [{**row, "num_steps": 5}, {**row, "metric": "MRR"}, {**row, "mode": "dedup_no_transition"}]
+    other = {**row, "strategy": "mixed", "mean": 0.75, "std": 0.0}
+    hidden = [{**row, "num_steps": 5}, {**row, "metric": "MRR"},
+              {**row, "setting": "global_dedup_no_transition"}]
     table = results_markdown([row, other, *hidden]).splitlines()
-    assert len(table) == 3  # header, rule, one line for the (4.1, Shapes immovable, dedup, cpu) group
+    assert len(table) == 3  # header, rule, one line for the (4.1, Shapes immovable, global_dedup, cpu) group
     assert table[2] == (
-        "| 4.1 | Shapes immovable | dedup | baseline → 50.0 ± 25.0 (3); mixed → 75.0 ± 0.0 (3) "
+        "| 4.1 | Shapes immovable | global_dedup | baseline → 50.0 ± 25.0 (3); mixed → 75.0 ± 0.0 (3) "
         "| cpu | not known to us |"
     )
     assert "| 98.7 |" in results_markdown([{**row, "paper": 0.987}])

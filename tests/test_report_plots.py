@@ -22,7 +22,7 @@ from cswm_lib.report import (  # noqa: E402
 
 def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
     rows = [
-        {"dataset": d, "negatives": n, "mode": "batched", "metric": "Hits@1", "num_steps": s,
+        {"dataset": d, "strategy": n, "setting": "batched", "metric": "Hits@1", "num_steps": s,
          "mean": 0.5, "std": 0.1}
         for d in ("shapes", "cubes") for n in ("baseline", "mixed") for s in (1, 5, 10)
     ]
@@ -40,18 +40,18 @@ def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
 
 
 def test_plot_settings_one_bar_per_setting_and_roll_out_length():
-    results = {(m, L): {"hits@1": 0.1 * i + 0.01 * L} for L in (1, 5) for i, m in enumerate(["g", "l", "b"])}
+    results = {(m, L): {"Hits@1": 0.1 * i + 0.01 * L} for L in (1, 5) for i, m in enumerate(["g", "l", "b"])}
     fig = plot_settings(results)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["g", "l", "b"]
     bars = ax.patches
-    assert len(bars) == 6 and bars[4].get_height() == 100 * results["l", 5]["hits@1"]  # L = 5 after L = 1
+    assert len(bars) == 6 and bars[4].get_height() == 100 * results["l", 5]["Hits@1"]  # L = 5 after L = 1
     assert len({matplotlib.colors.to_hex(b.get_facecolor()) for b in bars}) == 2  # one colour per L
     assert fig.get_size_inches()[0] <= 7.5
 
 
 def test_plot_candidates_lines_per_roll_out_length_and_chance():
-    sweep = {L: {b: {"hits@1": 1 / b + 0.1 * L, "mrr": 0.5} for b in (2, 10, 100)} for L in (1, 10)}
+    sweep = {L: {b: {"Hits@1": 1 / b + 0.1 * L, "MRR": 0.5} for b in (2, 10, 100)} for L in (1, 10)}
     fig = plot_candidates(sweep)
     hits = fig.axes[0].get_lines()
     assert len(hits) == 3  # L = 1, L = 10, chance

@@ -2,53 +2,54 @@
 column, and every number taken from the rows they were given."""
 
 from cswm_lib import report
+from cswm_lib.evaluate import NEAREST_START
 
-MODES = ["dedup", "local_dedup", "dedup_no_transition", "local_dedup_no_transition"]
+SETTINGS = ["global_dedup", "local_dedup", "global_dedup_no_transition", "local_dedup_no_transition"]
 
 
 def _rows(seeds=3):
     rows, v = [], 0.0
     for d in ("Shapes immovable", "Cubes immovable"):
-        for n in ("baseline", "episodic+out-of-episode"):
-            for mode in MODES:
-                for metric in ("Hits@1", "MRR", "argmin=o_0"):
-                    if metric == "argmin=o_0" and not mode.startswith("local"):
+        for n in ("baseline", "mixed"):
+            for setting in SETTINGS:
+                for metric in ("Hits@1", "MRR", NEAREST_START):
+                    if metric == NEAREST_START and not setting.startswith("local"):
                         continue
                     for steps in (1, 5):
                         v += 0.001
-                        rows.append(dict(dataset=d, negatives=n, mode=mode, metric=metric, num_steps=steps,
-                                         mean=v, std=v / 10, n_seeds=seeds))
+                        rows.append(dict(dataset=d, strategy=n, setting=setting, metric=metric,
+                                         num_steps=steps, mean=v, std=v / 10, n_seeds=seeds))
     return rows
 
 
 def test_score_table_is_a_compact_pivot_with_a_control_row_per_model():
     rows = _rows()
-    text = report.score_table([r for r in rows if r["num_steps"] == 1], MODES)
+    text = report.score_table([r for r in rows if r["num_steps"] == 1], SETTINGS)
     table, note = text.split("\n\n")
     lines = table.splitlines()
-    assert lines[0] == "| dataset | negatives | predictor | dedup | local_dedup | argmin=o_0 |"
+    assert lines[0] == f"| dataset | strategy | predictor | global_dedup | local_dedup | {NEAREST_START} |"
     assert len(lines) == 2 + 8  # 2 datasets x 2 strategies x (model, no_transition)
     assert "3 seed(s)" in note and "1-step Hits@1" in note
     # every cell is the value of its own row: the control row holds the _no_transition scores
     def pct(r):
         return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
 
-    pick = {(r["dataset"], r["negatives"], r["mode"], r["metric"]): r for r in rows if r["num_steps"] == 1}
+    pick = {(r["dataset"], r["strategy"], r["setting"], r["metric"]): r for r in rows if r["num_steps"] == 1}
     model = pick["Cubes immovable", "baseline", "local_dedup", "Hits@1"]
     control = pick["Cubes immovable", "baseline", "local_dedup_no_transition", "Hits@1"]
-    start = pick["Cubes immovable", "baseline", "local_dedup_no_transition", "argmin=o_0"]
+    start = pick["Cubes immovable", "baseline", "local_dedup_no_transition", NEAREST_START]
     model_line = next(ln for ln in lines if ln.startswith("| Cubes immovable | baseline | model |"))
     control_line = next(ln for ln in lines if ln.startswith("| Cubes immovable | baseline | no_transition |"))
     assert model_line.split(" | ")[4] == pct(model)
     assert control_line.split(" | ")[4] == pct(control) and control_line.endswith(f"{pct(start)} |")
-    # no column name a browser cannot wrap that is longer than a score
-    assert max(len(c.strip()) for c in lines[0].split("|")) <= len("local_dedup_")
+    # no column name a browser cannot wrap that is longer than the book's longest setting or metric name
+    assert max(len(c.strip()) for c in lines[0].split("|")) <= len(NEAREST_START)  # nearest_start
 
 
 def test_score_table_without_controls_or_start_column():
     rows = [r for r in _rows(seeds=1) if r["num_steps"] == 1]
-    lines = report.score_table(rows, ["dedup", "local_dedup"], start_mode=None).splitlines()
-    assert lines[0] == "| dataset | negatives | dedup | local_dedup |"
+    lines = report.score_table(rows, ["global_dedup", "local_dedup"], start_setting=None).splitlines()
+    assert lines[0] == "| dataset | strategy | global_dedup | local_dedup |"
     assert len([ln for ln in lines if ln.startswith("| ") and "immovable" in ln]) == 4
 
 
@@ -65,24 +66,24 @@ def test_run_summary_lines_fit_the_text_column():
     assert "command not recorded" in report.run_summary({"scale": "cpu"})
 
 
-def test_lift_and_signs_tables_outside_a_notebook_print_markdown(capsys):
+def test_lift_and_signs_return_their_tables_and_print_nothing(capsys):
     rows = [r for r in _rows() if r["num_steps"] == 1]
     names = ["Shapes immovable", "Cubes immovable"]
-    out = report.lift(rows, names, ["baseline", "episodic+out-of-episode"], ["dedup", "local_dedup"])
-    printed = capsys.readouterr().out
-    assert printed.startswith("| dataset | negatives | dedup | local_dedup | argmin=o_0 |")
+    out, printed = report.lift(rows, names, ["baseline", "mixed"], ["global_dedup", "local_dedup"])
+    assert capsys.readouterr().out == ""  # a table function returns its table; the chapter shows it
+    assert printed.startswith(f"| dataset | strategy | global_dedup | local_dedup | {NEAREST_START} |")
     assert len(out) == 4 and len(printed.split("\n\n")[0].splitlines()) == 2 + 4
-    # with no-transition twins: a row per predictor, the twins in their mode's column
-    modes = ["dedup", "dedup_no_transition", "local_dedup", "local_dedup_no_transition"]
-    out = report.lift(rows, names, ["baseline", "episodic+out-of-episode"], modes)
-    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
-    assert table[0] == "| dataset | negatives | predictor | dedup | local_dedup | argmin=o_0 |"
+    # with no-transition twins: a row per predictor, the twins in their setting's column
+    settings = ["global_dedup", "global_dedup_no_transition", "local_dedup", "local_dedup_no_transition"]
+    out, text = report.lift(rows, names, ["baseline", "mixed"], settings)
+    table = text.split("\n\n")[0].splitlines()
+    assert table[0] == f"| dataset | strategy | predictor | global_dedup | local_dedup | {NEAREST_START} |"
     assert len(table) == 2 + 8 and "| no_transition |" in table[3]
     key = "Shapes immovable | baseline"
-    assert table[3].split(" | ")[3] == f"{100 * out[key]['dedup_no_transition']:.1f}"
-    assert set(out[key]) == {*modes, "local_argmin_o0"}
-    report.signs(rows, names, "episodic+out-of-episode", ["dedup", "local_dedup"])
-    assert "| diff |" in capsys.readouterr().out
+    assert table[3].split(" | ")[3] == f"{100 * out[key]['global_dedup_no_transition']:.1f}"
+    assert set(out[key]) == {*settings, "nearest_start"}
+    _, text = report.signs(rows, names, "mixed", ["global_dedup", "local_dedup"])
+    assert "| diff |" in text
 
 
 def test_format_table_takes_the_columns_it_is_given_and_leaves_missing_cells_empty():
@@ -93,7 +94,7 @@ def test_format_table_takes_the_columns_it_is_given_and_leaves_missing_cells_emp
 
 
 def test_hits_by_steps_has_a_row_per_setting_and_a_column_per_roll_out_length():
-    results = {(label, L): {"hits@1": v / 100 + L / 1000} for L in (1, 5)
+    results = {(label, L): {"Hits@1": v / 100 + L / 1000} for L in (1, 5)
                for v, label in ((10, "a"), (20, "b"))}
     lines = report.hits_by_steps(results, ["b", "a"]).splitlines()
     assert lines[0] == "| setting | L=1 | L=5 |"

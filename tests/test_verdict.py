@@ -117,11 +117,11 @@ def test_verdict_reads_records_controls_untrained_and_the_papers_setting():
                           value=value / 2)]
     untrained = [dict(strategy="untrained", seed=s, setting="local_dedup", num_steps=1, metric="Hits@1",
                       value=0.2) for s in range(11, 16)]
-    v = verdict(rows, "claim", "4.1", "Shapes immovable", "mixed", paper_setting="global_dedup",
+    v = verdict(rows, "claim", "4.1", "Shapes immovable", "mixed", paper_settings=["global_dedup"],
                 untrained=untrained, scale="cpu", updates=7000, batch_size=64)
     assert set(v["controls"]["mixed"]) == {"local_dedup_no_transition", "untrained"}
     assert v["controls"]["baseline"]["untrained"]["mean"] == pytest.approx(0.2)
     assert v["learned"] == {"baseline": False, "mixed": True}  # 0.3-0.5 < 0.618
-    assert v["verdict"] == "reproduced" and v["paper_score"]["mixed"]["mean"] == pytest.approx(0.946 / 2)
+    assert v["verdict"] == "reproduced" and v["paper_score"]["global_dedup"]["mixed"]["mean"] == pytest.approx(0.946 / 2)
     with pytest.raises(CswmError, match="recorded twice"):
         verdict(rows + rows[:1], "claim", "4.1", "Shapes immovable", "mixed")

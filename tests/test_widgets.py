@@ -17,10 +17,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from tiny_worlds import tiny_episodes  # noqa: E402
 
-from cswm_lib import CswmError  # noqa: E402
 from cswm_lib.analysis import NearestStates, pca_2d, slot_object_r2  # noqa: E402
 from cswm_lib.data.episodes import to_float  # noqa: E402
 from cswm_lib.data.hdf5 import save_episodes  # noqa: E402
+from cswm_lib.errors import CswmError  # noqa: E402
 from cswm_lib.model import CSWM, ModelConfig  # noqa: E402
 from cswm_lib.widgets import EmbeddingExplorer, frame_rgb, slot_colour  # noqa: E402
 

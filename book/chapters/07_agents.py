@@ -160,7 +160,7 @@ print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\n"
       f"training took {cp['elapsed']:.1f} s ({time.time() - t0:.1f} s in this cell)")
 
 # %%
-ax = report.plot_agent_curve(cp_folder, target=cartpole_target)
+ax = report.plot_agent_curve(read_curve(cp_folder), target=cartpole_target)
 ax.set_title(f"A3C on CartPole-v1, {cartpole_workers} workers")
 plt.show()
 
@@ -211,7 +211,7 @@ for game in atari_games:
 fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5),
                          squeeze=False)
 for ax, game in zip(axes[0], atari_games, strict=True):
-    report.plot_agent_curve(agents[game], ax=ax)
+    report.plot_agent_curve(read_curve(agents[game]), ax=ax)
     ax.set_title(game)
 plt.show()
 

@@ -42,11 +42,10 @@ scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
-                                "time_aligned": False},
+    "baseline": {},
+    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
 }
 # The budget is counted in optimizer UPDATES, not epochs: what a model learns depends on how many
 # gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
@@ -65,21 +64,18 @@ cubes = {"train_divisor": 500, "eval_divisor": 500, "epochs": 100, "num_updates"
 eval_episodes = 1000  # learning curve: the first eval episodes it scores (small: all)
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
-modes = ["dedup", "local_dedup", "dedup_no_transition",
+settings = ["global_dedup", "local_dedup", "global_dedup_no_transition",
          "local_dedup_no_transition"]  # see below
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
 import time
 
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from cswm_lib import cost, report
 from cswm_lib import experiments as ex
 from cswm_lib.book import save_results
-from cswm_lib.curves import curve_table
-from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
 t_start = time.perf_counter()
@@ -97,7 +93,7 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 
 # %%
 common = dict(experiment="4.1", strategies=strategies, seeds=seeds,
-              learning_rate=learning_rate, modes=modes, num_steps=num_steps,
+              learning_rate=learning_rate, settings=settings, num_steps=num_steps,
               metrics=["Hits@1", "MRR"], scale=scale, device=device,
               eval_episodes=eval_episodes)
 specs = {
@@ -107,33 +103,22 @@ specs = {
         model=ex.readme_model(world, hidden_dim=hidden_dim), **budget, **common)
     for world, budget in {"shapes": shapes, "cubes": cubes}.items()
 }
-data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
-        for name, spec in specs.items()}
-for name, (tr, ev) in data.items():
-    spec = specs[name]
-    print(f"{name}: train {tr.num_episodes} x {tr.episode_length}, "
-          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps)\n"
-          f"    {spec.num_updates} updates of {spec.batch_size}")
+page = report.ExperimentPage(specs, executor, device)  # generates or reuses the data
+print(page.sizes())
 
 # %% [markdown]
 # A look at the data: two frames of a training episode per world. The red circle and blue triangle
 # (Shapes) and the purple and green cubes (Cubes) are the immovable objects 0 and 1.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.1))
-for i, (name, (tr, _)) in enumerate(data.items()):
-    for j, t in enumerate([0, tr.episode_length]):
-        axes[2 * i + j].imshow(tr.frames[0, t].transpose(1, 2, 0))
-        axes[2 * i + j].set_title(f"{name}, t={t}", fontsize=8)
-        axes[2 * i + j].axis("off")
-plt.show()
+page.show_frames()
 
 # %% [markdown]
 # ## Scores: the paper's and two more
 #
 # Every model is scored in four ways ({ref}`chap-evaluation`):
 #
-# * `dedup` -- the paper's 4.1 score (`eval_ids.py --dedup`): the prediction is ranked among the
+# * `global_dedup` -- the paper's 4.1 score (`eval_ids.py --dedup`): the prediction is ranked among the
 #   predictions of **all** eval episodes; a state that recurs in another episode is not a mistake;
 # * `local_dedup` -- among the $T + 1 = 11$ states of the query's **own** episode
 #   (`eval_ids_b_inep.py --dedup`);
@@ -142,7 +127,7 @@ plt.show()
 # Why the last three? The global score mostly asks "which episode is this?". In these worlds the
 # immovable objects answer that on their own, so a model can reach a high global score while it
 # has learned no within-episode dynamics: its prediction stays where it started. The local score
-# and the no-transition control expose that, as does `argmin=o_0`: the share of queries whose
+# and the no-transition control expose that, as does `nearest_start`: the share of queries whose
 # prediction is nearest to the episode's **start** state $o_0$. A model that predicts "no change"
 # scores exactly the share of episodes whose first action is a no-op (a push into a wall, another
 # object or an immovable object) -- about 62 % locally on Shapes.
@@ -154,12 +139,7 @@ plt.show()
 # only where they end. Each run is resumable and reused when finished.
 
 # %%
-folders = ex.train_specs(specs, executor)
-curves = {name: curve_table(f) for name, f in folders.items()}
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(curves, panels=[("local_dedup", 1), ("dedup", 1)])
-plt.show()
+curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the
@@ -168,15 +148,13 @@ plt.show()
 # the no-transition control reaches too.
 
 # %%
-records, rows = ex.score_specs(specs, folders, executor)
-display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
+display(Markdown(page.score(settings)))
 
 # %% [markdown]
 # The same scores after longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %% tags=["hide-input"]
-report.plot_steps(rows, specs, strategies, ["dedup", "local_dedup"])
-plt.show()
+page.show_steps(["global_dedup", "local_dedup"])
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -189,8 +167,7 @@ plt.show()
 # are what demands it -- two states of one episode differ only in the moving objects.
 
 # %% tags=["hide-input"]
-fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
-plt.show()
+motion = page.show_slots(seeds[0])
 
 # %% [markdown]
 # ## Verdict
@@ -207,26 +184,13 @@ plt.show()
 # it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-CLAIM = ("episodic + out-of-episode negatives (β = 0.5) learn the dynamics that batch "
-         "negatives miss")
-verdicts = [
-    report.verdict(records[name], CLAIM, "4.1", name, "episodic+out-of-episode",
-                   mode="local_dedup", updates=spec.num_updates,
-                   batch_size=spec.batch_size, scale=scale,
-                   data=f"{data[name][0].num_transitions} transitions")
-    for name, spec in specs.items()
-]
-ref = report.reference_run("08_immovable", scale, verdict_scale)  # None: show this run
-shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
-print(report.run_summary(ref) if ref else f"this run ({scale} scale)")
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(shown["curves"], panels=[("local_dedup", 1), ("dedup", 1)])
-plt.show()
-display(Markdown(report.verdict_markdown(shown["verdicts"])
-                 + "\n\nWhen learned dynamics show:\n\n"
-                 + report.departure_markdown(shown["curves"],
-                                             ["episodic+out-of-episode"])))
+shown = report.show_verdict(
+    page, "08_immovable",
+    claim="episodic + out-of-episode negatives (β = 0.5) learn the dynamics "
+          "that batch negatives miss",
+    new="mixed", setting="local_dedup", verdict_scale=verdict_scale,
+    panels=[("local_dedup", 1), ("global_dedup", 1)],
+    departure=dict(strategies=["mixed"]))
 
 # %% [markdown]
 # A world whose curve never leaves its no-transition control within the budget gives no verdict:
@@ -236,16 +200,13 @@ display(Markdown(report.verdict_markdown(shown["verdicts"])
 # shown run's model timed on this machine ({func}`cswm_lib.cost.update_cost`):
 
 # %% tags=["hide-input"]
-new = "episodic+out-of-episode"
-shown_specs = (ref["results"]["specs"] if ref
-               else {n: ex.spec_dict(s) for n, s in specs.items()})
+new = "mixed"
 
 
 def seconds_per_update(world):
-    s = shown_specs[world]
-    return cost.update_cost(s["model"], s["strategies"][new],
-                            cost.OBS_SHAPE["block_pushing"], s["batch_size"],
-                            repeats=1)["seconds"]
+    s = shown["specs"][world]
+    return cost.update_cost(s["model"], new, cost.OBS_SHAPE["block_pushing"],
+                            s["batch_size"], repeats=1)["seconds"]
 
 
 display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update)
@@ -264,7 +225,7 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 #
 # ## Exercises
 #
-# 1. Add a strategy `"episodic": {"negatives": "episodic"}` ($\beta = 1$) to `strategies`. What
+# 1. Add a strategy `"episodic": {}` ($\beta = 1$) to `strategies`. What
 #    happens to the global score when no negative comes from another episode?
 # 2. Halve the `batch_size` of `shapes`. Does the curve separate after the same number of updates, or of
 #    transitions seen?
@@ -273,16 +234,6 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 
 # %%
-_ = save_results(
-    "08_immovable",
-    {
-        "table": rows,
-        "per_seed": records,
-        "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "curves": curves,
-        "verdicts": verdicts,
-        "slot_path_length": motion,
-        "seconds": time.perf_counter() - t_start,
-    },
-    scale,
-)
+results = page.results(slot_path_length=motion,
+                       seconds=time.perf_counter() - t_start)
+_ = save_results("08_immovable", results, scale)

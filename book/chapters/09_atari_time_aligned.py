@@ -39,12 +39,12 @@
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
-seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-# label -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "time-aligned": {"negatives": "time_aligned", "beta": 0.0},
+    "baseline": {},
+    "time_aligned": {"beta": 0.0},
 }
+seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08). The medium encoder's 9x9 convolution
 # at full resolution costs ~0.3-0.5 s per update of 32 on one loaded CPU core, so at `small` this
@@ -59,20 +59,18 @@ eval_episodes = 100  # learning curve: the first eval episodes it scores (all of
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.2 table: 1 step; 5 and 10 are our extension
 # global at 1 step is the paper's score
-modes = ["global", "local_dedup", "global_no_transition", "local_dedup_no_transition"]
+settings = ["global", "local_dedup", "global_no_transition",
+            "local_dedup_no_transition"]
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
 import time
 
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from cswm_lib import experiments as ex
 from cswm_lib import report
 from cswm_lib.book import save_results
-from cswm_lib.curves import curve_table
-from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
 t_start = time.perf_counter()
@@ -91,9 +89,9 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 common = dict(experiment="4.2", strategies=strategies, seeds=seeds,
               train_divisor=train_divisor, eval_divisor=eval_divisor, epochs=epochs,
               num_updates=num_updates, batch_size=batch_size, eval_every=eval_every,
-              eval_episodes=eval_episodes, learning_rate=learning_rate, modes=modes,
-              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
-              device=device)
+              eval_episodes=eval_episodes, learning_rate=learning_rate,
+              settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
+              scale=scale, device=device)
 specs = {
     "Pong": ex.Experiment(
         dataset="Pong", train_data="pong_train", eval_data="pong_eval",
@@ -103,25 +101,15 @@ specs = {
         train_data="spaceinvaders_train", eval_data="spaceinvaders_eval",
         model=ex.readme_model("spaceinvaders", hidden_dim=hidden_dim), **common),
 }
-data = {name: tuple(load_episodes(path) for path in ex.datasets(spec))
-        for name, spec in specs.items()}
-for name, (tr, ev) in data.items():
-    print(f"{name:15s} train {tr.num_episodes} x {tr.episode_length}, "
-          f"eval {ev.num_episodes} x {ev.episode_length} (episodes x steps)\n"
-          f"{'':16s}{num_updates} updates of {batch_size}")
+page = report.ExperimentPage(specs, executor, device)  # generates or reuses the data
+print(page.sizes())
 
 # %% [markdown]
 # The first and last recorded frame of one training episode per game (the current frame of each
 # 6-channel observation):
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.1))
-for i, (name, (tr, _)) in enumerate(data.items()):
-    for j, t in enumerate([0, tr.episode_length]):
-        axes[2 * i + j].imshow(tr.frames[0, t, 3:6].transpose(1, 2, 0))
-        axes[2 * i + j].set_title(f"{name}, t={t}", fontsize=8)
-        axes[2 * i + j].axis("off")
-plt.show()
+page.show_frames(channels=slice(3, 6))
 
 # %% [markdown]
 # ## Scores, and why two
@@ -141,16 +129,11 @@ plt.show()
 # ## Training, with learning curves
 #
 # One model per strategy and seed, reused when finished and resumed when interrupted. The curves
-# score the de-duplicated global ranking (`dedup`; on these eval sets it differs from `global`
+# score the de-duplicated global ranking (`global_dedup`; on these eval sets it differs from `global`
 # only where two episodes share a RAM state) and the local one.
 
 # %%
-folders = ex.train_specs(specs, executor)
-curves = {name: curve_table(f) for name, f in folders.items()}
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(curves, panels=[("dedup", 1), ("local_dedup", 1)])
-plt.show()
+curves = page.train(panels=[("global_dedup", 1), ("local_dedup", 1)])
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the grey
@@ -159,15 +142,13 @@ plt.show()
 # ## Final scores
 
 # %%
-records, rows = ex.score_specs(specs, folders, executor)
-display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
+display(Markdown(page.score(settings)))
 
 # %% [markdown]
 # Longer roll-outs (our extension; the paper's 4.2 table is 1 step):
 
 # %% tags=["hide-input"]
-report.plot_steps(rows, specs, strategies, ["global", "local_dedup"])
-plt.show()
+page.show_steps(["global", "local_dedup"])
 
 # %% [markdown]
 # ## Object slots over an episode
@@ -177,8 +158,7 @@ plt.show()
 # length in all four. In Pong one expects a slot for each paddle and one for the ball.
 
 # %% tags=["hide-input"]
-fig, motion = report.plot_slot_grid(data, folders, strategies, seeds[0], device)
-plt.show()
+motion = page.show_slots(seeds[0])
 
 # %% [markdown]
 # ## Verdict
@@ -193,25 +173,13 @@ plt.show()
 # produced it is printed with it), because the `small` defaults are a smoke test.
 
 # %%
-CLAIM = ("time-aligned negatives roughly double C-SWM's score "
-         "on random-policy Atari data")
-verdicts = [
-    report.verdict(records[name], CLAIM, "4.2", name, "time-aligned", mode="global",
-                   updates=spec.num_updates, batch_size=spec.batch_size, scale=scale,
-                   data=f"{data[name][0].num_transitions} transitions")
-    for name, spec in specs.items()
-]
-# the recorded reference run, or None: show this run
-ref = report.reference_run("09_atari_time_aligned", scale, verdict_scale)
-shown = ref["results"] if ref else {"verdicts": verdicts, "curves": curves}
-print(report.run_summary(ref) if ref else f"this run ({scale} scale)")  # incl. its note
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(shown["curves"], panels=[("dedup", 1), ("local_dedup", 1)])
-plt.show()
-display(Markdown(report.verdict_markdown(shown["verdicts"])
-                 + "\n\nWhen learned dynamics show (global score, de-duplicated):\n\n"
-                 + report.departure_markdown(shown["curves"], mode="dedup")))
+report.show_verdict(
+    page, "09_atari_time_aligned",
+    claim="time-aligned negatives roughly double C-SWM's score "
+          "on random-policy Atari data",
+    new="time_aligned", setting="global", verdict_scale=verdict_scale,
+    panels=[("global_dedup", 1), ("local_dedup", 1)],
+    departure=dict(setting="global_dedup"), when=" (global score, de-duplicated)")
 
 # %% [markdown]
 # How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The
@@ -240,25 +208,15 @@ display(Markdown(report.verdict_markdown(shown["verdicts"])
 #
 # ## Exercises
 #
-# 1. Add `"random step": {"negatives": "out_of_episode"}` to `strategies`. It differs from the
+# 1. Add `"out_of_episode": {}` to `strategies`. It differs from the
 #    baseline only in drawing negatives from the whole dataset instead of the batch; is it closer
 #    to the baseline or to time-aligned?
-# 2. Rank the 1-step predictions within batches of 10 instead of 100 (mode `batched` in
+# 2. Rank the 1-step predictions within batches of 10 instead of 100 (setting `batched` in
 #    {func}`cswm_lib.evaluate.evaluate`). Which strategy gains more?
 # 3. Pong's README uses 3 object slots, Space Invaders 5. Train Space Invaders with 3: what do
 #    the slot paths show?
 
 # %%
-_ = save_results(
-    "09_atari_time_aligned",
-    {
-        "table": rows,
-        "per_seed": records,
-        "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "curves": curves,
-        "verdicts": verdicts,
-        "slot_path_length": motion,
-        "seconds": time.perf_counter() - t_start,
-    },
-    scale,
-)
+results = page.results(slot_path_length=motion,
+                       seconds=time.perf_counter() - t_start)
+_ = save_results("09_atari_time_aligned", results, scale)

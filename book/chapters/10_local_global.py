@@ -59,11 +59,10 @@ eps = 0.5
 episode_steps = 10  # recorded random-action transitions per episode
 # C-SWM training (README: --epochs 100 --learning-rate 0.0005, batch 1024, hidden 512)
 seeds = [0]  # README: one run per command, train.py's default --seed 42
-# label -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
+# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
 strategies = {
-    "baseline": {"negatives": "baseline"},
-    "episodic+out-of-episode": {"negatives": "mixed", "beta": 0.5,
-                                "time_aligned": False},
+    "baseline": {},
+    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
 }
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
@@ -77,7 +76,7 @@ learning_rate = 5e-4
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
 # batched_dedup is the paper's global score
-modes = ["batched_dedup", "local_dedup", "batched_dedup_no_transition",
+settings = ["batched_dedup", "local_dedup", "batched_dedup_no_transition",
          "local_dedup_no_transition"]
 example_episode = 0  # test episode of the "what local means" figure
 example_steps = 5  # its roll-out length
@@ -98,7 +97,6 @@ from cswm_lib.a3c.train import A3CConfig
 from cswm_lib.a3c.train import train as train_agent
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
-from cswm_lib.curves import curve_table
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.utils import get_device
 
@@ -155,9 +153,9 @@ display(Markdown(report.split_table(stats)))
 common = dict(experiment="4.3", strategies=strategies, seeds=seeds, epochs=epochs,
               num_updates=num_updates, eval_every=eval_every,
               eval_episodes=eval_episodes, batch_size=batch_size,
-              learning_rate=learning_rate, eval_batch_size=eval_batch_size, modes=modes,
-              num_steps=num_steps, metrics=["Hits@1", "MRR"], scale=scale,
-              device=device)
+              learning_rate=learning_rate, eval_batch_size=eval_batch_size,
+              settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
+              scale=scale, device=device)
 names = {"PongDeterministic-v4": "Pong",
          "SpaceInvadersDeterministic-v4": "Space Invaders"}
 worlds = {"PongDeterministic-v4": "pong",
@@ -167,6 +165,7 @@ specs = {names[g]: ex.Experiment(
              eval_data=str(paths[g, "test"]),
              model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
          for g in atari_games}
+page = report.ExperimentPage(specs, executor, device)
 for name, spec in specs.items():
     print(f"{name}:\n    train {Path(spec.train_data).name}\n"
           f"    eval {Path(spec.eval_data).name}\n"
@@ -177,15 +176,11 @@ for name, spec in specs.items():
 #
 # One model per strategy and seed, reused when finished and resumed when interrupted. Every
 # `eval_every` updates each run scores itself on the test episodes: the curves below show the
-# de-duplicated local score and the global one over *all* test episodes (`dedup`; the final
+# de-duplicated local score and the global one over *all* test episodes (`global_dedup`; the final
 # global score further down uses the paper's batches of `eval_batch_size`).
 
 # %%
-folders = ex.train_specs(specs, executor)
-curves = {name: curve_table(f) for name, f in folders.items()}
-
-# %% tags=["hide-input"]
-report.plot_curve_grid(curves, panels=[("local_dedup", 1), ("dedup", 1)])
+curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
 plt.show()
 
 # %% [markdown]
@@ -213,18 +208,18 @@ plt.show()
 # other moments, which differ in score, positions and colours; locally they are the neighbouring
 # frames of the same rally, a few pixels apart. A model that only recognises "which episode" gets a
 # high global and a low local score. As in {ref}`chap-atari-time-aligned`, the `_no_transition`
-# modes score
-# the no-transition predictor $\hat z_L = z_0$ with the same encoder, and `argmin=o_0` is the
+# settings score
+# the no-transition predictor $\hat z_L = z_0$ with the same encoder, and `nearest_start` is the
 # fraction of local queries whose prediction is nearest to the start state.
 
 # %%
-records, rows = ex.score_specs(specs, folders, executor)
+score_table = page.score(settings)
 print(
-    f"scale: {scale} -- {len(rows)} result rows\n"
+    f"scale: {scale} -- {len(page.rows)} result rows\n"
     f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "
     f"local = 11 states (chance {100 / 11:.0f}%)"
 )
-display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
+display(Markdown(score_table))
 
 # %% [markdown]
 # The paper reports Hits@1 (and MRR for global) for these four models per game; its table values
@@ -234,11 +229,8 @@ display(Markdown(report.score_table(ex.select(rows, num_steps=1), modes)))
 
 # %%
 chance = {"batched_dedup": 1 / eval_batch_size, "local_dedup": 1 / 11}
-report.plot_steps(
-    rows, specs, strategies, ["batched_dedup", "local_dedup"], chance,
-    names={"batched_dedup": "global"}
-)
-plt.show()
+page.show_steps(["batched_dedup", "local_dedup"], chance,
+                names={"batched_dedup": "global"})
 
 # %% [markdown]
 # ## What "local" means
@@ -258,14 +250,14 @@ for game in atari_games:
     report.plot_episode_frames(test, example_episode, highlight=example_steps,
                                title=f"{name}: test episode {example_episode}")
     plt.show()
-    views = {label: analysis.local_global_view(
-                 load_model(folders[name][label, seeds[0]], get_device(device)),
+    views = {strategy: analysis.local_global_view(
+                 load_model(page.folders[name][strategy, seeds[0]], get_device(device)),
                  test, example_episode, example_steps, eval_batch_size, device)
-             for label in strategies}
+             for strategy in strategies}
     report.plot_local_global_grid(views, name)
     plt.show()
-    for label, view in views.items():
-        example[f"{name}|{label}"] = dict(
+    for strategy, view in views.items():
+        example[f"{name}|{strategy}"] = dict(
             local_distances=[float(x) for x in view["local_distances"]],
             nearest_t=view["nearest_t"], global_rank=view["global_rank"],
             batch=len(view["global_distances"]))
@@ -277,16 +269,18 @@ for game in atari_games:
 # arg-min is the start state:
 
 # %%
-lift = report.lift(
-    rows,
+lift, table = report.lift(
+    page.rows,
     specs,
     strategies,
     ["batched_dedup", "batched_dedup_no_transition",
      "local_dedup", "local_dedup_no_transition"],
 )
 
-signs = report.signs(rows, specs, "episodic+out-of-episode",
-                     ["batched_dedup", "local_dedup"])
+display(Markdown(table))
+signs, table = report.signs(page.rows, specs, "mixed",
+                            ["batched_dedup", "local_dedup"])
+display(Markdown(table))
 
 # %% [markdown]
 # ## Verdict
@@ -302,21 +296,10 @@ signs = report.signs(rows, specs, "episodic+out-of-episode",
 # %%
 CLAIM = ("episodic + out-of-episode negatives raise the local score "
          "on agent-collected Atari data")
-verdicts = [
-    report.verdict(records[name], CLAIM, "4.3", name, "episodic+out-of-episode",
-                   mode="local_dedup", updates=spec.num_updates,
-                   batch_size=spec.batch_size, scale=scale,
-                   data=f"{load_episodes(spec.train_data).num_transitions} transitions",
-                   # local: a random guess among the 11 states
-                   chance=1 / (episode_steps + 1))
-    for name, spec in specs.items()
-]
-# the recorded reference run, or None: show this run
-ref = report.reference_run("10_local_global", scale, verdict_scale)
-shown = ref["results"] if ref else {"verdicts": verdicts}
-print(report.run_summary(ref) if ref
-      else f"no recorded {verdict_scale} run: this run ({scale} scale)")
-display(Markdown(report.verdict_markdown(shown["verdicts"])))
+report.show_verdict(
+    page, "10_local_global", claim=CLAIM, new="mixed",
+    setting="local_dedup", verdict_scale=verdict_scale,
+    chance=1 / (episode_steps + 1))  # local: a random guess among the 11 states
 
 # %% [markdown]
 # What to expect at each scale. At `small` the agents are untrained, the splits hold a handful of
@@ -343,28 +326,23 @@ display(Markdown(report.verdict_markdown(shown["verdicts"])))
 # ## Exercises
 #
 # 1. Set `strategies` to the time-aligned negatives of {ref}`chap-atari-time-aligned`
-#    (`{"negatives": "time_aligned", "beta": 0.0}`). Do they help the local score? Why not?
+#    (`{"time_aligned": {"beta": 0.0}}`). Do they help the local score? Why not?
 # 2. Change $\beta$ to 0.9 and 0.1. Which of the two scores moves?
 # 3. Score the models on the *valid* split as well. Does the ranking of the strategies change?
-# 4. Use `eval_batch_size = 2` and then the whole test set as one batch (mode `global` of
+# 4. Use `eval_batch_size = 2` and then the whole test set as one batch (setting `global` of
 #    {func}`cswm_lib.evaluate.evaluate`). How does the gap between global and local change?
 
 # %%
 _ = save_results(
     "10_local_global",
-    {
-        "table": rows,
-        "per_seed": records,
-        "specs": {name: ex.spec_dict(spec) for name, spec in specs.items()},
-        "curves": curves,
-        "verdicts": verdicts,
-        "data": data_stats,
-        "agents_frames": {g: int(load_checkpoint(agents[g])["frames"])
-                          for g in atari_games},
-        "local_example": example,
-        "lift_over_no_transition": lift,
-        "gap_new_minus_baseline": signs,
-        "seconds": time.perf_counter() - t_start,
-    },
+    page.results(
+        data=data_stats,
+        agents_frames={g: int(load_checkpoint(agents[g])["frames"])
+                       for g in atari_games},
+        local_example=example,
+        lift_over_no_transition=lift,
+        gap_new_minus_baseline=signs,
+        seconds=time.perf_counter() - t_start,
+    ),
     scale,
 )

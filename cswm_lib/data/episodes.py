@@ -128,7 +128,7 @@ class Summary:
     rows: list[tuple[str, str]]
 
     def _repr_markdown_(self) -> str:
-        from cswm_lib.report import format_table
+        from cswm_lib.tables import format_table
 
         return format_table([{"property": k, "value": v} for k, v in self.rows])
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from cswm_lib import CswmError
 from cswm_lib.envs.atari import ATARI_IDS, register_atari
+from cswm_lib.errors import CswmError
 
 BLOCK_PUSHING_IDS = tuple(
     f"{render}{imm}{split}-v0"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 IMG = 50
 

@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 GRID = 5
 NUM_OBJECTS = 5
