@@ -2,7 +2,7 @@
 
 The original (``eval.py`` / ``eval_ids.py`` of C-SWM and the negative-sampling fork) builds the
 full ``N x N x (K*D)`` float32 difference tensor, prepends the diagonal and stable-sorts every row
-with ``np.lexsort`` in a Python loop. Ours (``cswm_lib.evaluate.rank_global``) counts closer
+with ``np.lexsort`` in a Python loop. Ours (``cswm_lib.ranking.rank_global``) counts closer
 candidates in chunked float64 distance matrices. Each measurement runs in a fresh subprocess so
 its peak RSS can be read; "extra" memory = peak RSS minus RSS just before ranking (embeddings
 already in memory). Both must give identical Hits@1 / MRR where both run.
@@ -58,10 +58,10 @@ def original_rank(pred: torch.Tensor, targ: torch.Tensor, ids: np.ndarray, dedup
 
 
 def ours_rank(pred: torch.Tensor, targ: torch.Tensor, ids: np.ndarray, dedup: bool) -> tuple[float, float]:
-    from cswm_lib.evaluate import rank_global, scores
+    from cswm_lib.ranking import rank_global, scores
 
     s = scores(rank_global(pred, targ, ids, "published" if dedup else None), ks=(1,))
-    return s["hits@1"], s["mrr"]
+    return s["Hits@1"], s["MRR"]
 
 
 def child(impl: str, n: int, dedup: bool) -> None:

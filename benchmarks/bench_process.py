@@ -59,7 +59,7 @@ def main() -> None:
         subprocess.run([*base, "--name", "ckpt", "--num-updates", "1"], check=True, stdout=subprocess.DEVNULL)
         ckpt = str(work / "ckpt")
     evaluate = [py, "-m", "cswm_lib.evaluate", "--save-folder", ckpt, "--dataset", str(eval_set),
-                "--num-steps", "1", "--mode", "dedup", "--no-progress"]
+                "--num-steps", "1", "--setting", "global_dedup", "--no-progress"]
     runs = []
     for r in range(a.rounds):
         runs.append({"what": "evaluate N=10k 1-step dedup", "round": r, **timed(evaluate)})

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.paths import output_folder
 from cswm_lib.utils import ArgumentParser, cli_errors, project_root, results_dir, write_json
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 #: the seeds every RNG of the library accepts: [0, 2**32) (see the module docstring)
 SEED_MAX = 2**32

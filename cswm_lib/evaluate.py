@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes, to_float
+from cswm_lib.errors import CswmError
 from cswm_lib.model import check_compatible
 from cswm_lib.ranking import AVERAGING, DEDUP, nearest_start, rank_global, rank_local, scores
 from cswm_lib.utils import eval_mode
@@ -33,8 +33,8 @@ from cswm_lib.utils import eval_mode
 #: ``batch_size``; ``local``: the T + 1 states of the query's own episode; ``local_later``: the T states
 #: of the episode after its start state o_0 -- the same candidates for a model and its no-transition
 #: control, which then predicts "the nearest other state", so that control is not 0 by construction)
-#: and the de-duplication by ground-truth state ids (``dedup``: the published repair, a top candidate
-#: with the target's id counts as a hit; ``dedup_correct``: every candidate with the target's id is a
+#: and the de-duplication by ground-truth state ids (``_dedup``: the published repair, a top candidate
+#: with the target's id counts as a hit; ``_dedup_correct``: every candidate with the target's id is a
 #: true match). Without a suffix nothing is de-duplicated.
 SETTINGS: dict[str, dict[str, Any]] = {
     "global": dict(candidates="global"),  # eval.py

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 _warned: set[tuple[str, int]] = set()
 

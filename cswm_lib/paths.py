@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 PathLike = str | os.PathLike
 

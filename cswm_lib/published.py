@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 WORLDS = {"shapes": "2D Shapes", "cubes": "3D Cubes", "pong": "Atari Pong", "spaceinvaders": "Space Invaders"}
 METRICS = ("Hits@1", "MRR")

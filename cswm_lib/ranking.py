@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.utils import torch_threads
 
 #: De-duplication by ground-truth state ids: none, the published repair, the corrected variant.
@@ -108,7 +108,7 @@ def rank_global(
     Args:
         predictions: ``[N, K, D]`` (or ``[N, F]``) predicted latent states ``p_j``.
         targets: same shape, encoded true next states ``t_i``.
-        target_ids: ``[N, S]`` ground-truth state ids of the targets (needed for ``dedup``).
+        target_ids: ``[N, S]`` ground-truth state ids of the targets (needed for ``dedup=``).
         dedup: ``None``; ``"published"`` (``eval_ids.py --dedup``: a top candidate whose target id
             equals the query's counts as a hit, rank set to 0); ``"correct"`` (every candidate whose
             target id equals the query's is a true match, for every k and MRR; ties favour them).
@@ -220,7 +220,7 @@ def rank_local(
         predictions: ``[N, K, D]`` prediction from ``o_0`` after ``target_index`` latent steps.
         states: ``[N, S, K, D]`` encodings of ``o_0 .. o_{S-1}`` of the same episode.
         target_index: the time step ``L`` the prediction should match.
-        state_ids: ``[N, S, I]`` ground-truth ids of those states (needed for ``dedup``).
+        state_ids: ``[N, S, I]`` ground-truth ids of those states (needed for ``dedup=``).
         dedup: ``None`` -- correct iff the arg-min (ties -> lowest index) is ``L``, so
             ``rank = #{s : d_s < d_L} + #{s < L : d_s = d_L}``; ``"published"`` -- also correct when
             the arg-min state's id equals ``o_L``'s; ``"correct"`` -- all states with ``o_L``'s id

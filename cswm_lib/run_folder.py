@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cswm_lib import CswmError, checks
+from cswm_lib import checks, vocabulary
 from cswm_lib.checkpoint import check_weights, load_training_state
 from cswm_lib.curves import curve_scores
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.fingerprint import data_fingerprint
+from cswm_lib.errors import CswmError
 from cswm_lib.jsonl import rewrite_jsonl
 from cswm_lib.model import CSWM
 from cswm_lib.utils import atomic_path, load_tensors, write_json
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
 LOCK = "train.lock"
 #: TrainConfig fields that may differ between an interrupted run and its resumption
 RESUMABLE = {"epochs", "num_updates", "device", "progress", "save_folder", "dataset", "eval_dataset"}
-#: field names of states written before the rename of issue 21 (old -> new)
-_RENAMED = {"negatives": "strategy"}
 
 
 @contextmanager
@@ -80,7 +79,7 @@ def _describe(fp: dict) -> str:
 
 def config_mismatch(old: dict, new: dict) -> str | None:
     """The first setting (not in :data:`RESUMABLE`) in which two runs' configs differ, as a phrase."""
-    old = {_RENAMED.get(k, k): v for k, v in old.items()}
+    old = {vocabulary.FIELDS.get(k, k): v for k, v in old.items()}  # states of before the renames
     for k in sorted(set(old) | set(new)):
         if k not in RESUMABLE and old.get(k) != new.get(k):
             return f"{k}: {old.get(k)!r} there vs {new.get(k)!r} now"

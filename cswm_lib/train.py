@@ -41,11 +41,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from cswm_lib import CswmError, checks
+from cswm_lib import checks, vocabulary
 from cswm_lib.curves import eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.fingerprint import data_fingerprint
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.errors import CswmError
 from cswm_lib.jsonl import read_jsonl
 from cswm_lib.model import CSWM, MODEL_KEYS, ModelConfig, check_compatible
 from cswm_lib.negatives import STRATEGIES, Negatives, sample_negatives, strategy_from_flags
@@ -86,7 +87,7 @@ class TrainConfig:
         arch = {k: kw.pop(k) for k in MODEL_KEYS if k in kw}
         unknown = sorted(set(kw) - {f.name for f in fields(self)})
         if unknown:
-            hint = " (renamed strategy)" if "negatives" in unknown else ""
+            hint = f" (renamed {vocabulary.FIELDS[unknown[0]]})" if unknown[0] in vocabulary.FIELDS else ""
             raise TypeError(f"TrainConfig() got an unexpected keyword argument {unknown[0]!r}{hint}")
         if model is not None and arch:
             raise CswmError(f"give the model settings either as model=ModelConfig(...) or as keywords "

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 
 def get_device(device: str | None = None) -> torch.device:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 OUTCOMES = ("reproduced", "suggestive", "inconclusive", "not reproduced", "not tested at this scale")
 

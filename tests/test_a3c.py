@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cswm_lib import CswmError
 from cswm_lib.a3c import (
     AtariPolicy,
     MLPPolicy,
@@ -21,6 +20,7 @@ from cswm_lib.a3c import (
     read_curve,
 )
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, discount, main, train
+from cswm_lib.errors import CswmError
 
 
 def test_atari_agent_obs_crops_greys_and_halves():

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import cswm_lib.a3c.collect as col
-from cswm_lib import CswmError
 from cswm_lib.a3c.agent import make_env
 from cswm_lib.a3c.collect import (
     CollectConfig,
@@ -21,6 +20,7 @@ from cswm_lib.a3c.collect import (
     split_stats,
 )
 from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.errors import CswmError
 
 SI = "SpaceInvadersDeterministic-v4"
 PONG = "PongDeterministic-v4"

@@ -116,7 +116,7 @@ def test_evaluation_on_device_matches_the_cpu(device, no_tf32):
     for mode in ("global", "dedup", "local_dedup"):
         a = evaluate(model, eps, 1, mode=mode, device="cpu", progress=False, ks=(1,))
         b = evaluate(_model("small"), eps, 1, mode=mode, device=device, progress=False, ks=(1,))
-        assert abs(a["hits@1"] - b["hits@1"]) <= 1 / 12 + 1e-9 and abs(a["mrr"] - b["mrr"]) < 0.1
+        assert abs(a["Hits@1"] - b["Hits@1"]) <= 1 / 12 + 1e-9 and abs(a["MRR"] - b["MRR"]) < 0.1
 
 
 def _driver():

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 from cswm_lib.evaluate import NEAREST_START, SETTINGS, embed_paths, evaluate, evaluate_settings, main
 from cswm_lib.ranking import rank_global, rank_local, scores, scores_by_batch_size
 from cswm_lib.utils import cli_errors, eval_mode, torch_threads

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cswm_lib import CswmError
 from cswm_lib.data.generate import README_DATASETS, ensure_dataset, generate, main
 from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.errors import CswmError
 
 
 def _gen(tmp_path, name, **kw):

@@ -6,7 +6,6 @@ import h5py
 import numpy as np
 import pytest
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.hdf5 import (
     FORMAT,
@@ -17,6 +16,7 @@ from cswm_lib.data.hdf5 import (
     read_attrs,
     save_episodes,
 )
+from cswm_lib.errors import CswmError
 
 SAMPLE = Path(__file__).parent / "data" / "original" / "sample_original_layout.h5"  # see its README.md
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.loaders import TransitionBatches
+from cswm_lib.errors import CswmError
 from cswm_lib.model import check_compatible
 from cswm_lib.train import (
     TrainConfig,

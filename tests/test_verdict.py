@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 from cswm_lib.verdict import Rule, judge, sign_flip_p, t_interval, t_quantile, verdict
 
 
@@ -122,6 +122,7 @@ def test_verdict_reads_records_controls_untrained_and_the_papers_setting():
     assert set(v["controls"]["mixed"]) == {"local_dedup_no_transition", "untrained"}
     assert v["controls"]["baseline"]["untrained"]["mean"] == pytest.approx(0.2)
     assert v["learned"] == {"baseline": False, "mixed": True}  # 0.3-0.5 < 0.618
-    assert v["verdict"] == "reproduced" and v["paper_score"]["global_dedup"]["mixed"]["mean"] == pytest.approx(0.946 / 2)
+    assert v["verdict"] == "reproduced"
+    assert v["paper_score"]["global_dedup"]["mixed"]["mean"] == pytest.approx(0.946 / 2)
     with pytest.raises(CswmError, match="recorded twice"):
         verdict(rows + rows[:1], "claim", "4.1", "Shapes immovable", "mixed")

@@ -286,7 +286,7 @@ probe = {}
 for s in ["baseline", "mixed"] if train_epochs > 0 else []:
     cfg = TrainConfig(dataset=str(imm_path),
                       name=f"ch05_{imm_path.stem}_{s}_e{train_epochs}_s{seed}",
-                      negatives=s, beta=beta, time_aligned=False, epochs=train_epochs,
+                      strategy=s, beta=beta, time_aligned=False, epochs=train_epochs,
                       batch_size=train_batch_size, seed=seed, device=device,
                       progress=False)
     model = load_model(train(cfg, imm), device)

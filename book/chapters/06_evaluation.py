@@ -60,7 +60,7 @@ from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset
 from cswm_lib.data.hdf5 import load_episodes
-from cswm_lib.evaluate import rank_global, rank_local, scores
+from cswm_lib.ranking import rank_global, rank_local, scores
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device, set_seed
 
@@ -118,7 +118,7 @@ print("collapsed model:", scores(rank_global(collapsed, collapsed)))
 #
 # The original builds the full $N \times N \times (K\!\cdot\!D)$ difference tensor and sorts every
 # row: at $N = 10{,}000$ Shapes queries that is 4 GB of float32 and $10^4$ sorts of $10^4$
-# numbers. The formula above needs neither. {func}`~cswm_lib.evaluate.rank_global` takes a chunk
+# numbers. The formula above needs neither. {func}`~cswm_lib.ranking.rank_global` takes a chunk
 # of queries at a time, gets $d_{ij} - d_{ii}$ from one matrix product
 # ($\lVert t\rVert^2 + \lVert p\rVert^2 - 2\,t\cdot p$, folded into augmented vectors) and counts
 # negative entries. Rounding could flip a near-tie, so entries within a proven error bound of zero
@@ -256,22 +256,22 @@ model = load_model(folder, device=dev)
 # **no_transition**, predict $\hat z_L = z_0$ (no transition at all): a baseline any world model
 # should beat. We encode every frame of every episode once with
 # {func}`~cswm_lib.evaluate.embed_paths` (all 11 states, for the local score, and every roll-out
-# length) and hand the embeddings to {func}`~cswm_lib.evaluate.evaluate_modes`, which runs the
+# length) and hand the embeddings to {func}`~cswm_lib.evaluate.evaluate_settings`, which runs the
 # settings on them, so each setting costs only its ranking.
 
 # %%
-from cswm_lib.evaluate import PRESETS, embed_paths, evaluate_modes
+from cswm_lib.evaluate import SETTINGS, embed_paths, evaluate_settings
 
-# the presets + the control
-settings = [*PRESETS, "global_no_transition", "local_no_transition"]
+# the named settings + the controls
+settings = [*SETTINGS, "global_no_transition", "local_no_transition"]
 t0 = time.perf_counter()
 embedded = embed_paths(model, episodes, num_steps_list, device=dev, all_states=True,
                        progress=False)
 print(f"embedded {episodes.num_episodes} episodes, L = {num_steps_list}, "
       f"in {time.perf_counter() - t0:.1f} s")
 t0 = time.perf_counter()
-table = evaluate_modes(model, episodes, settings, batch_size=eval_batch_size,
-                       embeddings=embedded)
+table = evaluate_settings(model, episodes, settings, batch_size=eval_batch_size,
+                          embeddings=embedded)
 print(f"{len(table)} evaluations in {time.perf_counter() - t0:.1f} s; "
       f"the table shows L = {num_steps_list[0]}, the figure below every L")
 Markdown(report.evaluation_table({k: v for k, v in table.items()
@@ -291,12 +291,12 @@ plt.show()
 # no-transition predictor, in Hits@1 percentage points (de-duplicated, correct variant)?
 
 # %%
-pairs = {"global": "dedup_correct", "local": "local_dedup_correct"}
-control = evaluate_modes(model, episodes,
-                         [f"{m}_no_transition" for m in pairs.values()],
-                         embeddings=embedded)
-gain = {f"{where} L={L}": 100 * (table[m, L]["hits@1"]
-                                 - control[f"{m}_no_transition", L]["hits@1"])
+pairs = {"global": "global_dedup_correct", "local": "local_dedup_correct"}
+control = evaluate_settings(model, episodes,
+                            [f"{m}_no_transition" for m in pairs.values()],
+                            embeddings=embedded)
+gain = {f"{where} L={L}": 100 * (table[m, L]["Hits@1"]
+                                 - control[f"{m}_no_transition", L]["Hits@1"])
         for L in num_steps_list for where, m in pairs.items()}
 print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
@@ -313,7 +313,7 @@ print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 # Hits@1 is $1/B$).
 
 # %%
-from cswm_lib.evaluate import scores_by_batch_size
+from cswm_lib.ranking import scores_by_batch_size
 
 sweep = {L: scores_by_batch_size(emb["predictions"], emb["targets"], candidate_sizes)
          for L, emb in embedded.items()}
@@ -337,7 +337,7 @@ plt.show()
 n_arrangements = math.perm(25, 5)
 dups = {}
 for steps in num_steps_list:
-    g, loc = table["dedup_correct", steps], table["local_dedup_correct", steps]
+    g, loc = table["global_dedup_correct", steps], table["local_dedup_correct", steps]
     across, within = g["num_duplicate_targets"], loc["num_duplicate_targets"]
     dups[steps] = {"across_episodes": across, "within_episode": within}
     print(f"L={steps:2d}: queries whose target state is another query's target: "
@@ -363,7 +363,7 @@ plt.show()
 # What de-duplication changes, per roll-out length (Hits@1, %):
 
 # %%
-Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local",
+Markdown(report.hits_by_steps(table, ["global", "global_dedup", "global_dedup_correct", "local",
                                       "local_dedup", "local_dedup_correct"]))
 
 # %% [markdown]
@@ -413,11 +413,11 @@ Markdown(report.hits_by_steps(table, ["global", "dedup", "dedup_correct", "local
 
 # %%
 results = {
-    "scores": {f"{label} | L={steps}": {k: r[k] for k in ("hits@1", "hits@5",
-                                                           "hits@10", "mrr", "N",
+    "scores": {f"{label} | L={steps}": {k: r[k] for k in ("Hits@1", "Hits@5",
+                                                           "Hits@10", "MRR", "N",
                                                            "num_candidates") if k in r}
                for (label, steps), r in table.items()},
-    "hits1_vs_candidates": {str(L): [[b, r["hits@1"]] for b, r in by_size.items()]
+    "hits1_vs_candidates": {str(L): [[b, r["Hits@1"]] for b, r in by_size.items()]
                             for L, by_size in sweep.items()},
     "duplicates": {str(k): v for k, v in dups.items()},
     "hits1_gain_over_no_transition_pp": gain,

@@ -174,12 +174,10 @@ motion = page.show_slots(seeds[0])
 
 # %%
 report.show_verdict(
-    page, "09_atari_time_aligned",
-    claim="time-aligned negatives roughly double C-SWM's score "
-          "on random-policy Atari data",
-    new="time_aligned", setting="global", verdict_scale=verdict_scale,
+    page, "09_atari_time_aligned", "4.2", verdict_scale=verdict_scale,
     panels=[("global_dedup", 1), ("local_dedup", 1)],
     departure=dict(setting="global_dedup"), when=" (global score, de-duplicated)")
+display(Markdown(report.history_table(report.history("09_atari_time_aligned"))))
 
 # %% [markdown]
 # How to read the recorded `cpu` run: compare each strategy's curve with its grey control. The

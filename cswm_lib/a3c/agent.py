@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cswm_lib import CswmError
 from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
 from cswm_lib.envs.atari import ATARI_IDS
+from cswm_lib.errors import CswmError
 from cswm_lib.jsonl import read_jsonl
 from cswm_lib.utils import get_device, load_tensors
 

@@ -41,10 +41,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
+from cswm_lib.errors import CswmError
 from cswm_lib.utils import ArgumentParser, atomic_path, checkpoints_dir, cli_errors, interrupt_guard
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data

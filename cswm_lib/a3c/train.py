@@ -38,9 +38,9 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
 from cswm_lib.a3c.optim import SharedAdam
+from cswm_lib.errors import CswmError
 from cswm_lib.paths import output_folder
 from cswm_lib.utils import (
     ArgumentParser,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 # the attrs that Episodes.summary() shows
 SUMMARY_ATTRS = ("env_id", "seed", "shape_rule")

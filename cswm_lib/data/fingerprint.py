@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes
+from cswm_lib.errors import CswmError
 
 FINGERPRINT_VERSION = 2
 

@@ -25,11 +25,11 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from cswm_lib import CswmError
 from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_attrs
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
 from cswm_lib.envs import block_pushing as bp
+from cswm_lib.errors import CswmError
 from cswm_lib.utils import ArgumentParser, cli_errors, data_dir, interrupt_guard, process_map
 
 #: The datasets of the original READMEs at full size (the chapters shrink them), that is C-SWM's shapes,

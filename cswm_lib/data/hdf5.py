@@ -24,10 +24,10 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from cswm_lib import CswmError
 from cswm_lib.data.episodes import Episodes, whole_actions
 from cswm_lib.data.fingerprint import ContentHash, check_content, content_hash
 from cswm_lib.data.schema import check_original_episode, check_v1, whole_ids
+from cswm_lib.errors import CswmError
 from cswm_lib.utils import atomic_path
 
 FORMAT = "cswm-book"

@@ -16,7 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 #: attribute -> (python types it may have, description); attributes not listed are free-form
 ATTR_TYPES: dict[str, tuple[tuple[type, ...], str]] = {

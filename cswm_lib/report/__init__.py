@@ -25,6 +25,7 @@ from cswm_lib.report.page import ExperimentPage, show_verdict
 from cswm_lib.report.results import (
     GLANCE_SETTINGS,
     README_MARKERS,
+    history,
     readme_with_results,
     recorded,
     recorded_results,
@@ -46,12 +47,18 @@ from cswm_lib.report.tables import (
     slot_lengths_text,
     split_table,
 )
-from cswm_lib.report.verdict_tables import verdict_markdown, verdict_table, verdict_table_compact
+from cswm_lib.report.verdict_tables import (
+    history_table,
+    verdict_markdown,
+    verdict_table,
+    verdict_table_compact,
+)
 from cswm_lib.tables import format_table, show_markdown
 
 __all__ = [
     "ExperimentPage", "GLANCE_SETTINGS", "README_MARKERS", "budget_markdown",
-    "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "hits_by_steps",
+    "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "history",
+    "history_table", "hits_by_steps",
     "lift", "markdown_table", "plot_agent_curve", "plot_candidates", "plot_cube_crops",
     "plot_curve_grid", "plot_curves", "plot_episode_frames", "plot_local_global",
     "plot_local_global_grid", "plot_negatives", "plot_settings", "plot_slot_grid", "plot_steps",

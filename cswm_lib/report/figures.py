@@ -87,7 +87,7 @@ def plot_settings(results: dict[tuple[str, int], dict[str, Any]], metric: str = 
 def plot_candidates(sweep: dict[int, dict[int, dict[str, float]]]) -> Any:
     """Hits@1 and MRR (%) against the number of candidates per query B (log axis), one line (own
     colour, style and marker) per roll-out length L, and the chance level 1/B; ``sweep`` is
-    ``{L: scores_by_batch_size(...)}`` (:func:`cswm_lib.evaluate.scores_by_batch_size`)."""
+    ``{L: scores_by_batch_size(...)}`` (:func:`cswm_lib.ranking.scores_by_batch_size`)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3), sharex=True)

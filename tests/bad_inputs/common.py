@@ -16,7 +16,7 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 #: the kinds of failure a case guards against
 CLASSES = (

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 from .common import (
     _corrupt,

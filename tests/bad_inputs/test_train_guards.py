@@ -20,7 +20,7 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from cswm_lib import CswmError
+from cswm_lib.errors import CswmError
 
 from .common import Child, _h5, _leftovers, _train_main, api_cases, case, one_line
 
