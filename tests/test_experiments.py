@@ -146,7 +146,7 @@ def test_folder_name_changes_with_training_setting():
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        (dict(settings=["dedupp"]), "unknown eval mode 'dedupp'"),
+        (dict(settings=["dedupp"]), "unknown evaluation setting 'dedupp'"),
         (dict(metrics=["Hits@3"]), r"unknown metric\(s\) \['Hits@3'\]"),
         (dict(train_data="shapes_imm"), "unknown dataset 'shapes_imm'"),
         (dict(seeds=[]), "must be non-empty"),

@@ -126,3 +126,51 @@ def test_verdict_reads_records_controls_untrained_and_the_papers_setting():
     assert v["paper_score"]["global_dedup"]["mixed"]["mean"] == pytest.approx(0.946 / 2)
     with pytest.raises(CswmError, match="recorded twice"):
         verdict(rows + rows[:1], "claim", "4.1", "Shapes immovable", "mixed")
+
+
+def _shapes_rows() -> tuple[list[dict], list[dict]]:
+    rows = []
+    for seed, (b, n) in enumerate([(0.3, 0.9), (0.5, 0.95), (0.4, 0.97), (0.35, 0.92), (0.45, 0.99)], 11):
+        for strategy, value in (("baseline", b), ("mixed", n)):
+            for setting, x in (("local_dedup", value), ("local_dedup_no_transition", 0.618),
+                               ("global_dedup", value / 2)):
+                rows.append(dict(strategy=strategy, seed=seed, setting=setting, num_steps=1, metric="Hits@1",
+                                 value=x))
+    untrained = [dict(strategy="untrained", seed=s, setting="local_dedup", num_steps=1, metric="Hits@1",
+                      value=0.2) for s in range(11, 16)]
+    return rows, untrained
+
+
+def test_tables_show_every_seed_both_controls_the_papers_setting_and_the_effect():
+    from cswm_lib import report
+    from cswm_lib.verdict import CLAIMS
+
+    claim = CLAIMS["4.1"]
+    rows, untrained = _shapes_rows()
+    v = verdict(rows, claim.text, "4.1", "Shapes immovable", claim.new, setting=claim.setting,
+                controls=claim.controls, paper_settings=claim.paper_settings, rule=claim.rule,
+                untrained=untrained, updates=7000, batch_size=64, data="20000 transitions", scale="cpu")
+    table = report.verdict_table([v])
+    assert len(table.splitlines()) == 3 and "**reproduced**" in table and "7000 updates × 64" in table
+    assert "mixed: 94.6 ± 3.6 (90.0, 95.0, 97.0, 92.0, 99.0)" in table  # every seed
+    assert "no_transition 61.8 ± 0.0; untrained 20.0 ± 0.0 / no_transition 61.8" in table  # both
+    base_half = np.array([0.3, 0.5, 0.4, 0.35, 0.45]) / 2  # the paper's own setting, both strategies
+    new_half = np.array([0.9, 0.95, 0.97, 0.92, 0.99]) / 2
+    paper = " / ".join(f"{100 * x.mean():.1f} ± {100 * x.std(ddof=1):.1f}" for x in (base_half, new_half))
+    assert f"global_dedup: {paper}" in table
+    lo, hi = v["effect"]["interval"]
+    assert f"{100 * v['effect']['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], p = 0.031" in table
+    compact = report.verdict_table_compact([v])
+    assert "(90.0" not in compact and "**reproduced** (7000 updates, cpu)" in compact
+    text = report.verdict_markdown([v])
+    assert "at least 5 points" in text and "p < 0.05" in text and "5 seeds paired" in text
+
+
+def test_history_table_keeps_earlier_sweeps_as_recorded():
+    from cswm_lib import report
+
+    earlier = report.history("08_immovable")
+    assert earlier and all(name.startswith("cpu/history/08_immovable.") for name, _ in earlier)
+    table = report.history_table(earlier)
+    assert "reproduced" in table and "inconclusive" in table and "rule of their time" in table
+    assert "Cubes immovable" in table and "mixed" in table  # read in today's names

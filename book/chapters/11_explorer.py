@@ -92,15 +92,15 @@ eval_set.summary()
 
 # %%
 folders, final_loss = {}, {}
-for negatives in ["baseline", "mixed"]:
-    name = f"ch11_{train_path.stem}_{negatives}_h{hidden_dim}_e{epochs}_s{seed}"
-    cfg = TrainConfig(dataset=str(train_path), name=name, negatives=negatives,
+for strategy in ["baseline", "mixed"]:
+    name = f"ch11_{train_path.stem}_{strategy}_h{hidden_dim}_e{epochs}_s{seed}"
+    cfg = TrainConfig(dataset=str(train_path), name=name, strategy=strategy,
                       beta=beta, time_aligned=False, epochs=epochs,
                       batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
                       device=str(dev), progress=False)
-    folders[negatives] = train(cfg, train_set)
-    final_loss[negatives] = read_log(folders[negatives])[-1]["loss"]
-    print(f"{negatives:8s} final training loss {final_loss[negatives]:.4f}")
+    folders[strategy] = train(cfg, train_set)
+    final_loss[strategy] = read_log(folders[strategy])[-1]["loss"]
+    print(f"{strategy:8s} final training loss {final_loss[strategy]:.4f}")
 
 # %% [markdown]
 # ## What the explorer precomputes
@@ -326,7 +326,7 @@ print("now showing:", explorer.title)
 #    row and column)? For which model first?
 # 2. Find a state where an action is a no-op but the model's x marks move away from the dots. What
 #    does the energy $E(x, o)$ in the corner of the embedding panel say about it?
-# 3. Train with `negatives="episodic"` only (see {ref}`chap-negatives`) and add it as `other`.
+# 3. Train with `strategy="episodic"` only (see {ref}`chap-negatives`) and add it as `other`.
 #    Which objects do its nearest states agree on?
 # 4. Open two models with `embedding_dim = 4`: the embedding panel then shows the two principal
 #    components. How much of the variance do they keep?
