@@ -72,9 +72,13 @@ def test_negatives_are_the_same_draws_whatever_the_device(device):
             g = torch.Generator().manual_seed(3)
             b = next(tb.epoch(g))
             neg = sample_negatives(strategy, b.episode, b.step, 5, 6, g, num_negatives=2)
-            draws.append((b.episode, neg.episode, neg.step, tb.obs(neg.episode, neg.step).cpu()))
+            # the frames as bytes again: CUDA divides by a scalar as a multiplication by its
+            # reciprocal, so the floats may differ from the CPU's in the last bit
+            frames = tb.obs(neg.episode, neg.step).cpu().mul(255).round().to(torch.uint8)
+            draws.append((b.episode, neg.episode, neg.step, frames))
         for x, y in zip(*draws, strict=True):
             assert torch.equal(x, y)
+        assert torch.equal(draws[0][3], torch.from_numpy(eps.frames)[draws[0][1], draws[0][2]])
 
 
 @pytest.mark.parametrize("device", DEVICES)
