@@ -47,9 +47,10 @@ EOF
 )
     echo "install: ${#WHEELS[@]} wheel(s) into $SITE: ${WHEELS[*]##*/}"
     if [ ${#WHEELS[@]} -gt 0 ]; then
-        if "$PY" -m pip --version >/dev/null 2>&1; then
-            "$PY" -m pip install --quiet --no-deps --no-index --target "$SITE" "${WHEELS[@]}"
-        else  # no pip: a wheel is a zip laid out for site-packages
+        # no pip, or pip refuses: a wheel is a zip laid out for site-packages
+        if ! { "$PY" -m pip --version >/dev/null 2>&1 &&
+               "$PY" -m pip install --quiet --no-deps --no-index --target "$SITE" "${WHEELS[@]}"; }; then
+            echo "install: pip unavailable or failed; unzipping the wheels instead"
             for w in "${WHEELS[@]}"; do "$PY" -m zipfile -e "$w" "$SITE"; done
         fi
     fi
