@@ -72,6 +72,24 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         model.train(was_training)
 
 
+#: seeds every RNG here accepts: numpy's SeedSequence (>= 0), torch.manual_seed (< 2^64), HDF5's int64
+SEED_RANGE = (0, 2**63 - 1)
+
+
+def check_seed(seed: Any, flag: str = "--seed", room: int = 0) -> int:
+    """``seed`` as an int if it is a whole number in :data:`SEED_RANGE` (less ``room`` for seeds derived
+    by adding to it); else a one-line :class:`CswmError` naming ``flag``."""
+    import numbers
+
+    lo, hi = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise CswmError(f"{flag} must be a whole number, got {seed!r}")
+    if not lo <= seed <= hi - room:
+        raise CswmError(f"{flag} must be in {lo}..{hi - room} (the range every random generator here "
+                        f"accepts), got {seed}")
+    return int(seed)
+
+
 def set_seed(seed: int) -> np.random.Generator:
     """Seed Python, numpy's global RNG and torch; return a fresh numpy Generator for local use."""
     random.seed(seed)

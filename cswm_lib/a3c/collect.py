@@ -45,7 +45,14 @@ from cswm_lib import CswmError
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
-from cswm_lib.utils import ArgumentParser, atomic_path, checkpoints_dir, cli_errors, interrupt_guard
+from cswm_lib.utils import (
+    ArgumentParser,
+    atomic_path,
+    check_seed,
+    checkpoints_dir,
+    cli_errors,
+    interrupt_guard,
+)
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
@@ -87,6 +94,7 @@ class CollectConfig:
         if self.max_episodes < 1 or self.num_steps < 1:
             raise CswmError(f"--max-episodes and --num-steps must be >= 1, got {self.max_episodes}, "
                             f"{self.num_steps}")
+        check_seed(self.seed, "--seed")
         if not 0.0 <= self.eps <= 1.0:
             raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
         if self.burnin_gru not in BURNIN_GRU:

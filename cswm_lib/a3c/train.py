@@ -39,12 +39,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from cswm_lib import CswmError
-from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
+from cswm_lib.a3c.agent import (
+    agent_obs,
+    check_policy_weights,
+    is_atari,
+    load_checkpoint,
+    make_env,
+    make_policy,
+    read_curve,
+)
 from cswm_lib.a3c.optim import SharedAdam
 from cswm_lib.paths import output_folder
 from cswm_lib.utils import (
     ArgumentParser,
     atomic_path,
+    check_seed,
     checkpoints_dir,
     cli_errors,
     ignore_interrupts,
@@ -98,6 +107,9 @@ class A3CConfig:
                 raise CswmError(f"{k} must be a finite number, got {v!r}")
         if self.num_workers < 1:
             raise CswmError(f"num_workers must be >= 1, got {self.num_workers}")
+        # worker r seeds with seed * 1000 + r + frames done
+        check_seed(self.seed, "--seed", room=self.seed * 999 + self.num_workers + self.max_frames
+                   if self.seed >= 0 else 0)
         if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
             raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
         if self.max_episode_steps < 1 or (self.hidden is not None and self.hidden < 1):
@@ -305,8 +317,13 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
         if ckpt["config"]["env_id"] != cfg.env_id or ckpt["config"]["hidden"] != cfg.hidden:
             raise CswmError(f"checkpoint in {folder} is for {ckpt['config']['env_id']} (hidden "
                             f"{ckpt['config']['hidden']}), not {cfg.env_id} (hidden {cfg.hidden})")
+        check_policy_weights(ckpt["model"], model, folder / "checkpoint.pt", cfg.env_id)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise CswmError(f"{folder / 'checkpoint.pt'}: its optimizer state does not fit the policy "
+                            f"({type(err).__name__}); resume is not possible, pass --no-resume") from None
         start_frames, elapsed, stats = ckpt["frames"], ckpt["elapsed"], _Stats(cfg.window, ckpt["stats"])
         # episodes logged after the checkpoint are replayed by the resumed run: drop them
         kept = [r for r in read_curve(folder) if r["episode"] <= stats.episodes]
