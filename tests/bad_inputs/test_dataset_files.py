@@ -57,44 +57,105 @@ def _middle_frame_changed(f):  # content changed after it was written (hash no l
 #: case -> (class, edit of a good v1 dataset, what the error line names)
 V1 = {
     "train on a dataset whose state ids are floats (0.2, 0.7)": (
-        "silent_wrong", _replace("state_ids", np.full((2, 5, 4), 0.2)), "'/state_ids' must be integers"),
+        "silent_wrong",
+        _replace("state_ids", np.full((2, 5, 4), 0.2)),
+        "'/state_ids' must be integers",
+    ),
     "train on a dataset whose num_actions attribute is a string": (
-        "traceback", _attr("num_actions", "eight"), "attribute 'num_actions' must be a whole number"),
+        "traceback",
+        _attr("num_actions", "eight"),
+        "attribute 'num_actions' must be a whole number",
+    ),
     "train on a dataset whose num_actions attribute is a list": (
-        "traceback", _attr("num_actions", [1, 2]), "attribute 'num_actions'"),
+        "traceback",
+        _attr("num_actions", [1, 2]),
+        "attribute 'num_actions'",
+    ),
     "train on a dataset whose atari attribute is the string 'False'": (
-        "misleading_message", _attr("atari", "False"), "attribute 'atari' must be true or false"),
+        "misleading_message",
+        _attr("atari", "False"),
+        "attribute 'atari' must be true or false",
+    ),
     "train on a dataset that declares 8 episodes but stores 2": (
-        "silent_wrong", _declared_but_empty, "not all of it is stored"),
-    "train on a 10^10-episode dataset of a few KB": (
-        "traceback", _huge, "more than this library loads"),
+        "silent_wrong",
+        _declared_but_empty,
+        "not all of it is stored",
+    ),
+    "train on a 10^10-episode dataset of a few KB": ("traceback", _huge, "more than this library loads"),
     "train on a dataset whose num_episodes attribute disagrees with its frames": (
-        "silent_wrong", _attr("num_episodes", 10**10), "attribute 'num_episodes' says 10000000000"),
+        "silent_wrong",
+        _attr("num_episodes", 10**10),
+        "attribute 'num_episodes' says 10000000000",
+    ),
     "train on a dataset whose episode_length attribute disagrees with its frames": (
-        "silent_wrong", _attr("episode_length", 7), "attribute 'episode_length' says 7"),
+        "silent_wrong",
+        _attr("episode_length", 7),
+        "attribute 'episode_length' says 7",
+    ),
     "train on a dataset whose frames are float": (
-        "traceback", _replace("frames", np.zeros((2, 5, 3, 50, 50), np.float32)), "'/frames' must be uint8"),
+        "traceback",
+        _replace("frames", np.zeros((2, 5, 3, 50, 50), np.float32)),
+        "'/frames' must be uint8",
+    ),
     "train on a dataset whose actions are float": (
-        "silent_wrong", _replace("actions", np.full((2, 4), 0.5)), "'/actions'"),
+        "silent_wrong",
+        _replace("actions", np.full((2, 4), 0.5)),
+        "'/actions'",
+    ),
     "train on a dataset whose format_version is a string": (
-        "traceback", _attr("format_version", "1"), "format_version '1' is not supported"),
+        "traceback",
+        _attr("format_version", "1"),
+        "format_version '1' is not supported",
+    ),
     "train on a dataset whose '/frames' is a group": (
-        "traceback", lambda f: (f.__delitem__("frames"), f.create_group("frames")), "'/frames' is a Group"),
+        "traceback",
+        lambda f: (f.__delitem__("frames"), f.create_group("frames")),
+        "'/frames' is a Group",
+    ),
     "train on a dataset whose frames have 0 channels": (
-        "traceback", _replace("frames", np.zeros((2, 5, 0, 50, 50), np.uint8)), "'/frames' must be uint8"),
+        "traceback",
+        _replace("frames", np.zeros((2, 5, 0, 50, 50), np.uint8)),
+        "'/frames' must be uint8",
+    ),
     "train on a dataset whose state ids do not match its frames": (
-        "traceback", _replace("state_ids", np.zeros((2, 3, 4), np.int64)), "'/state_ids' [2, 3, 4]"),
+        "traceback",
+        _replace("state_ids", np.zeros((2, 3, 4), np.int64)),
+        "'/state_ids' [2, 3, 4]",
+    ),
     "train on a dataset whose middle frames changed after it was written": (
-        "silent_wrong", _middle_frame_changed, "does not match the hash written when it was made"),
+        "silent_wrong",
+        _middle_frame_changed,
+        "does not match the hash written when it was made",
+    ),
     "train on a dataset whose seed attribute is a string": (
-        "silent_wrong", _attr("seed", "one"), "attribute 'seed' must be a whole number"),
+        "silent_wrong",
+        _attr("seed", "one"),
+        "attribute 'seed' must be a whole number",
+    ),
 }
 V1_CASES = [pytest.param(case(n, k), edit, want, id=n) for n, (k, edit, want) in V1.items()]
 
 
 def _train_argv(tmp_path: Path, data: Path) -> list:
-    return ["--dataset", data, "--save-folder", tmp_path / "runs", "--name", "run", "--hidden-dim", 16,
-            "--num-objects", 2, "--batch-size", 8, "--epochs", 1, "--no-progress", "--device", "cpu"]
+    return [
+        "--dataset",
+        data,
+        "--save-folder",
+        tmp_path / "runs",
+        "--name",
+        "run",
+        "--hidden-dim",
+        16,
+        "--num-objects",
+        2,
+        "--batch-size",
+        8,
+        "--epochs",
+        1,
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
 
 
 @pytest.mark.parametrize(("name", "edit", "want"), V1_CASES)
@@ -124,14 +185,25 @@ def _ep(T=4, side=50, ids=None):
 
 ORIGINAL = {
     "train on an original-layout file whose episodes differ in frame shape": (
-        "traceback", lambda: [_ep(), _ep(side=60)], "same frame shape"),
+        "traceback",
+        lambda: [_ep(), _ep(side=60)],
+        "same frame shape",
+    ),
     "train on an original-layout file whose obs are 3-D": (
-        "traceback", lambda: [{**_ep(), "obs": np.zeros((4, 50, 50)), "next_obs": np.zeros((4, 50, 50))}],
-        "must both be [T, C, H, W]"),
+        "traceback",
+        lambda: [{**_ep(), "obs": np.zeros((4, 50, 50)), "next_obs": np.zeros((4, 50, 50))}],
+        "must both be [T, C, H, W]",
+    ),
     "train on an original-layout file whose state ids are fractional": (
-        "silent_wrong", lambda: [_ep(ids=np.full((5, 4), 0.5))], "must be whole numbers"),
+        "silent_wrong",
+        lambda: [_ep(ids=np.full((5, 4), 0.5))],
+        "must be whole numbers",
+    ),
     "train on an original-layout file whose actions are 2-D": (
-        "traceback", lambda: [{**_ep(), "action": np.zeros((4, 2), np.int64)}], "action must be [T]"),
+        "traceback",
+        lambda: [{**_ep(), "action": np.zeros((4, 2), np.int64)}],
+        "action must be [T]",
+    ),
 }
 ORIGINAL_CASES = [pytest.param(case(n, k), make, want, id=n) for n, (k, make, want) in ORIGINAL.items()]
 
