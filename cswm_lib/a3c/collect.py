@@ -387,6 +387,8 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
     except KeyboardInterrupt:  # Ctrl-C: keep the episodes kept so far; the next run continues from them
         if episodes and len(episodes) < cfg.max_episodes:
             _save_partial(partial, episodes, counts, burnins, want)
+        if bar is not None:
+            bar.close()  # before the command's last line ("interrupted" / "terminated")
         raise
     env.close()
     if bar is not None:

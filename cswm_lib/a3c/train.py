@@ -347,7 +347,7 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
     t0 = time.time() - elapsed
     next_ckpt = (start_frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     bar = _progress(cfg, start_frames)
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         with interrupt_guard() as guard, curve_path.open("a") as log:
             while True:
@@ -376,8 +376,8 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                 if n >= next_ckpt:
                     _save_checkpoint(folder, cfg, model, optimizer, n, stats, time.time() - t0)
                     next_ckpt = (n // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (utils.Terminated)
+        interrupted = err
     finally:
         stop.set()
         for w in workers:
@@ -386,9 +386,9 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                 w.terminate()
         if bar is not None:
             bar.close()
-    if interrupted:  # Ctrl-C: keep what the workers learnt so far; the next run resumes from it
+    if interrupted is not None:  # Ctrl-C: keep what the workers learnt so far; the next run resumes from it
         _save_checkpoint(folder, cfg, model, optimizer, frames.value, stats, time.time() - t0)
-        raise KeyboardInterrupt
+        raise interrupted
     crashed = any(w.exitcode not in (0, None) for w in workers)
     if crashed and frames.value < cfg.max_frames and not _reached(cfg, stats):
         raise RuntimeError(f"A3C worker(s) died: exit codes {[w.exitcode for w in workers]}")
