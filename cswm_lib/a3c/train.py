@@ -112,6 +112,8 @@ class A3CConfig:
                    if self.seed >= 0 else 0)
         if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
             raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
+        if self.hidden is not None and self.hidden > 65536:
+            raise CswmError(f"--hidden {self.hidden} is beyond what this library builds (at most 65536)")
         if self.max_episode_steps < 1 or (self.hidden is not None and self.hidden < 1):
             raise CswmError(f"max_episode_steps and hidden must be >= 1, got {self.max_episode_steps}, "
                             f"{self.hidden}")
