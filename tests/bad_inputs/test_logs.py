@@ -28,18 +28,22 @@ def _train_reads_through_jsonl():
 
 
 CASES = [
-    pytest.param(case("read a learning curve whose last line a kill tore", "traceback"), "curve", "last"),
-    pytest.param(case("read a learning curve torn in the middle", "traceback"), "curve", "middle"),
     pytest.param(
-        case("read a training log whose last line a kill tore", "traceback"),
+        case(n := "read a learning curve whose last line a kill tore", "traceback"), "curve", "last", id=n
+    ),
+    pytest.param(case(n := "read a learning curve torn in the middle", "traceback"), "curve", "middle", id=n),
+    pytest.param(
+        case(n := "read a training log whose last line a kill tore", "traceback"),
         "log",
         "last",
+        id=n,
         marks=wired("cswm_lib/train.py (read_log -> jsonl.read_jsonl)", _train_reads_through_jsonl),
     ),
     pytest.param(
-        case("read a training log torn in the middle", "traceback"),
+        case(n := "read a training log torn in the middle", "traceback"),
         "log",
         "middle",
+        id=n,
         marks=wired("cswm_lib/train.py (read_log -> jsonl.read_jsonl)", _train_reads_through_jsonl),
     ),
 ]
