@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -137,7 +138,55 @@ def load_params(path: Path) -> dict[str, Any]:
     unknown = set(spec) - {"scale", "defaults", "chapters"}
     if unknown or not isinstance(spec.get("chapters", {}), dict):
         raise CswmError(f"parameter file {path}: expected keys scale/defaults/chapters, got {sorted(spec)}")
+    if "scale" in spec:
+        scale_name(spec["scale"], f"parameter file {path}")
     return spec
+
+
+_SCALE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def scale_name(scale: Any, where: str) -> str:
+    """``scale`` if it is a plain name (letters, digits, ``_.-``; it becomes a folder name under
+    ``runs/`` and ``book/results/``), else a one-line error: ``5`` or ``../../x`` are refused."""
+    if not isinstance(scale, str) or not _SCALE.fullmatch(scale) or scale.startswith(".."):
+        raise CswmError(f"{where}: 'scale' must be a plain name such as cpu or full (letters, digits, "
+                        f"_ . -), got {scale!r}")
+    return scale
+
+
+def check_defaults(spec: dict[str, Any], book: list[Path], params_file: Path) -> None:
+    """Every name in ``defaults`` is a parameter of some chapter (a misspelt one would be dropped)."""
+    defaults = set(spec.get("defaults") or {})
+    if not defaults:
+        return
+    declared: set[str] = set()
+    for chapter in book:
+        if chapter.suffix != ".py":
+            continue
+        tmp = chapter.parent / f".{chapter.stem}.declared.ipynb"
+        try:
+            declared |= set(declared_parameters(to_notebook(chapter, tmp)))
+        finally:
+            tmp.unlink(missing_ok=True)
+    unknown = sorted(defaults - declared)
+    if unknown:
+        raise CswmError(f"parameter file {params_file}: defaults {unknown} are a parameter of no chapter "
+                        "(misspelt?)")
+
+
+def read_json_file(path: Path, what: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object from ``path`` holding ``keys`` (a results or stamp file); one line when it is
+    damaged (e.g. cut short by a full disk) or of another kind."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CswmError(f"{what} {path} cannot be read ({reason}): delete it and run again") from None
+    if not isinstance(obj, dict) or not all(k in obj for k in keys):
+        raise CswmError(f"{what} {path} is not one of this library's (expected a JSON object with "
+                        f"{list(keys)})")
+    return obj
 
 
 def _library_digest() -> str:
@@ -192,13 +241,13 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
         "params": params,
         "library": _library_digest(),
     }
-    if (
-        not force
-        and executed.is_file()
-        and stamp_path.is_file()
-        and json.loads(stamp_path.read_text()) == json.loads(json.dumps(stamp))
-    ):
-        return "skipped"
+    if not force and executed.is_file() and stamp_path.is_file():
+        try:  # a damaged stamp (a kill, a full disk) only means the chapter runs again
+            same = read_json_file(stamp_path, "stamp") == json.loads(json.dumps(stamp))
+        except CswmError:
+            same = False
+        if same:
+            return "skipped"
 
     folder.mkdir(parents=True, exist_ok=True)
     source = to_notebook(chapter, folder / f".{stem}.input.ipynb")
@@ -293,6 +342,7 @@ def run(
 
         parse_executor(executor)  # a bad name fails here, in one line, before any chapter runs
     book = toc_chapters()
+    check_defaults(spec, book, params_file)
     by_stem = {c.stem: c for c in book}
     unknown_sections = sorted(set(spec.get("chapters", {})) - set(by_stem))
     if unknown_sections:
@@ -312,7 +362,7 @@ def run(
         print(f"[{chapter.stem}] {status}{took} -> {out_dir / chapter.stem}", flush=True)
         results = out_dir / chapter.stem / "results.json"
         if status == "ran" and results.is_file():
-            record_ = json.loads(results.read_text())
+            record_ = read_json_file(results, "results file", ("results",))
             shown = params_file.resolve()
             if shown.is_relative_to(project_root()):  # the command as typed in the project root
                 shown = shown.relative_to(project_root())
@@ -328,9 +378,11 @@ def run(
             )
             write_json(results, record_)
         if record and results.is_file():
-            scale = json.loads(results.read_text()).get("scale") or spec.get("scale") or params_file.stem
-            target = project_root() / "book" / "results" / str(scale) / f"{chapter.stem}.json"
-            write_json(target, json.loads(results.read_text()))
+            record_ = read_json_file(results, "results file", ("results",))
+            scale = record_.get("scale") or spec.get("scale") or params_file.stem
+            scale = scale_name(scale, f"results file {results}")
+            target = project_root() / "book" / "results" / scale / f"{chapter.stem}.json"
+            write_json(target, record_)
             print(f"[{chapter.stem}] recorded -> {target.relative_to(project_root())}", flush=True)
 
 
@@ -358,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
             setattr(args, key, getattr(args, key).resolve())
     os.chdir(project_root())
     if args.command == "run":
-        out = args.out or Path("runs") / (load_params(args.params).get("scale") or args.params.stem)
+        scale = load_params(args.params).get("scale") or args.params.stem
+        out = args.out or Path("runs") / scale_name(scale, f"parameter file {args.params}")
         run(args.params, out, args.chapters, args.force, args.record, args.executor)
     elif args.command == "results":
         from cswm_lib.report import glance_markdown, readme_with_results

@@ -137,28 +137,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+_PENDING: set[Path] = set()  # temporary files of the atomic writes in progress in this process
+
+
 @contextlib.contextmanager
 def _remove_on_sigterm(tmp: Path) -> Iterator[None]:
-    """While SIGTERM has its default action (it would end the process with no cleanup), remove
-    ``tmp`` first, then end the process by the signal as before."""
+    """While SIGTERM has its default action (it would end the process with no cleanup), remove the
+    temporary files of every atomic write in progress first, then end the process by the signal."""
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
     def handler(signum: int, frame: Any) -> None:
-        tmp.unlink(missing_ok=True)
+        for path in list(_PENDING):
+            path.unlink(missing_ok=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, handler)
+    main = threading.current_thread() is threading.main_thread()
+    installed = main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    if installed:
+        signal.signal(signal.SIGTERM, handler)
+    _PENDING.add(tmp)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _PENDING.discard(tmp)
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def load_tensors(path: str | os.PathLike, what: str = "checkpoint") -> Any:

@@ -34,15 +34,14 @@ def _load() -> tuple[dict[str, str], set[str], dict[str, str]]:
     used: set[str] = set()
     where: dict[str, str] = {}
     for name in MODULES:
-        seen = set(CASES)
         mod = importlib.import_module(f"bad_inputs.{name}")
-        where.update({c: name for c in set(CASES) - seen})
         for fn in vars(mod).values():
             for mark in getattr(fn, "pytestmark", []):
                 if mark.name == "parametrize":
                     for v in mark.args[1]:
                         v = v.values if hasattr(v, "values") else v
                         used.add(v[0] if isinstance(v, tuple) else v)
+                        where[v[0] if isinstance(v, tuple) else v] = name
     return dict(CASES), used, where
 
 

@@ -26,14 +26,28 @@ from cswm_lib.train import read_log  # noqa: E402
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
+def loopback_only() -> None:
+    """Keep the test's Ray instance on 127.0.0.1: by default a Ray head advertises (and serves on) the
+    network interface's address, and ray.init turns a given 127.0.0.1 back into it, unless Ray is
+    told that it runs no multi-machine cluster (as it assumes on macOS and Windows). That switch
+    is an environment variable Ray reads on import (for the processes it starts) and a constant (for
+    this one, where ray is already imported)."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray() -> None:
-    """``ray.init`` with 2 CPUs; once more if it runs out of Ray's fixed 30 s wait for its raylet (seen
-    on this 2-core machine at load average > 10), after removing what the failed start left running."""
+    """``ray.init`` with 2 CPUs on loopback only (see :func:`loopback_only`); once more if it runs out
+    of Ray's fixed 30 s wait for its raylet (seen on this 2-core machine at load average > 10), after
+    removing what the failed start left running."""
     import psutil
 
     for attempt in (1, 2):
         try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            loopback_only()
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
             return
         except Exception:
             ray.shutdown()
@@ -44,6 +58,11 @@ def start_ray() -> None:
                         proc.kill()
             if attempt == 2:
                 raise
+
+
+def test_the_test_cluster_listens_on_loopback_only(cluster):
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
 
 
 @pytest.fixture(scope="module")

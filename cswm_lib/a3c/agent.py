@@ -52,6 +52,10 @@ def make_policy(env_id: str, env: gym.Env | None = None, hidden: int | None = No
             raise CswmError(f"environment {env_id!r} has {type(env.action_space).__name__} actions; A3C "
                             "here needs a discrete action space")
         num_actions = int(env.action_space.n)
+        space = env.observation_space
+        if not is_atari(env_id) and not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise CswmError(f"A3C here trains on the Atari ids or on environments with flat vector "
+                            f"observations; {env_id!r} has {space} observations")
         if is_atari(env_id):
             return AtariPolicy(num_actions, hidden=hidden or 256)
         return MLPPolicy(int(np.prod(env.observation_space.shape)), num_actions, hidden=hidden or 64)
@@ -73,7 +77,32 @@ def load_checkpoint(folder: str | Path) -> dict[str, Any]:
     keys = {"config", "model", "optimizer", "frames", "stats", "elapsed"}
     if not isinstance(ckpt, dict) or not keys <= set(ckpt) or not isinstance(ckpt["config"], dict):
         raise CswmError(f"{path} is not an A3C checkpoint of this library (expected the keys {sorted(keys)})")
+    check_a3c_checkpoint(ckpt, path)
     return ckpt
+
+
+def check_a3c_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
+    """The values of an A3C checkpoint: the config's env id and hidden size, frame count, averages."""
+    cfg = ckpt["config"]
+    hidden = cfg.get("hidden", "missing")
+    problems = {
+        "config.env_id": isinstance(cfg.get("env_id"), str),
+        "config.hidden": hidden is None or (isinstance(hidden, int) and not isinstance(hidden, bool)
+                                            and 1 <= hidden <= 65536),
+        "frames": isinstance(ckpt["frames"], int) and not isinstance(ckpt["frames"], bool)
+        and ckpt["frames"] >= 0,
+        "elapsed": isinstance(ckpt["elapsed"], int | float) and not isinstance(ckpt["elapsed"], bool),
+        "stats": isinstance(ckpt["stats"], dict),
+        "model": isinstance(ckpt["model"], dict)
+        and all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()),
+        "optimizer": isinstance(ckpt["optimizer"], dict),
+    }
+    bad = [k for k, ok in problems.items() if not ok]
+    if bad:
+        k = bad[0]
+        value = cfg.get(k.split(".")[1], "missing") if k.startswith("config.") else ckpt[k]
+        raise CswmError(f"{path}: {k} is not valid (got {type(value).__name__} {str(value)[:40]!r}); it is "
+                        "not an A3C checkpoint of this library")
 
 
 def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -81,8 +110,21 @@ def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     ckpt = load_checkpoint(folder)
     cfg = ckpt["config"]  # the A3CConfig of the run, as a dict
     policy = make_policy(cfg["env_id"], hidden=cfg["hidden"])
+    check_policy_weights(ckpt["model"], policy, Path(folder) / "checkpoint.pt", cfg["env_id"])
     policy.load_state_dict(ckpt["model"])
     return policy.to(get_device(str(device))).eval()
+
+
+def check_policy_weights(state: dict, policy: nn.Module, path: Path, env_id: str) -> None:
+    """``state`` has exactly ``policy``'s weights and shapes (else: an agent of another game or size)."""
+    mine = policy.state_dict()
+    for k, v in state.items():
+        if k not in mine or v.shape != mine[k].shape:
+            want = list(mine[k].shape) if k in mine else "no such weight"
+            raise CswmError(f"{path}: weight {k} {list(v.shape)} does not fit a {env_id} policy ({want}): an "
+                            "agent of another game or size")
+    if set(mine) - set(state):
+        raise CswmError(f"{path} lacks the weights {sorted(set(mine) - set(state))[:3]}")
 
 
 def read_curve(folder: str | Path) -> list[dict[str, float]]:

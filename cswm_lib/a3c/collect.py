@@ -41,11 +41,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from cswm_lib import checks
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
 from cswm_lib.errors import CswmError
-from cswm_lib.utils import ArgumentParser, atomic_path, checkpoints_dir, cli_errors, interrupt_guard
+from cswm_lib.utils import (
+    ArgumentParser,
+    atomic_path,
+    checkpoints_dir,
+    cli_errors,
+    interrupt_guard,
+)
 
 COLLECTOR_VERSION = 1  # bump when the same parameters would give different data
 DROP_REASONS = ("ended", "point", "lives", "duplicate")
@@ -87,6 +94,7 @@ class CollectConfig:
         if self.max_episodes < 1 or self.num_steps < 1:
             raise CswmError(f"--max-episodes and --num-steps must be >= 1, got {self.max_episodes}, "
                             f"{self.num_steps}")
+        checks.seed(self.seed, "--seed")
         if not 0.0 <= self.eps <= 1.0:
             raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
         if self.burnin_gru not in BURNIN_GRU:
@@ -379,6 +387,8 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
     except KeyboardInterrupt:  # Ctrl-C: keep the episodes kept so far; the next run continues from them
         if episodes and len(episodes) < cfg.max_episodes:
             _save_partial(partial, episodes, counts, burnins, want)
+        if bar is not None:
+            bar.close()  # before the command's last line ("interrupted" / "terminated")
         raise
     env.close()
     if bar is not None:

@@ -38,7 +38,16 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from cswm_lib.a3c.agent import agent_obs, is_atari, load_checkpoint, make_env, make_policy, read_curve
+from cswm_lib import checks
+from cswm_lib.a3c.agent import (
+    agent_obs,
+    check_policy_weights,
+    is_atari,
+    load_checkpoint,
+    make_env,
+    make_policy,
+    read_curve,
+)
 from cswm_lib.a3c.optim import SharedAdam
 from cswm_lib.errors import CswmError
 from cswm_lib.paths import output_folder
@@ -98,8 +107,12 @@ class A3CConfig:
                 raise CswmError(f"{k} must be a finite number, got {v!r}")
         if self.num_workers < 1:
             raise CswmError(f"num_workers must be >= 1, got {self.num_workers}")
+        # worker r seeds with seed * 1000 + r + frames done
+        checks.seed(self.seed, "--seed", scale=1000, offset=self.num_workers + self.max_frames)
         if self.rollout < 1 or self.max_frames < 1 or self.checkpoint_every < 1 or self.window < 1:
             raise CswmError("rollout, max_frames, checkpoint_every and window must be >= 1")
+        if self.hidden is not None and self.hidden > 65536:
+            raise CswmError(f"--hidden {self.hidden} is beyond what this library builds (at most 65536)")
         if self.max_episode_steps < 1 or (self.hidden is not None and self.hidden < 1):
             raise CswmError(f"max_episode_steps and hidden must be >= 1, got {self.max_episode_steps}, "
                             f"{self.hidden}")
@@ -305,8 +318,13 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
         if ckpt["config"]["env_id"] != cfg.env_id or ckpt["config"]["hidden"] != cfg.hidden:
             raise CswmError(f"checkpoint in {folder} is for {ckpt['config']['env_id']} (hidden "
                             f"{ckpt['config']['hidden']}), not {cfg.env_id} (hidden {cfg.hidden})")
+        check_policy_weights(ckpt["model"], model, folder / "checkpoint.pt", cfg.env_id)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise CswmError(f"{folder / 'checkpoint.pt'}: its optimizer state does not fit the policy "
+                            f"({type(err).__name__}); resume is not possible, pass --no-resume") from None
         start_frames, elapsed, stats = ckpt["frames"], ckpt["elapsed"], _Stats(cfg.window, ckpt["stats"])
         # episodes logged after the checkpoint are replayed by the resumed run: drop them
         kept = [r for r in read_curve(folder) if r["episode"] <= stats.episodes]
@@ -330,7 +348,7 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
     t0 = time.time() - elapsed
     next_ckpt = (start_frames // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     bar = _progress(cfg, start_frames)
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         with interrupt_guard() as guard, curve_path.open("a") as log:
             while True:
@@ -359,8 +377,8 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                 if n >= next_ckpt:
                     _save_checkpoint(folder, cfg, model, optimizer, n, stats, time.time() - t0)
                     next_ckpt = (n // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (utils.Terminated)
+        interrupted = err
     finally:
         stop.set()
         for w in workers:
@@ -369,9 +387,9 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                 w.terminate()
         if bar is not None:
             bar.close()
-    if interrupted:  # Ctrl-C: keep what the workers learnt so far; the next run resumes from it
+    if interrupted is not None:  # Ctrl-C: keep what the workers learnt so far; the next run resumes from it
         _save_checkpoint(folder, cfg, model, optimizer, frames.value, stats, time.time() - t0)
-        raise KeyboardInterrupt
+        raise interrupted
     crashed = any(w.exitcode not in (0, None) for w in workers)
     if crashed and frames.value < cfg.max_frames and not _reached(cfg, stats):
         raise RuntimeError(f"A3C worker(s) died: exit codes {[w.exitcode for w in workers]}")

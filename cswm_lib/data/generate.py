@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import numbers
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from cswm_lib import checks
 from cswm_lib.data.hdf5 import COMPRESSION, FORMAT_VERSION, EpisodeWriter, read_attrs
 from cswm_lib.envs import ATARI_IDS, check_env_id
 from cswm_lib.envs import atari as atari_lib
@@ -77,6 +79,13 @@ def dataset_attrs(env_id: str, num_episodes: int, seed: int, atari: bool = False
         raise CswmError(f"env id {env_id!r} {'is' if is_atari else 'is not'} an Atari game: {hint}")
     if int(num_episodes) < 1:
         raise CswmError(f"--num-episodes must be >= 1, got {num_episodes}")
+    checks.seed(seed, "--seed")
+    if warmup is not None and not is_atari:
+        raise CswmError(f"--warmup applies to Atari ids only (no-op steps before the recorded frames), "
+                        f"not {env_id!r}")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral)
+                               or not 0 <= warmup <= 100_000):
+        raise CswmError(f"--warmup must be a whole number in 0..100000, got {warmup!r}")
     attrs: dict[str, Any] = dict(
         env_id=env_id, num_episodes=int(num_episodes), seed=int(seed), atari=bool(atari),
         save_state_ids=bool(save_state_ids), format_version=FORMAT_VERSION,
@@ -298,8 +307,6 @@ def main(argv: list[str] | None = None) -> None:
     a = build_parser().parse_args(argv)
     if a.num_workers is not None and a.num_workers < 1:
         raise CswmError(f"--num-workers must be >= 1, got {a.num_workers}")
-    if a.warmup is not None and a.warmup < 0:
-        raise CswmError(f"--warmup must be >= 0, got {a.warmup}")
     path = generate(a.env_id, a.fname, a.num_episodes, a.seed, a.atari, a.save_state_ids,
                     num_workers=a.num_workers, warmup=a.warmup, progress=not a.no_progress,
                     shape_rule=a.shape_rule, overwrite=a.overwrite)

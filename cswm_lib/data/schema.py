@@ -102,9 +102,12 @@ def check_v1(f: h5py.File, attrs: dict[str, Any]) -> None:
     names = ["frames", "actions"]
     if "state_ids" in f:
         ids = _dataset(f, "state_ids")
-        if ids.dtype.kind not in "iu" or ids.ndim != 3 or ids.shape[:2] != (E, T1):
-            raise CswmError(f"'/state_ids' must be integers [E, T+1, S] = [{E}, {T1}, S], got {ids.dtype} "
-                            f"{list(ids.shape)} (float ids would merge distinct states)")
+        if ids.dtype.kind not in "iu":
+            raise CswmError(f"'/state_ids' must be integers, got {ids.dtype} (truncated float ids would "
+                            "merge distinct states)")
+        if ids.ndim != 3 or ids.shape[:2] != (E, T1):
+            raise CswmError(f"'/state_ids' {list(ids.shape)} do not match frames {list(frames.shape)}: "
+                            f"expected [E, T+1, S] = [{E}, {T1}, S]")
         names.append("state_ids")
     for key, n in (("num_episodes", E), ("episode_length", T1 - 1)):
         if key in attrs and attrs[key] != n:

@@ -48,7 +48,7 @@ DEFAULT_SHAPE_RULE = "skimage-0.15"
 
 
 def check_shape_rule(shape_rule: str) -> str:
-    if shape_rule not in SHAPE_RULES:
+    if not isinstance(shape_rule, str) or shape_rule not in SHAPE_RULES:
         raise CswmError(f"unknown shape_rule {shape_rule!r}: expected one of {', '.join(SHAPE_RULES)}")
     return shape_rule
 
@@ -299,7 +299,9 @@ class BlockPushing(gym.Env):
     gives the other).
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    # "human" is listed only so that gymnasium hands it to __init__, which refuses it in one line
+    # (otherwise gymnasium wraps the env in a window renderer that fails with an unrelated message)
+    metadata = {"render_modes": ["rgb_array", "human"]}
 
     def __init__(
         self,
@@ -311,14 +313,23 @@ class BlockPushing(gym.Env):
         render_mode: str | None = None,
         shape_rule: str = DEFAULT_SHAPE_RULE,
     ) -> None:
-        if render_type not in RENDERERS:
+        if not isinstance(render_type, str) or render_type not in RENDERERS:
             raise CswmError(f"unknown render_type {render_type!r}: expected one of {sorted(RENDERERS)}")
+        if not isinstance(immovable, bool | np.bool_):  # "no" is a truthy string: refuse, never guess
+            raise CswmError(f"immovable must be True or False, got {immovable!r} "
+                            f"({type(immovable).__name__})")
+        if render_mode not in (None, "rgb_array"):
+            raise CswmError(f"render_mode {render_mode!r} is not supported: expected None or 'rgb_array' "
+                            "(frames are arrays; there is no window)")
+        for k, v in (("width", width), ("height", height), ("num_objects", num_objects)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise CswmError(f"{k} must be a whole number, got {v!r} ({type(v).__name__})")
         self.shape_rule = check_shape_rule(shape_rule)
         if (width, height, num_objects) != (GRID, GRID, NUM_OBJECTS):
             raise CswmError(f"only a {GRID}x{GRID} grid with {NUM_OBJECTS} objects is supported")
         self.render_type = render_type
         self.render_mode = render_mode
-        self.immovable = immovable
+        self.immovable = bool(immovable)
         self.num_objects = num_objects
         self.immovable_objects = (0, 1) if immovable else ()
         self.action_space = spaces.Discrete(4 * num_objects)

@@ -127,18 +127,18 @@ class Child:
             assert time.monotonic() < end, f"no progress marker: {self.err.decode()[-2000:]}"
             time.sleep(0.05)
 
-    def interrupt(self, group: bool, timeout: float = 40.0) -> int:
+    def interrupt(self, group: bool, timeout: float = 40.0, sig: int | None = None) -> int:
         import os
         import signal
         import subprocess
 
-        (os.killpg if group else os.kill)(self.proc.pid, signal.SIGINT)
+        (os.killpg if group else os.kill)(self.proc.pid, signal.SIGINT if sig is None else sig)
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-            raise AssertionError(f"still running {timeout} s after SIGINT (hang)") from None
+            raise AssertionError(f"still running {timeout} s after the signal (hang)") from None
         self.thread.join(5)
         return rc
 
@@ -354,3 +354,63 @@ ROOT = Path(__file__).resolve().parents[2]  # the project (holds _toc.yml)
 
 def no_work(*a, **k):
     raise AssertionError("the work started before the bad input was refused")
+
+
+# ------------------------------------------------------------------------------------------------
+# the checks every case of issue 23 makes: exit code, one line naming the problem, nothing changed
+
+
+def snapshot(*roots: Path) -> dict[str, bytes]:
+    """Every regular file under ``roots`` (links not followed) -> its bytes."""
+    out = {}
+    for root in roots:
+        for p in sorted(Path(root).rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                out[str(p)] = p.read_bytes()
+    return out
+
+
+def unchanged(before: dict[str, bytes], *roots: Path) -> None:
+    """No file of ``before`` changed or went, and no file appeared (a temp file, a half output)."""
+    after = snapshot(*roots)
+    changed = sorted(k for k in before if after.get(k) != before[k])
+    made = sorted(set(after) - set(before))
+    assert not changed and not made, f"changed {changed}, made {made}"
+
+
+def refused(main, argv, capsys, *names: str, code: int = 2) -> str:
+    """Run a CLI in-process; it must exit ``code`` with one ``error:`` line holding every one of
+    ``names`` (the file and the field or flag at fault)."""
+    line = cli(main, argv, capsys, code)
+    for n in names:
+        assert n in line, f"{n!r} not named in: {line}"
+    return line
+
+
+def api_refused(call, *names: str) -> str:
+    """``call()`` raises a one-line :class:`CswmError` naming every one of ``names``."""
+    with pytest.raises(CswmError) as err:
+        call()
+    line = one_line(err.value)
+    for n in names:
+        assert n in line, f"{n!r} not named in: {line}"
+    return line
+
+
+def wired(owner: str, check) -> pytest.MarkDecorator:
+    """Cases that need a line in a module another change owns (``owner``) to call these helpers:
+    expected to fail until that line is in (the counts then report them as failing)."""
+    try:
+        ok = bool(check())
+    except Exception:  # noqa: BLE001 -- not wired yet, whatever the reason
+        ok = False
+    return pytest.mark.xfail(not ok, reason=f"needs {owner} to call the new helper", strict=False)
+
+
+def h5_edit(path: Path, fn) -> Path:
+    """Apply ``fn(h5py.File)`` to ``path`` opened for writing (to craft a bad file from a good one)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        fn(f)
+    return path
