@@ -352,6 +352,7 @@ def default_json_name(args: argparse.Namespace) -> str:
     return f"{Path(args.save_folder).resolve().name}_{Path(args.dataset).stem}_{args.setting}_{digest}.json"
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    from cswm_lib.paths import is_json_of, output_file
     from cswm_lib.tables import format_table
     from cswm_lib.utils import ArgumentParser, results_dir, write_json
 
@@ -371,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--no-transition", action="store_true", help="predict z_0 (no latent step)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a --json file that is not a scores file of this command")
     ap.add_argument("--json", default=None,
                     help="output JSON (default <results>/evaluate/<folder>_<dataset>_<setting>_<hash>.json)")
     args = ap.parse_args(argv)
@@ -379,14 +382,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if not Path(path).exists():
             raise CswmError(f"{what} {path} does not exist")
     out = Path(args.json) if args.json else results_dir() / "evaluate" / default_json_name(args)
-    if out.is_dir() or ((out.exists() or out.is_symlink()) and not out.is_file()):
-        raise CswmError(f"--json {out} is a folder or not a regular file; give a file name such as "
-                        f"{out / 'scores.json' if out.is_dir() else 'scores.json'}")
-    for parent in out.parents:  # checked before the evaluation, not after it
-        if parent.exists() and not parent.is_dir():
-            raise CswmError(f"cannot write {out}: {parent} is a file, not a folder")
-        if parent.is_dir():
-            break
+    # checked before the evaluation, not after it: never over an input, nor over a file it did not write
+    out = output_file(out, "--json", inputs=[args.save_folder, args.dataset], overwrite=args.overwrite,
+                      ours=is_json_of("save_folder", "dataset", "results"), make_parents=True,
+                      example="scores.json", foreign="a scores file of this command")
     from cswm_lib.checkpoint import load_model
     from cswm_lib.data.hdf5 import load_episodes
     from cswm_lib.utils import get_device
@@ -403,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                      no_transition=args.no_transition, order=args.order, progress=not args.no_progress)
         rows.append(r)
     print(format_table([_table_row(r, ks) for r in rows]))
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, {"save_folder": str(args.save_folder), "dataset": str(args.dataset), "results": rows})
     print(f"wrote {out}")
     return rows

@@ -11,6 +11,7 @@ from .common import (
     _evaluate_no_ids,
     _h5,
     _leftovers,
+    _model_folder,
     _write,
     api_cases,
     case,
@@ -40,7 +41,7 @@ API = [  # (what the user does, class it guards against, call(tmp_path, trained)
         lambda t, m: _evaluate_no_ids(m),
         "needs ground-truth state ids",
     ),
-    ("unknown mode", "traceback", lambda t, m: _evaluate(t, m, mode="x"), "mode must be one of"),
+    ("unknown setting", "traceback", lambda t, m: _evaluate(t, m, setting="x"), "setting must be one of"),
     ("Hits@k beyond the candidates", "traceback", lambda t, m: _evaluate(t, m, ks=[50]), "Hits@50 asked for"),
 ]
 
@@ -106,3 +107,51 @@ def test_evaluate_refuses_a_bad_json_path_before_any_work(name, tmp_path, capsys
     assert ("is a folder" if "folder" in name else "notes.txt is a file, not a folder") in msg
     assert notes.read_bytes() == b"my notes" and not (tmp_path / "results").exists()
     assert _leftovers(tmp_path) == []
+
+
+JSON_OVER = [
+    case("evaluate: --json is the checkpoint's model.pt", "lost_or_overwritten"),
+    case("evaluate: --json is the eval dataset", "lost_or_overwritten"),
+    case("evaluate: --json lies inside the checkpoint folder", "lost_or_overwritten"),
+    case("evaluate: --json is a link to the eval dataset", "lost_or_overwritten"),
+    case("evaluate: --json is an unrelated text file", "lost_or_overwritten"),
+]
+
+
+@pytest.mark.parametrize("name", JSON_OVER)
+def test_evaluate_never_writes_its_scores_over_an_input_or_a_foreign_file(name, tmp_path, capsys, trained):
+    from cswm_lib.evaluate import main as evaluate_main
+    from cswm_lib.utils import cli_errors
+
+    folder = _model_folder(tmp_path, trained)
+    data = _h5(tmp_path, "eval.h5", E=4, T=4)
+    notes = _write(tmp_path / "notes.txt", b"my notes")
+    target = {"model.pt": folder / "model.pt", "link": tmp_path / "link.json", "eval dataset": data,
+              "inside": folder / "scores.json", "unrelated": notes}
+    target = next(v for k, v in target.items() if k in name)
+    if "link" in name:
+        target.symlink_to(data)
+    before = {p: p.read_bytes() for p in (*folder.iterdir(), data, notes) if p.is_file()}
+    argv = ["--save-folder", folder, "--dataset", data, "--no-progress", "--ks", 1, "--json", target]
+    msg = cli(cli_errors(evaluate_main), argv, capsys)
+    want = "pass --overwrite" if "unrelated" in name else "refusing to write over an input"
+    assert "--json" in msg and want in msg
+    assert {p: p.read_bytes() for p in before} == before  # no input and no foreign file changed
+    assert not (folder / "scores.json").exists()
+
+
+def test_evaluate_replaces_its_own_scores_and_a_foreign_file_only_with_overwrite(tmp_path, trained):
+    from cswm_lib.evaluate import main as evaluate_main
+
+    folder = _model_folder(tmp_path, trained)
+    data = _h5(tmp_path, "eval.h5", E=4, T=4)
+    out = tmp_path / "scores.json"
+    argv = ["--save-folder", str(folder), "--dataset", str(data), "--no-progress", "--ks", "1",
+            "--json", str(out)]
+    evaluate_main(argv)
+    first = out.read_bytes()
+    evaluate_main(argv)  # its own file: replaced without --overwrite
+    assert out.read_bytes() == first
+    notes = _write(tmp_path / "notes.txt", b"my notes")
+    evaluate_main(argv[:-1] + [str(notes), "--overwrite"])
+    assert notes.read_bytes() != b"my notes" and b'"results"' in notes.read_bytes()
