@@ -321,6 +321,70 @@ def chapter_params(spec: dict[str, Any], chapter: Path, executor: str | None = N
     return params
 
 
+def declaration(params_file: Path) -> dict[str, Any]:
+    """What a record names of its declaration: the parameter file (relative to the project), the last
+    commit that changed it and whether it differs from that commit ("declare, then run": budgets,
+    seeds and rule are committed before the run that a verdict judges)."""
+    import subprocess
+
+    root = project_root()
+    shown = params_file.resolve()
+    shown = shown.relative_to(root).as_posix() if shown.is_relative_to(root) else shown.name
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("log", "-1", "--format=%H", "--", str(params_file.resolve())) or None
+    status = git("status", "--porcelain", "--", str(params_file.resolve()))
+    return {"params": shown, "params_commit": commit,
+            "params_dirty": None if status is None else bool(status)}
+
+
+#: What every current record (``book/results/<scale>/<chapter>.json``, history excepted) must hold.
+RECORD_FIELDS = ("chapter", "scale", "command", "wall_seconds", "load", "provenance", "declared", "results")
+
+
+def check_record(record: dict[str, Any]) -> list[str]:
+    """What a current record lacks: its top-level fields (:data:`RECORD_FIELDS`), every provenance
+    field (:data:`cswm_lib.provenance.FIELDS`), a clean committed declaration, and for a record with
+    verdicts, the origin of every run and verdicts of the declared rule."""
+    from cswm_lib.provenance import FIELDS
+
+    missing = [f for f in RECORD_FIELDS if f not in record]
+    prov = record.get("provenance") or {}
+    missing += [f"provenance.{f}" for f in FIELDS if f not in prov]
+    if prov and (prov.get("commit") is None or prov.get("dirty") is not False):
+        missing.append("provenance.commit of a clean checkout")
+    declared = record.get("declared") or {}
+    if declared and (declared.get("params_commit") is None or declared.get("params_dirty") is not False):
+        missing.append("declared.params committed before the run")
+    results = record.get("results") or {}
+    if results.get("verdicts"):
+        if not results.get("runs"):
+            missing.append("results.runs (trained / resumed / reused per run)")
+        if any("rule" not in v for v in results["verdicts"]):
+            missing.append("verdicts of the declared rule (cswm_lib.verdict)")
+    return missing
+
+
+def check_records(folder: Path | None = None) -> dict[str, list[str]]:
+    """:func:`check_record` of every current record under ``book/results/<scale>/`` (the
+    ``history/`` folders hold earlier records as they were made and are not checked)."""
+    from cswm_lib.report.results import load_record
+
+    folder = folder or project_root() / "book" / "results"
+    problems = {}
+    for path in sorted(folder.glob("*/*.json")):
+        missing = check_record(load_record(path))
+        if missing:
+            problems[path.relative_to(folder).as_posix()] = missing
+    return problems
+
+
 def run(
     params_file: Path,
     out_dir: Path,
@@ -343,6 +407,12 @@ def run(
         parse_executor(executor)  # a bad name fails here, in one line, before any chapter runs
     book = toc_chapters()
     check_defaults(spec, book, params_file)
+    if record:
+        from cswm_lib.provenance import git_state
+
+        if git_state(project_root()).get("dirty"):
+            raise CswmError("--record needs a committed checkout (declare, then run): commit the "
+                            "parameters and the code first, so the record can name them")
     by_stem = {c.stem: c for c in book}
     unknown_sections = sorted(set(spec.get("chapters", {})) - set(by_stem))
     if unknown_sections:
@@ -370,11 +440,16 @@ def run(
             command += f" --chapters {chapter.stem}"
             if executor is not None:
                 command += f" --executor {executor}"
+            from cswm_lib.provenance import provenance
+
+            where = str(params.get("executor") or "local")
             record_.update(
                 command=command,
                 wall_seconds=round(time.time() - start, 1),
                 load=[round(x, 2) for x in os.getloadavg()],
                 cores=os.cpu_count(),
+                provenance=provenance(where, threads_per_run=1 if ":" in where or where == "ray" else None),
+                declared=declaration(params_file),
             )
             write_json(results, record_)
         if record and results.is_file():
@@ -402,6 +477,8 @@ def main(argv: list[str] | None = None) -> None:
                        help="copy each chapter's results.json to book/results/<scale>/ (reference runs)")
     p_res = sub.add_parser("results", help="print (or write into README.md) the recorded results table")
     p_res.add_argument("--readme", action="store_true", help="rewrite the results block of README.md")
+    p_res.add_argument("--check", action="store_true",
+                       help="fail when a current record lacks provenance, its declaration or run origins")
     p_conv = sub.add_parser("convert", help="convert every chapter in _toc.yml to .ipynb")
     p_conv.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -413,6 +490,12 @@ def main(argv: list[str] | None = None) -> None:
         scale = load_params(args.params).get("scale") or args.params.stem
         out = args.out or Path("runs") / scale_name(scale, f"parameter file {args.params}")
         run(args.params, out, args.chapters, args.force, args.record, args.executor)
+    elif args.command == "results" and args.check:
+        problems = check_records()
+        if problems:
+            raise CswmError("records without full provenance: " + "; ".join(
+                f"{name} lacks {', '.join(missing)}" for name, missing in problems.items()))
+        print("every current record has its provenance, declaration and run origins")
     elif args.command == "results":
         from cswm_lib.report import glance_markdown, readme_with_results
 

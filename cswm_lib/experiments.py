@@ -247,6 +247,29 @@ def run_name(spec: Experiment, strategy: str, seed: int) -> str:
     return f"{spec.experiment} {spec.dataset}/{strategy}_s{seed}"
 
 
+def run_origin(config: TrainConfig) -> str:
+    """Where a run's weights will come from, decided before training: ``"reused"`` (a finished run in
+    its checkpoint folder), ``"resumed"`` (an interrupted one: its ``state.pt``) or ``"trained"`` (from
+    scratch in this sweep). A record names it for every run."""
+    if _finished(config):
+        return "reused"
+    return "resumed" if (config.folder() / "state.pt").exists() else "trained"
+
+
+def run_origins(specs: dict[str, Experiment]) -> dict[str, dict[str, dict[str, str]]]:
+    """:func:`run_origin` of every run of ``specs``: ``{name: {"<strategy>_s<seed>": {"origin",
+    "folder"}}}`` (the folder relative to the checkpoints folder, where a reused run lives)."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name, spec in specs.items():
+        train_path, eval_path = datasets(spec)
+        for strategy in spec.strategies:
+            for seed in spec.seeds:
+                cfg = spec.train_config(strategy, seed, train_path, eval_path)
+                out.setdefault(name, {})[cfg.name] = {
+                    "origin": run_origin(cfg), "folder": f"{spec.folder_name()}/{cfg.name}"}
+    return out
+
+
 def train_jobs(spec: Experiment) -> tuple[list[Job], dict[tuple[str, int], Path]]:
     """The training jobs of ``spec`` that still have updates to go (finished runs are skipped), and
     the checkpoint folder of every (strategy, seed) run."""

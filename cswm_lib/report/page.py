@@ -14,7 +14,16 @@ from cswm_lib.curves import CurveSet, curve_table
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.executor import Executor
-from cswm_lib.experiments import UNTRAINED, Experiment, datasets, score_specs, select, spec_dict, train_specs
+from cswm_lib.experiments import (
+    UNTRAINED,
+    Experiment,
+    datasets,
+    run_origins,
+    score_specs,
+    select,
+    spec_dict,
+    train_specs,
+)
 from cswm_lib.report.figures import plot_curve_grid, plot_slot_grid, plot_steps
 from cswm_lib.report.results import reference_run
 from cswm_lib.report.tables import departure_markdown, run_summary, score_table, slot_lengths_text
@@ -40,6 +49,8 @@ class ExperimentPage:
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.rows: list[dict[str, Any]] = []
         self.verdicts: list[dict[str, Any]] = []
+        #: ``{name: {run: {"origin", "folder"}}}``: which runs this sweep trained, resumed or reused
+        self.origins: dict[str, dict[str, dict[str, str]]] = {}
 
     def sizes(self) -> str:
         """One line per dataset: its train and eval episodes and the budget of each run."""
@@ -70,6 +81,7 @@ class ExperimentPage:
         (:func:`~cswm_lib.report.figures.plot_curve_grid`)."""
         import matplotlib.pyplot as plt
 
+        self.origins = run_origins(self.specs)  # before training: trained, resumed or reused
         self.folders = train_specs(self.specs, self.executor)
         self.curves = {name: curve_table(f) for name, f in self.folders.items()}
         if panels:
@@ -130,7 +142,7 @@ class ExperimentPage:
         specs, the curves and the verdicts, plus ``more``."""
         return {"table": self.rows, "per_seed": self.records,
                 "specs": {name: spec_dict(spec) for name, spec in self.specs.items()},
-                "curves": self.curves, "verdicts": self.verdicts, **more}
+                "curves": self.curves, "verdicts": self.verdicts, "runs": self.origins, **more}
 
 
 def show_verdict(

@@ -40,10 +40,10 @@ def _collect_argv(tmp_path, *more):
 
 
 SEEDS = {
-    "A3C train with --seed -1": ("traceback", "train", ["--seed", -1], "--seed must be in 0.."),
-    "A3C train with --seed 2^63": ("traceback", "train", ["--seed", 2**63], "--seed must be in 0.."),
-    "collect with --seed -1": ("traceback", "collect", ["--seed", -1], "--seed must be in 0.."),
-    "collect with --seed 2^64": ("traceback", "collect", ["--seed", 2**64], "--seed must be in 0.."),
+    "A3C train with --seed -1": ("traceback", "train", ["--seed", -1], "--seed must be in [0, "),
+    "A3C train with --seed 2^63": ("traceback", "train", ["--seed", 2**63], "--seed must be in [0, "),
+    "collect with --seed -1": ("traceback", "collect", ["--seed", -1], "--seed must be in [0, "),
+    "collect with --seed 2^64": ("traceback", "collect", ["--seed", 2**64], "--seed must be in [0, "),
     "A3C train on a world with image observations (ShapesTrain-v0)": (
         "traceback",
         "train",
