@@ -57,8 +57,8 @@ def test_the_results_check_command_fails_on_a_record_without_provenance(tmp_path
     record = tmp_path / "book" / "results" / "cpu" / "08_immovable.json"
     record.write_text(json.dumps({"chapter": "x"}))
     env = {**os.environ, "CSWM_ROOT": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "cswm_lib.book", "results", "--check"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "cswm_lib.book", "results", "--check"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "cpu/08_immovable.json lacks scale, command" in proc.stderr and "provenance.commit" in proc.stderr
 
