@@ -48,10 +48,6 @@ TINY = dict(num_updates=4, eval_every=2, batch_size=16, hidden_dim=32, eval_epis
 
 
 # ------------------------------------------------------------------ the chapters' own declarations
-def chapter_source(chapter: str) -> ast.Module:
-    return ast.parse((ROOT / "book" / "chapters" / f"{chapter}.py").read_text())
-
-
 def chapter_defaults(chapter: str) -> dict[str, Any]:
     """The chapter's ``parameters`` cell (its small defaults) as values: every literal assignment
     between ``# %% tags=["parameters"]`` and the next cell."""
@@ -61,20 +57,15 @@ def chapter_defaults(chapter: str) -> dict[str, Any]:
             if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-def chapter_verdict(chapter: str) -> dict[str, Any]:
-    """What the chapter's Verdict cell passes to ``report.verdict``: its ``CLAIM``, the new strategy
-    (5th positional argument) and the literal keywords (the score's setting)."""
-    tree = chapter_source(chapter)
-    claim = next(ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                 and any(isinstance(t, ast.Name) and t.id == "CLAIM" for t in n.targets))
-    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute) and n.func.attr == "verdict")
-    kw = {}
-    for k in call.keywords:
-        with_literal = isinstance(k.value, ast.Constant)
-        if with_literal and k.arg not in ("scale",):
-            kw[k.arg] = k.value.value
-    return {"claim": claim, "new": ast.literal_eval(call.args[4]), "keywords": kw}
+#: The claim each chapter judges (declared once in cswm_lib.verdict.CLAIMS).
+SECTIONS = {"08_immovable": "4.1", "09_atari_time_aligned": "4.2"}
+
+
+def chapter_claim(chapter: str) -> Any:
+    """The declared claim (:class:`cswm_lib.verdict.Claim`) the chapter's Verdict section judges."""
+    from cswm_lib.verdict import CLAIMS
+
+    return CLAIMS[SECTIONS[chapter]]
 
 
 def chapter_params(chapter: str, tiny: bool) -> tuple[str, dict[str, Any]]:
@@ -353,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             " parameters, specs built as the chapter builds them; seeds added wave by wave while the "
             "measured time fitted the budget")
     recorders = {c: Recorder(c, chapter_params(c, a.tiny)[0], out, prov, command, note, n_train,
-                          chapter_verdict(c))
+                          chapter_claim(c))
                  for c in CHAPTERS}
     measured: dict[str, float] = {}
 

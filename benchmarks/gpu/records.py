@@ -20,14 +20,18 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _verdict(fn: Any, records: list, v: dict[str, Any], experiment: str, name: str,
-             kw: dict[str, Any]) -> dict[str, Any]:
-    """``report.verdict`` as the chapter calls it; an error (e.g. a rule that needs more seeds) is
-    recorded in the row instead of losing the record."""
+def _verdict(claim: Any, records: list, untrained: list, name: str, kw: dict[str, Any]) -> dict[str, Any]:
+    """:func:`cswm_lib.verdict.verdict` on the declared ``claim``, as the chapter's Verdict section
+    computes it; an error (e.g. a seed missing from one strategy) is recorded in the row instead of
+    losing the record."""
+    from cswm_lib.verdict import verdict
+
     try:
-        return fn(records, v["claim"], experiment, name, v["new"], **kw)
+        return verdict(records, claim.text, claim.section, name, claim.new, setting=claim.setting,
+                       controls=claim.controls, paper_settings=claim.paper_settings, metric=claim.metric,
+                       rule=claim.rule, untrained=untrained, **kw)
     except Exception as err:  # noqa: BLE001 - the record must still be written
-        return {"claim": v["claim"], "experiment": experiment, "dataset": name, "new": v["new"],
+        return {"claim": claim.text, "experiment": claim.section, "dataset": name, "new": claim.new,
                 "verdict": "error", "why": f"{type(err).__name__}: {err}"}
 
 
@@ -35,10 +39,10 @@ class Recorder:
     """Everything a chapter's record holds, grown wave by wave and rewritten atomically."""
 
     def __init__(self, chapter: str, scale: str, out: Path, prov: dict[str, Any], command: str,
-                 note: str, n_train: dict[str, int], verdict: dict[str, Any]) -> None:
-        """``verdict``: the chapter's claim, new strategy and score setting (full_scale.chapter_verdict)."""
+                 note: str, n_train: dict[str, int], claim: Any) -> None:
+        """``claim``: the declared claim the chapter judges (full_scale.chapter_claim)."""
         self.chapter, self.scale, self.out, self.prov, self.n_train = chapter, scale, out, prov, n_train
-        self.verdict = verdict
+        self.claim = claim
         self.command, self.note, self.t0 = command, note, time.time()
         self.specs: dict[str, Any] = {}
         self.folders: dict[str, dict] = {}
@@ -50,14 +54,12 @@ class Recorder:
 
     def write(self) -> Path:
         from cswm_lib import experiments as ex
-        from cswm_lib import report
-        from cswm_lib.book import portable
+        from cswm_lib.book import declaration, portable
         from cswm_lib.curves import curve_table
         from cswm_lib.provenance import load_average
         from cswm_lib.train import TrainConfig, total_updates
         from cswm_lib.utils import project_root
 
-        v = self.verdict
         rows, big_rows, verdicts, big_verdicts = [], [], [], []
         for name, spec in self.specs.items():
             if not self.records.get(name):
@@ -67,17 +69,20 @@ class Recorder:
             cfg = TrainConfig(**spec.model, epochs=spec.epochs, num_updates=spec.num_updates,
                               batch_size=spec.batch_size)
             kw = dict(updates=total_updates(cfg, n), batch_size=spec.batch_size, scale=self.scale,
-                      data=f"{n} transitions", **v["keywords"])
-            verdicts.append(_verdict(report.verdict, self.records[name], v, spec.experiment, name, kw))
+                      data=f"{n} transitions")
+            untrained = ex.score_untrained(spec)
+            rows += ex.aggregate(spec, untrained)
+            verdicts.append(_verdict(self.claim, self.records[name], untrained, name, kw))
             if self.big_records.get(name):
-                big_rows += ex.aggregate(self.big[name], self.big_records[name])
-                big_verdicts.append(_verdict(report.verdict, self.big_records[name], v, spec.experiment, name,
-                                             kw))
+                big_untrained = ex.score_untrained(self.big[name])
+                big_rows += ex.aggregate(self.big[name], self.big_records[name] + big_untrained)
+                big_verdicts.append(_verdict(self.claim, self.big_records[name], big_untrained, name, kw))
         results = {
             "table": rows, "per_seed": self.records,
             "specs": {n: ex.spec_dict(s) for n, s in self.specs.items()},
             "curves": {n: curve_table(f) for n, f in self.folders.items()},
             "verdicts": verdicts, "seconds": time.time() - self.t0, "not_run": self.skipped,
+            "runs": self.runs,
         }
         if self.big:
             results.update(eval_big={n: s.eval_data for n, s in self.big.items()},
@@ -87,7 +92,8 @@ class Recorder:
             "chapter": self.chapter, "scale": self.scale, "results": results, "command": self.command,
             "wall_seconds": round(time.time() - T0, 1), "load": load_average(),
             "cores": os.cpu_count(), "note": self.note,
-            "provenance": {**self.prov, "runs": self.runs},
+            "provenance": self.prov,
+            "declared": declaration(project_root() / "book" / "params" / "full.yaml"),
         }
         work = Path(os.environ["CSWM_DATA"]).parent
         record = portable(portable(record, work), project_root())
