@@ -17,7 +17,7 @@ from cswm_lib.a3c import (
     evaluate_policy,
     load_checkpoint,
     load_policy,
-    read_curve,
+    read_returns,
 )
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, discount, main, train
 from cswm_lib.errors import CswmError
@@ -139,13 +139,13 @@ def test_train_checkpoints_and_resumes(tmp_path):
     train(cfg)
     first = load_checkpoint(tmp_path)
     assert first["frames"] >= 1500 and first["stats"]["episodes"] > 0
-    curve = read_curve(tmp_path)
+    curve = read_returns(tmp_path)
     assert len(curve) == first["stats"]["episodes"]
     cfg.max_frames = 3000  # the run resumes from its checkpoint and continues the curve
     train(cfg)
     second = load_checkpoint(tmp_path)
     assert second["frames"] >= 3000 and second["stats"]["episodes"] > first["stats"]["episodes"]
-    curve2 = read_curve(tmp_path)
+    curve2 = read_returns(tmp_path)
     assert [r["episode"] for r in curve2] == list(range(1, len(curve2) + 1))
     assert curve2[: len(curve)] == curve
     assert train(cfg) == tmp_path and load_checkpoint(tmp_path)["frames"] == second["frames"]  # finished

@@ -184,7 +184,7 @@ class _MemoryPolicy(_CountingPolicy):
 def test_burnin_summary_compares_reset_and_carried_memory():
     reset = col.burnin_summary(SI, _MemoryPolicy(), 2, 80, 81, eps=0.0, burnin_gru="reset")
     carry = col.burnin_summary(SI, _MemoryPolicy(), 2, 80, 81, eps=0.0, burnin_gru="carry")
-    assert reset["steps"].tolist() == carry["steps"].tolist() == [80, 80]
+    assert reset["lengths"].tolist() == carry["lengths"].tolist() == [80, 80]
     assert reset["reasons"]["kept"] == carry["reasons"]["kept"] == 2 and reset["distinct_starts"] == 1
     assert shared_states(reset["start_rams"], carry["start_rams"]) == 0  # memory changes the start state
 

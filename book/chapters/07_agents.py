@@ -72,7 +72,7 @@ from cswm_lib.a3c import (
     evaluate_policy,
     load_checkpoint,
     load_policy,
-    read_curve,
+    read_returns,
 )
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, train
 from cswm_lib.book import save_results
@@ -160,7 +160,7 @@ print(f"{cp['frames']} frames, {cp['stats']['episodes']} episodes,\n"
       f"training took {cp['elapsed']:.1f} s ({time.time() - t0:.1f} s in this cell)")
 
 # %%
-ax = report.plot_agent_curve(read_curve(cp_folder), target=cartpole_target)
+ax = report.plot_agent_curve(read_returns(cp_folder), target=cartpole_target)
 ax.set_title(f"A3C on CartPole-v1, {cartpole_workers} workers")
 plt.show()
 
@@ -199,7 +199,7 @@ for game in atari_games:
     t0 = time.time()
     agents[game] = train(cfg)
     ck = load_checkpoint(agents[game])
-    curve = read_curve(agents[game])
+    curve = read_returns(agents[game])
     last = np.mean([r["return"] for r in curve[-100:]]) if curve else float("nan")
     print(f"{game}: {ck['frames']} frames, {ck['stats']['episodes']} episodes,\n"
           f"  mean return {last:.1f}, {time.time() - t0:.1f} s")
@@ -211,7 +211,7 @@ for game in atari_games:
 fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5),
                          squeeze=False)
 for ax, game in zip(axes[0], atari_games, strict=True):
-    report.plot_agent_curve(read_curve(agents[game]), ax=ax)
+    report.plot_agent_curve(read_returns(agents[game]), ax=ax)
     ax.set_title(game)
 plt.show()
 
@@ -276,7 +276,7 @@ for game in atari_games:
         burnin_compare[game, gru] = s
         print(f"{game} burnin_gru={gru!r}: "
               f"mean burn-in return {s['returns'].mean():+.2f},\n"
-              f"    mean steps played {s['steps'].mean():.1f}, "
+              f"    mean steps played {s['lengths'].mean():.1f}, "
               f"kept {s['reasons']['kept']}/{burnin_attempts}, "
               f"distinct start states {s['distinct_starts']} "
               f"({time.time() - t0:.1f} s)")

@@ -18,12 +18,12 @@ from cswm_lib.a3c.agent import (
     load_policy,
     make_env,
     make_policy,
-    read_curve,
+    read_returns,
 )
 from cswm_lib.a3c.model import AtariPolicy, MLPPolicy, atari_agent_obs
 from cswm_lib.a3c.optim import SharedAdam
 
 __all__ = [
     "AtariPolicy", "MLPPolicy", "SharedAdam", "atari_agent_obs", "evaluate_policy", "load_checkpoint",
-    "load_policy", "make_env", "make_policy", "read_curve",
+    "load_policy", "make_env", "make_policy", "read_returns",
 ]

@@ -127,8 +127,9 @@ def check_policy_weights(state: dict, policy: nn.Module, path: Path, env_id: str
         raise CswmError(f"{path} lacks the weights {sorted(set(mine) - set(state))[:3]}")
 
 
-def read_curve(folder: str | Path) -> list[dict[str, float]]:
-    """The training curve: one dict per finished episode (frames, episode, return, length, ...)."""
+def read_returns(folder: str | Path) -> list[dict[str, float]]:
+    """The agent's returns while it trained (``curve.jsonl``): one dict per finished episode (frames,
+    episode, return, length, ...)."""
     path = Path(folder) / "curve.jsonl"
     if not path.is_file():
         return []

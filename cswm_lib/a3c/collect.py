@@ -218,7 +218,7 @@ def burnin_summary(env_id: str, policy: nn.Module | None, num_attempts: int, min
     finally:
         env.close()
     rams = np.stack(starts) if starts else np.zeros((0, 128), dtype=np.int64)
-    return dict(burnin_gru=burnin_gru, returns=np.array(returns), steps=np.array(steps), reasons=reasons,
+    return dict(burnin_gru=burnin_gru, returns=np.array(returns), lengths=np.array(steps), reasons=reasons,
                 start_rams=rams, distinct_starts=shared_states(rams, rams) if len(rams) else 0)
 
 

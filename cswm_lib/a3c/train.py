@@ -46,7 +46,7 @@ from cswm_lib.a3c.agent import (
     load_checkpoint,
     make_env,
     make_policy,
-    read_curve,
+    read_returns,
 )
 from cswm_lib.a3c.optim import SharedAdam
 from cswm_lib.errors import CswmError
@@ -327,7 +327,7 @@ def train(cfg: A3CConfig, resume: bool = True) -> Path:
                             f"({type(err).__name__}); resume is not possible, pass --no-resume") from None
         start_frames, elapsed, stats = ckpt["frames"], ckpt["elapsed"], _Stats(cfg.window, ckpt["stats"])
         # episodes logged after the checkpoint are replayed by the resumed run: drop them
-        kept = [r for r in read_curve(folder) if r["episode"] <= stats.episodes]
+        kept = [r for r in read_returns(folder) if r["episode"] <= stats.episodes]
         with atomic_path(curve_path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
     else:

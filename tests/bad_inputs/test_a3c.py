@@ -75,7 +75,7 @@ A3C_INTERRUPTS = [
 @pytest.mark.parametrize("name", A3C_INTERRUPTS)
 def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path):
     a3c_train = importlib.import_module("cswm_lib.a3c.train")
-    from cswm_lib.a3c.agent import load_checkpoint, read_curve
+    from cswm_lib.a3c.agent import load_checkpoint, read_returns
 
     child = Child(
         "cswm_lib.a3c.train",
@@ -92,7 +92,7 @@ def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path
         "fork",
         "--no-progress",
     )
-    child.wait_for(lambda: (tmp_path / "curve.jsonl").is_file() and len(read_curve(tmp_path)) >= 5)
+    child.wait_for(lambda: (tmp_path / "curve.jsonl").is_file() and len(read_returns(tmp_path)) >= 5)
     assert child.interrupt(group="group" in name) == 130
     assert _leftovers(tmp_path) == []
     first = load_checkpoint(tmp_path)  # written on Ctrl-C
@@ -110,7 +110,7 @@ def test_ctrl_c_during_a3c_training_leaves_a_resumable_checkpoint(name, tmp_path
     second = load_checkpoint(tmp_path)
     assert second["frames"] >= first["frames"] + 300
     assert second["stats"]["episodes"] > first["stats"]["episodes"]
-    curve = read_curve(tmp_path)
+    curve = read_returns(tmp_path)
     assert [r["episode"] for r in curve] == list(range(1, len(curve) + 1))
 
 

@@ -128,21 +128,21 @@ def test_a_torn_a3c_curve_resumes_or_is_one_line(name, tmp_path, capsys):
     ]
     a3c.main([str(a) for a in argv])
     curve = tmp_path / "curve.jsonl"
-    rows = agent.read_curve(tmp_path)
+    rows = agent.read_returns(tmp_path)
     if "middle" in name:
         lines = curve.read_text().splitlines(keepends=True)
         curve.write_text("".join([lines[0], lines[1][:9] + "\n", *lines[2:]]))
         before = snapshot(tmp_path)
-        api_refused(lambda: agent.read_curve(tmp_path), "curve.jsonl line 2")
+        api_refused(lambda: agent.read_returns(tmp_path), "curve.jsonl line 2")
         unchanged(before, tmp_path)
         return
     with curve.open("a") as f:  # what a kill during an append leaves
         f.write('{"frames": 301, "episo')
     capsys.readouterr()
-    assert agent.read_curve(tmp_path) == rows
+    assert agent.read_returns(tmp_path) == rows
     assert capsys.readouterr().err.count("torn last line") == 1
     argv[argv.index("--max-frames") + 1] = 600
     a3c.main([str(a) for a in argv])
-    resumed = agent.read_curve(tmp_path)
+    resumed = agent.read_returns(tmp_path)
     assert [r["episode"] for r in resumed] == list(range(1, len(resumed) + 1)) and len(resumed) > len(rows)
     assert all(json.loads(line) for line in curve.read_text().splitlines())  # the torn line is gone
