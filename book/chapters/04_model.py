@@ -393,7 +393,7 @@ for who, m, control in [("before training", model, False), ("trained", trained, 
     for L in steps:
         r = evaluate(m, eval_eps, setting="global", num_steps=L, no_transition=control,
                      device=dev, progress=False)
-        scores[-1][f"{L} step" + "s" * (L > 1)] = f"{100 * r["Hits@1"]:.1f}"
+        scores[-1][f"{L} step" + "s" * (L > 1)] = f"{100 * r['Hits@1']:.1f}"
 paper = {L: published.value("shapes", "Hits@1", L) for L in steps}  # None: unknown
 scores.append({"model": published.LABEL} | {
     f"{L} step" + "s" * (L > 1): f"{100 * v:.1f}" for L, v in paper.items() if v})
