@@ -25,8 +25,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
-#: The smallest text on a page, in CSS px: 9 pt (a CSS px is 1/96 in, a point 1/72 in), about
-#: three quarters of the book's 16 px body text; matplotlib's default 10 pt at 100 dpi is 13.9 px.
+#: Smallest text a reader is asked to read, in CSS px. It is 9 pt (a CSS px is 1/96 in, a point
+#: 1/72 in), three quarters of the book's 16 px body text; matplotlib's default 10 pt at 100 dpi
+#: is 13.9 px.
 MIN_TEXT_PX = 12.0
 KEY_FONT, KEY_DPI = "cswm:min_font_pt", "cswm:dpi"
 _installed = False

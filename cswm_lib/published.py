@@ -24,6 +24,7 @@ from cswm_lib.errors import CswmError
 WORLDS = {"shapes": "2D Shapes", "cubes": "3D Cubes", "pong": "Atari Pong", "spaceinvaders": "Space Invaders"}
 METRICS = ("Hits@1", "MRR")
 NUM_STEPS = (1, 5, 10)
+#: How a table or row of these numbers is labelled wherever the book shows them.
 LABEL = "published (Kipf et al. 2020, Table 1)"
 
 
