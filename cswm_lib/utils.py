@@ -221,10 +221,16 @@ def interrupt_guard() -> Iterator[InterruptGuard]:
         guard.interrupted = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         raise guard.interrupted
 
+    def unraisable(info: Any) -> None:  # the signal hit a __del__ or weakref callback: remembered, not shown
+        if not (guard.interrupted and isinstance(info.exc_value, KeyboardInterrupt)):
+            hook(info)
+
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield guard
     finally:
+        sys.unraisablehook = hook
         for sig, old in previous.items():
             signal.signal(sig, old)
 

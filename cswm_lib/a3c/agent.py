@@ -105,10 +105,15 @@ def check_a3c_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
                         "not an A3C checkpoint of this library")
 
 
-def load_policy(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained policy from ``<folder>/checkpoint.pt`` in eval mode."""
+def load_policy(folder: str | Path, device: str | torch.device = "cpu",
+                env_id: str | None = None) -> nn.Module:
+    """The trained policy from ``<folder>/checkpoint.pt`` in eval mode; with ``env_id``, an agent
+    trained on another game is refused (its weights may fit, its play would not)."""
     ckpt = load_checkpoint(folder)
     cfg = ckpt["config"]  # the A3CConfig of the run, as a dict
+    if env_id is not None and cfg["env_id"] != env_id:
+        raise CswmError(f"the agent in {folder} was trained on {cfg['env_id']}, not {env_id}: pass --agent "
+                        "with an agent of this game")
     policy = make_policy(cfg["env_id"], hidden=cfg["hidden"])
     check_policy_weights(ckpt["model"], policy, Path(folder) / "checkpoint.pt", cfg["env_id"])
     policy.load_state_dict(ckpt["model"])

@@ -340,7 +340,7 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
         if _same(have, want):
             return path
     folder = cfg.agent_folder()
-    policy = None if folder is None else load_policy(folder)
+    policy = None if folder is None else load_policy(folder, env_id=cfg.env_id)
     blacklist = start_state_blacklist(cfg.check_dup_paths, cfg.env_id)
     partial = path.with_name(path.name + ".partial.npz")
     episodes: list[tuple[np.ndarray, ...]] = []

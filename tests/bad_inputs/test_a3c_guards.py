@@ -146,3 +146,22 @@ def test_a_torn_a3c_curve_resumes_or_is_one_line(name, tmp_path, capsys):
     resumed = agent.read_returns(tmp_path)
     assert [r["episode"] for r in resumed] == list(range(1, len(resumed) + 1)) and len(resumed) > len(rows)
     assert all(json.loads(line) for line in curve.read_text().splitlines())  # the torn line is gone
+
+
+@pytest.mark.parametrize(
+    "name", [case("collect Pong with an agent trained on Space Invaders", "silent_wrong")]
+)
+def test_collect_refuses_an_agent_of_another_game(name, tmp_path, capsys):
+    a3c = importlib.import_module("cswm_lib.a3c.train")
+    agent = importlib.import_module("cswm_lib.a3c.agent")
+    optim = importlib.import_module("cswm_lib.a3c.optim")
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    policy = agent.make_policy("SpaceInvadersDeterministic-v4")  # 6 actions, like Pong: the weights fit
+    cfg = a3c.A3CConfig(env_id="SpaceInvadersDeterministic-v4", folder=str(folder))
+    a3c._save_checkpoint(folder, cfg, policy, optim.SharedAdam(policy.parameters()), 0, a3c._Stats(1), 0.0)
+    argv = _collect_argv(tmp_path)
+    argv[argv.index("--agent") + 1] = folder
+    before = snapshot(tmp_path)
+    refused(importlib.import_module("cswm_lib.a3c.collect").main, argv, capsys, "SpaceInvaders", "not Pong")
+    unchanged(before, tmp_path)

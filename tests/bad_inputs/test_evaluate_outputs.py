@@ -23,12 +23,12 @@ def _cli_uses_output_file():
 TARGETS = {
     "evaluate with --json pointing at the checkpoint's model.pt": (
         lambda c, d, t: c / "model.pt",
-        "is the input",
+        "lies inside",
     ),
     "evaluate with --json pointing at the eval dataset": (lambda c, d, t: d, "is the input"),
     "evaluate with --json pointing at a link to model.pt": (
         lambda c, d, t: (t / "link.json").symlink_to(c / "model.pt") or t / "link.json",
-        "is the input",
+        "lies inside",
     ),
     "evaluate with --json inside the checkpoint folder": (lambda c, d, t: c / "scores.json", "lies inside"),
     "evaluate with --json over an unrelated text file": (
