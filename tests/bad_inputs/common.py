@@ -397,16 +397,6 @@ def api_refused(call, *names: str) -> str:
     return line
 
 
-def wired(owner: str, check) -> pytest.MarkDecorator:
-    """Cases that need a line in a module another change owns (``owner``) to call these helpers:
-    expected to fail until that line is in (the counts then report them as failing)."""
-    try:
-        ok = bool(check())
-    except Exception:  # noqa: BLE001 -- not wired yet, whatever the reason
-        ok = False
-    return pytest.mark.xfail(not ok, reason=f"needs {owner} to call the new helper", strict=False)
-
-
 def h5_edit(path: Path, fn) -> Path:
     """Apply ``fn(h5py.File)`` to ``path`` opened for writing (to craft a bad file from a good one)."""
     import h5py

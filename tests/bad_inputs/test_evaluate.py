@@ -109,37 +109,6 @@ def test_evaluate_refuses_a_bad_json_path_before_any_work(name, tmp_path, capsys
     assert _leftovers(tmp_path) == []
 
 
-JSON_OVER = [
-    case("evaluate: --json is the checkpoint's model.pt", "lost_or_overwritten"),
-    case("evaluate: --json is the eval dataset", "lost_or_overwritten"),
-    case("evaluate: --json lies inside the checkpoint folder", "lost_or_overwritten"),
-    case("evaluate: --json is a link to the eval dataset", "lost_or_overwritten"),
-    case("evaluate: --json is an unrelated text file", "lost_or_overwritten"),
-]
-
-
-@pytest.mark.parametrize("name", JSON_OVER)
-def test_evaluate_never_writes_its_scores_over_an_input_or_a_foreign_file(name, tmp_path, capsys, trained):
-    from cswm_lib.evaluate import main as evaluate_main
-    from cswm_lib.utils import cli_errors
-
-    folder = _model_folder(tmp_path, trained)
-    data = _h5(tmp_path, "eval.h5", E=4, T=4)
-    notes = _write(tmp_path / "notes.txt", b"my notes")
-    target = {"model.pt": folder / "model.pt", "link": tmp_path / "link.json", "eval dataset": data,
-              "inside": folder / "scores.json", "unrelated": notes}
-    target = next(v for k, v in target.items() if k in name)
-    if "link" in name:
-        target.symlink_to(data)
-    before = {p: p.read_bytes() for p in (*folder.iterdir(), data, notes) if p.is_file()}
-    argv = ["--save-folder", folder, "--dataset", data, "--no-progress", "--ks", 1, "--json", target]
-    msg = cli(cli_errors(evaluate_main), argv, capsys)
-    want = "pass --overwrite" if "unrelated" in name else "refusing to write over an input"
-    assert "--json" in msg and want in msg
-    assert {p: p.read_bytes() for p in before} == before  # no input and no foreign file changed
-    assert not (folder / "scores.json").exists()
-
-
 def test_evaluate_replaces_its_own_scores_and_a_foreign_file_only_with_overwrite(tmp_path, trained):
     from cswm_lib.evaluate import main as evaluate_main
 

@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .common import _h5, case, refused, snapshot, unchanged, wired
-
-
-def _cli_uses_output_file():
-    import inspect
-
-    from cswm_lib.evaluate import main
-
-    return "output_file(" in inspect.getsource(inspect.getmodule(main))
-
+from .common import _h5, case, refused, snapshot, unchanged
 
 TARGETS = {
     "evaluate with --json pointing at the checkpoint's model.pt": (
@@ -41,7 +32,6 @@ CASES = [
 ]
 
 
-@wired("the evaluate CLI (--json through paths.output_file, after the evaluate split)", _cli_uses_output_file)
 @pytest.mark.parametrize(("name", "target", "want"), CASES)
 def test_evaluate_never_writes_its_json_over_an_input_or_a_foreign_file(
     name, target, want, tmp_path, trained, capsys, monkeypatch

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .common import api_refused, case, snapshot, unchanged, wired
+from .common import api_refused, case, snapshot, unchanged
 
 ROWS = [{"updates": 0, "records": []}, {"updates": 10, "records": []}]
 
@@ -17,14 +17,6 @@ ROWS = [{"updates": 0, "records": []}, {"updates": 10, "records": []}]
 def _write(path: Path, rows, tail: str = "") -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail)
     return path
-
-
-def _train_reads_through_jsonl():
-    import inspect
-
-    import cswm_lib.train as t
-
-    return "read_jsonl" in inspect.getsource(t.read_log)
 
 
 CASES = [
@@ -37,14 +29,12 @@ CASES = [
         "log",
         "last",
         id=n,
-        marks=wired("cswm_lib/train.py (read_log -> jsonl.read_jsonl)", _train_reads_through_jsonl),
     ),
     pytest.param(
         case(n := "read a training log torn in the middle", "traceback"),
         "log",
         "middle",
         id=n,
-        marks=wired("cswm_lib/train.py (read_log -> jsonl.read_jsonl)", _train_reads_through_jsonl),
     ),
 ]
 
