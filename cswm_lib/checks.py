@@ -83,9 +83,9 @@ def real(value: Any, name: str, lo: float | None = None, hi: float | None = None
 def seed(value: Any, name: str = "--seed", scale: int = 1, offset: int = 0) -> int:
     """A seed every RNG accepts: an integer in ``[0, 2**32)``; with ``scale``/``offset``, one whose
     derived seeds ``seed * scale + offset`` stay in that range too."""
-    hi = (SEED_MAX - 1 - offset) // scale
+    hi = (SEED_MAX - 1 - offset) // scale + 1  # exclusive
     derived = f", also for the seeds derived as seed x {scale} + up to {offset}" if scale > 1 else ""
-    return integer(value, name, 0, hi, why="the range every random generator accepts" + derived)
+    return integer(value, name, 0, hi, hi_open=True, why="the range every random generator accepts" + derived)
 
 
 def boolean(value: Any, name: str) -> bool:

@@ -82,10 +82,13 @@ def test_runner_injects_parameters_writes_results_and_skips_unchanged(tmp_path):
     first = runner(tmp_path, "--chapters", "01_good")
     assert first.returncode == 0, first.stderr
     results = json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())
-    run_facts = {k: results.pop(k) for k in ("command", "wall_seconds", "load", "cores")}
+    run_facts = {k: results.pop(k) for k in ("command", "wall_seconds", "load", "cores", "provenance",
+                                             "declared")}
     assert results == {"chapter": "01_good", "scale": "full", "results": {"n_squared": 49}}
     assert run_facts["command"] == "python -m cswm_lib.book run --params params.yaml --chapters 01_good"
     assert run_facts["wall_seconds"] > 0 and len(run_facts["load"]) == 3
+    assert run_facts["provenance"]["executor"] == "local" and run_facts["provenance"]["library_hash"]
+    assert run_facts["declared"]["params"] == "params.yaml"  # that book has no git: no commit to name
     assert (tmp_path / "out" / "01_good" / "01_good.ipynb").is_file()
     assert "ran in" in first.stdout
 

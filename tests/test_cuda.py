@@ -7,12 +7,12 @@ Every test is parametrized on the device; the ``cuda`` cases skip without CUDA. 
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
 import torch
 
+from cswm_lib.curves import read_curve
 from cswm_lib.data.loaders import TransitionBatches
 from cswm_lib.evaluate import embed_paths, evaluate
 from cswm_lib.model import CSWM, ModelConfig
@@ -86,12 +86,12 @@ def test_train_resume_and_checkpoint_on_device(device, tmp_path):
     eps, ev = tiny_episodes(E=4, T=5, seed=1), tiny_episodes(E=6, T=5, seed=2)
     cfg = dict(dataset="tiny.h5", name="run", save_folder=str(tmp_path), encoder="small", hidden_dim=32,
                num_objects=2, batch_size=8, eval_every=2, eval_episodes=6, device=device, progress=False,
-               negatives="time_aligned")
+               strategy="time_aligned")
     folder = train(TrainConfig(**cfg, num_updates=3), eps, ev)
     folder = train(TrainConfig(**cfg, num_updates=5), eps, ev)  # resumed on the same device
     log = read_log(folder)
     assert log[-1]["updates"] == 5 and all(np.isfinite(r["loss"]) for r in log)
-    curve = [json.loads(x) for x in (folder / "curve.jsonl").read_text().splitlines()]
+    curve = read_curve(folder)  # the points of the weights of their time (not the selected weights')
     assert [p["updates"] for p in curve] == [0, 2, 3, 4, 5]  # 3: the end of the first budget
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     assert all(t.device.type == "cpu" for t in state.values())  # saved weights load anywhere
@@ -117,9 +117,9 @@ def test_evaluation_on_device_matches_the_cpu(device, no_tf32):
         for key in ("predictions", "targets", "states"):
             assert got[L][key].device.type == "cpu"  # returned on the CPU for ranking
             torch.testing.assert_close(got[L][key], ref[L][key], rtol=1e-4, atol=1e-5)
-    for mode in ("global", "dedup", "local_dedup"):
-        a = evaluate(model, eps, 1, mode=mode, device="cpu", progress=False, ks=(1,))
-        b = evaluate(_model("small"), eps, 1, mode=mode, device=device, progress=False, ks=(1,))
+    for setting in ("global", "global_dedup", "local_dedup"):
+        a = evaluate(model, eps, 1, setting=setting, device="cpu", progress=False, ks=(1,))
+        b = evaluate(_model("small"), eps, 1, setting=setting, device=device, progress=False, ks=(1,))
         assert abs(a["Hits@1"] - b["Hits@1"]) <= 1 / 12 + 1e-9 and abs(a["MRR"] - b["MRR"]) < 0.1
 
 
