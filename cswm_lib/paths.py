@@ -113,13 +113,3 @@ def is_json_of(*keys: str) -> Callable[[Path], bool]:
         return isinstance(obj, dict) and all(k in obj for k in keys)
 
     return check
-
-
-def is_our_dataset(path: Path) -> bool:
-    """An ``ours`` test for :func:`output_file`: an HDF5 dataset of the book's format."""
-    from cswm_lib.data.hdf5 import read_attrs
-
-    try:
-        return read_attrs(path).get("format") == "cswm-book"
-    except CswmError:
-        return False

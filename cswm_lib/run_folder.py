@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -37,8 +37,14 @@ from cswm_lib.jsonl import rewrite_jsonl
 from cswm_lib.model import CSWM
 from cswm_lib.utils import atomic_path, load_tensors, write_json
 
-if TYPE_CHECKING:
-    from cswm_lib.train import TrainConfig
+
+class RunConfig(Protocol):
+    """What a run folder needs of its :class:`cswm_lib.train.TrainConfig` (no import of the
+    training module: it imports this one)."""
+
+    name: str
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 LOCK = "train.lock"
 #: TrainConfig fields that may differ between an interrupted run and its resumption
@@ -201,7 +207,7 @@ class Meter:
 class Run:
     """A run in progress: its model, optimizer, folder and progress; every file it writes."""
 
-    config: TrainConfig
+    config: RunConfig
     folder: Path
     model: CSWM
     opt: torch.optim.Optimizer

@@ -230,7 +230,8 @@ def check_output(fname: str | os.PathLike, overwrite: bool, size: tuple[int, int
     with ``overwrite``."""
     import shutil
 
-    from cswm_lib.paths import is_our_dataset, output_file
+    from cswm_lib.data.hdf5 import is_our_dataset
+    from cswm_lib.paths import output_file
 
     path = output_file(fname, "--fname", ours=is_our_dataset, overwrite=overwrite,
                        foreign="a dataset of ours")

@@ -350,3 +350,12 @@ def _to_uint8(x: np.ndarray, key: str) -> np.ndarray:
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise CswmError(f"episode '{key}': observations span [{lo:g}, {hi:g}], expected floats in [0, 1]")
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def is_our_dataset(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 dataset of the book's format (an ``ours`` test for
+    :func:`cswm_lib.paths.output_file`: such a file may be replaced without ``--overwrite``)."""
+    try:
+        return read_attrs(path).get("format") == "cswm-book"
+    except CswmError:
+        return False
