@@ -141,15 +141,9 @@ class Summary:
 
 def whole_actions(a: np.ndarray, where: str = "actions") -> np.ndarray:
     """``a`` as int64; float actions are accepted only when they hold whole numbers (never truncated)."""
-    a = np.asarray(a)
-    if a.dtype.kind == "f":
-        bad = ~np.isfinite(a) | (a != np.round(a))
-        if bad.any():
-            raise CswmError(f"{where}: actions must be whole numbers, got {a[bad].ravel()[0].item()!r} "
-                            f"({int(bad.sum())} non-integer values)")
-    elif a.dtype.kind not in "iub":
-        raise CswmError(f"{where}: actions must be integers, got dtype {a.dtype}")
-    return a.astype(np.int64, copy=False)
+    from cswm_lib.data.schema import whole_numbers
+
+    return whole_numbers(a, f"{where}: actions")
 
 
 def to_float(frames: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -33,18 +33,24 @@ ATTR_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 MAX_FRAME_BYTES = 2**36
 
 
-def whole_ids(s: np.ndarray, where: str = "state_ids") -> np.ndarray:
-    """Ground-truth state ids as int64; floats only when they hold whole numbers (truncating 0.2 and
-    0.7 to 0 would merge distinct states, and the de-duplicated scores with them)."""
-    s = np.asarray(s)
-    if s.dtype.kind == "f":
-        bad = ~np.isfinite(s) | (s != np.round(s))
+def whole_numbers(x: np.ndarray, name: str, why: str = "") -> np.ndarray:
+    """``x`` as int64; floats only when they hold whole numbers (never truncated): else one line
+    naming ``name`` (``why``: what truncating would break)."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x) | (x != np.round(x))
         if bad.any():
-            raise CswmError(f"{where} must be whole numbers, got {s[bad].ravel()[0].item()!r} "
-                            f"({int(bad.sum())} non-integer values): distinct states would merge")
-    elif s.dtype.kind not in "iub":
-        raise CswmError(f"{where} must be integers, got dtype {s.dtype}")
-    return s.astype(np.int64, copy=False)
+            raise CswmError(f"{name} must be whole numbers, got {x[bad].ravel()[0].item()!r} "
+                            f"({int(bad.sum())} non-integer values){why}")
+    elif x.dtype.kind not in "iub":
+        raise CswmError(f"{name} must be integers, got dtype {x.dtype}")
+    return x.astype(np.int64, copy=False)
+
+
+def whole_ids(s: np.ndarray, where: str = "state_ids") -> np.ndarray:
+    """Ground-truth state ids as int64 (truncating 0.2 and 0.7 to 0 would merge distinct states, and
+    the de-duplicated scores with them)."""
+    return whole_numbers(s, where, ": distinct states would merge")
 
 
 def check_attrs(attrs: dict[str, Any]) -> None:
