@@ -404,3 +404,9 @@ def h5_edit(path: Path, fn) -> Path:
     with h5py.File(path, "r+") as f:
         fn(f)
     return path
+
+
+def train_argv(data: Path, folder: Path, epochs: int = 1) -> list:
+    """The command line of a tiny training run (hidden 16, 2 objects, batch 8, CPU) named ``run``."""
+    return ["--dataset", data, "--save-folder", folder, "--name", "run", "--hidden-dim", 16,
+            "--num-objects", 2, "--batch-size", 8, "--epochs", epochs, "--no-progress", "--device", "cpu"]

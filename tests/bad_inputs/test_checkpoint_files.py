@@ -13,7 +13,7 @@ import pytest
 import torch
 from tiny_worlds import tiny_episodes
 
-from .common import _h5, _train_main, api_refused, case, refused, snapshot, unchanged
+from .common import _h5, _train_main, api_refused, case, refused, snapshot, train_argv, unchanged
 
 
 def _evaluate_cli():
@@ -108,33 +108,13 @@ def _state(tmp_path: Path, **change) -> Path:
     from cswm_lib.data.hdf5 import save_episodes
 
     data = save_episodes(tiny_episodes(E=2, T=4), tmp_path / "d.h5")
-    _train_main([str(a) for a in _argv(tmp_path, data)])
+    _train_main([str(a) for a in train_argv(data, tmp_path)])
     path = tmp_path / "run" / "state.pt"
     state = torch.load(path, weights_only=True)
     torch.save({**state, **change}, path)
     return data
 
 
-def _argv(tmp_path: Path, data: Path, epochs: int = 1) -> list:
-    return [
-        "--dataset",
-        data,
-        "--save-folder",
-        tmp_path,
-        "--name",
-        "run",
-        "--hidden-dim",
-        16,
-        "--num-objects",
-        2,
-        "--batch-size",
-        8,
-        "--epochs",
-        epochs,
-        "--no-progress",
-        "--device",
-        "cpu",
-    ]
 
 
 STATE = {
@@ -165,7 +145,7 @@ def test_resume_refuses_a_state_with_weights_of_other_shapes(name, tmp_path, cap
     data = _state(tmp_path, model=model)
     capsys.readouterr()
     before = snapshot(tmp_path)
-    refused(_train_main, _argv(tmp_path, data, epochs=2), capsys, "state.pt", "obj_encoder")
+    refused(_train_main, train_argv(data, tmp_path, epochs=2), capsys, "state.pt", "obj_encoder")
     unchanged(before, tmp_path)
 
 

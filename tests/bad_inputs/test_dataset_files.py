@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from tiny_worlds import tiny_episodes
 
-from .common import _h5, _train_main, api_refused, case, h5_edit, refused, snapshot, unchanged
+from .common import _h5, _train_main, api_refused, case, h5_edit, refused, snapshot, train_argv, unchanged
 
 
 def _replace(name: str, value):
@@ -136,33 +136,13 @@ V1 = {
 V1_CASES = [pytest.param(case(n, k), edit, want, id=n) for n, (k, edit, want) in V1.items()]
 
 
-def _train_argv(tmp_path: Path, data: Path) -> list:
-    return [
-        "--dataset",
-        data,
-        "--save-folder",
-        tmp_path / "runs",
-        "--name",
-        "run",
-        "--hidden-dim",
-        16,
-        "--num-objects",
-        2,
-        "--batch-size",
-        8,
-        "--epochs",
-        1,
-        "--no-progress",
-        "--device",
-        "cpu",
-    ]
 
 
 @pytest.mark.parametrize(("name", "edit", "want"), V1_CASES)
 def test_train_refuses_a_dataset_with_a_bad_value_in_one_line_naming_it(name, edit, want, tmp_path, capsys):
     data = h5_edit(_h5(tmp_path, "d.h5", T=4), edit)
     before = snapshot(tmp_path)
-    refused(_train_main, _train_argv(tmp_path, data), capsys, "d.h5", want)
+    refused(_train_main, train_argv(data, tmp_path / "runs"), capsys, "d.h5", want)
     unchanged(before, tmp_path)
 
 
@@ -212,7 +192,7 @@ ORIGINAL_CASES = [pytest.param(case(n, k), make, want, id=n) for n, (k, make, wa
 def test_train_refuses_a_bad_original_layout_file_in_one_line(name, make, want, tmp_path, capsys):
     data = _original(tmp_path / "orig.h5", make())
     before = snapshot(tmp_path)
-    refused(_train_main, _train_argv(tmp_path, data), capsys, "orig.h5", want)
+    refused(_train_main, train_argv(data, tmp_path / "runs"), capsys, "orig.h5", want)
     unchanged(before, tmp_path)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .common import Child, _h5, _leftovers, _train_main, case, cli, one_line, snapshot
+from .common import Child, _h5, _leftovers, _train_main, case, cli, one_line, snapshot, train_argv
 
 
 @contextlib.contextmanager
@@ -42,26 +42,6 @@ def fill(folder: Path, leave_kb: int) -> None:
         f.write(b"\0" * max(0, free - leave_kb * 1024))
 
 
-def _argv(data: Path, folder: Path, epochs: int = 1) -> list:
-    return [
-        "--dataset",
-        data,
-        "--save-folder",
-        folder,
-        "--name",
-        "run",
-        "--hidden-dim",
-        16,
-        "--num-objects",
-        2,
-        "--batch-size",
-        8,
-        "--epochs",
-        epochs,
-        "--no-progress",
-        "--device",
-        "cpu",
-    ]
 
 
 DISK = [
@@ -95,10 +75,10 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_outputs(name, tmp_pa
         else:
             data = _h5(tmp_path, "d.h5")
             if name.startswith("resume"):
-                _train_main([str(a) for a in _argv(data, disk)])
+                _train_main([str(a) for a in train_argv(data, disk)])
                 capsys.readouterr()
             fill(disk, 8)
-            argv, main = _argv(data, disk, epochs=2), _train_main
+            argv, main = train_argv(data, disk, epochs=2), _train_main
         before = snapshot(tmp_path)
         line = cli(main, argv, capsys)
         assert "No space left on device" in line or "no space left on device" in line, line
@@ -118,7 +98,7 @@ def test_torchs_write_failure_is_one_line(name, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full)
     before = snapshot(tmp_path)
-    line = cli(_train_main, _argv(data, tmp_path), capsys)
+    line = cli(_train_main, train_argv(data, tmp_path), capsys)
     assert "no space left on device" in line and "unexpected pos" in line
     assert all(snapshot(tmp_path).get(k) == v for k, v in before.items()) and _leftovers(tmp_path) == []
 
@@ -134,7 +114,8 @@ SIGTERMS = [
 def test_sigterm_ends_a_command_like_ctrl_c(name, tmp_path):
     if name == "SIGTERM to training":
         data = _h5(tmp_path, "d.h5", E=4, T=8)
-        child = Child("cswm_lib.train", *_argv(data, tmp_path, epochs=2000), env={"OMP_NUM_THREADS": "1"})
+        child = Child("cswm_lib.train", *train_argv(data, tmp_path, epochs=2000),
+                      env={"OMP_NUM_THREADS": "1"})
         child.wait_for(lambda: (tmp_path / "run" / "state.pt").is_file())
         saved = tmp_path / "run" / "state.pt"
     elif name == "SIGTERM to A3C training":

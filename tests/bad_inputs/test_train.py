@@ -21,6 +21,7 @@ from .common import (
     case,
     cli,
     run_api_case,
+    train_argv,
 )
 
 TRAIN_INTERRUPTS = [case("Ctrl-C to the process group during training", "lost_or_overwritten")]
@@ -176,25 +177,7 @@ def test_train_refuses_bad_input_in_one_line_and_keeps_the_run(name, tmp_path, c
     import shutil
 
     data = _h5(tmp_path)
-    base = [
-        "--dataset",
-        data,
-        "--save-folder",
-        tmp_path,
-        "--name",
-        "run",
-        "--hidden-dim",
-        16,
-        "--num-objects",
-        2,
-        "--batch-size",
-        8,
-        "--epochs",
-        1,
-        "--no-progress",
-        "--device",
-        "cpu",
-    ]
+    base = train_argv(data, tmp_path)
     extra = {
         "--device gpu": ["--device", "gpu"],
         "--device tpu": ["--device", "tpu"],
