@@ -321,70 +321,6 @@ def chapter_params(spec: dict[str, Any], chapter: Path, executor: str | None = N
     return params
 
 
-def declaration(params_file: Path) -> dict[str, Any]:
-    """What a record names of its declaration: the parameter file (relative to the project), the last
-    commit that changed it and whether it differs from that commit ("declare, then run": budgets,
-    seeds and rule are committed before the run that a verdict judges)."""
-    import subprocess
-
-    root = project_root()
-    shown = params_file.resolve()
-    shown = shown.relative_to(root).as_posix() if shown.is_relative_to(root) else shown.name
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("log", "-1", "--format=%H", "--", str(params_file.resolve())) or None
-    status = git("status", "--porcelain", "--", str(params_file.resolve()))
-    return {"params": shown, "params_commit": commit,
-            "params_dirty": None if status is None else bool(status)}
-
-
-#: What every current record (``book/results/<scale>/<chapter>.json``, history excepted) must hold.
-RECORD_FIELDS = ("chapter", "scale", "command", "wall_seconds", "load", "provenance", "declared", "results")
-
-
-def check_record(record: dict[str, Any]) -> list[str]:
-    """What a current record lacks: its top-level fields (:data:`RECORD_FIELDS`), every provenance
-    field (:data:`cswm_lib.provenance.FIELDS`), a clean committed declaration, and for a record with
-    verdicts, the origin of every run and verdicts of the declared rule."""
-    from cswm_lib.provenance import FIELDS
-
-    missing = [f for f in RECORD_FIELDS if f not in record]
-    prov = record.get("provenance") or {}
-    missing += [f"provenance.{f}" for f in FIELDS if f not in prov]
-    if prov and (prov.get("commit") is None or prov.get("dirty") is not False):
-        missing.append("provenance.commit of a clean checkout")
-    declared = record.get("declared") or {}
-    if declared and (declared.get("params_commit") is None or declared.get("params_dirty") is not False):
-        missing.append("declared.params committed before the run")
-    results = record.get("results") or {}
-    if results.get("verdicts"):
-        if not results.get("runs"):
-            missing.append("results.runs (trained / resumed / reused per run)")
-        if any("rule" not in v for v in results["verdicts"]):
-            missing.append("verdicts of the declared rule (cswm_lib.verdict)")
-    return missing
-
-
-def check_records(folder: Path | None = None) -> dict[str, list[str]]:
-    """:func:`check_record` of every current record under ``book/results/<scale>/`` (the
-    ``history/`` folders hold earlier records as they were made and are not checked)."""
-    from cswm_lib.report.results import load_record
-
-    folder = folder or project_root() / "book" / "results"
-    problems = {}
-    for path in sorted(folder.glob("*/*.json")):
-        missing = check_record(load_record(path))
-        if missing:
-            problems[path.relative_to(folder).as_posix()] = missing
-    return problems
-
-
 def run(
     params_file: Path,
     out_dir: Path,
@@ -440,7 +376,7 @@ def run(
             command += f" --chapters {chapter.stem}"
             if executor is not None:
                 command += f" --executor {executor}"
-            from cswm_lib.provenance import provenance
+            from cswm_lib.provenance import declaration, provenance
 
             where = str(params.get("executor") or "local")
             record_.update(
@@ -491,6 +427,8 @@ def main(argv: list[str] | None = None) -> None:
         out = args.out or Path("runs") / scale_name(scale, f"parameter file {args.params}")
         run(args.params, out, args.chapters, args.force, args.record, args.executor)
     elif args.command == "results" and args.check:
+        from cswm_lib.report.results import check_records
+
         problems = check_records()
         if problems:
             raise CswmError("records without full provenance: " + "; ".join(

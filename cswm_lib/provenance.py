@@ -38,6 +38,15 @@ FIELDS = ("commit", "dirty", "git_note", "library_hash", "versions", "cpu_model"
           "threads_per_run", "executor", "cuda", "load")
 
 
+def _git(root: Path, *args: str) -> str:
+    """``git -C root args`` (its output); RuntimeError with git's last line when it fails,
+    FileNotFoundError without git."""
+    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "git failed")
+    return out.stdout
+
+
 def git_state(root: str | Path | None = None) -> dict[str, Any]:
     """``{"commit", "dirty", "git_note"}`` of the repository holding ``root`` (default: the project).
 
@@ -48,16 +57,9 @@ def git_state(root: str | Path | None = None) -> dict[str, Any]:
     reader check that the copy is that commit's code).
     """
     root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "git failed")
-        return out.stdout
-
     try:
-        commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        commit = _git(root, "rev-parse", "HEAD").strip()
+        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").strip())
     except FileNotFoundError:
         return _from_environment("git is not installed on this machine")
     except (RuntimeError, subprocess.TimeoutExpired) as err:
@@ -155,6 +157,24 @@ def provenance(executor: str, threads_per_run: int | None = None,
         "cuda": cuda_info(),
         "load": load_average(),
     }
+
+
+def declaration(params_file: Path) -> dict[str, Any]:
+    """What a record names of its declaration: the parameter file (relative to the project), the last
+    commit that changed it and whether it differs from that commit ("declare, then run": budgets,
+    seeds and rule are committed before the run that a verdict judges)."""
+    from cswm_lib.utils import project_root
+
+    root = project_root()
+    shown = params_file.resolve()
+    shown = shown.relative_to(root).as_posix() if shown.is_relative_to(root) else shown.name
+
+    try:
+        commit = _git(root, "log", "-1", "--format=%H", "--", str(params_file.resolve())).strip() or None
+        dirty = bool(_git(root, "status", "--porcelain", "--", str(params_file.resolve())).strip())
+    except (OSError, RuntimeError, subprocess.TimeoutExpired):  # no git, or not a repository
+        commit, dirty = None, None
+    return {"params": shown, "params_commit": commit, "params_dirty": dirty}
 
 
 @contextlib.contextmanager

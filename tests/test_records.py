@@ -1,5 +1,5 @@
 """Records a skeptical reviewer can trust: every current record carries its provenance, the commit of
-its declaration and the origin of every run (cswm_lib.book.check_record); --record refuses a dirty
+its declaration and the origin of every run (cswm_lib.report.results.check_record); --record refuses a dirty
 checkout; earlier records live in history/ and are not held to it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from cswm_lib.book import check_record, check_records, declaration
-from cswm_lib.provenance import FIELDS, provenance
+from cswm_lib.provenance import FIELDS, declaration, provenance
+from cswm_lib.report.results import check_record, check_records
 from cswm_lib.utils import project_root
 
 

@@ -89,3 +89,42 @@ def recorded_verdicts(folder: Path | None = None) -> tuple[list[dict[str, Any]],
         else:
             without.append(path.relative_to(folder).as_posix())
     return verdicts, without
+
+
+#: What every current record (``book/results/<scale>/<chapter>.json``, history excepted) must hold.
+RECORD_FIELDS = ("chapter", "scale", "command", "wall_seconds", "load", "provenance", "declared", "results")
+
+
+def check_record(record: dict[str, Any]) -> list[str]:
+    """What a current record lacks: its top-level fields (:data:`RECORD_FIELDS`), every provenance
+    field (:data:`cswm_lib.provenance.FIELDS`), a clean committed declaration, and for a record with
+    verdicts, the origin of every run and verdicts of the declared rule."""
+    from cswm_lib.provenance import FIELDS
+
+    missing = [f for f in RECORD_FIELDS if f not in record]
+    prov = record.get("provenance") or {}
+    missing += [f"provenance.{f}" for f in FIELDS if f not in prov]
+    if prov and (prov.get("commit") is None or prov.get("dirty") is not False):
+        missing.append("provenance.commit of a clean checkout")
+    declared = record.get("declared") or {}
+    if declared and (declared.get("params_commit") is None or declared.get("params_dirty") is not False):
+        missing.append("declared.params committed before the run")
+    results = record.get("results") or {}
+    if results.get("verdicts"):
+        if not results.get("runs"):
+            missing.append("results.runs (trained / resumed / reused per run)")
+        if any("rule" not in v for v in results["verdicts"]):
+            missing.append("verdicts of the declared rule (cswm_lib.verdict)")
+    return missing
+
+
+def check_records(folder: Path | None = None) -> dict[str, list[str]]:
+    """:func:`check_record` of every current record under ``book/results/<scale>/`` (the
+    ``history/`` folders hold earlier records as they were made and are not checked)."""
+    folder = folder or project_root() / "book" / "results"
+    problems = {}
+    for path in sorted(folder.glob("*/*.json")):
+        missing = check_record(load_record(path))
+        if missing:
+            problems[path.relative_to(folder).as_posix()] = missing
+    return problems
