@@ -69,3 +69,18 @@ def test_declaration_names_the_commit_of_the_parameter_file():
     d = declaration(project_root() / "book" / "params" / "cpu.yaml")
     assert d["params"] == "book/params/cpu.yaml" and len(d["params_commit"]) == 40
     assert isinstance(d["params_dirty"], bool)
+
+
+def test_record_refuses_a_dirty_checkout_before_running_anything(tmp_path, capsys, monkeypatch):
+    from cswm_lib import book
+
+    ran = []
+    monkeypatch.setattr(book, "run_chapter", lambda *a, **k: ran.append(a) or "ran")
+    monkeypatch.setattr("cswm_lib.provenance.git_state", lambda root=None: {"dirty": True})
+    params = tmp_path / "p.yaml"
+    params.write_text("scale: cpu\n")
+    with pytest.raises(SystemExit) as ex:
+        book.main(["run", "--params", str(params), "--chapters", "01_setup", "--record",
+                   "--out", str(tmp_path / "o")])
+    assert ex.value.code == 2 and not ran
+    assert "--record needs a committed checkout" in capsys.readouterr().err

@@ -54,9 +54,9 @@ class Recorder:
 
     def write(self) -> Path:
         from cswm_lib import experiments as ex
-        from cswm_lib.book import declaration, portable
+        from cswm_lib.book import portable
         from cswm_lib.curves import curve_table
-        from cswm_lib.provenance import load_average
+        from cswm_lib.provenance import declaration, load_average
         from cswm_lib.train import TrainConfig, total_updates
         from cswm_lib.utils import project_root
 

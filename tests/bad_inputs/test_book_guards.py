@@ -60,6 +60,8 @@ def test_a_truncated_results_file_is_one_line_and_records_nothing(name, tmp_path
         return "ran"
 
     monkeypatch.setattr(book, "run_chapter", chapter_cut_short)
+    # a committed checkout, as --record needs (this test is about the results file, not git)
+    monkeypatch.setattr("cswm_lib.provenance.git_state", lambda root=None: {"dirty": False})
     params = tmp_path / "p.yaml"
     params.write_text("scale: x\n")
     records = snapshot(ROOT / "book" / "results")
