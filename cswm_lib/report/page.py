@@ -25,7 +25,7 @@ from cswm_lib.experiments import (
     train_specs,
 )
 from cswm_lib.report.figures import plot_curve_grid, plot_slot_grid, plot_steps
-from cswm_lib.report.results import reference_run
+from cswm_lib.report.results import recorded, reference_run
 from cswm_lib.report.tables import departure_markdown, run_summary, score_table, slot_lengths_text
 from cswm_lib.report.verdict_tables import verdict_markdown
 from cswm_lib.tables import show_markdown
@@ -179,6 +179,14 @@ def show_verdict(
         plot_curve_grid(shown["curves"], panels=panels)
         plt.show()
     text = verdict_markdown(shown["verdicts"])
+    for other in ("cpu", "full"):  # a record at another scale (full: from a GPU) is shown beside it
+        rec = recorded(chapter, other, folder) if other not in (verdict_scale, scale) else None
+        if rec and rec.get("results", {}).get("verdicts"):
+            prov = rec.get("provenance") or {}
+            hardware = ((prov.get("cuda") or {}).get("name") or prov.get("cpu_model")
+                        or "hardware not recorded")
+            text += (f"\n\n**Recorded at the {other} scale** ({hardware}):\n\n"
+                     + verdict_markdown(rec["results"]["verdicts"]))
     if departure is not None:
         text += f"\n\nWhen learned dynamics show{when}:\n\n"
         text += departure_markdown(shown["curves"], **departure)

@@ -72,8 +72,8 @@ def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
         "Sec.": v["experiment"], "dataset": v["dataset"], "score": v["score"],
         "baseline": pct(v["base_score"], False), "new": f"{v['new']}: {pct(v['new_score'], False)}",
         "controls (base / new)": f"{controls_text(v, v['base'])} / {controls_text(v, v['new'])}",
-        "effect, p": effect_text(v),
-        "verdict": f"**{v['verdict']}** ({v.get('updates', '?')} updates, {v.get('scale', '?')})",
+        "effect, p": effect_text(v), "scale": v.get("scale", "?"),
+        "verdict": f"**{v['verdict']}** ({v.get('updates', '?')} updates)",
     } for v in verdicts])
 
 
