@@ -149,7 +149,7 @@ e0, t0 = int(ep[0]), int(st[0])  # the positive we look at: batch member 0
 
 
 def immovable_same(e: int, t: int) -> str:
-    return "immovable " + (
+    return "immovable\n" + (
         "same" if (ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all() else "differ")
 
 
@@ -186,16 +186,16 @@ Markdown(report.format_table([{"strategy": s}
            f"({E} episodes of {T} steps).")
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3))
+fig, ax = plt.subplots(figsize=(5.6, 3))
 x = np.arange(len(STRATEGIES))
 for i, k in enumerate(groups):
     ax.bar(x + (i - 1) * 0.27, [shortcut[s][k] for s in STRATEGIES], width=0.27,
            label=k)
 ax.set_xticks(x, STRATEGIES)
 ax.set_ylabel("loss of the ideal encoder / hinge")
-ax.set_title("which encoders can reach a low loss under each strategy "
+ax.set_title("which encoders can reach a low loss under each strategy\n"
              "(ShapesImmovable)", fontsize=9)
-ax.legend(fontsize=8)
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 plt.tight_layout()
 plt.show()
 

@@ -208,8 +208,8 @@ for game in atari_games:
     results[f"{game}_mean_return"] = float(last)
 
 # %%
-fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5),
-                         squeeze=False)
+fig, axes = plt.subplots(1, len(atari_games), squeeze=False,
+                         figsize=(min(7.2, 6 * len(atari_games)), 3.8))
 for ax, game in zip(axes[0], atari_games, strict=True):
     report.plot_agent_curve(read_returns(agents[game]), ax=ax)
     ax.set_title(game)
@@ -250,10 +250,10 @@ ep, reason = collect_episode(env, load_policy(agents[game]), game, rng, burnin[g
                              num_steps, eps, reset_seed=0, burnin_frames=screens)
 print("burn-in screens:", len(screens), "x", screens[0].shape, "-> episode", reason)
 picks = np.linspace(0, len(screens) - 1, 5).astype(int)
-fig, axes = plt.subplots(1, 5, figsize=(12, 3))
+fig, axes = plt.subplots(1, 5, figsize=(7.2, 2.8))
 for ax, i in zip(axes, picks, strict=True):
     ax.imshow(screens[i])
-    ax.set_title(f"burn-in step {i}")
+    ax.set_title(f"burn-in step {i}", fontsize=9)
     ax.axis("off")
 plt.show()
 

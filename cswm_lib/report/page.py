@@ -24,7 +24,7 @@ from cswm_lib.experiments import (
     spec_dict,
     train_specs,
 )
-from cswm_lib.report.figures import plot_curve_grid, plot_slot_grid, plot_steps
+from cswm_lib.report.figures import FONT, WIDTH, plot_curve_grid, plot_slot_grid, plot_steps, visible
 from cswm_lib.report.results import reference_run
 from cswm_lib.report.tables import departure_markdown, run_summary, score_table, slot_lengths_text
 from cswm_lib.report.verdict_tables import verdict_markdown
@@ -66,12 +66,14 @@ class ExperimentPage:
         (``channels``: the RGB frame of an observation, ``slice(3, 6)`` for a stacked Atari one)."""
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2 * len(self.data), figsize=(7.5, 2.1), squeeze=False)
+        cols = 2 * len(self.data)
+        side = min(1.8, WIDTH / cols)
+        fig, axes = plt.subplots(1, cols, figsize=(side * cols, side + 0.5), squeeze=False)
         for i, (name, (tr, _)) in enumerate(self.data.items()):
             for j, t in enumerate([0, tr.episode_length]):
                 ax = axes[0, 2 * i + j]
-                ax.imshow(tr.frames[0, t, channels].transpose(1, 2, 0))
-                ax.set_title(f"{name}, t={t}", fontsize=8)
+                ax.imshow(visible(tr.frames[0, t, channels]).transpose(1, 2, 0))
+                ax.set_title(f"{name}\nt={t}", fontsize=FONT)
                 ax.axis("off")
         plt.show()
 
