@@ -276,7 +276,8 @@ def visible(frame: np.ndarray, stretch: bool | None = None) -> np.ndarray:
     """An RGB ``frame [3, H, W]`` (uint8) made readable as a thumbnail. An Atari screen is one
     coloured background with a few small objects (Pong at 50 x 50: paddles and ball are a few
     pixels on brown), which a thumbnail shows as a blank square; stretched, every pixel shows how far
-    its colour is from the background's (black background, the objects bright in their own hue).
+    its colour is from the background's (square root: faint objects too; black background, the
+    objects bright in their own hue).
     ``stretch=None`` stretches when one colour that is neither near-black nor near-white covers at
     least 90 % of the frame; block-pushing frames (black or white backgrounds) stay as they are."""
     pixels = frame.reshape(frame.shape[0], -1).T.astype(np.int16)
@@ -288,7 +289,7 @@ def visible(frame: np.ndarray, stretch: bool | None = None) -> np.ndarray:
         return frame
     distance = np.abs(frame.astype(np.int16) - background[:, None, None]).astype(float)
     peak = distance.max()
-    return (255 * distance / peak).astype(np.uint8) if peak else np.zeros_like(frame)
+    return (255 * np.sqrt(distance / peak)).astype(np.uint8) if peak else np.zeros_like(frame)
 
 
 def plot_episode_frames(
