@@ -215,6 +215,8 @@ slots' legend sits below. Returns the figure (at most ``figstyle.WIDTH`` in wide
     for (name, strategy), z in paths.items():
         ax = axes[datasets.index(name), strategies.index(strategy)]
         plot_trajectories(z, ax, f"{name}\n{strategy}")
+    for ax in axes.flat:
+        ax.label_outer()  # shared axes: labels on the outer panels only
     handles, labels = axes[0, 0].get_legend_handles_labels()
     ncol = min(5, len(labels))
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=FONT, frameon=False)
@@ -349,7 +351,7 @@ def plot_local_global_grid(views: dict[str, dict[str, Any]], title: str = "") ->
 def plot_agent_curve(curve: list[dict[str, float]], ax: Any = None, target: float | None = None,
                      label: str = "") -> Any:
     """An A3C training curve (the rows of :func:`cswm_lib.a3c.agent.read_curve`): episode returns
-    against frames, with the running mean of the last episodes; the legend sits above the axes."""
+    against frames, with the running mean of the last episodes; the legend sits below the axes."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(6, 3.6))[1]
@@ -363,8 +365,8 @@ def plot_agent_curve(curve: list[dict[str, float]], ax: Any = None, target: floa
     ax.set_xlabel("frames (agent steps, all workers)")
     ax.set_ylabel("return")
     wide = ax.get_position().width * ax.get_figure().get_size_inches()[0] > 4  # room for 2 columns
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=2 if wide else 1, fontsize=FONT,
-              frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2 if wide else 1, fontsize=FONT,
+              frameon=False)  # below the frames axis label: the title stays free
     return ax
 
 
@@ -423,6 +425,8 @@ figure (``figstyle.WIDTH`` in wide)."""
         for col, (setting, num_steps) in enumerate(panels):
             plot_curves(runs, axes[row, col], setting, num_steps, metric,
                         title=f"{name}: {setting}, {num_steps} step(s)")
+    for ax in axes[:, 1:].flat:
+        ax.set_ylabel("")  # the shared y axis is labelled once per row
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=FONT, frameon=False)
     _legend_below(fig, len(labels), 2)

@@ -127,7 +127,7 @@ class EmbeddingExplorer:
             self._update()
 
     def _nn_title(self) -> str:
-        where = "" if self.neighbours_from == "all" else " (other episodes)"
+        where = "" if self.neighbours_from == "all" else "\n(other episodes)"
         return f"nearest states of the eval set{where}"
 
     @property
@@ -184,8 +184,9 @@ class EmbeddingExplorer:
         H, W = self.episodes.obs_shape[1:]
         n = len(shown)
         if compact:
-            gs = fig.add_gridspec(2 * n, 3, width_ratios=[0.8, 2.4, 2.6], wspace=0.35, hspace=0.7,
-                                  left=0.07, right=0.99, top=0.86 if n == 1 else 0.92, bottom=0.08)
+            height = fig.get_size_inches()[1]  # margins in inches: the title's lines, the x label
+            gs = fig.add_gridspec(2 * n, 3, width_ratios=[0.8, 2.4, 2.6], wspace=0.35, hspace=1.0,
+                                  left=0.07, right=0.99, top=1 - 0.8 / height, bottom=0.45 / height)
             cells = [(gs[2 * r, 2], gs[2 * r:2 * r + 2, 1], gs[2 * r + 1, 2]) for r in range(n)]
         else:
             gs = fig.add_gridspec(n, 4, width_ratios=[0.9, 2.0, 2.1, 2.6], wspace=0.3, hspace=0.55,
@@ -259,7 +260,7 @@ class EmbeddingExplorer:
             for i, lab in enumerate(row.nn_labels):
                 if i < len(row.neighbours):
                     e_, t_, en = row.neighbours[i]
-                    lab.set_text(f"ep {e_} t {t_}\nE={en:.2g}")
+                    lab.set_text(f"ep {e_}\nt {t_}\nE={en:.2g}")
                 else:
                     lab.set_text("")
 
@@ -434,7 +435,7 @@ class EmbeddingExplorer:
         step = self._step if step is None else int(step)
         self._check(episode, step)
         shown = self._rows_of(view)
-        fig = plt.figure(figsize=(WIDTH, 4.2 * len(shown) + 0.5), dpi=100)
+        fig = plt.figure(figsize=(WIDTH, 3.6 * len(shown) + 0.5), dpi=100)
         obs_artists, rows, _ = self._build(fig, shown, animated=False, compact=True)
         self._fill(obs_artists, rows, episode, step)
         return fig

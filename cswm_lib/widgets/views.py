@@ -174,7 +174,7 @@ class _Row:
 
         ax = self.ax_nn = fig.add_subplot(cells[2])
         H, W = frame_shape
-        self.nn_gap = max(1, W // 12)
+        self.nn_gap = max(1, W // 5)  # room between the labels of neighbouring thumbnails
         n = max(num_neighbours, 1)
         strip = np.ones((H, n * (W + self.nn_gap) - self.nn_gap, 3))
         self.nn = add(ax.imshow(strip, interpolation="nearest"))
@@ -185,7 +185,7 @@ class _Row:
             add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=FONT))
             for i in range(num_neighbours)
         ]
-        ax.set_ylim(H * 1.35, -0.5)  # room for the labels below the thumbnails
+        ax.set_ylim(H * 1.75, -0.5)  # room for the labels below the thumbnails (3 lines)
         self.dynamic = dyn
         self.neighbours: list[tuple[int, int, float]] = []
         self.pred_xy = np.zeros((0, K, 2))
