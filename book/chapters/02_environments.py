@@ -336,7 +336,8 @@ for row, env_id in enumerate(atari.ATARI_IDS):
                            fontsize=9)
     small = atari.preprocess_frame(rgb, env_id)
     axes[row, 1].imshow(report.visible(small).transpose(1, 2, 0))
-    axes[row, 1].set_title(f"preprocessed {small.shape}\n(contrast-stretched)", fontsize=9)
+    axes[row, 1].set_title(f"preprocessed {small.shape}\n(contrast-stretched)",
+                           fontsize=9)
 for ax in axes.flat:
     ax.axis("off")
 plt.tight_layout()

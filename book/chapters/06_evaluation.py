@@ -363,8 +363,8 @@ plt.show()
 # What de-duplication changes, per roll-out length (Hits@1, %):
 
 # %%
-Markdown(report.hits_by_steps(table, ["global", "global_dedup", "global_dedup_correct", "local",
-                                      "local_dedup", "local_dedup_correct"]))
+Markdown(report.hits_by_steps(table, ["global", "global_dedup", "global_dedup_correct",
+                                      "local", "local_dedup", "local_dedup_correct"]))
 
 # %% [markdown]
 # Globally, a small Shapes eval set has (almost) no duplicates, so both de-duplications change

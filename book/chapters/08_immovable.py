@@ -66,8 +66,8 @@ learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
 settings = ["global_dedup", "local_dedup", "global_dedup_no_transition",
          "local_dedup_no_transition"]  # see below
-verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
-not_tested = {}  # {dataset: why its budget lies below any learning} (declared, see cpu.yaml)
+verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this shows
+not_tested = {}  # {dataset: why its budget lies below any learning} (see cpu.yaml)
 
 # %%
 import time

@@ -76,8 +76,9 @@ learning_rate = 5e-4
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
 # batched_dedup is the paper's global score
-settings = ["batched_dedup", "local_dedup", "local_later_dedup", "batched_dedup_no_transition",
-            "local_dedup_no_transition", "local_later_dedup_no_transition"]
+settings = ["batched_dedup", "local_dedup", "local_later_dedup",
+            "batched_dedup_no_transition", "local_dedup_no_transition",
+            "local_later_dedup_no_transition"]
 example_episode = 0  # test episode of the "what local means" figure
 example_steps = 5  # its roll-out length
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
