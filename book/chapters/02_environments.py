@@ -232,6 +232,8 @@ print(f"matplotlib per frame: {1 / t_mpl:,.0f} frames/s "
       f"| sprites: {1 / t_ours:,.0f} frames/s | speed-up {t_mpl / t_ours:,.0f}x")
 print(f"mean |difference| {diff.mean():.2f} of 255; "
       f"pixels off by > 30: {(diff > 30).mean():.2%}")
+
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.7))
 for ax, img, title in zip(
         axes, [ref[0], ours[0], (diff[0] * 4).clip(0, 255).astype(np.uint8)],
@@ -342,6 +344,8 @@ for ax in axes.flat:
     ax.axis("off")
 plt.tight_layout()
 plt.show()
+
+# %%
 print("RAM (the Atari state id):", atari.get_ram(e).shape)
 print("first bytes:", atari.get_ram(e)[:12], "...")
 

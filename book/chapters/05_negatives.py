@@ -53,7 +53,6 @@ import torch
 from IPython.display import Markdown
 
 from cswm_lib import report
-from cswm_lib.analysis import beyond_hinge
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
@@ -67,6 +66,7 @@ from cswm_lib.negatives import (
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir
 
+# %%
 t_start = time.perf_counter()
 # the ShapesImmovableTrain data of the README (seed 1), here with the ground-truth object positions
 imm_file = data_dir() / f"shapes_imm_train_ids_{immovable_episodes}.h5"
@@ -282,6 +282,8 @@ plt.show()
 # too short to show the paper's effect reliably; the numbers are what this run produced.
 
 # %%
+from cswm_lib.analysis import beyond_hinge
+
 probe = {}
 for s in ["baseline", "mixed"] if train_epochs > 0 else []:
     cfg = TrainConfig(dataset=str(imm_path),

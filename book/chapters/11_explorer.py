@@ -68,6 +68,7 @@ from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device
 
+# %%
 t_start = time.perf_counter()
 dev = get_device(device)
 # on a few busy cores, threads mostly wait for each other
