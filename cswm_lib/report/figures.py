@@ -204,7 +204,7 @@ def plot_slot_grid(paths: dict[tuple[str, str], np.ndarray]) -> Any:
     """Object-slot trajectories (:func:`plot_trajectories`), one panel per (dataset, strategy) of
     ``paths`` (:func:`cswm_lib.analysis.slot_paths`: ``{(dataset, strategy): z [T+1, K, D]}``): a
     row per dataset, a column per strategy, all on the same axes so that path lengths compare; the
-slots' legend sits below. Returns the figure (at most ``figstyle.WIDTH`` in wide)."""
+    slots' legend sits below. Returns the figure (at most ``figstyle.WIDTH`` in wide)."""
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(name for name, _ in paths))
@@ -416,7 +416,7 @@ def plot_curve_grid(
 ) -> Any:
     """A row of :func:`plot_curves` panels per dataset (``curves = {dataset: curve_table}``), one
     column per ``(setting, num_steps)``, sharing the y axis; one legend below the figure. Returns the
-figure (``figstyle.WIDTH`` in wide)."""
+    figure (``figstyle.WIDTH`` in wide)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(curves), len(panels), figsize=(WIDTH, 2.7 * len(curves) + 0.8),
