@@ -350,7 +350,7 @@ def plot_local_global_grid(views: dict[str, dict[str, Any]], title: str = "") ->
 
 def plot_agent_curve(curve: list[dict[str, float]], ax: Any = None, target: float | None = None,
                      label: str = "") -> Any:
-    """An A3C training curve (the rows of :func:`cswm_lib.a3c.agent.read_curve`): episode returns
+    """An A3C training curve (the rows of :func:`cswm_lib.a3c.agent.read_returns`): episode returns
     against frames, with the running mean of the last episodes; the legend sits below the axes."""
     import matplotlib.pyplot as plt
 
