@@ -275,7 +275,7 @@ for game in atari_games:
               f"mean burn-in return {s['returns'].mean():+.2f},\n"
               f"    mean steps played {s['lengths'].mean():.1f}, "
               f"kept {s['reasons']['kept']}/{burnin_attempts}, "
-              f"distinct start states {s['distinct_starts']} ({time.time() - t0:.1f} s)")
+              f"distinct starts {s['distinct_starts']} ({time.time() - t0:.1f} s)")
         results[f"{game}_burnin_{gru}_mean_return"] = float(s["returns"].mean())
         results[f"{game}_burnin_{gru}_distinct_starts"] = int(s["distinct_starts"])
     reset, carry = burnin_compare[game, "reset"], burnin_compare[game, "carry"]
