@@ -53,11 +53,11 @@ class ExperimentPage:
         self.origins: dict[str, dict[str, dict[str, str]]] = {}
 
     def sizes(self) -> str:
-        """One line per dataset: its train and eval episodes and the budget of each run."""
+        """Two lines per dataset: its train and eval episodes, then the budget of each run."""
         return "\n".join(
             f"{name}: train {tr.num_episodes} x {tr.episode_length}, eval {ev.num_episodes} x "
-            f"{ev.episode_length} (episodes x steps); {self.specs[name].num_updates} updates of "
-            f"{self.specs[name].batch_size}"
+            f"{ev.episode_length} (episodes x steps);\n    {self.specs[name].num_updates} updates "
+            f"of {self.specs[name].batch_size}"
             for name, (tr, ev) in self.data.items()
         )
 
@@ -176,7 +176,7 @@ def show_verdict(
         print(run_summary(ref))
     else:
         print(f"this run ({scale} scale)" + ("" if scale != "small" else
-              ": a smoke run that proves the pipeline runs; its numbers are not evidence"))
+              ": a smoke run that proves the pipeline runs;\nits numbers are not evidence"))
     if panels:
         plot_curve_grid(shown["curves"], panels=panels)
         plt.show()
