@@ -60,10 +60,7 @@ episode_steps = 10  # recorded random-action transitions per episode
 # C-SWM training (README: --epochs 100 --learning-rate 0.0005, batch 1024, hidden 512)
 seeds = [0]  # README: one run per command, train.py's default --seed 42
 # strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
-strategies = {
-    "baseline": {},
-    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
-}
+strategies = {"baseline": {}, "mixed": {"beta": 0.5, "time_aligned": False}}
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
 epochs = 100  # README: 100 (used only when num_updates is None)
