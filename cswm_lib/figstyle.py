@@ -29,6 +29,11 @@ from typing import Any
 #: 1/72 in), three quarters of the book's 16 px body text; matplotlib's default 10 pt at 100 dpi
 #: is 13.9 px.
 MIN_TEXT_PX = 12.0
+#: The widest figure of the book in inches. At the 100 dpi of inline figures it stays under the
+#: 745 CSS px text column after the tight crop.
+WIDTH = 7.2
+#: The smallest text of a figure in points (12.5 CSS px at 100 dpi, above :data:`MIN_TEXT_PX`).
+FONT = 9
 KEY_FONT, KEY_DPI = "cswm:min_font_pt", "cswm:dpi"
 _installed = False
 

@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from cswm_lib.figstyle import image_problems  # noqa: E402
 from cswm_lib.negatives import Negatives  # noqa: E402
 from cswm_lib.report import (  # noqa: E402
     plot_candidates,
@@ -17,7 +18,23 @@ from cswm_lib.report import (  # noqa: E402
     plot_settings,
     plot_steps,
     plot_transition,
+    visible,
 )
+
+COLUMN_PX = 745  # the book's text column at 1366 x 768 (tests/test_book_html.py)
+
+
+def reads_well(fig) -> list[str]:
+    """What a reader could not read in ``fig`` drawn as a notebook shows it (100 dpi, tight crop)
+    in the book's column: empty when it fits and its text is at least 9 pt on screen."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    png = buf.getvalue()
+    width = struct.unpack(">I", png[16:20])[0]
+    return image_problems(png, width, min(width, COLUMN_PX))
 
 
 def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
@@ -36,7 +53,7 @@ def test_plot_steps_gives_every_series_its_own_colour_and_integer_step_ticks():
     fig.canvas.draw()
     ticks = fig.axes[0].get_xticks()
     assert all(float(t).is_integer() for t in ticks), ticks
-    assert fig.get_size_inches()[0] <= 7.5
+    assert reads_well(fig) == []
 
 
 def test_plot_settings_one_bar_per_setting_and_roll_out_length():
@@ -47,7 +64,7 @@ def test_plot_settings_one_bar_per_setting_and_roll_out_length():
     bars = ax.patches
     assert len(bars) == 6 and bars[4].get_height() == 100 * results["l", 5]["Hits@1"]  # L = 5 after L = 1
     assert len({matplotlib.colors.to_hex(b.get_facecolor()) for b in bars}) == 2  # one colour per L
-    assert fig.get_size_inches()[0] <= 7.5
+    assert reads_well(fig) == []
 
 
 def test_plot_candidates_lines_per_roll_out_length_and_chance():
@@ -58,7 +75,7 @@ def test_plot_candidates_lines_per_roll_out_length_and_chance():
     assert list(hits[1].get_ydata()) == [100 * (1 / b + 1.0) for b in (2, 10, 100)]
     assert list(hits[2].get_ydata()) == [50.0, 10.0, 1.0]  # chance 1/B
     assert hits[0].get_linestyle() != hits[1].get_linestyle() and hits[0].get_color() != hits[1].get_color()
-    assert fig.get_size_inches()[0] <= 7.5
+    assert reads_well(fig) == []
 
 
 def test_plot_negatives_a_row_per_strategy_with_the_negatives_it_drew():
@@ -76,7 +93,7 @@ def test_plot_negatives_a_row_per_strategy_with_the_negatives_it_drew():
     atari = plot_negatives(frames, (2, 0), drawn, num_show=3, channels=slice(3, 6), with_next=False)
     assert len(atari.axes) == 2 * 4 and atari.axes[1].get_title() == "e=1, t=0"
     assert np.array_equal(atari.axes[0].get_images()[0].get_array(), frames[2, 0, 3:].transpose(1, 2, 0))
-    assert fig.get_size_inches()[0] <= 7.5
+    assert reads_well(fig) == []
 
 
 def test_plot_transition_arrows_from_each_slot_to_its_prediction():
@@ -93,6 +110,7 @@ def test_plot_transition_arrows_from_each_slot_to_its_prediction():
     assert np.allclose(points[1].get_offsets(), z[:, 1])
     assert np.allclose(points[5].get_offsets(), [target[4, 2]])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["slot 0", "slot 1", "slot 2"]
+    assert reads_well(ax.figure) == []  # its legend sits outside the data
 
 
 def test_plot_cube_crops_marks_both_crops_on_the_canvas():
@@ -106,7 +124,8 @@ def test_plot_cube_crops_marks_both_crops_on_the_canvas():
     assert (crop[1].start, crop[0].start, crop[1].stop - crop[1].start, crop[0].stop - crop[0].start) in boxes
     assert len(boxes) == 2 and canvas.get_images()[0].get_array().shape == (480, 640, 3)
     assert np.array_equal(ours.get_images()[0].get_array(), bp.render_cubes(scene).transpose(1, 2, 0))
-    assert original.get_title() == "original framing" and fig.get_size_inches()[0] <= 7.5
+    assert original.get_title() == "original framing"
+    assert reads_well(fig) == []
 
 
 def test_plot_episode_frames_one_panel_per_step_with_the_highlight_in_red():
@@ -115,7 +134,8 @@ def test_plot_episode_frames_one_panel_per_step_with_the_highlight_in_red():
     ep = tiny_episodes(E=2, T=4, channels=6)
     fig = plot_episode_frames(ep, 1, highlight=2, actions=True, title="episode 1")
     axes = fig.axes
-    assert len(axes) == 5 and fig.get_size_inches()[0] <= 7.5
+    assert len(axes) == 5
+    assert reads_well(fig) == []
     assert axes[0].get_title() == f"t=0\na={ep.actions[1, 0]}" and axes[4].get_title() == "t=4"
     assert [matplotlib.colors.to_hex(ax.title.get_color()) for ax in axes].count("#ff0000") == 1
     assert matplotlib.colors.to_hex(axes[2].title.get_color()) == "#ff0000"
@@ -127,8 +147,20 @@ def test_plot_local_global_grid_a_row_of_two_panels_per_model():
             "same_state": [], "global_distances": np.array([0.5, 0.2, 0.9]), "global_index": 0,
             "global_rank": 2}
     fig = plot_local_global_grid({"baseline": view, "mixed": dict(view, nearest_t=2)}, "Pong")
-    assert len(fig.axes) == 4 and fig.get_size_inches()[0] <= 7.5
+    assert len(fig.axes) == 4
+    assert reads_well(fig) == []
     local, glob = fig.axes[0], fig.axes[1]
     assert local.get_title().startswith("Pong, baseline -- local: nearest t=2, target t=2")
     assert glob.get_title() == "global: rank 2 of 3" and fig.axes[2].get_title().startswith("Pong, mixed")
     assert list(local.get_lines()[0].get_ydata()) == [3.0, 2.0, 1.0, 4.0]
+
+
+def test_visible_stretches_atari_screens_and_leaves_block_worlds_alone():
+    brown = np.zeros((3, 50, 50), np.uint8) + np.array([144, 72, 17], np.uint8)[:, None, None]
+    brown[:, 20:24, 45:47] = np.array([92, 186, 93], np.uint8)[:, None, None]  # a paddle
+    out = visible(brown)
+    assert out[:, 0, 0].tolist() == [0, 0, 0] and out[:, 21, 45].max() == 255
+    shapes = np.zeros((3, 50, 50), np.uint8)
+    shapes[0, 10:20, 10:20] = 200
+    assert visible(shapes) is shapes  # black background: as it is
+    assert visible(brown, stretch=False) is brown

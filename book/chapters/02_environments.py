@@ -203,7 +203,7 @@ print(f"no-op steps in the normal world with the same actions: {noop_normal:.3f}
 
 # %%
 sprites = bp.cube_sprites()
-fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.7))
 axes[0].imshow(sprites["background"].transpose(1, 2, 0).clip(0, 1))
 axes[0].set_title("background (once)")
 axes[1].imshow(sprites["alpha"][2, 2], cmap="gray")
@@ -232,7 +232,9 @@ print(f"matplotlib per frame: {1 / t_mpl:,.0f} frames/s "
       f"| sprites: {1 / t_ours:,.0f} frames/s | speed-up {t_mpl / t_ours:,.0f}x")
 print(f"mean |difference| {diff.mean():.2f} of 255; "
       f"pixels off by > 30: {(diff > 30).mean():.2%}")
-fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.7))
 for ax, img, title in zip(
         axes, [ref[0], ours[0], (diff[0] * 4).clip(0, 255).astype(np.uint8)],
         ["matplotlib (original way)", "sprites (ours)", "|difference| x4"],
@@ -322,7 +324,7 @@ for k, v in speed.items():
 # first.
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(6, 6))
+fig, axes = plt.subplots(2, 2, figsize=(6.4, 6.4))
 for row, env_id in enumerate(atari.ATARI_IDS):
     game = atari.game_info(env_id)
     e = gym.make(env_id)
@@ -333,14 +335,17 @@ for row, env_id in enumerate(atari.ATARI_IDS):
     axes[row, 0].axhline(game.crop[0], color="yellow")
     axes[row, 0].axhline(game.crop[1], color="yellow")
     axes[row, 0].set_title(f"{env_id}\nraw {rgb.shape}, crop rows {game.crop}",
-                           fontsize=8)
+                           fontsize=9)
     small = atari.preprocess_frame(rgb, env_id)
-    axes[row, 1].imshow(small.transpose(1, 2, 0))
-    axes[row, 1].set_title(f"preprocessed {small.shape}", fontsize=8)
+    axes[row, 1].imshow(report.visible(small).transpose(1, 2, 0))
+    axes[row, 1].set_title(f"preprocessed {small.shape}\n(contrast-stretched)",
+                           fontsize=9)
 for ax in axes.flat:
     ax.axis("off")
 plt.tight_layout()
 plt.show()
+
+# %%
 print("RAM (the Atari state id):", atari.get_ram(e).shape)
 print("first bytes:", atari.get_ram(e)[:12], "...")
 
@@ -355,13 +360,13 @@ pong = gym.make("PongDeterministic-v4")
 frames, acts, ram = atari.random_episode(pong, "pong", np.random.default_rng(seed),
                                          seed=seed)
 print("frames", frames.shape, "actions", acts, "RAM ids", ram.shape)
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
-for i, t in enumerate([0, 1]):
-    axes[2 * i].imshow(frames[t, :3].transpose(1, 2, 0))
-    axes[2 * i].set_title(f"obs {t}: channels 0-2 (previous)", fontsize=8)
-    axes[2 * i + 1].imshow(frames[t, 3:].transpose(1, 2, 0))
-    axes[2 * i + 1].set_title(f"obs {t}: channels 3-5 (current)", fontsize=8)
-for ax in axes:
+fig, axes = plt.subplots(2, 2, figsize=(5.6, 6))  # contrast-stretched: see the ball
+for t in [0, 1]:
+    axes[t, 0].imshow(report.visible(frames[t, :3]).transpose(1, 2, 0))
+    axes[t, 0].set_title(f"obs {t}: channels 0-2\n(previous)", fontsize=9)
+    axes[t, 1].imshow(report.visible(frames[t, 3:]).transpose(1, 2, 0))
+    axes[t, 1].set_title(f"obs {t}: channels 3-5\n(current)", fontsize=9)
+for ax in axes.flat:
     ax.axis("off")
 plt.show()
 print("obs[t+1] previous half == obs[t] current half:",

@@ -180,10 +180,10 @@ train = load_episodes(paths[name])
 load_s = time.perf_counter() - t0
 print(train)
 print(f"loaded {train.frames.nbytes / 2**20:.1f} MiB of frames in {load_s:.2f} s")
-fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
-for t, ax in enumerate(axes):
+fig, axes = plt.subplots(2, 4, figsize=(6.4, 3.9))
+for t, ax in enumerate(axes.flat):
     ax.imshow(train.frames[0, t].transpose(1, 2, 0))
-    ax.set_title(f"t={t}, a={train.actions[0, t]}", fontsize=8)
+    ax.set_title(f"t={t}, a={train.actions[0, t]}", fontsize=9)
     ax.axis("off")
 plt.show()
 

@@ -67,6 +67,8 @@ from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import get_device
 
 figstyle.install()  # every figure records its smallest text (the reader test checks it)
+
+# %%
 dev = get_device(device)
 path = readme_dataset(dataset, divisor, min_episodes, progress=False)
 episodes = load_episodes(path)

@@ -53,7 +53,6 @@ import torch
 from IPython.display import Markdown
 
 from cswm_lib import report
-from cswm_lib.analysis import beyond_hinge
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
@@ -67,6 +66,7 @@ from cswm_lib.negatives import (
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir
 
+# %%
 t_start = time.perf_counter()
 # the ShapesImmovableTrain data of the README (seed 1), here with the ground-truth object positions
 imm_file = data_dir() / f"shapes_imm_train_ids_{immovable_episodes}.h5"
@@ -149,7 +149,7 @@ e0, t0 = int(ep[0]), int(st[0])  # the positive we look at: batch member 0
 
 
 def immovable_same(e: int, t: int) -> str:
-    return "immovable " + (
+    return "immovable\n" + (
         "same" if (ids[e, t, IMMOVABLE] == ids[e0, t0, IMMOVABLE]).all() else "differ")
 
 
@@ -186,16 +186,16 @@ Markdown(report.format_table([{"strategy": s}
            f"({E} episodes of {T} steps).")
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3))
+fig, ax = plt.subplots(figsize=(5.6, 3))
 x = np.arange(len(STRATEGIES))
 for i, k in enumerate(groups):
     ax.bar(x + (i - 1) * 0.27, [shortcut[s][k] for s in STRATEGIES], width=0.27,
            label=k)
 ax.set_xticks(x, STRATEGIES)
 ax.set_ylabel("loss of the ideal encoder / hinge")
-ax.set_title("which encoders can reach a low loss under each strategy "
+ax.set_title("which encoders can reach a low loss under each strategy\n"
              "(ShapesImmovable)", fontsize=9)
-ax.legend(fontsize=8)
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 plt.tight_layout()
 plt.show()
 
@@ -282,6 +282,8 @@ plt.show()
 # too short to show the paper's effect reliably; the numbers are what this run produced.
 
 # %%
+from cswm_lib.analysis import beyond_hinge
+
 probe = {}
 for s in ["baseline", "mixed"] if train_epochs > 0 else []:
     cfg = TrainConfig(dataset=str(imm_path),

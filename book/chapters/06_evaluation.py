@@ -163,10 +163,10 @@ for n in speed_sizes:
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.loglog(timing["N"], timing["sort_s"], "o-",
           label="broadcast + sort (original's method)")
-ax.loglog(timing["N"], timing["ours_s"], "s-", label="chunked counting (ours)")
+ax.loglog(timing["N"], timing["ours_s"], "s--", label="chunked counting (ours)")
 ax.set_xlabel("number of queries N")
 ax.set_ylabel("seconds")
-ax.legend()
+ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), fontsize=9, frameon=False)
 ax.grid(alpha=0.3)
 plt.show()
 

@@ -74,11 +74,10 @@ from cswm_lib.a3c import (
     load_policy,
     read_returns,
 )
+from cswm_lib.a3c.collect import burnin_summary, shared_states
 from cswm_lib.a3c.train import A3CConfig, a3c_loss, train
 from cswm_lib.book import save_results
 from cswm_lib.data.hdf5 import load_episodes
-
-results = {}
 
 # %% [markdown]
 # ## Actor-critic with generalised advantages
@@ -173,7 +172,7 @@ cp_eval = evaluate_policy(load_policy(cp_folder), "CartPole-v1", episodes=100,
                           seed=1000)
 print(f"100 evaluation episodes: mean return {cp_eval.mean():.1f} "
       f"(min {cp_eval.min():.0f}, max {cp_eval.max():.0f})")
-results.update(cartpole_frames=int(cp["frames"]),
+results = dict(cartpole_frames=int(cp["frames"]),  # what this chapter records
                cartpole_mean_return_last100=cp_mean,
                cartpole_train_seconds=float(cp["elapsed"]),
                cartpole_eval_mean_return=float(cp_eval.mean()))
@@ -208,8 +207,8 @@ for game in atari_games:
     results[f"{game}_mean_return"] = float(last)
 
 # %%
-fig, axes = plt.subplots(1, len(atari_games), figsize=(6 * len(atari_games), 3.5),
-                         squeeze=False)
+fig, axes = plt.subplots(1, len(atari_games), squeeze=False,
+                         figsize=(min(7.2, 6 * len(atari_games)), 3.8))
 for ax, game in zip(axes[0], atari_games, strict=True):
     report.plot_agent_curve(read_returns(agents[game]), ax=ax)
     ax.set_title(game)
@@ -250,10 +249,10 @@ ep, reason = collect_episode(env, load_policy(agents[game]), game, rng, burnin[g
                              num_steps, eps, reset_seed=0, burnin_frames=screens)
 print("burn-in screens:", len(screens), "x", screens[0].shape, "-> episode", reason)
 picks = np.linspace(0, len(screens) - 1, 5).astype(int)
-fig, axes = plt.subplots(1, 5, figsize=(12, 3))
+fig, axes = plt.subplots(1, 5, figsize=(7.2, 2.8))
 for ax, i in zip(axes, picks, strict=True):
     ax.imshow(screens[i])
-    ax.set_title(f"burn-in step {i}")
+    ax.set_title(f"burn-in step {i}", fontsize=9)
     ax.axis("off")
 plt.show()
 
@@ -264,8 +263,6 @@ plt.show()
 # many attempts are kept and how many distinct start states the kept ones reach.
 
 # %%
-from cswm_lib.a3c.collect import burnin_summary, shared_states
-
 burnin_compare = {}
 for game in atari_games:
     policy = load_policy(agents[game])
@@ -278,8 +275,7 @@ for game in atari_games:
               f"mean burn-in return {s['returns'].mean():+.2f},\n"
               f"    mean steps played {s['lengths'].mean():.1f}, "
               f"kept {s['reasons']['kept']}/{burnin_attempts}, "
-              f"distinct start states {s['distinct_starts']} "
-              f"({time.time() - t0:.1f} s)")
+              f"distinct starts {s['distinct_starts']} ({time.time() - t0:.1f} s)")
         results[f"{game}_burnin_{gru}_mean_return"] = float(s["returns"].mean())
         results[f"{game}_burnin_{gru}_distinct_starts"] = int(s["distinct_starts"])
     reset, carry = burnin_compare[game, "reset"], burnin_compare[game, "carry"]

@@ -36,29 +36,26 @@
 # ```
 #
 # and the same with `cubes_imm_*` and `--encoder large`.
+#
+# The parameters of this run follow. `strategies` maps each strategy to its `TrainConfig`
+# overrides (the README's `baseline` has no flag; `mixed`, episodic + out-of-episode negatives,
+# is `--custom-neg --disable-time-aligned`). The budget is counted in optimizer **updates**, not
+# epochs: what a model learns depends on how many gradient steps it took. Per world (`shapes`,
+# `cubes`): the README's files divided by the divisors (Shapes: 1000 train episodes of 100 steps,
+# seed 1, and 10000 eval episodes of 10, seed 2; Cubes the same with seeds 3 and 4), and the
+# budget: `num_updates` per run (`None`: `epochs` passes over the data; the README: 100 epochs of
+# batch 1024), a learning-curve point every `eval_every` updates. Cubes' large encoder is about
+# ten times slower per update, so at `small` its run is a smoke test.
 
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
-strategies = {
-    "baseline": {},
-    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
-}
-# The budget is counted in optimizer UPDATES, not epochs: what a model learns depends on how many
-# gradient steps it took. Measured with this chapter's learning curves (Shapes, batch 64, hidden
-# 512, one core): the new strategy leaves the "no change" plateau after ~1,000-1,250 updates and
-# reaches ~99 % local Hits@1 by ~2,000; the baseline stays on the plateau throughout.
+strategies = {"baseline": {}, "mixed": {"beta": 0.5, "time_aligned": False}}
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
-# Per world: the README's files divided by the divisors (Shapes 1000 train episodes of 100
-# steps, seed 1, and 10000 eval episodes of 10, seed 2; Cubes the same with seeds 3 and 4), and
-# the budget: num_updates per run (None: `epochs` passes over the data; README: 100 epochs of
-# batch 1024), a learning-curve point every `eval_every` updates.
 shapes = {"train_divisor": 100, "eval_divisor": 100, "epochs": 100, "num_updates": 300,
           "batch_size": 32, "eval_every": 50}
-# the large encoder is ~10x slower per update: at `small` a smoke test
 cubes = {"train_divisor": 500, "eval_divisor": 500, "epochs": 100, "num_updates": 20,
          "batch_size": 32, "eval_every": 10}
 eval_episodes = 1000  # learning curve: the first eval episodes it scores (small: all)
@@ -66,7 +63,7 @@ learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.1 table: 1 step; 5 and 10 are our extension
 settings = ["global_dedup", "local_dedup", "global_dedup_no_transition",
          "local_dedup_no_transition"]  # see below
-verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
+verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this shows
 not_tested = {}  # {dataset: why its budget lies below any learning} (see cpu.yaml)
 
 # %%

@@ -40,10 +40,7 @@ scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 # strategy id -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
-strategies = {
-    "baseline": {},
-    "time_aligned": {"beta": 0.0},
-}
+strategies = {"baseline": {}, "time_aligned": {"beta": 0.0}}
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 # The budget is counted in optimizer UPDATES (see chapter 08). The medium encoder's 9x9 convolution

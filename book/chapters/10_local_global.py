@@ -40,42 +40,40 @@
 # python -m ns.scr.eval_ids_b --dataset data/pong_full_test_dup_eps_0_5.h5 --save-folder ... --dedup
 # python -m ns.scr.eval_ids_b_inep --dataset data/pong_full_test_dup_eps_0_5.h5 --save-folder ... --dedup
 # ```
+#
+# The parameters of this run follow. The A3C agents and the data splits come from the same calls
+# as in chapter 07, so equal values share agents and files; `burnin` holds each game's burn-in
+# lengths as [min, max). C-SWM trains as in the README (`--epochs 100 --learning-rate 0.0005`,
+# batch 1024, hidden 512), and `strategies` maps each strategy to its `TrainConfig` overrides (the
+# README's `baseline` has no flag; `mixed` is `--custom-neg --disable-time-aligned`). The budget is
+# counted in optimizer updates (see chapter 08); at `small` the run is a smoke test only. Of the
+# `settings`, `batched_dedup` is the paper's global score.
 
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
-# A3C agents and splits: the same calls as chapter 07, so equal values share agents and files
 atari_games = ["PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]
 atari_workers = 2  # baby-a3c / the paper: 20 processes
 atari_max_frames = 2_000  # the paper: 80M frames per game
 atari_lr = 1e-4
 atari_checkpoint_every = 1_000  # frames between checkpoints (baby-a3c: 2M)
-# burn-in lengths per game: [min, max)
 burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}
 split_episodes = {"train": 6, "valid": 3, "test": 20}  # README: 10000 / 1000 / 1000
 split_seeds = {"train": 1, "valid": 2, "test": 3}
 eps = 0.5
 episode_steps = 10  # recorded random-action transitions per episode
-# C-SWM training (README: --epochs 100 --learning-rate 0.0005, batch 1024, hidden 512)
 seeds = [0]  # README: one run per command, train.py's default --seed 42
-# strategy id -> TrainConfig overrides (README: no flag / --custom-neg --disable-time-aligned)
-strategies = {
-    "baseline": {},
-    "mixed": {"beta": 0.5, "time_aligned": False},  # episodic + out-of-episode
-}
+strategies = {"baseline": {}, "mixed": {"beta": 0.5, "time_aligned": False}}
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
-# The budget is counted in optimizer UPDATES (see chapter 08); at `small` a smoke test only.
 epochs = 100  # README: 100 (used only when num_updates is None)
 num_updates = 20  # optimizer updates per run (None: `epochs` passes over the data)
 batch_size = 32  # README: 1024
 eval_every = 10  # learning curve: updates between evaluations
 eval_episodes = 1000  # learning curve: the first test episodes it scores (here: all)
 learning_rate = 5e-4
-# scoring
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
-# batched_dedup is the paper's global score
 settings = ["batched_dedup", "local_dedup", "local_later_dedup",
             "batched_dedup_no_transition", "local_dedup_no_transition",
             "local_later_dedup_no_transition"]

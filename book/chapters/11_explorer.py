@@ -68,6 +68,7 @@ from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device
 
+# %%
 t_start = time.perf_counter()
 dev = get_device(device)
 # on a few busy cores, threads mostly wait for each other
@@ -190,15 +191,15 @@ z_flat = {v.name: v.z.reshape(E * (T + 1), 5, -1) for v in explorer.views}
 r2 = {name: slot_object_r2(z, pos) for name, z in z_flat.items()}
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2))
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), sharey=True, layout="constrained")
 for ax, v in zip(axes, explorer.views, strict=True):
     im = ax.imshow(r2[v.name], vmin=0, vmax=1, cmap="viridis")
     for (k, j), val in np.ndenumerate(r2[v.name]):
-        ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=8,
+        ax.text(j, k, f"{val:.2f}", ha="center", va="center", fontsize=9,
                 color="w" if val < 0.6 else "k")
     ax.set_xticks(range(5), [f"{j}\n(imm.)" if j < 2 else str(j) for j in range(5)],
-                  fontsize=8)
-    ax.set_yticks(range(5), [f"slot {k}" for k in range(5)], fontsize=8)
+                  fontsize=9)
+    ax.set_yticks(range(5), [f"slot {k}" for k in range(5)], fontsize=9)
     for k, lab in enumerate(ax.get_yticklabels()):
         lab.set_color(slot_colour(k))
     ax.set_xlabel("object")

@@ -5,6 +5,7 @@ shared skeleton of an experiment chapter). The statistics and verdicts they show
 :mod:`cswm_lib.verdict`. The chapters use the names below as ``report.<name>``.
 """
 
+from cswm_lib import figstyle
 from cswm_lib.report.figures import (
     plot_agent_curve,
     plot_candidates,
@@ -20,6 +21,7 @@ from cswm_lib.report.figures import (
     plot_steps,
     plot_trajectories,
     plot_transition,
+    visible,
 )
 from cswm_lib.report.page import ExperimentPage, show_verdict
 from cswm_lib.report.results import (
@@ -55,6 +57,8 @@ from cswm_lib.report.verdict_tables import (
 )
 from cswm_lib.tables import format_table, show_markdown
 
+figstyle.install()  # every figure of a chapter records its smallest text (the reader test)
+
 __all__ = [
     "ExperimentPage", "GLANCE_SETTINGS", "README_MARKERS", "budget_markdown",
     "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "history",
@@ -65,5 +69,5 @@ __all__ = [
     "plot_trajectories", "plot_transition", "readme_with_results", "recorded", "recorded_results",
     "recorded_verdicts", "reference_run", "results_markdown", "run_summary", "score_table",
     "show_markdown", "show_verdict", "signs", "slot_lengths_text", "split_table",
-    "verdict_markdown", "verdict_table", "verdict_table_compact",
+    "verdict_markdown", "verdict_table", "verdict_table_compact", "visible",
 ]

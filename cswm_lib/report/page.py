@@ -24,7 +24,7 @@ from cswm_lib.experiments import (
     spec_dict,
     train_specs,
 )
-from cswm_lib.report.figures import plot_curve_grid, plot_slot_grid, plot_steps
+from cswm_lib.report.figures import FONT, WIDTH, plot_curve_grid, plot_slot_grid, plot_steps, visible
 from cswm_lib.report.results import recorded, reference_run
 from cswm_lib.report.tables import departure_markdown, run_summary, score_table, slot_lengths_text
 from cswm_lib.report.verdict_tables import verdict_markdown
@@ -53,11 +53,11 @@ class ExperimentPage:
         self.origins: dict[str, dict[str, dict[str, str]]] = {}
 
     def sizes(self) -> str:
-        """One line per dataset: its train and eval episodes and the budget of each run."""
+        """Two lines per dataset: its train and eval episodes, then the budget of each run."""
         return "\n".join(
             f"{name}: train {tr.num_episodes} x {tr.episode_length}, eval {ev.num_episodes} x "
-            f"{ev.episode_length} (episodes x steps); {self.specs[name].num_updates} updates of "
-            f"{self.specs[name].batch_size}"
+            f"{ev.episode_length} (episodes x steps);\n    {self.specs[name].num_updates} updates "
+            f"of {self.specs[name].batch_size}"
             for name, (tr, ev) in self.data.items()
         )
 
@@ -66,12 +66,14 @@ class ExperimentPage:
         (``channels``: the RGB frame of an observation, ``slice(3, 6)`` for a stacked Atari one)."""
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2 * len(self.data), figsize=(7.5, 2.1), squeeze=False)
+        cols = 2 * len(self.data)
+        side = min(1.8, WIDTH / cols)
+        fig, axes = plt.subplots(1, cols, figsize=(side * cols, side + 0.5), squeeze=False)
         for i, (name, (tr, _)) in enumerate(self.data.items()):
             for j, t in enumerate([0, tr.episode_length]):
                 ax = axes[0, 2 * i + j]
-                ax.imshow(tr.frames[0, t, channels].transpose(1, 2, 0))
-                ax.set_title(f"{name}, t={t}", fontsize=8)
+                ax.imshow(visible(tr.frames[0, t, channels]).transpose(1, 2, 0))
+                ax.set_title(f"{name}\nt={t}", fontsize=FONT)
                 ax.axis("off")
         plt.show()
 
@@ -174,7 +176,7 @@ def show_verdict(
         print(run_summary(ref))
     else:
         print(f"this run ({scale} scale)" + ("" if scale != "small" else
-              ": a smoke run that proves the pipeline runs; its numbers are not evidence"))
+              ": a smoke run that proves the pipeline runs;\nits numbers are not evidence"))
     if panels:
         plot_curve_grid(shown["curves"], panels=panels)
         plt.show()

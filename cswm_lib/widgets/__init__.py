@@ -19,7 +19,10 @@ per displayed frame), the 2D projection and a brute-force nearest-state index (o
 them over a cached background (Agg blitting), so it costs a few ms of numpy plus one PNG encode.
 """
 
+from cswm_lib import figstyle
 from cswm_lib.widgets.explorer import EmbeddingExplorer
 from cswm_lib.widgets.views import SLOT_COLOURS, ModelView, build_view, frame_rgb, slot_colour
+
+figstyle.install()  # the explorer's static figures record their smallest text
 
 __all__ = ["SLOT_COLOURS", "EmbeddingExplorer", "ModelView", "build_view", "frame_rgb", "slot_colour"]

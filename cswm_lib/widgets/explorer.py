@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from cswm_lib.data.episodes import Episodes, to_float
 from cswm_lib.errors import CswmError
+from cswm_lib.figstyle import FONT, WIDTH
 from cswm_lib.model import CSWM, check_compatible
 from cswm_lib.utils import eval_mode, torch_threads
 from cswm_lib.widgets.views import DIRECTIONS, ModelView, _Row, _strip, build_view, frame_rgb, slot_colour
@@ -126,7 +127,7 @@ class EmbeddingExplorer:
             self._update()
 
     def _nn_title(self) -> str:
-        where = "" if self.neighbours_from == "all" else " (other episodes)"
+        where = "" if self.neighbours_from == "all" else "\n(other episodes)"
         return f"nearest states of the eval set{where}"
 
     @property
@@ -169,30 +170,41 @@ class EmbeddingExplorer:
 
     def _action_text(self, a: int) -> str:
         if self._block_pushing and self.views[0].model.config.action_dim == 4:
-            return f"action {a}: object {a // 4} {DIRECTIONS[a % 4]}"
+            return f"action {a}:\nobject {a // 4} {DIRECTIONS[a % 4]}"
         return f"action {a}"
 
     # -- figure -------------------------------------------------------------------------------
-    def _build(self, fig: Figure, shown: Sequence[int], animated: bool) -> tuple[tuple, list[_Row], list]:
-        """Lay out the panels of the models ``shown`` on ``fig``.
+    def _build(self, fig: Figure, shown: Sequence[int], animated: bool,
+               compact: bool = False) -> tuple[tuple, list[_Row], list]:
+        """Lay out the panels of the models ``shown`` on ``fig``: per model one row of panels, or
+        with ``compact`` (static pages, ``figstyle.WIDTH`` in wide) two rows, the embeddings
+        beside the masks over the nearest states.
 
         Returns (observation artists, one row of artists per model, every artist that changes)."""
         H, W = self.episodes.obs_shape[1:]
-        gs = fig.add_gridspec(len(shown), 4, width_ratios=[0.9, 2.0, 2.1, 2.6], wspace=0.3, hspace=0.55,
-                              left=0.03, right=0.99, top=0.84 if len(shown) == 1 else 0.9, bottom=0.13)
+        n = len(shown)
+        if compact:
+            height = fig.get_size_inches()[1]  # margins in inches: the title's lines, the x label
+            gs = fig.add_gridspec(2 * n, 3, width_ratios=[0.8, 2.4, 2.6], wspace=0.35, hspace=1.0,
+                                  left=0.07, right=0.99, top=1 - 0.8 / height, bottom=0.45 / height)
+            cells = [(gs[2 * r, 2], gs[2 * r:2 * r + 2, 1], gs[2 * r + 1, 2]) for r in range(n)]
+        else:
+            gs = fig.add_gridspec(n, 4, width_ratios=[0.9, 2.0, 2.1, 2.6], wspace=0.3, hspace=0.55,
+                                  left=0.03, right=0.99, top=0.84 if n == 1 else 0.9, bottom=0.13)
+            cells = [(gs[r, 1], gs[r, 2], gs[r, 3]) for r in range(n)]
         ax = fig.add_subplot(gs[:, 0])
         self.obs_gap = max(1, H // 10)
         obs = ax.imshow(np.ones((2 * H + self.obs_gap, W, 3)), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([H / 2, H + self.obs_gap + H / 2], ["$o_t$", "$o_{t+1}$"])
         ax.tick_params(length=0)
-        title = fig.suptitle("", fontsize=10)
-        action = ax.text(W / 2, 2 * H + self.obs_gap + 2, "", ha="center", va="top", fontsize=8)
+        title = fig.suptitle("", fontsize=FONT + 1)
+        action = ax.text(W / 2, 2 * H + self.obs_gap + 2, "", ha="center", va="top", fontsize=FONT)
         ax.set_ylim(2 * H + self.obs_gap + 0.22 * H, -0.5)
         dyn = [obs, title, action]
         for a in dyn:
             a.set_animated(animated)
-        rows = [_Row(fig, gs, r, self.views[i], self.T, self.num_neighbours, (H, W), animated)
+        rows = [_Row(fig, cells[r], self.views[i], self.T, self.num_neighbours, (H, W), animated)
                 for r, i in enumerate(shown)]
         for row in rows:
             row.nn_title.set_text(self._nn_title())
@@ -207,7 +219,7 @@ class EmbeddingExplorer:
                             vertical=True))
         title.set_text(f"episode {episode}, step {step} of {T}")
         a = int(ep.actions[episode, step]) if step < T else None
-        action.set_text(self._action_text(a) if a is not None else "(end of episode)")
+        action.set_text(self._action_text(a) if a is not None else "(end of\nepisode)")
         H, W = ep.obs_shape[1:]
         for row in rows:
             v = row.view
@@ -248,7 +260,7 @@ class EmbeddingExplorer:
             for i, lab in enumerate(row.nn_labels):
                 if i < len(row.neighbours):
                     e_, t_, en = row.neighbours[i]
-                    lab.set_text(f"ep {e_} t {t_}\nE={en:.2g}")
+                    lab.set_text(f"ep {e_}\nt {t_}\nE={en:.2g}")
                 else:
                     lab.set_text("")
 
@@ -414,14 +426,16 @@ class EmbeddingExplorer:
 
     # -- static pages ---------------------------------------------------------------------------
     def plot(self, episode: int | None = None, step: int | None = None, view: str = "side by side") -> Figure:
-        """The panels of (episode, step) as a new pyplot figure (for static pages: ``plt.show()``)."""
+        """The panels of (episode, step) as a new pyplot figure for static pages (``plt.show()``):
+        laid out to fit a book's text column, ``figstyle.WIDTH`` in wide, text at least
+        ``figstyle.FONT`` pt."""
         import matplotlib.pyplot as plt
 
         episode = self._episode if episode is None else int(episode)
         step = self._step if step is None else int(step)
         self._check(episode, step)
         shown = self._rows_of(view)
-        fig = plt.figure(figsize=self._figsize(len(shown)), dpi=100)
-        obs_artists, rows, _ = self._build(fig, shown, animated=False)
+        fig = plt.figure(figsize=(WIDTH, 3.6 * len(shown) + 0.5), dpi=100)
+        obs_artists, rows, _ = self._build(fig, shown, animated=False, compact=True)
         self._fill(obs_artists, rows, episode, step)
         return fig

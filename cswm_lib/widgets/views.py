@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from cswm_lib.analysis import NearestStates, pca_2d
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.evaluate import embed_paths
+from cswm_lib.figstyle import FONT
 from cswm_lib.model import CSWM
 from cswm_lib.utils import torch_threads
 
@@ -119,8 +120,9 @@ def _strip(images: Sequence[np.ndarray], gap: int, fill: float = 1.0, vertical: 
 class _Row:
     """The artists of one model's row of panels."""
 
-    def __init__(self, fig: Figure, gs: Any, row: int, view: ModelView, T: int, num_neighbours: int,
-                 frame_shape: tuple[int, int], animated: bool):
+    def __init__(self, fig: Figure, cells: tuple[Any, Any, Any], view: ModelView, T: int,
+                 num_neighbours: int, frame_shape: tuple[int, int], animated: bool):
+        """``cells``: the gridspec cells of the masks, the embeddings and the nearest states."""
         self.view = view
         K = view.z.shape[2]
         h, w = view.model.config.mask_shape
@@ -132,28 +134,29 @@ class _Row:
             dyn.append(artist)
             return artist
 
-        ax = self.ax_masks = fig.add_subplot(gs[row, 1])
+        ax = self.ax_masks = fig.add_subplot(cells[0])
         self.masks = add(ax.imshow(np.zeros((h, K * (w + self.mask_gap) - self.mask_gap, 3)),
                                    interpolation="nearest", vmin=0, vmax=1))
         ax.set_xticks([k * (w + self.mask_gap) + (w - 1) / 2 for k in range(K)], [str(k) for k in range(K)])
         for k, lab in enumerate(ax.get_xticklabels()):
             lab.set_color(slot_colour(k))
         ax.set_yticks([])
-        ax.set_xlabel("object slot", fontsize=8)
-        ax.set_title(f"{view.name}: object masks", fontsize=9)
+        ax.set_xlabel("object slot", fontsize=FONT)
+        ax.set_title(f"{view.name}: object masks", fontsize=FONT)
 
-        ax = self.ax_emb = fig.add_subplot(gs[row, 2])
+        ax = self.ax_emb = fig.add_subplot(cells[1])
         x0, x1, y0, y1 = view.limits
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         if view.explained is None:
-            ax.set_xlabel("$z_1$", fontsize=8)
-            ax.set_ylabel("$z_2$" if view.z.shape[-1] > 1 else "", fontsize=8)
+            ax.set_xlabel("$z_1$", fontsize=FONT)
+            ax.set_ylabel("$z_2$" if view.z.shape[-1] > 1 else "", fontsize=FONT)
         else:
-            ax.set_xlabel(f"PC1 ({view.explained[0]:.0%})", fontsize=8)
-            ax.set_ylabel(f"PC2 ({view.explained[1]:.0%})", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_title("embeddings: trajectory, $z_t + T(z_t, a)$ for every action", fontsize=9)
+            ax.set_xlabel(f"PC1 ({view.explained[0]:.0%})", fontsize=FONT)
+            ax.set_ylabel(f"PC2 ({view.explained[1]:.0%})", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.set_title(f"{view.name}: embeddings, trajectory\nand $z_t + T(z_t, a)$ for every action",
+                     fontsize=FONT)
         colours = np.array([slot_colour(k) for k in range(K)])
         self.traj = [add(ax.plot([], [], "-", color=colours[k], lw=1, alpha=0.45)[0]) for k in range(K)]
         A = max(view.num_actions, 1)
@@ -167,22 +170,22 @@ class _Row:
         self.taken = add(ax.scatter(np.zeros(K), np.zeros(K), s=45, c="k", marker="x", lw=1.2, zorder=5))
         self.next = add(ax.scatter(np.zeros(K), np.zeros(K), s=70, facecolors="none", edgecolors="k",
                                    lw=1, zorder=5))
-        self.info = add(ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=7, va="bottom"))
+        self.info = add(ax.text(0.01, 0.01, "", transform=ax.transAxes, fontsize=FONT, va="bottom"))
 
-        ax = self.ax_nn = fig.add_subplot(gs[row, 3])
+        ax = self.ax_nn = fig.add_subplot(cells[2])
         H, W = frame_shape
-        self.nn_gap = max(1, W // 12)
+        self.nn_gap = max(1, W // 5)  # room between the labels of neighbouring thumbnails
         n = max(num_neighbours, 1)
         strip = np.ones((H, n * (W + self.nn_gap) - self.nn_gap, 3))
         self.nn = add(ax.imshow(strip, interpolation="nearest"))
         ax.set_xticks([])
         ax.set_yticks([])
-        self.nn_title = ax.set_title("", fontsize=9)  # static text: part of the cached background
+        self.nn_title = ax.set_title("", fontsize=FONT)  # static text: part of the cached background
         self.nn_labels = [
-            add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=7))
+            add(ax.text(i * (W + self.nn_gap) + W / 2, H + 1, "", ha="center", va="top", fontsize=FONT))
             for i in range(num_neighbours)
         ]
-        ax.set_ylim(H * 1.35, -0.5)  # room for the labels below the thumbnails
+        ax.set_ylim(H * 1.75, -0.5)  # room for the labels below the thumbnails (3 lines)
         self.dynamic = dyn
         self.neighbours: list[tuple[int, int, float]] = []
         self.pred_xy = np.zeros((0, K, 2))
