@@ -174,4 +174,5 @@ def test_history_table_keeps_earlier_sweeps_as_recorded():
     assert earlier and all(name.startswith("cpu/history/08_immovable.") for name, _ in earlier)
     table = report.history_table(earlier)
     assert "reproduced" in table and "inconclusive" in table and "rule of their time" in table
-    assert "Cubes immovable" in table and "mixed" in table  # read in today's names
+    assert "Cubes immovable" in table and "mixed: 96.8 ± 4.1" in table  # read in today's names
+    assert "| 8c2d9a9 |" in table and "7000 × 64" in table and "(99.7" not in table  # means only

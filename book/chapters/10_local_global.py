@@ -208,11 +208,12 @@ plt.show()
 # frames of the same rally, a few pixels apart. A model that only recognises "which episode" gets a
 # high global and a low local score. As in {ref}`chap-atari-time-aligned`, the `_no_transition`
 # settings score
-# the no-transition predictor $\hat z_L = z_0$ with the same encoder, and `nearest_start` is the
-# fraction of local queries whose prediction is nearest to the start state.
+# the no-transition predictor $\hat z_L = z_0$ with the same encoder. In `local_dedup` that
+# predictor finds $o_0$ itself first, so its control is 0 by construction; `local_later_dedup`
+# ranks among the states after $o_0$, where the control is "the nearest other state".
 
 # %%
-score_table = page.score(settings)
+score_table = page.score(settings, start_setting=None)
 print(
     f"scale: {scale} -- {len(page.rows)} result rows\n"
     f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "

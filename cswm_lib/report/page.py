@@ -91,11 +91,13 @@ class ExperimentPage:
             plt.show()
         return self.curves
 
-    def score(self, settings: Sequence[str], num_steps: int = 1) -> str:
+    def score(self, settings: Sequence[str], num_steps: int = 1,
+              start_setting: str | None = "local_dedup") -> str:
         """Score every trained model (fills ``records`` and ``rows``); return the
-        :func:`~cswm_lib.report.tables.score_table` of the ``num_steps``-step scores in ``settings``."""
+        :func:`~cswm_lib.report.tables.score_table` of the ``num_steps``-step scores in ``settings``
+        (with the share of ``start_setting`` predictions nearest the start state; None: without)."""
         self.records, self.rows = score_specs(self.specs, self.folders, self.executor)
-        return score_table(select(self.rows, num_steps=num_steps), settings)
+        return score_table(select(self.rows, num_steps=num_steps), settings, start_setting=start_setting)
 
     def show_steps(self, settings: Sequence[str], chance: dict[str, float] | None = None,
                    names: dict[str, str] | None = None) -> None:

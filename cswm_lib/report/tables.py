@@ -322,7 +322,7 @@ def glance_markdown(folder: Path | None = None, compact: bool = False) -> str:
     table = verdict_table_compact(verdicts) if compact else verdict_table(verdicts)
     earlier = history(folder=folder)
     if earlier:
-        table += "\n\nEarlier sweeps, kept as recorded:\n\n" + history_table(earlier, seeds=not compact)
+        table += "\n\nEarlier sweeps, kept as recorded:\n\n" + history_table(earlier)
     if without:
         rows = [r for r in recorded_results(folder) if r["source"] in without]
         table += "\n\nRecorded without a verdict (" + ", ".join(f"`{w}`" for w in without) + "):\n\n"

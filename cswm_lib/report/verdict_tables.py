@@ -99,21 +99,23 @@ def verdict_markdown(verdicts: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(out)
 
 
-def history_table(records: Sequence[tuple[str, dict[str, Any]]], seeds: bool = True) -> str:
-    """Earlier sweeps (:func:`cswm_lib.report.results.history`), one row per dataset of each: the file,
-    its scale and budget, both strategies' means (every seed), and the outcome it recorded under the
-    rule of its time (superseded: it said "reproduced" for a positive difference on every seed and
-    labelled [min, max] of 3 seeds a 95 % bootstrap interval). ``seeds=False``: means only."""
+def history_table(records: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """Earlier sweeps (:func:`cswm_lib.report.results.history`), one row per dataset of each: the
+    commit that recorded it (its file is ``history/<chapter>.<commit>.json``, every seed inside), the
+    budget, both strategies' means and the outcome it recorded under the rule of its time
+    (superseded: it said "reproduced" for a positive difference on every seed and labelled [min, max]
+    of 3 seeds a 95 % bootstrap interval)."""
     from cswm_lib.tables import format_table
 
     rows = []
     for name, record in records:
         for v in record.get("results", {}).get("verdicts", []):
-            rows.append({"record": f"`{name}`", "dataset": v["dataset"], "score": v["score"],
-                         "budget": budget_text(v), "baseline": pct(v["base_score"], seeds),
-                         "new": f"{v['new']}: {pct(v['new_score'], seeds)}",
-                         "outcome then": v["verdict"]})
+            rows.append({"sweep": name.rsplit(".", 2)[-2], "dataset": v["dataset"],
+                         "updates": f"{v.get('updates')} × {v.get('batch_size')}",
+                         "seeds": len(v["new_score"]["seeds"]), "baseline": pct(v["base_score"], False),
+                         "new": f"{v['new']}: {pct(v['new_score'], False)}", "outcome then": v["verdict"]})
     if not rows:
         return "_No earlier sweep is recorded._"
     return format_table(rows) + ("\n\nOutcomes under the rule of their time, which this book no longer "
-                                 "uses (see the glossary's verdict outcomes).")
+                                 "uses; every seed is in the sweep's file under `book/results/<scale>/"
+                                 "history/`.")
