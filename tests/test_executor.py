@@ -192,6 +192,9 @@ KILLED_PARENTS = {
     "ProcessExecutor(1, progress=False).map([Job('sleep', time.sleep, (120,))])",
     "generation worker (process_map)": "from cswm_lib.utils import process_map\n"
     "list(process_map(time.sleep, [120, 120], 2))",
+    "A3C training worker": "import tempfile\nfrom cswm_lib.a3c.train import A3CConfig, train\n"
+    "train(A3CConfig(env_id='CartPole-v1', num_workers=2, max_frames=10**9, start_method='fork', "
+    "folder=tempfile.mkdtemp(), progress=False))",
 }
 
 

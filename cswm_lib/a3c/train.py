@@ -56,6 +56,7 @@ from cswm_lib.utils import (
     atomic_path,
     checkpoints_dir,
     cli_errors,
+    die_with_parent,
     ignore_interrupts,
     interrupt_guard,
 )
@@ -248,6 +249,7 @@ def _worker(rank: int, cfg: A3CConfig, shared: nn.Module, optimizer: SharedAdam,
     """The life of one worker process: updates until the frame budget is spent or ``stop`` is set;
     every finished episode goes to ``records`` as ``(rank, return, length, mean entropy)``."""
     ignore_interrupts()  # Ctrl-C is the coordinator's: it stops the workers and saves a checkpoint
+    die_with_parent()  # a coordinator killed without cleanup (SIGKILL, OOM) leaves no worker playing on
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     actor = Actor(cfg, seed)
