@@ -139,7 +139,8 @@ def check_weights(state: object, model: torch.nn.Module, path: str | Path, fits:
                             f"{mine[k].dtype} {list(mine[k].shape)}")
 
 
-#: state.pt: key -> (types, description); "model" is checked against the model by check_weights
+#: What a ``state.pt`` holds, key -> (types, description); its "model" is checked against the
+#: model by check_weights
 TRAINING_STATE = {
     "model": ((dict,), "a state dict"),
     "optimizer": ((dict,), "an optimizer state dict"),

@@ -36,7 +36,7 @@ def _command(command: str) -> Callable[[], None]:
         importlib.import_module(COMMANDS[command]).main()
 
     run.__name__ = run.__qualname__ = command.removeprefix("cswm-").replace("eval", "evaluate")
-    run.__doc__ = f"``{command}``: :func:`{COMMANDS[command]}.main`."
+    run.__doc__ = f"``{command}``: ``python -m {COMMANDS[command]}``."
     return run
 
 

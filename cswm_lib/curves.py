@@ -52,7 +52,7 @@ from cswm_lib.vocabulary import modernise
 #: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
 #: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
 Curves = dict[str, dict[str, dict[str, list]]]
-#: Learning curves of several experiments: ``{dataset: Curves}`` (what a chapter records).
+#: ``{dataset: Curves}``, the learning curves of several experiments (what a chapter records).
 CurveSet = dict[str, Curves]
 
 #: roll-out lengths scored on a curve

@@ -105,7 +105,7 @@ def versions() -> dict[str, str | None]:
 
 
 def cpu_model() -> str | None:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):

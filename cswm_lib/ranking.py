@@ -25,7 +25,7 @@ import torch
 from cswm_lib.errors import CswmError
 from cswm_lib.utils import torch_threads
 
-#: De-duplication by ground-truth state ids: none, the published repair, the corrected variant.
+#: The ways to de-duplicate by ground-truth state ids (none, the published repair, the corrected one).
 DEDUP = (None, "published", "correct")
 AVERAGING = ("mean", "published")
 _MEMORY = 2 * 2**20  # bytes of one [rows, candidates] work matrix (cache-sized chunks are fastest)

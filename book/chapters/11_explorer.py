@@ -24,7 +24,7 @@
 # objects that never move identify the episode, and separating episodes is all the baseline loss
 # asks for ({ref}`chap-negatives`). This chapter *looks* at two models trained on the same data,
 # one with the baseline negatives and one with the paper's mixture of episodic and random
-# negatives, with an interactive explorer, {class}`cswm_lib.widgets.EmbeddingExplorer`. The
+# negatives, with an interactive explorer, {class}`cswm_lib.widgets.explorer.EmbeddingExplorer`. The
 # scores of the same comparison -- learning curves and a verdict from recorded `cpu`-scale runs
 # with three seeds per strategy -- are in {ref}`chap-immovable`.
 #
@@ -310,7 +310,7 @@ print("now showing:", explorer.title)
 # %% [markdown]
 # ## Summary
 #
-# * {class}`~cswm_lib.widgets.EmbeddingExplorer` precomputes embeddings, masks, a 2D projection
+# * {class}`~cswm_lib.widgets.explorer.EmbeddingExplorer` precomputes embeddings, masks, a 2D projection
 #   and a nearest-state index once; an interaction then only updates artists and re-draws them,
 #   fast enough to slide through a 1000-episode eval set.
 # * The panels tie the model's parts together: masks (what each slot looks at), embeddings (where

@@ -1,7 +1,7 @@
 """Run the pipeline's independent jobs: one after another, in N local processes, or on a Ray cluster.
 
-A :class:`Job` is one run of the pipeline (a training run, a scoring pass, an A3C agent, a data
-collection): a module-level function with its arguments, the CPUs it uses, the files it reads and
+A :class:`~cswm_lib.executor.local.Job` is one run of the pipeline (a training run, a scoring pass,
+an A3C agent, a data collection): a module-level function with its arguments, the CPUs it uses, the files it reads and
 the files or folders it writes. An executor runs a list of jobs and returns their results by name::
 
     from cswm_lib.executor import Job, get_executor
@@ -23,12 +23,14 @@ Executors, chosen by name (``executor:`` in a parameter file, ``--executor`` on
     of the N slots.
 ``ray``
     a Ray cluster (``RAY_ADDRESS`` names it as Ray does; without it a local Ray instance is
-    started). See :class:`RayExecutor`: resources per job, datasets through the object store,
+    started). See :class:`~cswm_lib.executor.ray_cluster.RayExecutor`: resources per job, datasets through
+    the object store,
     results copied back into the driver's folders, retries.
 
 Whatever the executor, a failing job is reported as ONE line naming its run (the traceback goes
 to ``<checkpoints>/failed/<run>.log``), the other jobs run to the end and keep their results, and
-:meth:`Executor.map` then raises :class:`JobsFailed` (a :class:`~cswm_lib.CswmError`) listing the failures.
+:meth:`~cswm_lib.executor.local.Executor.map` then raises :class:`~cswm_lib.executor.local.JobsFailed` (a
+:class:`~cswm_lib.CswmError`) listing the failures.
 The same job gives bit-identical results in this process (with the same number of torch threads),
 in a ``local:N`` process and on a Ray worker (tests/test_executor.py).
 """
@@ -52,7 +54,8 @@ from cswm_lib.executor.ray_cluster import RayExecutor, remap
 
 
 def get_executor(spec: str | dict[str, Any] | Executor | None = None) -> Executor:
-    """The executor named by ``spec`` (see :func:`parse_executor`); an :class:`Executor` is returned as is.
+    """The executor named by ``spec`` (see :func:`~cswm_lib.executor.local.parse_executor`); an
+    :class:`~cswm_lib.executor.local.Executor` is returned as is.
     Only ``ray`` imports Ray."""
     if isinstance(spec, Executor):
         return spec

@@ -19,7 +19,7 @@ from typing import Any
 from cswm_lib.errors import CswmError
 from cswm_lib.utils import checkpoints_dir
 
-#: Executor names :func:`get_executor` knows (``local:N`` is ``local`` with N processes).
+#: Executor names :func:`~cswm_lib.executor.get_executor` knows (``local:N`` is ``local`` with N processes).
 EXECUTORS = ("local", "ray")
 
 
@@ -277,7 +277,8 @@ def _serve(conn: Any) -> None:
 
 def parse_executor(spec: str | dict[str, Any] | None) -> dict[str, Any]:
     """``"local"``, ``"local:N"``, ``"local:auto"``, ``"ray"`` or a dict ``{"name": "ray", ...options}``
-    (options of :class:`RayExecutor`) -> ``{"name": ..., **options}``; ``None`` reads ``CSWM_EXECUTOR``
+    (options of :class:`~cswm_lib.executor.ray_cluster.RayExecutor`) -> ``{"name": ..., **options}``;
+    ``None`` reads ``CSWM_EXECUTOR``
     (default ``local``)."""
     if spec is None:
         spec = os.environ.get("CSWM_EXECUTOR") or "local"

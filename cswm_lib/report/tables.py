@@ -54,7 +54,7 @@ def results_markdown(rows: list[dict[str, Any]], num_steps: int = 1, metric: str
     """The results at a glance (README and intro): one line per (section, dataset, evaluation setting,
     scale) with every negative-sampling strategy's score (mean ± std over seeds, in percent) side by
     side, and the paper's number or "not known to us". Only ``num_steps``-step ``metric`` rows in
-    :data:`GLANCE_SETTINGS` are shown; the chapters have the rest."""
+    :data:`~cswm_lib.report.results.GLANCE_SETTINGS` are shown; the chapters have the rest."""
     rows = [
         r for r in rows
         if r["num_steps"] == num_steps and r["metric"] == metric and r["setting"] in GLANCE_SETTINGS
@@ -245,7 +245,8 @@ def departure_markdown(
 ) -> str:
     """When learned dynamics show, as a markdown list: per dataset of ``curves`` (``{dataset:
     curve_table}``) and strategy in ``strategies`` (default: every strategy with curves), the
-    :func:`departure` from its no-transition control (1-step Hits@1 of ``setting``, mean over seeds, by
+    :func:`~cswm_lib.curves.departure` from its no-transition control (1-step Hits@1 of ``setting``, mean
+    over seeds, by
     more than ``margin``), or that there is none within the updates the strategy's curves reach."""
     lines = []
     for name, runs in curves.items():
@@ -268,7 +269,8 @@ def budget_markdown(
 ) -> str:
     """What budget a world whose ``strategy`` never left its no-transition control would need at
     least, as markdown lines: the updates the *slowest seed* of a world that did leave it needed
-    (per-seed :func:`departure`; a lower bound, since the harder world may need more), and what that
+    (per-seed :func:`~cswm_lib.curves.departure`; a lower bound, since the harder world may need more),
+    and what that
     costs per run and for all runs at ``seconds_per_update(world)`` (measured, one core; called only
     for the worlds that need the estimate). Empty when every world left its control, or none did (no
     yardstick)."""
@@ -314,10 +316,12 @@ def run_summary(record: dict[str, Any], width: int = 80) -> str:
     return "\n".join(lines)
 
 def glance_markdown(folder: Path | None = None, compact: bool = False) -> str:
-    """The "Results at a glance" block of the README and the intro: :func:`verdict_table` of every
+    """The "Results at a glance" block of the README and the intro:
+    :func:`~cswm_lib.report.verdict_tables.verdict_table` of every
     recorded verdict, one row per claim and dataset; recorded runs without verdicts (recorded before
     verdicts existed) follow as their :func:`results_markdown` rows. ``compact``: the narrow table of
-    :func:`verdict_table_compact` (the book's intro, whose text column holds no ten-column table)."""
+    :func:`~cswm_lib.report.verdict_tables.verdict_table_compact` (the book's intro, whose text column
+    holds no ten-column table)."""
     verdicts, without = recorded_verdicts(folder)
     table = verdict_table_compact(verdicts) if compact else verdict_table(verdicts)
     earlier = history(folder=folder)

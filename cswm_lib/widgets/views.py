@@ -1,6 +1,6 @@
 """What the embedding explorer draws, built once per model and eval set: the precomputed
 :class:`ModelView` (embeddings, masks, 2D projection, nearest-state index), slot colours and frame
-helpers, and the artists of one model's row of panels (:class:`_Row`). The user interface is
+helpers, and the artists of one model's row of panels (``_Row``). The user interface is
 :mod:`cswm_lib.widgets.explorer`."""
 
 from __future__ import annotations
