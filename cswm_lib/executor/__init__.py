@@ -2,7 +2,8 @@
 
 A :class:`~cswm_lib.executor.local.Job` is one run of the pipeline (a training run, a scoring pass,
 an A3C agent, a data collection): a module-level function with its arguments, the CPUs it uses,
-the files it reads and the files or folders it writes. An executor runs a list of jobs and returns their results by name::
+the files it reads and the files or folders it writes. An executor runs a list of jobs and returns
+their results by name::
 
     from cswm_lib.executor import Job, get_executor
 
