@@ -26,7 +26,8 @@ import numpy as np
 
 from cswm_lib.errors import CswmError
 
-#: the seeds every RNG of the library accepts: [0, 2**32) (see the module docstring)
+#: One past the largest seed every RNG of the library accepts (seeds lie in [0, 2**32), see the
+#: module docstring)
 SEED_MAX = 2**32
 
 

@@ -52,7 +52,7 @@ from cswm_lib.vocabulary import modernise
 #: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
 #: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
 Curves = dict[str, dict[str, dict[str, list]]]
-#: ``{dataset: Curves}``, the learning curves of several experiments (what a chapter records).
+#: The learning curves of several experiments, keyed by dataset (what a chapter records).
 CurveSet = dict[str, Curves]
 
 #: roll-out lengths scored on a curve

@@ -67,7 +67,7 @@ def output_file(
     example: str = "data.h5",
     foreign: str = "a file this command wrote",
 ) -> Path:
-    """Check an output file before any work; return it as a :class:`Path`. One line when:
+    """Check an output file before any work; return it as a :class:`~pathlib.Path`. One line when:
 
     - it is a folder, or exists and is not a regular file (a device, pipe or broken link);
     - it is one of ``inputs`` (after resolving links) or lies inside one of them;

@@ -222,7 +222,7 @@ class Run:
     saved: int = 0  # updates of the last state.pt
 
     def resume(self, episodes: Episodes) -> None:
-        """Continue from ``state.pt`` (validated by :func:`run_folder.read_state`), if there is one."""
+        """Continue from ``state.pt`` (validated by :func:`read_state`), if there is one."""
         s = read_state(self.folder / "state.pt", self.config.to_dict(), episodes, self.model, self.opt,
                        self.batches_per_epoch)
         if s is None:

@@ -18,7 +18,8 @@ import numpy as np
 
 from cswm_lib.errors import CswmError
 
-#: attribute -> (python types it may have, description); attributes not listed are free-form
+#: The python types each attribute may have, with a description (attributes not listed are
+#: free-form)
 ATTR_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "atari": ((bool, np.bool_), "true or false"),
     "save_state_ids": ((bool, np.bool_), "true or false"),
@@ -29,7 +30,8 @@ ATTR_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "env_id": ((str,), "a string"),
     "content_sha256": ((str,), "a string"),
 }
-#: frames per file the library will ever allocate (a guard against crafted shapes): 2^36 bytes = 64 GiB
+#: The most bytes of frames per file the library will ever allocate, 2^36 = 64 GiB (a guard
+#: against crafted shapes)
 MAX_FRAME_BYTES = 2**36
 
 
