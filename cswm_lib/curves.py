@@ -49,8 +49,8 @@ from cswm_lib.jsonl import read_jsonl
 from cswm_lib.ranking import nearest_start, rank_global, rank_local, scores
 from cswm_lib.vocabulary import modernise
 
-#: The learning curves of one experiment (:func:`curve_table`): ``{strategy: {seed: {"updates":
-#: [...], "<setting>|<L>|<metric>": [...]}}}``, plain JSON-able lists.
+#: The learning curves of one experiment, as :func:`curve_table` returns them, plain JSON-able
+#: lists keyed by strategy, then seed, then ``updates`` or ``<setting>|<L>|<metric>``.
 Curves = dict[str, dict[str, dict[str, list]]]
 #: The learning curves of several experiments, keyed by dataset (what a chapter records).
 CurveSet = dict[str, Curves]
