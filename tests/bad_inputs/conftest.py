@@ -7,21 +7,10 @@ from pathlib import Path
 import pytest
 from tiny_worlds import tiny_episodes
 
+from .common import _train
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    from cswm_lib.train import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("ckpt")
-    cfg = TrainConfig(
-        dataset="tiny.h5",
-        save_folder=str(folder),
-        name="run",
-        hidden_dim=16,
-        num_objects=2,
-        batch_size=8,
-        epochs=1,
-        progress=False,
-        device="cpu",
-    )
-    return train(cfg, tiny_episodes(E=2, T=4))
+    """A tiny trained run (the battery's one training configuration, ``common._train``)."""
+    return _train(tmp_path_factory.mktemp("ckpt"), tiny_episodes(E=2, T=4), dataset="tiny.h5")
