@@ -410,3 +410,15 @@ def train_argv(data: Path, folder: Path, epochs: int = 1) -> list:
     """The command line of a tiny training run (hidden 16, 2 objects, batch 8, CPU) named ``run``."""
     return ["--dataset", data, "--save-folder", folder, "--name", "run", "--hidden-dim", 16,
             "--num-objects", 2, "--batch-size", 8, "--epochs", epochs, "--no-progress", "--device", "cpu"]
+
+
+def generating(out: Path, name: str) -> Child:
+    """Start ``generate`` writing ``out`` (a previous dataset) with 1 worker (4000 episodes) or 2
+    (400), as the case's ``name`` says, and wait until chunks are arriving; return the running child."""
+    import re
+
+    n = 4000 if "1-worker" in name else 400  # one worker: in-process chunks of 200 episodes, ~1 s each
+    child = Child("cswm_lib.data.generate", "--env-id", "ShapesTrain-v0", "--fname", out,
+                  "--num-episodes", n, "--num-workers", 1 if "1-worker" in name else 2)
+    child.wait_for(lambda: re.search(rb"\| *[1-9]\d*/%d" % n, child.err) is not None)
+    return child

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from .common import (
-    Child,
     _gen_argv,
     _generate_main,
     _h5,
@@ -16,6 +13,7 @@ from .common import (
     _write,
     case,
     cli,
+    generating,
     one_line,
 )
 
@@ -30,19 +28,7 @@ GENERATE_INTERRUPTS = [
 def test_ctrl_c_during_generation_keeps_the_old_file(name, tmp_path):
     out = _h5(tmp_path, "shapes.h5")  # the previous output, a dataset of ours
     previous = out.read_bytes()
-    n = 4000 if "1-worker" in name else 400  # one worker: in-process chunks of 200 episodes, ~1 s each
-    child = Child(
-        "cswm_lib.data.generate",
-        "--env-id",
-        "ShapesTrain-v0",
-        "--fname",
-        out,
-        "--num-episodes",
-        n,
-        "--num-workers",
-        1 if "1-worker" in name else 2,
-    )
-    child.wait_for(lambda: re.search(rb"\| *[1-9]\d*/%d" % n, child.err) is not None)  # chunks are arriving
+    child = generating(out, name)
     assert child.interrupt(group="group" in name) == 130
     assert out.read_bytes() == previous
     assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shapes.h5"]

@@ -3,12 +3,21 @@ like Ctrl-C, keeps the old file and leaves no temporary file."""
 
 from __future__ import annotations
 
-import re
 import signal
 
 import pytest
 
-from .common import Child, _gen_argv, _generate_main, _h5, _leftovers, case, refused, snapshot, unchanged
+from .common import (
+    _gen_argv,
+    _generate_main,
+    _h5,
+    _leftovers,
+    case,
+    generating,
+    refused,
+    snapshot,
+    unchanged,
+)
 
 FLAGS = {
     "generate with --seed -1": ("traceback", ["--seed", -1], "--seed must be in [0, "),
@@ -44,22 +53,9 @@ SIGTERMS = [
 
 @pytest.mark.parametrize("name", SIGTERMS)
 def test_sigterm_during_generation_keeps_the_old_file_and_leaves_no_temp_file(name, tmp_path):
-    out = _h5(tmp_path, "shapes.h5")
+    out = _h5(tmp_path, "shapes.h5")  # the previous output, a dataset of ours
     before = snapshot(tmp_path)
-    n = 4000 if "1-worker" in name else 400
-    workers = 1 if "1-worker" in name else 2
-    child = Child(
-        "cswm_lib.data.generate",
-        "--env-id",
-        "ShapesTrain-v0",
-        "--fname",
-        out,
-        "--num-episodes",
-        n,
-        "--num-workers",
-        workers,
-    )
-    child.wait_for(lambda: re.search(rb"\| *[1-9]\d*/%d" % n, child.err) is not None)
+    child = generating(out, name)
     rc = child.interrupt(group="group" in name, sig=signal.SIGTERM)
     assert rc in (143, 2, -signal.SIGTERM), child.err.decode()[-1000:]
     last = child.err.decode().strip().splitlines()[-1]
