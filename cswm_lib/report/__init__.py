@@ -23,7 +23,7 @@ from cswm_lib.report.figures import (
     plot_transition,
     visible,
 )
-from cswm_lib.report.page import ExperimentPage, show_verdict
+from cswm_lib.report.page import ExperimentPage, show_verdict, slot_paths_of
 from cswm_lib.report.results import (
     GLANCE_SETTINGS,
     README_MARKERS,
@@ -68,6 +68,6 @@ __all__ = [
     "plot_local_global_grid", "plot_negatives", "plot_settings", "plot_slot_grid", "plot_steps",
     "plot_trajectories", "plot_transition", "readme_with_results", "recorded", "recorded_results",
     "recorded_verdicts", "reference_run", "results_markdown", "run_summary", "score_table",
-    "show_markdown", "show_verdict", "signs", "slot_lengths_text", "split_table",
+    "show_markdown", "show_verdict", "signs", "slot_lengths_text", "slot_paths_of", "split_table",
     "verdict_markdown", "verdict_table", "verdict_table_compact", "visible",
 ]

@@ -121,6 +121,19 @@ class ExperimentPage:
         plt.show()
         return lengths
 
+    def embedding_samples(self, decimals: int = 4) -> dict[str, list]:
+        """Every trained model's object slots over training episode 0
+        (:func:`cswm_lib.analysis.slot_paths`), rounded to ``decimals``:
+        ``{"<dataset> | <strategy> | <seed>": z [T+1][K][D]}``. A record keeps them so that its
+        page can draw the slots (:func:`slot_paths_of`) without the checkpoints."""
+        seeds = sorted({seed for folders in self.folders.values() for _, seed in folders})
+        out: dict[str, list] = {}
+        for seed in seeds:
+            paths = analysis.slot_paths(self.data, self.folders, self._strategies(), seed, self.device)
+            out.update({f"{name} | {strategy} | {seed}": z.round(decimals).tolist()
+                        for (name, strategy), z in paths.items()})
+        return out
+
     def verdict(self, section: str, not_tested: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """The verdict (:func:`cswm_lib.verdict.verdict`) on the declared claim of ``section``
         (:data:`cswm_lib.verdict.CLAIMS`) for every dataset, with each run's budget; ``not_tested``:
@@ -143,10 +156,25 @@ class ExperimentPage:
 
     def results(self, **more: Any) -> dict[str, Any]:
         """What the chapter records (``save_results``): the result rows, the per-seed records, the
-        specs, the curves and the verdicts, plus ``more``."""
+        specs, the curves, the verdicts, which runs were trained, resumed or reused and every
+        model's object slots over one episode (:meth:`embedding_samples`), plus ``more``."""
         return {"table": self.rows, "per_seed": self.records,
                 "specs": {name: spec_dict(spec) for name, spec in self.specs.items()},
-                "curves": self.curves, "verdicts": self.verdicts, "runs": self.origins, **more}
+                "curves": self.curves, "verdicts": self.verdicts, "runs": self.origins,
+                "embedding_samples": self.embedding_samples() if self.folders else {}, **more}
+
+
+def slot_paths_of(results: dict[str, Any], seed: int) -> dict[tuple[str, str], Any]:
+    """The slot paths of ``seed`` in a record's ``embedding_samples`` (:meth:`ExperimentPage.results`),
+    in the form :func:`~cswm_lib.report.figures.plot_slot_grid` draws: ``{(dataset, strategy): z}``."""
+    import numpy as np
+
+    out = {}
+    for key, z in (results.get("embedding_samples") or {}).items():
+        name, strategy, s = key.rsplit(" | ", 2)
+        if int(s) == seed:
+            out[name, strategy] = np.asarray(z, dtype=np.float32)
+    return out
 
 
 def show_verdict(
