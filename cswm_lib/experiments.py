@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cswm_lib import checks
 from cswm_lib.checkpoint import load_model
+from cswm_lib.curves import eval_subset
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.data.generate import README_DATASETS, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes_cached
@@ -82,7 +84,7 @@ METRICS = ("Hits@1", "Hits@5", "Hits@10", "MRR")
 UNTRAINED = "untrained"
 #: The fields of a result row (:func:`aggregate`).
 ROW_KEYS = ("experiment", "dataset", "strategy", "setting", "num_steps", "metric", "mean", "std",
-            "n_seeds", "scale", "paper", "paper_note")
+            "n_seeds", "scale", "eval_episodes", "paper", "paper_note")
 
 def strategy_config(strategy: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The :class:`TrainConfig` fields of a run of ``strategy`` (a strategy id): the strategy, then
@@ -107,6 +109,11 @@ class Experiment:
         num_updates: the budget in optimizer updates (wins over ``epochs``).
         eval_every, eval_episodes: a learning curve (:mod:`cswm_lib.curves`) every ``eval_every``
             updates on the first ``eval_episodes`` eval episodes; 0 = none.
+        eval_size: the eval set's episodes, more than the README's too (None: its size //
+            ``eval_divisor``): a larger set from the same generator begins with the README's set.
+        published_eval_episodes: also score every model on the first this many eval episodes (the
+            README's eval set, which published numbers used: more candidates lower Hits@1). Every
+            record names the ``eval_episodes`` it was scored on.
         settings: evaluation settings (:mod:`cswm_lib.vocabulary`), optionally with the suffix
             ``_no_transition`` (the no-transition predictor ``p = z_0``).
         num_steps: latent roll-out lengths L; metrics: some of :data:`METRICS`.
@@ -129,6 +136,8 @@ class Experiment:
     num_updates: int | None = None  # budget in optimizer updates per run (wins over epochs)
     eval_every: int = 0  # learning curve: updates between curve points (0: none)
     eval_episodes: int = 1000  # learning curve: the fixed subset of the eval set it scores
+    eval_size: int | None = None  # eval episodes to generate (None: README size // eval_divisor)
+    published_eval_episodes: int | None = None  # also score on the first this many (README's set)
     batch_size: int = 1024
     eval_batch_size: int = 100  # batch of the ``batched`` settings (eval_ids_b.py: 100)
     learning_rate: float = 5e-4
@@ -157,6 +166,9 @@ class Experiment:
         bad = [m for m in self.metrics if m not in METRICS]
         if bad:
             raise CswmError(f"unknown metric(s) {bad}: expected some of {', '.join(METRICS)}")
+        for name in ("eval_size", "published_eval_episodes"):
+            if getattr(self, name) is not None:
+                checks.integer(getattr(self, name), name, 1)
         if not self.seeds or not self.strategies or not self.num_steps:
             raise CswmError(
                 f"experiment {self.experiment}: seeds, strategies and num_steps must be non-empty"
@@ -190,6 +202,8 @@ class Experiment:
         key = [self.model, self.batch_size, self.learning_rate]
         if self.eval_every:
             key += [self.eval_every, self.eval_episodes, self.eval_data, self.eval_divisor]
+            if self.eval_size is not None:
+                key.append(self.eval_size)
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
         budget = f"e{self.epochs}" if self.num_updates is None else f"u{self.num_updates}"
         if _is_file_name(self.train_data):
@@ -213,6 +227,11 @@ def datasets(spec: Experiment) -> tuple[Path, Path]:
     """Ensure (generate or reuse) the train and eval files of ``spec``; return their paths."""
     kw = dict(min_episodes=spec.min_episodes, progress=spec.progress)
     train_path = _dataset(spec.train_data, spec.train_divisor, **kw)
+    if spec.eval_size is not None:
+        if _is_file_name(spec.eval_data):
+            raise CswmError(f"experiment {spec.experiment}: eval_size needs a README eval set, "
+                            f"not the file {spec.eval_data}")
+        return train_path, _dataset(spec.eval_data, 1, episodes=spec.eval_size, **kw)
     return train_path, _dataset(spec.eval_data, spec.eval_divisor, **kw)
 
 
@@ -304,12 +323,27 @@ def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) ->
     return rows
 
 
+def eval_sets(spec: Experiment, episodes: Episodes) -> list[Episodes]:
+    """The sets every model of ``spec`` is scored on: the whole eval set, then (when
+    ``published_eval_episodes`` is smaller) its first ``published_eval_episodes`` episodes."""
+    sets = [episodes]
+    if spec.published_eval_episodes and spec.published_eval_episodes < episodes.num_episodes:
+        sets.append(eval_subset(episodes, spec.published_eval_episodes))
+    return sets
+
+
+def score_sets(spec: Experiment, model: torch.nn.Module, episodes: Episodes) -> list[dict[str, Any]]:
+    """:func:`score_model` on every set of :func:`eval_sets`; each row names its ``eval_episodes``."""
+    return [dict(r, eval_episodes=s.num_episodes)
+            for s in eval_sets(spec, episodes) for r in score_model(spec, model, s)]
+
+
 def score_run(spec: Experiment, eval_path: str | Path, folder: str | Path) -> list[dict[str, Any]]:
-    """Score one trained model (a job of :func:`evaluate_all`): :func:`score_model` on the eval file."""
+    """Score one trained model (a job of :func:`evaluate_all`): :func:`score_sets` on the eval file."""
     episodes = load_episodes_cached(eval_path)
     episodes.attrs.setdefault("path", str(eval_path))
     model = load_model(folder, get_device(spec.device))
-    return score_model(spec, model, episodes)
+    return score_sets(spec, model, episodes)
 
 
 def evaluate_all(
@@ -348,23 +382,26 @@ def score_untrained(spec: Experiment) -> list[dict[str, Any]]:
         config = spec.train_config(next(iter(spec.strategies)), seed, eval_path)
         torch.manual_seed(seed)
         model = CSWM(config.model_config(episodes.obs_shape))
-        out += [dict(strategy=UNTRAINED, seed=seed, **r) for r in score_model(spec, model, episodes)]
+        out += [dict(strategy=UNTRAINED, seed=seed, **r) for r in score_sets(spec, model, episodes)]
     return out
 
 
 def aggregate(spec: Experiment, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sample standard deviation (ddof 1; 0 for one seed) over seeds -> result rows."""
+    """Mean and sample standard deviation (ddof 1; 0 for one seed) over seeds -> result rows, one per
+    (strategy, setting, num_steps, metric, eval_episodes)."""
     groups: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
-        groups[r["strategy"], r["setting"], r["num_steps"], r["metric"]].append(float(r["value"]))
+        key = r["strategy"], r["setting"], r["num_steps"], r["metric"], r.get("eval_episodes")
+        groups[key].append(float(r["value"]))
     rows = []
-    for (strategy, setting, num_steps, metric), values in groups.items():
+    for (strategy, setting, num_steps, metric, n_eval), values in groups.items():
         v = np.asarray(values)
         paper = spec.paper.get(f"{strategy}|{setting}|{num_steps}|{metric}")
         rows.append(dict(
             experiment=spec.experiment, dataset=spec.dataset, strategy=strategy, setting=setting,
             num_steps=int(num_steps), metric=metric, mean=float(v.mean()),
             std=float(v.std(ddof=1)) if len(v) > 1 else 0.0, n_seeds=len(v), scale=spec.scale,
+            eval_episodes=n_eval,
             paper=None if paper is None else float(paper), paper_note=spec.paper_note,
         ))
     return rows

@@ -131,6 +131,13 @@ def sign_flip_p(effects: Sequence[float]) -> float:
     return float(np.mean(means >= e.mean() - 1e-12))
 
 
+def eval_se(hits: float, queries: int) -> float:
+    """The eval set's own standard error of a Hits@k score ``hits`` on ``queries`` queries (one
+    per eval episode): the binomial ``sqrt(p (1 - p) / n)``, what one seed's score would move by
+    on another eval set of the same size."""
+    return math.sqrt(max(hits * (1 - hits), 0.0) / queries)
+
+
 def summary(values: Mapping[int, float]) -> dict[str, Any]:
     """Mean, std (n - 1) and every seed of per-seed values."""
     x = np.array(list(values.values()), dtype=float)
@@ -269,6 +276,11 @@ def verdict(
     ``paper_settings``: the settings the paper reported; both strategies' scores in them are shown
     beside ours (not judged). Returns a JSON-ready dict: the claim, both strategies' scores and controls
     (every seed), the effect with its interval and p-value, the rule, the budget and the verdict."""
+    sizes = {r.get("eval_episodes") for r in records}
+    if len(sizes) > 1:
+        raise CswmError(f"{experiment} {dataset}: records of several eval sets {sorted(map(str, sizes))}; "
+                        "judge one set (select the records of one eval_episodes)")
+    n_eval = sizes.pop() if sizes else None
     v = {s: seed_values(records, s, setting, num_steps, metric) for s in (base, new)}
     c: dict[str, dict[str, dict[int, float]]] = {}
     for s in (base, new):
@@ -288,6 +300,9 @@ def verdict(
         "base_score": summary(v[base]), "new_score": summary(v[new]),
         "controls": {s: {k: summary(x) for k, x in c[s].items() if x} for s in (base, new)},
         "paper_score": paper,
+        "eval_episodes": n_eval,
+        "eval_se": {s: eval_se(float(np.mean(list(v[s].values()))), n_eval) for s in (base, new)}
+        if n_eval and metric.startswith("Hits") and all(v.values()) else None,
         **result,
     }
 

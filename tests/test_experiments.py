@@ -228,3 +228,26 @@ def test_local_global_view_matches_direct_distances():
     assert view["global_rank"] == 1 + int((glob < glob[e - B]).sum())
     same = [t for t in range(6) if t != L and (eps.state_ids[e, t] == eps.state_ids[e, L]).all()]
     assert view["same_state"] == same
+
+
+def test_a_larger_eval_set_is_scored_whole_and_on_the_published_first_episodes(tmp_dirs):
+    """eval_size draws more episodes from the README's generator; published_eval_episodes scores
+    its first episodes too, and those scores equal the ones on the README-size set itself."""
+    spec = tiny_spec(strategies={"baseline": {}}, seeds=[0], epochs=1, eval_size=30,
+                     published_eval_episodes=20, num_steps=[1])
+    folders = train_all(spec)
+    records = evaluate_all(spec, folders)
+    assert {r["eval_episodes"] for r in records} == {30, 20}
+    rows = aggregate(spec, records)
+    assert {r["eval_episodes"] for r in rows} == {30, 20} and len(rows) == 2 * len(aggregate(spec, [
+        r for r in records if r["eval_episodes"] == 30]))
+    alone = evaluate_all(tiny_spec(strategies={"baseline": {}}, seeds=[0], epochs=1, num_steps=[1]), folders)
+    assert {r["eval_episodes"] for r in alone} == {20}  # 10000 // 500 episodes: the same 20
+    key = ("setting", "num_steps", "metric")
+    on_20 = {tuple(r[k] for k in key): r["value"] for r in records if r["eval_episodes"] == 20}
+    assert on_20 == {tuple(r[k] for k in key): r["value"] for r in alone}
+    from cswm_lib.report.page import verdict_set
+
+    assert {r["eval_episodes"] for r in verdict_set(records)} == {30}
+    with pytest.raises(CswmError, match="eval_size must be a whole number"):
+        tiny_spec(eval_size="many")

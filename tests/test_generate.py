@@ -185,3 +185,20 @@ def test_process_map_kills_its_workers_when_the_caller_stops():
     assert len(mp.active_children()) == 2
     results.close()  # what a Ctrl-C in the consuming loop does (generate closes it on the way out)
     assert mp.active_children() == []
+
+
+def test_a_larger_readme_set_begins_with_the_smaller_one(tmp_path, monkeypatch):
+    from cswm_lib.data.generate import readme_dataset
+
+    monkeypatch.setenv("CSWM_DATA", str(tmp_path))
+    small = load_episodes(readme_dataset("shapes_imm_eval", divisor=2000, progress=False))  # 5 episodes
+    large = load_episodes(readme_dataset("shapes_imm_eval", episodes=12, progress=False))
+    assert (small.num_episodes, large.num_episodes) == (5, 12)
+    path = readme_dataset("shapes_imm_eval", episodes=12, progress=False)
+    assert path == tmp_path / "shapes_imm_eval_n12.h5"
+    assert np.array_equal(small.frames, large.frames[:5]) and np.array_equal(small.actions, large.actions[:5])
+    assert np.array_equal(small.state_ids, large.state_ids[:5])
+    with pytest.raises(CswmError, match="not both"):
+        readme_dataset("shapes_imm_eval", divisor=10, episodes=12)
+    with pytest.raises(CswmError, match="whole number"):
+        readme_dataset("shapes_imm_eval", episodes=1.5)

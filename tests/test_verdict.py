@@ -176,3 +176,16 @@ def test_history_table_keeps_earlier_sweeps_as_recorded():
     assert "reproduced" in table and "inconclusive" in table and "rule of their time" in table
     assert "Cubes immovable" in table and "mixed: 96.8 ± 4.1" in table  # read in today's names
     assert "| 8c2d9a9 |" in table and "7000 × 64" in table and "(99.7" not in table  # means only
+
+
+def test_a_verdict_judges_one_eval_set_and_gives_its_standard_error():
+    rows, untrained = _shapes_rows()
+    on_1000 = [dict(r, eval_episodes=1000) for r in rows]
+    v = verdict(on_1000, "claim", "4.1", "Shapes immovable", "mixed")
+    assert v["eval_episodes"] == 1000
+    p = np.mean([0.9, 0.95, 0.97, 0.92, 0.99])
+    assert v["eval_se"]["mixed"] == pytest.approx(np.sqrt(p * (1 - p) / 1000))
+    assert verdict(rows, "claim", "4.1", "Shapes immovable", "mixed")["eval_se"] is None  # no set named
+    with pytest.raises(CswmError, match="several eval sets"):
+        verdict(on_1000 + [dict(r, eval_episodes=100) for r in rows], "claim", "4.1", "Shapes immovable",
+                "mixed")

@@ -269,20 +269,33 @@ def ensure_dataset(env_id: str, fname: str | os.PathLike, num_episodes: int, see
                     shape_rule=shape_rule, **kwargs)
 
 
-def readme_dataset(name: str, divisor: int = 1, min_episodes: int = 2, **kwargs: Any) -> Path:
+def readme_dataset(name: str, divisor: int = 1, min_episodes: int = 2, episodes: int | None = None,
+                   **kwargs: Any) -> Path:
     """Ensure one of :data:`README_DATASETS` exists in ``data_dir()`` and return its path.
 
     ``divisor`` > 1 makes a reduced copy with ``num_episodes // divisor`` episodes (at least
     ``min_episodes``, at most the README size),
     named ``<name>_div<divisor>.h5`` so it never overwrites the full-size ``<name>.h5``.
+    ``episodes`` (instead of a divisor) asks for exactly that many, more than the README's too:
+    ``<name>_n<episodes>.h5``. Every episode's seeds depend on (seed, episode) only, so a larger
+    set begins with the README's episodes, byte for byte.
     """
     if name not in README_DATASETS:
         raise CswmError(f"unknown dataset {name!r}: expected one of {', '.join(README_DATASETS)}")
     if int(divisor) < 1:
         raise CswmError(f"divisor must be >= 1, got {divisor}")
     spec = dict(README_DATASETS[name])
-    spec["num_episodes"] = min(spec["num_episodes"], max(min_episodes, spec["num_episodes"] // int(divisor)))
-    path = data_dir() / (f"{name}.h5" if divisor == 1 else f"{name}_div{divisor}.h5")
+    readme_size = spec["num_episodes"]
+    if episodes is not None:
+        checks.integer(episodes, "episodes", 1)
+        if int(divisor) != 1:
+            raise CswmError(f"give a divisor or a number of episodes for {name}, not both")
+    if episodes is not None and int(episodes) != readme_size:
+        spec["num_episodes"] = int(episodes)
+        path = data_dir() / f"{name}_n{int(episodes)}.h5"
+    else:
+        spec["num_episodes"] = min(readme_size, max(min_episodes, readme_size // int(divisor)))
+        path = data_dir() / (f"{name}.h5" if divisor == 1 else f"{name}_div{divisor}.h5")
     return ensure_dataset(fname=path, **spec, **kwargs)
 
 

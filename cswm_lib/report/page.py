@@ -92,12 +92,18 @@ class ExperimentPage:
         return self.curves
 
     def score(self, settings: Sequence[str], num_steps: int = 1,
-              start_setting: str | None = "local_dedup") -> str:
-        """Score every trained model (fills ``records`` and ``rows``); return the
+              start_setting: str | None = "local_dedup", eval_episodes: int | None = None) -> str:
+        """Score every trained model (fills ``records`` and ``rows``; once); return the
         :func:`~cswm_lib.report.tables.score_table` of the ``num_steps``-step scores in ``settings``
-        (with the share of ``start_setting`` predictions nearest the start state; None: without)."""
-        self.records, self.rows = score_specs(self.specs, self.folders, self.executor)
-        return score_table(select(self.rows, num_steps=num_steps), settings, start_setting=start_setting)
+        (with the share of ``start_setting`` predictions nearest the start state; None: without) on
+        the eval set of ``eval_episodes`` episodes (None: the whole set, the one the verdict judges)."""
+        if not self.records:
+            self.records, self.rows = score_specs(self.specs, self.folders, self.executor)
+        rows = (verdict_set(self.rows) if eval_episodes is None
+                else select(self.rows, eval_episodes=eval_episodes))
+        sizes = {r.get("eval_episodes") for r in rows} - {None}
+        head = f"On {sizes.pop()} eval episodes:\n\n" if len(sizes) == 1 else ""
+        return head + score_table(select(rows, num_steps=num_steps), settings, start_setting=start_setting)
 
     def show_steps(self, settings: Sequence[str], chance: dict[str, float] | None = None,
                    names: dict[str, str] | None = None) -> None:
@@ -105,7 +111,7 @@ class ExperimentPage:
         (:func:`~cswm_lib.report.figures.plot_steps`, every dataset and strategy)."""
         import matplotlib.pyplot as plt
 
-        plot_steps(self.rows, self.specs, self._strategies(), settings, chance, names)
+        plot_steps(verdict_set(self.rows), self.specs, self._strategies(), settings, chance, names)
         plt.show()
 
     def show_slots(self, seed: int) -> dict[str, list[float]]:
@@ -141,7 +147,7 @@ class ExperimentPage:
         claim = CLAIMS[section]
         self.verdicts = []
         for name, spec in self.specs.items():
-            records = self.records[name]
+            records = verdict_set(self.records[name])
             self.verdicts.append(verdict(
                 [r for r in records if r["strategy"] != UNTRAINED], claim.text, section, name, claim.new,
                 setting=claim.setting, controls=claim.controls, paper_settings=claim.paper_settings,
@@ -162,6 +168,13 @@ class ExperimentPage:
                 "specs": {name: spec_dict(spec) for name, spec in self.specs.items()},
                 "curves": self.curves, "verdicts": self.verdicts, "runs": self.origins,
                 "embedding_samples": self.embedding_samples() if self.folders else {}, **more}
+
+
+def verdict_set(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records (or result rows) of the largest eval set among ``rows`` (``eval_episodes``; rows
+    without it, from records made before it existed, form one set): the set a verdict judges."""
+    largest = max((r.get("eval_episodes") or 0 for r in rows), default=0)
+    return [r for r in rows if (r.get("eval_episodes") or 0) == largest]
 
 
 def slot_paths_of(results: dict[str, Any], seed: int) -> dict[tuple[str, str], Any]:
