@@ -41,6 +41,7 @@ device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
 # strategy id -> TrainConfig overrides (README: no flag / --custom-neg --in-ep-prob 0.0)
 strategies = {"baseline": {}, "time_aligned": {"beta": 0.0}}
+games = ["Pong", "Space Invaders"]  # the games this run trains (a record may hold one)
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
 space_invaders_seeds = None  # None: `seeds`; fewer where Space Invaders' budget does not fit
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
@@ -90,15 +91,11 @@ common = dict(experiment="4.2", strategies=strategies, train_divisor=train_divis
               eval_episodes=eval_episodes, learning_rate=learning_rate,
               settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
               scale=scale, device=device)
+worlds = {"Pong": ("pong", seeds), "Space Invaders": ("spaceinvaders", space_invaders_seeds or seeds)}
 specs = {
-    "Pong": ex.Experiment(
-        dataset="Pong", train_data="pong_train", eval_data="pong_eval", seeds=seeds,
-        model=ex.readme_model("pong", hidden_dim=hidden_dim), **common),
-    "Space Invaders": ex.Experiment(
-        dataset="Space Invaders",
-        train_data="spaceinvaders_train", eval_data="spaceinvaders_eval",
-        seeds=space_invaders_seeds or seeds,
-        model=ex.readme_model("spaceinvaders", hidden_dim=hidden_dim), **common),
+    game: ex.Experiment(dataset=game, train_data=f"{world}_train", eval_data=f"{world}_eval",
+                        seeds=game_seeds, model=ex.readme_model(world, hidden_dim=hidden_dim), **common)
+    for game, (world, game_seeds) in worlds.items() if game in games
 }
 page = report.ExperimentPage(specs, executor, device)  # generates or reuses the data
 print(page.sizes())
