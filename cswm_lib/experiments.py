@@ -30,7 +30,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -223,16 +223,22 @@ def _dataset(name: str, divisor: int, **kw: Any) -> Path:
     return Path(name)
 
 
+def eval_path(spec: Experiment) -> Path:
+    """Ensure (generate or reuse) the eval file of ``spec``; return its path."""
+    kw = dict(min_episodes=spec.min_episodes, progress=spec.progress)
+    if spec.eval_size is None:
+        return _dataset(spec.eval_data, spec.eval_divisor, **kw)
+    if _is_file_name(spec.eval_data):
+        raise CswmError(f"experiment {spec.experiment}: eval_size needs a README eval set, "
+                        f"not the file {spec.eval_data}")
+    return _dataset(spec.eval_data, 1, episodes=spec.eval_size, **kw)
+
+
 def datasets(spec: Experiment) -> tuple[Path, Path]:
     """Ensure (generate or reuse) the train and eval files of ``spec``; return their paths."""
-    kw = dict(min_episodes=spec.min_episodes, progress=spec.progress)
-    train_path = _dataset(spec.train_data, spec.train_divisor, **kw)
-    if spec.eval_size is not None:
-        if _is_file_name(spec.eval_data):
-            raise CswmError(f"experiment {spec.experiment}: eval_size needs a README eval set, "
-                            f"not the file {spec.eval_data}")
-        return train_path, _dataset(spec.eval_data, 1, episodes=spec.eval_size, **kw)
-    return train_path, _dataset(spec.eval_data, spec.eval_divisor, **kw)
+    train_path = _dataset(spec.train_data, spec.train_divisor, min_episodes=spec.min_episodes,
+                          progress=spec.progress)
+    return train_path, eval_path(spec)
 
 
 def _finished(config: TrainConfig) -> bool:
@@ -463,3 +469,10 @@ def spec_dict(spec: Experiment) -> dict[str, Any]:
     d = asdict(spec)
     d["folder"] = spec.folder_name()
     return d
+
+
+def spec_from_dict(d: dict[str, Any]) -> Experiment:
+    """The :class:`Experiment` a :func:`spec_dict` describes (a record's ``specs`` entry); fields a
+    record made before they existed take their defaults."""
+    names = {f.name for f in fields(Experiment)}
+    return Experiment(**{k: v for k, v in d.items() if k in names})
