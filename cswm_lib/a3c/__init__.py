@@ -7,6 +7,8 @@
   (``python -m cswm_lib.a3c.train``), read top to bottom: config, loss, actor, train.
 - :mod:`cswm_lib.a3c.collect`: burn-in with the agent, then random-action episodes, written in the
   book's HDF5 format (``python -m cswm_lib.a3c.collect``).
+- :mod:`cswm_lib.a3c.standin`: RAM-reading stand-in burn-in policies (``track_ball`` for Pong) for
+  scales whose agents play no better than random, and their returns against random play.
 
 The package imports no command-line module (``train``, ``collect``), so ``python -m`` runs them
 without a second copy; import their names from those modules.

@@ -1,13 +1,18 @@
 """Policy-driven Atari datasets (Section 4.3): burn-in with a trained A3C agent, then random actions.
 
+``policy`` says who plays the burn-in: ``"a3c"`` (published, the default: the agent of ``agent``),
+``"random"`` (uniformly random actions), or a RAM-reading stand-in of
+:mod:`cswm_lib.a3c.standin` (``"track_ball"`` for Pong), for scales whose agents play no better
+than random. The name is stored in the file's ``policy`` attribute and is part of its identity.
+
 One episode (attempt ``i``, its own random generator drawn from ``(seed, i)``):
 
 1. reset the game; draw a burn-in length uniformly from ``[min_burnin, max_burnin)``;
 2. burn-in: the agent plays epsilon-greedily (a uniformly random action with probability ``eps``,
-   else the argmax of its policy). ``burnin_gru`` (:data:`BURNIN_GRU`) says what its GRU state
-   does: ``"reset"`` (published, the default) -- zeros before every action, as the original
-   collector did, so its agent plays without memory; ``"carry"`` (the fix) -- carried from step
-   to step, as the agent was trained;
+   else the argmax of its policy, or the stand-in's action). ``burnin_gru`` (:data:`BURNIN_GRU`)
+   says what its GRU state does: ``"reset"`` (published, the default) -- zeros before every
+   action, as the original collector did, so its agent plays without memory; ``"carry"`` (the
+   fix) -- carried from step to step, as the agent was trained;
 3. record ``num_steps`` transitions with uniformly random actions: frames (previous, current)
    ``[6, 50, 50]`` and the 128-byte RAM as the state id of every frame.
 
@@ -43,6 +48,7 @@ from torch import nn
 
 from cswm_lib import checks
 from cswm_lib.a3c.agent import agent_obs, load_checkpoint, load_policy, make_env
+from cswm_lib.a3c.standin import STANDINS, RamPolicy, make_standin
 from cswm_lib.data.episodes import Episodes
 from cswm_lib.envs import atari
 from cswm_lib.errors import CswmError
@@ -59,6 +65,8 @@ DROP_REASONS = ("ended", "point", "lives", "duplicate")
 #: What happens to the agent's GRU state during burn-in -- "reset" to zeros before every action (the published
 #: collector: a memoryless agent) or "carry" it from step to step (the fix). The default is "reset".
 BURNIN_GRU = ("reset", "carry")
+#: Who plays the burn-in: the A3C agent of ``agent`` (published), uniformly random actions, or a stand-in.
+POLICIES = ("a3c", "random", *STANDINS)
 
 
 @dataclass
@@ -76,11 +84,12 @@ class CollectConfig:
     burnin_gru: str = "reset"  # BURNIN_GRU: "reset" = published (memoryless), "carry" = fixed
     check_dup_paths: list[str] = field(default_factory=list)
     agent: str | None = None  # A3C folder; None: <checkpoints>/a3c/<env lower>; "random": no agent
+    policy: str = "a3c"  # POLICIES: "a3c" = the agent of `agent` (published), "random", or a stand-in's name
     checkpoint_every: int = 500  # kept episodes between partial saves
     progress: bool = True
 
     def agent_folder(self) -> Path | None:
-        if self.agent == "random":
+        if self.agent == "random" or self.policy != "a3c":
             return None
         return Path(self.agent) if self.agent else checkpoints_dir() / "a3c" / self.env_id.lower()
 
@@ -95,6 +104,12 @@ class CollectConfig:
             raise CswmError(f"--max-episodes and --num-steps must be >= 1, got {self.max_episodes}, "
                             f"{self.num_steps}")
         checks.seed(self.seed, "--seed")
+        checks.choice(self.policy, "--policy", POLICIES)
+        if self.policy in STANDINS:
+            make_standin(self.policy, self.env_id)  # refuses another game's stand-in
+        if self.policy != "a3c" and self.agent not in (None, "random"):
+            raise CswmError(f"--agent names an A3C agent, which --policy {self.policy} does not play; "
+                            "drop --agent or pass --policy a3c")
         if not 0.0 <= self.eps <= 1.0:
             raise CswmError(f"--eps must be in [0, 1], got {self.eps}")
         if self.burnin_gru not in BURNIN_GRU:
@@ -137,13 +152,14 @@ def _ram_key(ram: np.ndarray) -> bytes:
 
 
 @torch.no_grad()
-def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np.random.Generator,
+def collect_episode(env: gym.Env, policy: nn.Module | RamPolicy | None, env_id: str, rng: np.random.Generator,
                     burnin: int, num_steps: int, eps: float, blacklist: set[bytes] = frozenset(),
                     reset_seed: int | None = None, burnin_frames: list[np.ndarray] | None = None,
                     burnin_gru: str = "reset", burnin_rewards: list[float] | None = None,
                     ) -> tuple[tuple[np.ndarray, ...] | None, str]:
     """Play one attempt; return ``((frames [T+1, 6, 50, 50], actions [T], rams [T+1, 128]), "kept")``
-    or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random.
+    or ``(None, reason)`` with reason in ``DROP_REASONS``. ``policy=None`` burns in at random; a
+    :class:`~cswm_lib.a3c.standin.RamPolicy` acts on the RAM before each step.
     ``burnin_gru``: see :data:`BURNIN_GRU`. ``burnin_frames`` / ``burnin_rewards``, if lists, receive
     the raw RGB screens ``[210, 160, 3]`` and the rewards of the burn-in steps."""
     if burnin_gru not in BURNIN_GRU:
@@ -153,15 +169,21 @@ def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np
     n = int(env.action_space.n)
     rgb, _ = env.reset(seed=reset_seed)
     prev = rgb
-    hx0 = None if policy is None else policy.initial_state()
+    standin = isinstance(policy, RamPolicy)
+    if standin:
+        policy.reset()
+    hx0 = None if policy is None or standin else policy.initial_state()
     hx = hx0
     for _ in range(burnin):
         explore = rng.random() < eps
-        if policy is not None:
+        if standin:
+            greedy = policy.act(atari.get_ram(env))
+        elif policy is not None:
             _, logits, hx = policy(agent_obs(env_id, rgb), hx)
             if burnin_gru == "reset":  # the published collector: zeros before every action
                 hx = hx0
-        action = int(rng.integers(n)) if explore or policy is None else int(logits[0].argmax())
+            greedy = int(logits[0].argmax())
+        action = int(rng.integers(n)) if explore or policy is None else greedy
         prev = rgb
         if burnin_frames is not None:
             burnin_frames.append(rgb)
@@ -193,8 +215,9 @@ def collect_episode(env: gym.Env, policy: nn.Module | None, env_id: str, rng: np
     return (np.stack(frames), actions.astype(np.int64), np.stack(rams)), "kept"
 
 
-def burnin_summary(env_id: str, policy: nn.Module | None, num_attempts: int, min_burnin: int, max_burnin: int,
-                   eps: float = 0.5, burnin_gru: str = "reset", seed: int = 0) -> dict[str, Any]:
+def burnin_summary(env_id: str, policy: nn.Module | RamPolicy | None, num_attempts: int, min_burnin: int,
+                   max_burnin: int, eps: float = 0.5, burnin_gru: str = "reset",
+                   seed: int = 0) -> dict[str, Any]:
     """Play ``num_attempts`` burn-ins as :func:`collect` does (the same generator per attempt, so
     the two :data:`BURNIN_GRU` settings see the same coin flips), recording one random step after
     each and checking no duplicates. Returns per attempt the burn-in ``returns`` (sum of rewards) and
@@ -235,13 +258,14 @@ def shared_states(a: np.ndarray, b: np.ndarray) -> int:
     return len(keys(a) & keys(b))
 
 
-def split_path(env_id: str, split: str, num_episodes: int, eps: float = 0.5) -> Path:
-    """Where the book keeps an A3C split: ``<data>/<game>_a3c_<split>_<E>ep_eps_<eps>.h5``
-    (e.g. ``pong_a3c_train_10000ep_eps_0_5.h5``), so small and full collections never overwrite each other."""
+def split_path(env_id: str, split: str, num_episodes: int, eps: float = 0.5, policy: str = "a3c") -> Path:
+    """Where the book keeps a split: ``<data>/<game>_<policy>_<split>_<E>ep_eps_<eps>.h5``
+    (e.g. ``pong_a3c_train_10000ep_eps_0_5.h5``, ``pong_track_ball_train_500ep_eps_0_5.h5``), so small
+    and full collections, and collections by different policies, never overwrite each other."""
     from cswm_lib.utils import data_dir
 
     game = atari.game_info(env_id).game.replace("_", "")
-    return data_dir() / f"{game}_a3c_{split}_{num_episodes}ep_eps_{str(eps).replace('.', '_')}.h5"
+    return data_dir() / f"{game}_{policy}_{split}_{num_episodes}ep_eps_{str(eps).replace('.', '_')}.h5"
 
 
 def collect_splits(
@@ -252,18 +276,21 @@ def collect_splits(
     burnin: Sequence[int],
     eps: float = 0.5,
     num_steps: int = 10,
+    policy: str = "a3c",
 ) -> dict[str, Path]:
     """Collect (or reuse) the splits of one game in the order of ``episodes`` (``{split: number of
     episodes}``, e.g. train, valid, test), each at :func:`split_path` with the seed of ``seeds``, the
     agent of folder ``agent`` and burn-ins in ``[burnin[0], burnin[1])``; every split checks its start
-    states against the splits before it (``check_dup_paths``), so no two share one. ``{split: path}``."""
+    states against the splits before it (``check_dup_paths``), so no two share one. ``policy`` other
+    than ``"a3c"`` (see :data:`POLICIES`) plays the burn-in instead of the agent (``agent`` is then
+    ignored). ``{split: path}``."""
     paths: dict[str, Path] = {}
     done: list[str] = []
     for split, n in episodes.items():
-        cfg = CollectConfig(env_id=env_id, save_path=str(split_path(env_id, split, n, eps)),
+        cfg = CollectConfig(env_id=env_id, save_path=str(split_path(env_id, split, n, eps, policy)),
                             min_burnin=burnin[0], max_burnin=burnin[1], max_episodes=n,
                             num_steps=num_steps, eps=eps, seed=seeds[split], check_dup_paths=done,
-                            agent=str(agent), progress=False)
+                            agent=str(agent) if policy == "a3c" else None, policy=policy, progress=False)
         paths[split] = collect(cfg)
         done = [*done, str(paths[split])]
     return paths
@@ -301,12 +328,13 @@ def collection_attrs(cfg: CollectConfig) -> dict[str, Any]:
     """The parameters stored as HDF5 root attributes (and compared to reuse or resume)."""
     folder = cfg.agent_folder()
     agent_frames = -1 if folder is None else int(load_checkpoint(folder)["frames"])
+    policy = "a3c" if folder is not None else cfg.policy if cfg.policy in STANDINS else "random"
     return dict(
         env_id=cfg.env_id, num_episodes=int(cfg.max_episodes), seed=int(cfg.seed), atari=True,
         save_state_ids=True, episode_length=int(cfg.num_steps), frame_stack="previous,current",
         state_id="ram",
-        policy="a3c" if folder is not None else "random", min_burnin=int(cfg.min_burnin),
-        max_burnin=int(cfg.max_burnin), eps=float(cfg.eps), agent=str(folder) if folder else "random",
+        policy=policy, min_burnin=int(cfg.min_burnin),
+        max_burnin=int(cfg.max_burnin), eps=float(cfg.eps), agent=str(folder) if folder else policy,
         agent_frames=agent_frames, check_dup_paths=";".join(str(p) for p in cfg.check_dup_paths),
         burnin_gru=cfg.burnin_gru if folder is not None else "none",
         collector_version=COLLECTOR_VERSION,
@@ -340,7 +368,10 @@ def collect(cfg: CollectConfig, overwrite: bool = False) -> Path:
         if _same(have, want):
             return path
     folder = cfg.agent_folder()
-    policy = None if folder is None else load_policy(folder, env_id=cfg.env_id)
+    if folder is not None:
+        policy = load_policy(folder, env_id=cfg.env_id)
+    else:
+        policy = make_standin(cfg.policy, cfg.env_id) if cfg.policy in STANDINS else None
     blacklist = start_state_blacklist(cfg.check_dup_paths, cfg.env_id)
     partial = path.with_name(path.name + ".partial.npz")
     episodes: list[tuple[np.ndarray, ...]] = []
@@ -434,6 +465,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--burnin-gru", choices=BURNIN_GRU, default="reset",
                    help="agent's GRU state during burn-in: reset (published, memoryless) or carry (fixed)")
     p.add_argument("--agent", default=None, help="A3C folder (default checkpoints/a3c/<env>), or 'random'")
+    p.add_argument("--policy", default="a3c",
+                   help=f"who plays the burn-in: {', '.join(POLICIES)} (a3c = the agent of --agent, "
+                        "published; the others are stand-ins of cswm_lib.a3c.standin)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="kept episodes between partial saves")
     p.add_argument("--overwrite", action="store_true", help="collect again even if the file matches")
     return p
