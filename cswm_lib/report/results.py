@@ -67,10 +67,11 @@ def readme_with_results(readme: str, table: str) -> str:
     return f"{head}{start}\n{table}\n{end}{tail}"
 
 def history(chapter: str | None = None, folder: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """Earlier records, kept as they were made in ``book/results/<scale>/history/<chapter>.<commit>.json``
-    (the commit that added them): every sweep recorded before the current one, including those that
-    came out inconclusive, and the records made before provenance and the declared rule. Read through
-    :func:`load_record`; returns ``[(file name, record)]``, oldest commit first by name."""
+    """Earlier records, kept as they were made in
+    ``book/results/<scale>/history/<chapter>.<date>T<time>.<commit>.json`` (the commit that added
+    them, and its date): every sweep recorded before the current one, including those that came out
+    inconclusive, and the records made before provenance and the declared rule. Read through
+    :func:`load_record`; returns ``[(file name, record)]``, oldest first (the names sort by date)."""
     folder = folder or project_root() / "book" / "results"
     paths = sorted(folder.glob(f"*/history/{chapter or '*'}.*.json"))
     return [(p.relative_to(folder).as_posix(), load_record(p)) for p in paths]

@@ -101,7 +101,7 @@ def verdict_markdown(verdicts: Sequence[dict[str, Any]]) -> str:
 
 def history_table(records: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """Earlier sweeps (:func:`cswm_lib.report.results.history`), one row per dataset of each: the
-    commit that recorded it (its file is ``history/<chapter>.<commit>.json``, every seed inside), the
+    commit that recorded it (its file is ``history/<chapter>.<date>.<commit>.json``, every seed inside), the
     budget, both strategies' means and the outcome it recorded under the rule of its time
     (superseded: it said "reproduced" for a positive difference on every seed and labelled [min, max]
     of 3 seeds a 95 % bootstrap interval)."""
@@ -109,11 +109,20 @@ def history_table(records: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
     rows = []
     for name, record in records:
-        for v in record.get("results", {}).get("verdicts", []):
-            rows.append({"sweep": name.rsplit(".", 2)[-2], "dataset": v["dataset"],
+        sweep = name.rsplit(".", 2)[-2]
+        results = record.get("results", {})
+        for v in results.get("verdicts", []):
+            rows.append({"sweep": sweep, "dataset": v["dataset"],
                          "updates": f"{v.get('updates')} × {v.get('batch_size')}",
                          "seeds": len(v["new_score"]["seeds"]), "baseline": pct(v["base_score"], False),
                          "new": f"{v['new']}: {pct(v['new_score'], False)}", "outcome then": v["verdict"]})
+        if not results.get("verdicts"):  # recorded before verdicts: its budget, and no outcome
+            for dataset, spec in results.get("specs", {}).items():
+                budget = (f"{spec['num_updates']} × {spec['batch_size']}" if spec.get("num_updates")
+                          else f"{spec.get('epochs')} epochs × {spec.get('batch_size')}")
+                rows.append({"sweep": sweep, "dataset": dataset, "updates": budget,
+                             "seeds": len(spec.get("seeds", [])), "baseline": "", "new": "",
+                             "outcome then": "no verdict (recorded before verdicts)"})
     if not rows:
         return "_No earlier sweep is recorded._"
     return format_table(rows) + ("\n\nOutcomes under the rule of their time, which this book no longer "
