@@ -82,7 +82,7 @@ def test_with_a_record_the_page_shows_the_record_not_the_smoke_run(chapter, resu
     own = report.PageRun(smoke_record(chapter), own=True)
     shown = report.shown_run(own, chapter, "cpu", results_folder)
     assert shown is not own and shown.rows == record["results"]["table"]
-    assert "recorded run" in capsys.readouterr().out
+    assert shown.label().startswith("recorded run")
     text = "\n".join(tables(shown, chapter))
     assert "43.2 ± 3.2" not in text and "| 43.2 |" not in text  # the smoke run's numbers
     mean = next(r for r in record["results"]["table"] if r["num_steps"] == 1)["mean"]
@@ -98,15 +98,14 @@ def test_without_a_record_the_page_shows_its_own_run_labelled(tmp_path, capsys):
     own = report.PageRun(smoke_record("08_immovable"), own=True)
     shown = report.shown_run(own, "08_immovable", "cpu", tmp_path)
     assert shown is own
-    out = capsys.readouterr().out
-    assert "no cpu reference run of 08_immovable is recorded yet" in out
-    assert "small scale" in out
+    assert "no cpu reference run of 08_immovable is recorded yet" in shown.label()
+    assert "small scale" in shown.label()
     assert "43.2 ± 3.2" in shown.scores(["local_dedup"])
     lengths = shown.show_slots(1)
     assert set(lengths) == {"Shapes immovable | baseline", "Shapes immovable | mixed",
                             "Cubes immovable | baseline", "Cubes immovable | mixed"}
     report.show_smoke_run(own, shown, [("local_dedup", 1)], ["local_dedup"])
-    assert "result sections of this page show" in capsys.readouterr().out
+    assert "shown in the result sections below" in capsys.readouterr().out
 
 
 def test_a_run_at_the_reference_scale_shows_itself(results_folder):

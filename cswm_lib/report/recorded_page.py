@@ -63,6 +63,8 @@ class PageRun:
         self.specs: dict[str, dict[str, Any]] = self.results.get("specs") or {}
         self.rows: list[dict[str, Any]] = self.results.get("table") or []
         self.curves = self.results.get("curves") or {}
+        #: a line :meth:`label` opens with (:func:`shown_run`: that no reference run is recorded)
+        self.note = ""
 
     @classmethod
     def of_page(cls, page: ExperimentPage, **more: Any) -> PageRun:
@@ -104,17 +106,19 @@ class PageRun:
         wall = self.record.get("wall_seconds")
         when = "this run" if self.own else (f"recorded run, {wall / 60:.0f} min wall" if wall
                                             else "recorded run")
-        return _lines([when, *self._parts(), commit, _hardware(prov)])
+        line = _lines([when, *self._parts(), commit, _hardware(prov)])
+        return f"{self.note}\n{line}" if self.note else line
 
     def _labelled(self, table: str) -> str:
         return f"*{' · '.join(self._parts())}*\n\n{table}"
 
     def show_curves(self, panels: Sequence[tuple[str, int]]) -> None:
         """Draw the run's learning curves in ``panels`` (``[(setting, L), ...]``,
-        :func:`~cswm_lib.report.figures.plot_curve_grid`) under its label."""
+        :func:`~cswm_lib.report.figures.plot_curve_grid`) under its :meth:`label` (the first place
+        of a page, so the one with the run's commit, hardware and wall time)."""
         import matplotlib.pyplot as plt
 
-        print(self.caption())
+        print(self.label())
         plot_curve_grid(self.curves, panels=panels)
         plt.show()
 
@@ -184,17 +188,17 @@ class PageRun:
 
 def shown_run(own: PageRun, chapter: str, verdict_scale: str = "cpu",
               folder: Path | None = None) -> PageRun:
-    """The run whose results ``chapter``'s result sections show, with its :meth:`PageRun.label`
-    printed: the recorded ``verdict_scale`` reference run
-    (:func:`~cswm_lib.report.results.reference_run`, the run the Verdict section shows too) when
-    there is one and the chapter's own run ``own`` is at another scale, else ``own``."""
+    """The run whose results ``chapter``'s result sections show: the recorded ``verdict_scale``
+    reference run (:func:`~cswm_lib.report.results.reference_run`, the run the Verdict section
+    shows too) when there is one and the chapter's own run ``own`` is at another scale, else
+    ``own`` -- whose label then says when no reference run is recorded."""
     ref = reference_run(chapter, own.scale, verdict_scale, folder)
-    if ref is None and own.scale != verdict_scale:
-        print(f"no {verdict_scale} reference run of {chapter} is recorded yet: this page shows "
-              f"this run ({own.scale} scale)")
-    shown = PageRun(ref) if ref else own
-    print(shown.label())
-    return shown
+    if ref:
+        return PageRun(ref)
+    if own.scale != verdict_scale:
+        own.note = (f"no {verdict_scale} reference run of {chapter} is recorded yet: this page "
+                    f"shows this run ({own.scale} scale)")
+    return own
 
 
 def show_smoke_run(own: PageRun, shown: PageRun, panels: Sequence[tuple[str, int]],
@@ -203,8 +207,7 @@ def show_smoke_run(own: PageRun, shown: PageRun, panels: Sequence[tuple[str, int
     learning curves in ``panels`` and score table (``settings``, as :meth:`PageRun.scores`); one
     line when the result sections show this run themselves."""
     if shown is own:
-        print(f"{own.caption()}\nthis run is the one the result sections of this page show")
+        print(f"{own.caption()}\nthis run's results are shown in the result sections below")
         return
-    print(own.label())
     own.show_curves(panels)
     show_markdown(own.scores(settings, start_setting=start_setting))
