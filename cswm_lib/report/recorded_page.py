@@ -109,7 +109,8 @@ class PageRun:
         line = _lines([when, *self._parts(), commit, _hardware(prov)])
         return f"{self.note}\n{line}" if self.note else line
 
-    def _labelled(self, table: str) -> str:
+    def labelled(self, table: str) -> str:
+        """A markdown ``table`` of this run under its scale label (:meth:`caption` on one line)."""
         return f"*{' · '.join(self._parts())}*\n\n{table}"
 
     def show_curves(self, panels: Sequence[tuple[str, int]]) -> None:
@@ -126,7 +127,7 @@ class PageRun:
                start_setting: str | None = "local_dedup") -> str:
         """The run's :func:`~cswm_lib.report.tables.score_table` (``num_steps``-step scores in
         ``settings``, mean ± std over every seed), under its scale label."""
-        return self._labelled(score_table(select(self.rows, num_steps=num_steps), settings,
+        return self.labelled(score_table(select(self.rows, num_steps=num_steps), settings,
                                           num_steps=num_steps, start_setting=start_setting))
 
     def per_seed(self, section: str) -> str:
@@ -149,7 +150,7 @@ class PageRun:
                                         for s in seeds})
         cols = ["dataset", "strategy", "predictor", *(f"seed {s}" for s in seeds)]
         note = f"1-step {claim.setting} {claim.metric} (%) of every seed: the score of the verdict."
-        return self._labelled(format_table(cells, cols) + "\n\n" + note)
+        return self.labelled(format_table(cells, cols) + "\n\n" + note)
 
     def show_steps(self, settings: Sequence[str], chance: dict[str, float] | None = None,
                    names: dict[str, str] | None = None) -> None:
