@@ -147,7 +147,7 @@ page.train()
 _ = page.score(settings)
 _ = page.verdict("4.1", not_tested)
 own = report.PageRun.of_page(page)  # this run's results
-shown = report.shown_run(own, "08_immovable", verdict_scale)  # what the sections below show
+shown = report.shown_run(own, "08_immovable", verdict_scale)  # shown below
 report.show_smoke_run(own, shown, panels, settings)
 
 # %% [markdown]

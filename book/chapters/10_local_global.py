@@ -188,7 +188,7 @@ page.train()
 _ = page.score(settings, start_setting=None)
 _ = page.verdict("4.3")
 own = report.PageRun.of_page(page)  # this run's results
-shown = report.shown_run(own, "10_local_global", verdict_scale)  # what the sections below show
+shown = report.shown_run(own, "10_local_global", verdict_scale)  # shown below
 report.show_smoke_run(own, shown, panels, settings, start_setting=None)
 
 # %% [markdown]
@@ -233,7 +233,7 @@ shown.show_curves(panels)
 # ranks among the states after $o_0$, where the control is "the nearest other state".
 
 # %%
-batch = next(iter(shown.specs.values()))["eval_batch_size"]  # the shown run's global batch
+batch = next(iter(shown.specs.values()))["eval_batch_size"]  # its global batch
 print(f"global = batches of {batch} (chance {100 / batch:.0f}%), "
       f"local = 11 states (chance {100 / 11:.0f}%)")
 display(Markdown(shown.scores(settings, start_setting=None)))
@@ -296,7 +296,8 @@ pairs = ["batched_dedup", "batched_dedup_no_transition",
          "local_dedup", "local_dedup_no_transition"]
 _, table = report.lift(shown.rows, shown.specs, shown.strategies(), pairs)
 display(Markdown(shown.labelled(table)))
-_, table = report.signs(shown.rows, shown.specs, "mixed", ["batched_dedup", "local_dedup"])
+_, table = report.signs(shown.rows, shown.specs, "mixed",
+                        ["batched_dedup", "local_dedup"])
 display(Markdown(shown.labelled(table)))
 
 # %% [markdown]
