@@ -130,29 +130,57 @@ page.show_frames()
 # scores exactly the share of episodes whose first action is a no-op (a push into a wall, another
 # object or an immovable object) -- about 62 % locally on Shapes.
 #
+# ## Smoke run
+#
+# The cells of this section train one model per strategy and seed at this run's parameters, score
+# them and compute their verdict ({func}`cswm_lib.experiments.run`; each run is resumable and
+# reused when finished). The book and its tests run the `small` parameters: **a smoke run, which
+# proves the pipeline runs; its numbers are not evidence.** Its output -- the training log, its
+# learning curves and scores -- is folded. The sections after it show the recorded `cpu` reference
+# run (`book/results/cpu/08_immovable.json`) when there is one, else this run; every table and
+# figure there names the run's scale, seeds and updates. Run at `cpu` or `full` scale, this
+# section trains that run and the sections after it show its own results.
+
+# %% tags=["hide-output"]
+panels = [("local_dedup", 1), ("global_dedup", 1)]
+page.train()
+_ = page.score(settings)
+_ = page.verdict("4.1", not_tested)
+own = report.PageRun.of_page(page)  # this run's results
+shown = report.shown_run(own, "08_immovable", verdict_scale)  # shown below
+report.show_smoke_run(own, shown, panels, settings)
+
+# %% [markdown]
 # ## Training, with learning curves
 #
-# One model per strategy and seed. Every `eval_every` updates the run scores itself on a fixed
-# set of eval episodes ({mod}`cswm_lib.curves`), so we see *when* the strategies separate, not
-# only where they end. Each run is resumable and reused when finished.
+# Every `eval_every` updates a run scores itself on a fixed set of eval episodes
+# ({mod}`cswm_lib.curves`), so we see *when* the strategies separate, not only where they end. The
+# lines above the curves say which run they come from: its scale, seeds, updates, commit, hardware
+# and wall time.
 
 # %%
-curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
+shown.show_curves(panels)
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the
 # grey lines of the same style are that strategy's no-transition control. Left: the local score,
 # where a model without dynamics sits on the no-op share. Right: the paper's global score, which
 # the no-transition control reaches too.
+#
+# ## Final scores
+#
+# Mean ± std over the run's seeds, then the score of the verdict (1-step `local_dedup` Hits@1)
+# of every seed:
 
 # %%
-display(Markdown(page.score(settings)))
+display(Markdown(shown.scores(settings)))
+display(Markdown(shown.per_seed("4.1")))
 
 # %% [markdown]
 # The same scores after longer roll-outs (our extension; the paper's 4.1 table is 1 step):
 
 # %% tags=["hide-input"]
-page.show_steps(["global_dedup", "local_dedup"])
+shown.show_steps(["global_dedup", "local_dedup"])
 
 # %% [markdown]
 # ## What the objects look like in latent space
@@ -162,10 +190,12 @@ page.show_steps(["global_dedup", "local_dedup"])
 # cross at the end. An immovable object's slot should not move; a moving object's slot should trace
 # the grid moves it makes. The printed numbers are each slot's total path length: a model whose
 # slots barely move over 100 steps has not encoded the moving objects at all. Episodic negatives
-# are what demands it -- two states of one episode differ only in the moving objects.
+# are what demands it -- two states of one episode differ only in the moving objects. (A record
+# keeps every model's slots over this episode, so the recorded run draws them without its
+# checkpoints.)
 
 # %% tags=["hide-input"]
-motion = page.show_slots(seeds[0])
+_ = shown.show_slots()
 
 # %% [markdown]
 # ## Verdict
@@ -179,13 +209,12 @@ motion = page.show_slots(seeds[0])
 # both controls on every seed, and the paired difference must be at least 5 points with its 95 %
 # t-interval above that and an exact permutation p < 0.05 -- which needs at least 5 seeds.
 #
-# The page shows the recorded `cpu` reference run when one exists at the declared rule; until
-# then it shows this run, labelled with its scale, and the earlier sweeps below, as recorded.
+# The verdict is that of the run shown above (its learning curves are in the training section);
+# the earlier sweeps follow, as recorded.
 
 # %%
-shown = report.show_verdict(
+_ = report.show_verdict(
     page, "08_immovable", "4.1", verdict_scale=verdict_scale, not_tested=not_tested,
-    panels=[("local_dedup", 1), ("global_dedup", 1)],
     departure=dict(strategies=["mixed"]))
 display(Markdown(report.history_table(report.history("08_immovable"))))
 
@@ -201,12 +230,12 @@ new = "mixed"
 
 
 def seconds_per_update(world):
-    s = shown["specs"][world]
+    s = shown.specs[world]
     return cost.update_cost(s["model"], new, cost.OBS_SHAPE["block_pushing"],
                             s["batch_size"], repeats=1)["seconds"]
 
 
-display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update)
+display(Markdown(report.budget_markdown(shown.curves, new, seconds_per_update)
                  or "Every world left its control."))
 
 # %% [markdown]
@@ -231,6 +260,6 @@ display(Markdown(report.budget_markdown(shown["curves"], new, seconds_per_update
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 
 # %%
-results = page.results(slot_path_length=motion,
-                       seconds=time.perf_counter() - t_start)
+results = own.results | dict(slot_path_length=own.slot_lengths(seeds[0]),
+                             seconds=time.perf_counter() - t_start)
 _ = save_results("08_immovable", results, scale)

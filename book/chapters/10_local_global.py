@@ -171,16 +171,36 @@ for name, spec in specs.items():
           f"    runs under checkpoints/{spec.folder_name()}")
 
 # %% [markdown]
+# ## Smoke run
+#
+# The cells of this section train one model per strategy and seed at this run's parameters
+# (reused when finished, resumed when interrupted), score them and compute their verdict. The book
+# and its tests run the `small` parameters: **a smoke run, which proves the pipeline runs; its
+# numbers are not evidence.** Its output -- the training log, its learning curves and scores -- is
+# folded. The sections after it show the recorded `cpu` reference run
+# (`book/results/cpu/10_local_global.json`) when there is one, else this run; every table and
+# figure there names the run's scale, seeds and updates. Run at `cpu` or `full` scale, this
+# section trains that run and the sections after it show its own results.
+
+# %% tags=["hide-output"]
+panels = [("local_dedup", 1), ("global_dedup", 1)]
+page.train()
+_ = page.score(settings, start_setting=None)
+_ = page.verdict("4.3")
+own = report.PageRun.of_page(page)  # this run's results
+shown = report.shown_run(own, "10_local_global", verdict_scale)  # shown below
+report.show_smoke_run(own, shown, panels, settings, start_setting=None)
+
+# %% [markdown]
 # ## Training, with learning curves
 #
-# One model per strategy and seed, reused when finished and resumed when interrupted. Every
-# `eval_every` updates each run scores itself on the test episodes: the curves below show the
+# Every `eval_every` updates each run scores itself on the test episodes: the curves below show the
 # de-duplicated local score and the global one over *all* test episodes (`global_dedup`; the final
-# global score further down uses the paper's batches of `eval_batch_size`).
+# global score further down uses the paper's batches of `eval_batch_size`). The lines above them
+# say which run they come from: its scale, seeds, updates, commit, hardware and wall time.
 
 # %%
-curves = page.train(panels=[("local_dedup", 1), ("global_dedup", 1)])
-plt.show()
+shown.show_curves(panels)
 
 # %% [markdown]
 # Each colour is a strategy (thick: mean over seeds, band: min to max, thin: every seed); the grey
@@ -213,24 +233,24 @@ plt.show()
 # ranks among the states after $o_0$, where the control is "the nearest other state".
 
 # %%
-score_table = page.score(settings, start_setting=None)
-print(
-    f"scale: {scale} -- {len(page.rows)} result rows\n"
-    f"global = batches of {eval_batch_size} (chance {100 / eval_batch_size:.0f}%), "
-    f"local = 11 states (chance {100 / 11:.0f}%)"
-)
-display(Markdown(score_table))
+batch = next(iter(shown.specs.values()))["eval_batch_size"]  # its global batch
+print(f"global = batches of {batch} (chance {100 / batch:.0f}%), "
+      f"local = 11 states (chance {100 / 11:.0f}%)")
+display(Markdown(shown.scores(settings, start_setting=None)))
+display(Markdown(shown.per_seed("4.3")))
 
 # %% [markdown]
 # The paper reports Hits@1 (and MRR for global) for these four models per game; its table values
 # are **not known to us** (the paper, arXiv 2107.11676, and its repository,
 # github.com/ondrejbiza/negative-sampling-icml-21, give the commands but no table values we could
-# find), so the paper column stays empty rather than invented. The longer roll-outs are our extension:
+# find), so the paper column stays empty rather than invented. The table under the scores is the
+# score of the verdict (1-step `local_later_dedup` Hits@1) of every seed. The longer roll-outs
+# are our extension:
 
 # %%
-chance = {"batched_dedup": 1 / eval_batch_size, "local_dedup": 1 / 11}
-page.show_steps(["batched_dedup", "local_dedup"], chance,
-                names={"batched_dedup": "global"})
+chance = {"batched_dedup": 1 / batch, "local_dedup": 1 / 11}
+shown.show_steps(["batched_dedup", "local_dedup"], chance,
+                 names={"batched_dedup": "global"})
 
 # %% [markdown]
 # ## What "local" means
@@ -242,8 +262,11 @@ page.show_steps(["batched_dedup", "local_dedup"], chance,
 # $z_L$ to the predictions of all episodes in its batch, sorted, the true pair in red. (Mind the
 # y-axes: they do not start at 0.) A model that has collapsed every frame of an episode onto one
 # point shows a flat local curve: it cannot tell the moments apart, whatever its global rank.
+# This figure needs the models themselves, so it draws this run's (the line above it gives its
+# scale).
 
 # %%
+print(own.caption())
 example = {}
 for game in atari_games:
     name, test = names[game], load_episodes(paths[game, "test"])
@@ -269,18 +292,13 @@ for game in atari_games:
 # arg-min is the start state:
 
 # %%
-lift, table = report.lift(
-    page.rows,
-    specs,
-    strategies,
-    ["batched_dedup", "batched_dedup_no_transition",
-     "local_dedup", "local_dedup_no_transition"],
-)
-
-display(Markdown(table))
-signs, table = report.signs(page.rows, specs, "mixed",
-                            ["batched_dedup", "local_dedup"])
-display(Markdown(table))
+pairs = ["batched_dedup", "batched_dedup_no_transition",
+         "local_dedup", "local_dedup_no_transition"]
+_, table = report.lift(shown.rows, shown.specs, shown.strategies(), pairs)
+display(Markdown(shown.labelled(table)))
+_, table = report.signs(shown.rows, shown.specs, "mixed",
+                        ["batched_dedup", "local_dedup"])
+display(Markdown(shown.labelled(table)))
 
 # %% [markdown]
 # ## Verdict
@@ -290,11 +308,10 @@ display(Markdown(table))
 # only which episode. We test its sign on the 1-step local Hits@1 (de-duplicated), which a model
 # without dynamics cannot raise above its no-transition control. Locally that control is 0 here (the
 # start state is not the target of a 1-step query), so a score must also beat chance -- one
-# state in 11, 9.1 % -- before its sign counts. The page shows the recorded `cpu` reference run
-# when there is one (`book/results/cpu/10_local_global.json`), else this run.
+# state in 11, 9.1 % -- before its sign counts. The verdict is that of the run shown above.
 
 # %%
-report.show_verdict(page, "10_local_global", "4.3", verdict_scale=verdict_scale)
+_ = report.show_verdict(page, "10_local_global", "4.3", verdict_scale=verdict_scale)
 display(Markdown(report.history_table(report.history("10_local_global"))))
 
 # %% [markdown]
@@ -329,16 +346,13 @@ display(Markdown(report.history_table(report.history("10_local_global"))))
 #    {func}`cswm_lib.evaluate.evaluate`). How does the gap between global and local change?
 
 # %%
-_ = save_results(
-    "10_local_global",
-    page.results(
-        data=data_stats,
-        agents_frames={g: int(load_checkpoint(agents[g])["frames"])
-                       for g in atari_games},
-        local_example=example,
-        lift_over_no_transition=lift,
-        gap_new_minus_baseline=signs,
-        seconds=time.perf_counter() - t_start,
-    ),
-    scale,
+results = own.results | dict(
+    data=data_stats,
+    agents_frames={g: int(load_checkpoint(agents[g])["frames"]) for g in atari_games},
+    local_example=example,
+    lift_over_no_transition=report.lift(own.rows, specs, strategies, pairs)[0],
+    gap_new_minus_baseline=report.signs(own.rows, specs, "mixed",
+                                        ["batched_dedup", "local_dedup"])[0],
+    seconds=time.perf_counter() - t_start,
 )
+_ = save_results("10_local_global", results, scale)
