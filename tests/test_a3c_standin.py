@@ -31,7 +31,7 @@ def test_track_ball_moves_the_paddle_toward_the_ball():
 def test_track_ball_loses_fewer_points_than_random_play():
     # 600 steps of Pong, epsilon-greedy as the burn-in plays it: random play loses ~12 points there
     got = versus_random(PONG, "track_ball", episodes=2, eps=0.5, seed=0, max_steps=600)
-    assert got["random"]["returns"].shape == (2,) and got["max_steps"] == 600
+    assert len(got["random"]["returns"]) == 2 and got["max_steps"] == 600
     assert got["track_ball"]["mean"] >= got["random"]["mean"] + 4
     lo, hi = got["random"]["interval"]
     assert lo <= got["random"]["mean"] <= hi

@@ -44,11 +44,9 @@ cartpole_workers = 2
 cartpole_max_frames = 400_000  # stop early once the target is reached
 cartpole_target = 195.0  # mean return over the last 100 episodes
 cartpole_lr = 2e-3
-atari_games = ["PongDeterministic-v4"]  # full: Pong and Space Invaders
-atari_workers = 2  # baby-a3c / the paper: 20 processes
-atari_max_frames = 2_000  # the paper: 80M frames per game
-atari_lr = 1e-4
-atari_checkpoint_every = 1_000  # frames between checkpoints (baby-a3c: 2M)
+# A3C on Atari (baby-a3c / the paper: 20 processes, 80M frames per game, a checkpoint every 2M)
+a3c = {"games": ["PongDeterministic-v4"], "workers": 2, "max_frames": 2_000, "lr": 1e-4,
+       "checkpoint_every": 1_000}  # full: Pong and Space Invaders
 # burn-in lengths per game: [min, max)
 burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}
 split_episodes = {"train": 6, "valid": 3, "test": 3}  # README: 10000 / 1000 / 1000
@@ -191,9 +189,10 @@ results = dict(cartpole_frames=int(cp["frames"]),  # what this chapter records
 
 # %%
 agents = {}
-for game in atari_games:
-    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames,
-                    lr=atari_lr, checkpoint_every=atari_checkpoint_every,
+for game in a3c["games"]:
+    cfg = A3CConfig(env_id=game, num_workers=a3c["workers"], lr=a3c["lr"],
+                    max_frames=a3c["max_frames"],
+                    checkpoint_every=a3c["checkpoint_every"],
                     progress=False)
     t0 = time.time()
     agents[game] = train(cfg)
@@ -207,9 +206,9 @@ for game in atari_games:
     results[f"{game}_mean_return"] = float(last)
 
 # %%
-fig, axes = plt.subplots(1, len(atari_games), squeeze=False,
-                         figsize=(min(7.2, 6 * len(atari_games)), 3.8))
-for ax, game in zip(axes[0], atari_games, strict=True):
+fig, axes = plt.subplots(1, len(a3c["games"]), squeeze=False,
+                         figsize=(min(7.2, 6 * len(a3c["games"])), 3.8))
+for ax, game in zip(axes[0], a3c["games"], strict=True):
     report.plot_agent_curve(read_returns(agents[game]), ax=ax)
     ax.set_title(game)
 plt.show()
@@ -238,7 +237,7 @@ plt.show()
 # the burn-in. Here is one burn-in, seen through the agent's eyes:
 
 # %%
-game = atari_games[0]
+game = a3c["games"][0]
 from cswm_lib.a3c import make_env
 from cswm_lib.a3c.collect import attempt_rng, collect_episode
 
@@ -264,7 +263,7 @@ plt.show()
 
 # %%
 burnin_compare = {}
-for game in atari_games:
+for game in a3c["games"]:
     policy = load_policy(agents[game])
     for gru in ("reset", "carry"):
         t0 = time.time()
@@ -295,7 +294,7 @@ for game in atari_games:
 from cswm_lib.a3c.collect import collect_splits, split_path, split_stats
 
 paths = {}
-for game in atari_games:
+for game in a3c["games"]:
     t0 = time.time()
     splits = collect_splits(game, agents[game], split_episodes, split_seeds,
                             burnin[game], eps, num_steps)
@@ -305,7 +304,7 @@ for game in atari_games:
 
 # %%
 stats = {game: split_stats({s: paths[game, s] for s in split_episodes})
-         for game in atari_games}
+         for game in a3c["games"]}
 display(Markdown(report.split_table(stats)))
 for game, st in stats.items():
     for s in split_episodes:
@@ -329,7 +328,7 @@ for game, st in stats.items():
 # frame; actions are random from here on):
 
 # %% tags=["hide-input"]
-e = load_episodes(paths[atari_games[0], "train"])
+e = load_episodes(paths[a3c["games"][0], "train"])
 print(e)
 report.plot_episode_frames(e, 0, actions=True)
 plt.show()
@@ -340,7 +339,7 @@ plt.show()
 # The `full` parameters run exactly the README commands. On the command line they read:
 
 # %%
-for game in atari_games:
+for game in a3c["games"]:
     print(f"python -m cswm_lib.a3c.train {game} \\\n"
           "    --num-workers 20 --max-frames 8e7 --lr 1e-4")
     done = []

@@ -43,17 +43,17 @@ executor = None  # None/"local": one by one; "local:2": two processes; "ray": a 
 strategies = {"baseline": {}, "time_aligned": {"beta": 0.0}}
 games = ["Pong", "Space Invaders"]  # the games this run trains (a record may hold one)
 seeds = [1]  # training seeds (README: one run, train.py's default --seed 42)
-space_invaders_seeds = None  # None: `seeds`; fewer where Space Invaders' budget does not fit
+space_invaders_seeds = None  # None: `seeds` (fewer where the budget does not fit)
 hidden_dim = 128  # README: 512; other model flags are the README's (ex.README_MODELS)
 train_divisor = 100  # README's 1000 train episodes (10 steps, seed 1) divided by this
 eval_divisor = 5  # README's 100 eval episodes (seed 2) divided by this
-eval_size = None  # eval episodes, more than the README's too (None: 100 // eval_divisor)
-published_eval_episodes = 100  # also scored on the README's set (the published numbers' set)
+eval_size = None  # eval episodes, more than 100 too (None: 100 // eval_divisor)
+published_eval_episodes = 100  # also scored on the README's (the published) set
 epochs = 200  # README: 200 (used only when num_updates is None)
 num_updates = 20  # optimizer updates per run (None: `epochs` passes over the data)
 batch_size = 32  # README: 1024
 eval_every = 10  # learning curve: updates between evaluations
-eval_episodes = 100  # learning curve: the first eval episodes it scores (the README's set)
+eval_episodes = 100  # learning curve: the first eval episodes it scores
 learning_rate = 5e-4  # README: 5e-4
 num_steps = [1, 5, 10]  # the paper's 4.2 table: 1 step; 5 and 10 are our extension
 # global at 1 step is the paper's score
@@ -91,10 +91,13 @@ common = dict(experiment="4.2", strategies=strategies, train_divisor=train_divis
               eval_episodes=eval_episodes, learning_rate=learning_rate,
               settings=settings, num_steps=num_steps, metrics=["Hits@1", "MRR"],
               scale=scale, device=device)
-worlds = {"Pong": ("pong", seeds), "Space Invaders": ("spaceinvaders", space_invaders_seeds or seeds)}
+worlds = {"Pong": ("pong", seeds),
+          "Space Invaders": ("spaceinvaders", space_invaders_seeds or seeds)}
 specs = {
-    game: ex.Experiment(dataset=game, train_data=f"{world}_train", eval_data=f"{world}_eval",
-                        seeds=game_seeds, model=ex.readme_model(world, hidden_dim=hidden_dim), **common)
+    game: ex.Experiment(
+        dataset=game, train_data=f"{world}_train", eval_data=f"{world}_eval",
+        seeds=game_seeds,
+        model=ex.readme_model(world, hidden_dim=hidden_dim), **common)
     for game, (world, game_seeds) in worlds.items() if game in games
 }
 page = report.ExperimentPage(specs, executor, device)  # generates or reuses the data

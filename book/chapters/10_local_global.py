@@ -53,11 +53,9 @@
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 executor = None  # None/"local": one by one; "local:2": two processes; "ray": a cluster
-atari_games = ["PongDeterministic-v4", "SpaceInvadersDeterministic-v4"]
-atari_workers = 2  # baby-a3c / the paper: 20 processes
-atari_max_frames = 2_000  # the paper: 80M frames per game
-atari_lr = 1e-4
-atari_checkpoint_every = 1_000  # frames between checkpoints (baby-a3c: 2M)
+a3c = {"games": ["PongDeterministic-v4", "SpaceInvadersDeterministic-v4"], "workers": 2,
+       "max_frames": 2_000, "lr": 1e-4, "checkpoint_every": 1_000}  # as chapter 07's
+standin = {}  # {game: a stand-in burn-in policy}; the other games: the A3C agent
 burnin = {"PongDeterministic-v4": [58, 100], "SpaceInvadersDeterministic-v4": [50, 300]}
 split_episodes = {"train": 6, "valid": 3, "test": 20}  # README: 10000 / 1000 / 1000
 split_seeds = {"train": 1, "valid": 2, "test": 3}
@@ -74,11 +72,8 @@ eval_episodes = 1000  # learning curve: the first test episodes it scores (here:
 learning_rate = 5e-4
 eval_batch_size = 10  # global score: eval_ids_b.py ranks within batches of 100
 num_steps = [1, 5, 10]  # latent roll-out lengths
-settings = ["batched_dedup", "local_dedup", "local_later_dedup",
-            "batched_dedup_no_transition", "local_dedup_no_transition",
-            "local_later_dedup_no_transition"]
-example_episode = 0  # test episode of the "what local means" figure
-example_steps = 5  # its roll-out length
+settings = ["batched_dedup", "batched_dedup_no_transition", "local_dedup_no_transition",
+            "local_dedup", "local_later_dedup", "local_later_dedup_no_transition"]
 verdict_scale = "cpu"  # the reference run (book/results/) whose verdict this page shows
 
 # %%
@@ -92,6 +87,7 @@ from cswm_lib import analysis, report
 from cswm_lib import experiments as ex
 from cswm_lib.a3c import load_checkpoint
 from cswm_lib.a3c.collect import collect_splits, split_stats
+from cswm_lib.a3c.standin import versus_random
 from cswm_lib.a3c.train import A3CConfig
 from cswm_lib.a3c.train import train as train_agent
 from cswm_lib.book import save_results
@@ -111,24 +107,32 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # thousand frames and play no better than chance; what matters for this chapter is the shape of
 # the data: an $\epsilon$-greedy burn-in by the agent ($\epsilon = 0.5$), then ten random actions.
 # Valid start states are kept apart from train, test start states from train and valid.
+#
+# Where A3C cannot learn to play within a scale's budget, `standin` names a **stand-in** for a
+# game's burn-in: a fixed rule over the console RAM ({mod}`cswm_lib.a3c.standin`; `track_ball`
+# moves Pong's paddle toward the ball), labelled as such in the data files (their `policy`
+# attribute) and measured against random play below. The `full` scale keeps A3C as published.
 
 # %%
 agents, paths = {}, {}
-for game in atari_games:
+for game in a3c["games"]:
     t0 = time.perf_counter()
-    cfg = A3CConfig(env_id=game, num_workers=atari_workers, max_frames=atari_max_frames,
-                    lr=atari_lr, checkpoint_every=atari_checkpoint_every,
+    cfg = A3CConfig(env_id=game, num_workers=a3c["workers"], lr=a3c["lr"],
+                    max_frames=a3c["max_frames"],
+                    checkpoint_every=a3c["checkpoint_every"],
                     progress=False)
     agents[game] = train_agent(cfg)
     splits = collect_splits(game, agents[game], split_episodes, split_seeds,
-                            burnin[game], eps, episode_steps)
+                            burnin[game], eps, episode_steps,
+                            policy=standin.get(game, "a3c"))
     paths |= {(game, split): path for split, path in splits.items()}
-    print(f"{game}: agent of {load_checkpoint(agents[game])['frames']} frames, "
-          f"splits ready in {time.perf_counter() - t0:.0f} s")
+    frames = load_checkpoint(agents[game])["frames"]
+    player = standin.get(game) or f"agent of {frames} frames"
+    print(f"{game}: burn-in by {player}, splits in {time.perf_counter() - t0:.0f} s")
 
 # %%
 data_stats, stats = {}, {}
-for game in atari_games:
+for game in a3c["games"]:
     st = stats[game] = split_stats({s: paths[game, s] for s in split_episodes},
                                    pairs=[("train", "test")])
     for split in split_episodes:
@@ -138,6 +142,17 @@ for game in atari_games:
         st["train-test"]["shared_start"])
     data_stats[f"{game}|train-test shared states"] = st["train-test"]["shared_any"]
 display(Markdown(report.split_table(stats)))
+
+# %% [markdown]
+# How well each stand-in plays, against uniformly random actions (full games, the burn-in's
+# $\epsilon$; mean return and its 95 % t-interval over the games; none at this scale when
+# `standin` is empty):
+
+# %%
+quality = {game: versus_random(game, name, episodes=10, eps=eps)
+           for game, name in standin.items()}
+no_standin = "_No stand-in at this scale._"
+display(Markdown(report.standin_table(quality) if quality else no_standin))
 
 # %% [markdown]
 # ## The two experiments as data
@@ -163,7 +178,7 @@ specs = {names[g]: ex.Experiment(
              dataset=names[g], train_data=str(paths[g, "train"]),
              eval_data=str(paths[g, "test"]),
              model=ex.readme_model(worlds[g], hidden_dim=hidden_dim), **common)
-         for g in atari_games}
+         for g in a3c["games"]}
 page = report.ExperimentPage(specs, executor, device)
 for name, spec in specs.items():
     print(f"{name}:\n    train {Path(spec.train_data).name}\n"
@@ -267,8 +282,8 @@ shown.show_steps(["batched_dedup", "local_dedup"], chance,
 
 # %%
 print(own.caption())
-example = {}
-for game in atari_games:
+example, example_episode, example_steps = {}, 0, 5  # the test episode, its roll-out
+for game in a3c["games"]:
     name, test = names[game], load_episodes(paths[game, "test"])
     report.plot_episode_frames(test, example_episode, highlight=example_steps,
                                title=f"{name}: test episode {example_episode}")
@@ -348,8 +363,9 @@ display(Markdown(report.history_table(report.history("10_local_global"))))
 # %%
 results = own.results | dict(
     data=data_stats,
-    agents_frames={g: int(load_checkpoint(agents[g])["frames"]) for g in atari_games},
+    agents_frames={g: int(load_checkpoint(agents[g])["frames"]) for g in a3c["games"]},
     local_example=example,
+    standin_quality=quality,
     lift_over_no_transition=report.lift(own.rows, specs, strategies, pairs)[0],
     gap_new_minus_baseline=report.signs(own.rows, specs, "mixed",
                                         ["batched_dedup", "local_dedup"])[0],

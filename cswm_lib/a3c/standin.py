@@ -130,5 +130,6 @@ def versus_random(env_id: str, name: str, episodes: int = 10, eps: float = 0.5, 
                                level=level)
     for side, policy in sides.items():
         r = play_returns(env_id, policy, episodes, eps if policy is not None else 1.0, seed, max_steps)
-        out[side] = dict(returns=r, mean=float(r.mean()), interval=t_interval(r, level))
+        out[side] = dict(returns=r.tolist(), mean=float(r.mean()),
+                         interval=[float(x) for x in t_interval(r, level)])
     return out

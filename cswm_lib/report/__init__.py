@@ -50,6 +50,7 @@ from cswm_lib.report.tables import (
     signs,
     slot_lengths_text,
     split_table,
+    standin_table,
 )
 from cswm_lib.report.verdict_tables import (
     history_table,
@@ -71,6 +72,6 @@ __all__ = [
     "plot_trajectories", "plot_transition", "readme_with_results", "recorded", "recorded_results",
     "recorded_verdicts", "reference_run", "results_markdown", "run_summary", "score_table",
     "show_markdown", "show_smoke_run", "show_verdict", "shown_run", "signs", "slot_lengths_text",
-    "slot_paths_of", "split_table",
+    "slot_paths_of", "split_table", "standin_table",
     "verdict_markdown", "verdict_table", "verdict_table_compact", "visible",
 ]

@@ -126,6 +126,22 @@ def split_table(stats: dict[str, dict[str, dict[str, Any]]]) -> str:
             "starts: distinct start states in the split.")
     return "\n\n".join([format_table(cells), note, *(["\n".join(f"- {x}" for x in lines)] if lines else [])])
 
+def standin_table(quality: dict[str, dict[str, Any]]) -> str:
+    """How each stand-in burn-in policy plays against random actions, from
+    :func:`cswm_lib.a3c.standin.versus_random` per game (``{game: result}``): a row per game and
+    player with the games played, the mean return and its t-interval."""
+    cells = []
+    for game, q in quality.items():
+        for side in [k for k in q if isinstance(q[k], dict) and "returns" in q[k]]:
+            lo, hi = q[side]["interval"]
+            cells.append({"game": game.removesuffix("Deterministic-v4"), "player": side,
+                          "games": len(q[side]["returns"]), "mean return": f"{q[side]['mean']:.1f}",
+                          f"{100 * q['level']:.0f} % interval": f"[{lo:.1f}, {hi:.1f}]"})
+    eps = next(iter(quality.values()))["eps"]
+    return format_table(cells) + (f"\n\nThe stand-in plays epsilon-greedily with ε = {eps}, as in the "
+                                  "burn-in; random: uniformly random actions.")
+
+
 def lift(
     rows: list[dict[str, Any]],
     datasets: Sequence[str],
