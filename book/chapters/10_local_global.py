@@ -114,20 +114,19 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # attribute) and measured against random play below. The `full` scale keeps A3C as published.
 
 # %%
-agents, paths = {}, {}
+agents, paths = {}, {}  # a game with a stand-in needs no agent
 for game in a3c["games"]:
     t0 = time.perf_counter()
     cfg = A3CConfig(env_id=game, num_workers=a3c["workers"], lr=a3c["lr"],
                     max_frames=a3c["max_frames"],
-                    checkpoint_every=a3c["checkpoint_every"],
-                    progress=False)
-    agents[game] = train_agent(cfg)
+                    checkpoint_every=a3c["checkpoint_every"], progress=False)
+    agents[game] = None if game in standin else train_agent(cfg)
     splits = collect_splits(game, agents[game], split_episodes, split_seeds,
                             burnin[game], eps, episode_steps,
                             policy=standin.get(game, "a3c"))
     paths |= {(game, split): path for split, path in splits.items()}
-    frames = load_checkpoint(agents[game])["frames"]
-    player = standin.get(game) or f"agent of {frames} frames"
+    player = (f"stand-in {standin[game]}" if game in standin else
+              f"agent of {load_checkpoint(agents[game])['frames']} frames")
     print(f"{game}: burn-in by {player}, splits in {time.perf_counter() - t0:.0f} s")
 
 # %%
@@ -363,7 +362,8 @@ display(Markdown(report.history_table(report.history("10_local_global"))))
 # %%
 results = own.results | dict(
     data=data_stats,
-    agents_frames={g: int(load_checkpoint(agents[g])["frames"]) for g in a3c["games"]},
+    agents_frames={g: int(load_checkpoint(a)["frames"]) for g, a in agents.items() if a},
+    standins=standin,
     local_example=example,
     standin_quality=quality,
     lift_over_no_transition=report.lift(own.rows, specs, strategies, pairs)[0],
