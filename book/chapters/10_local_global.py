@@ -362,7 +362,8 @@ display(Markdown(report.history_table(report.history("10_local_global"))))
 # %%
 results = own.results | dict(
     data=data_stats,
-    agents_frames={g: int(load_checkpoint(a)["frames"]) for g, a in agents.items() if a},
+    agents_frames={g: int(load_checkpoint(a)["frames"]) for g, a in agents.items()
+                   if a},
     standins=standin,
     local_example=example,
     standin_quality=quality,
