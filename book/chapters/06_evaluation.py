@@ -39,7 +39,8 @@ seed = 0
 # "shipped": score a reference model of chapter 08's recorded cpu run (book/results/cpu/models/) on
 # Shapes-immovable eval episodes; "train": train a C-SWM on train_env here (also when none is shipped)
 models = "shipped"
-reference_strategy = "mixed"  # the shipped model scored: mixed | baseline (the other one is compared)
+# the shipped model scored (mixed | baseline); the other strategy's is compared with it
+reference_strategy = "mixed"
 reference_seed = 101
 # --- the "train" path ---
 train_env = "ShapesTrain-v0"
@@ -237,17 +238,19 @@ for m in (None, "published", "correct"):
 # baseline negatives on `train_env` (at the `small` scale only briefly).
 
 # %% tags=["hide-input"]
-ON_RECORD = ("08_immovable", "Shapes immovable")  # the record the shipped models belong to
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
 OTHER = {"mixed": "baseline", "baseline": "mixed"}[reference_strategy]
 
 
 def train_here() -> tuple:
-    """The "train" path: a baseline C-SWM on `train_env`, scored on `eval_env` (reused)."""
-    folder_data = data_dir() / "evaluation"
-    train_path = ensure_dataset(train_env, folder_data / f"{train_env}_n{train_episodes}_s1.h5",
-                                train_episodes, seed=1, progress=False)
-    eval_path = ensure_dataset(eval_env, folder_data / f"{eval_env}_ids_n{eval_episodes}_s2.h5",
-                               eval_episodes, seed=2, save_state_ids=True, progress=False)
+    """The "train" path: a baseline C-SWM on `train_env`, scored on `eval_env`."""
+    here = data_dir() / "evaluation"
+    train_path = ensure_dataset(
+        train_env, here / f"{train_env}_n{train_episodes}_s1.h5", train_episodes,
+        seed=1, progress=False)
+    eval_path = ensure_dataset(
+        eval_env, here / f"{eval_env}_ids_n{eval_episodes}_s2.h5", eval_episodes,
+        seed=2, save_state_ids=True, progress=False)
     config = TrainConfig(dataset=str(train_path), epochs=epochs,
                          batch_size=train_batch_size, hidden_dim=hidden_dim, seed=seed,
                          device=device, progress=False,
@@ -255,20 +258,23 @@ def train_here() -> tuple:
                               f"_b{train_batch_size}_e{epochs}_s{seed}")
     folder = train(config)
     log = read_log(folder)
-    label = (f"baseline, seed {seed}: trained here ({scale} scale), {log[-1]['updates']:,d} "
-             f"updates of {train_batch_size} on {train_episodes} {train_env} episodes, "
-             f"hidden {hidden_dim}; final loss {log[-1]['loss']:.4f}")
+    label = (f"baseline, seed {seed}: trained here ({scale} scale), "
+             f"{log[-1]['updates']:,d} updates of {train_batch_size} on "
+             f"{train_episodes} {train_env} episodes, hidden {hidden_dim}; "
+             f"final loss {log[-1]['loss']:.4f}")
     return load_model(folder, device=dev), label, eval_path, log
 
 
 # %%
-shipped = reference_models.available(*ON_RECORD, [reference_strategy, OTHER], reference_seed)
+pair = [reference_strategy, OTHER]
+shipped = reference_models.available(*ON_RECORD, pair, reference_seed)
 if models == "shipped" and not shipped:
     print("no shipped reference model in this checkout: training one here")
 source, log = ("shipped" if models == "shipped" and shipped else "train"), None
 t0 = time.perf_counter()
 if source == "shipped":
-    ref = reference_models.load(*ON_RECORD, reference_strategy, reference_seed, device=str(dev))
+    ref = reference_models.load(*ON_RECORD, reference_strategy, reference_seed,
+                                device=str(dev))
     model, label = ref.model, f"shipped -- {ref.label}"
     eval_path = readme_dataset("shapes_imm_eval", max(1, 10_000 // eval_episodes),
                                progress=False)
@@ -338,15 +344,17 @@ print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 # %%
 compare = {f"{reference_strategy} (scored above)": (model, embedded)}
 if source == "shipped":
-    other = reference_models.load(*ON_RECORD, OTHER, reference_seed, device=str(dev)).model
+    other = reference_models.load(*ON_RECORD, OTHER, reference_seed,
+                                  device=str(dev)).model
     compare[OTHER] = (other, embed_paths(other, episodes, num_steps_list, device=dev,
                                          all_states=True, progress=False))
 local = {name: evaluate_settings(m, episodes, ["local_dedup_correct",
                                               "local_dedup_correct_no_transition"],
                                  embeddings=emb) for name, (m, emb) in compare.items()}
-local_hits = {name: {"model": [r["local_dedup_correct", L]["Hits@1"] for L in num_steps_list],
-                     "no-transition control": [r["local_dedup_correct_no_transition", L]["Hits@1"]
-                                               for L in num_steps_list]}
+local_hits = {name: {what: [r[setting, L]["Hits@1"] for L in num_steps_list]
+                     for what, setting in [("model", "local_dedup_correct"),
+                                           ("no-transition control",
+                                            "local_dedup_correct_no_transition")]}
               for name, r in local.items()}
 for name, h in local_hits.items():
     above = [f"L={L}: {100 * (m - c):+.1f}" for L, m, c in
@@ -354,8 +362,8 @@ for name, h in local_hits.items():
     print(f"{name}: local Hits@1 above its control (pp) -- " + ", ".join(above))
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(local_hits), figsize=(4 * len(local_hits), 3), sharey=True,
-                         squeeze=False)
+fig, axes = plt.subplots(1, len(local_hits), figsize=(4 * len(local_hits), 3),
+                         sharey=True, squeeze=False)
 for ax, (name, h) in zip(axes[0], local_hits.items(), strict=True):
     x = np.arange(len(num_steps_list))
     for i, (what, vals) in enumerate(h.items()):
@@ -364,7 +372,8 @@ for ax, (name, h) in zip(axes[0], local_hits.items(), strict=True):
     ax.set_xticks(x, [f"L = {L}" for L in num_steps_list])
     ax.set_title(name, fontsize=9)
 axes[0, 0].set_ylabel("local Hits@1, de-dup. (%)")
-axes[0, 0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.1), ncol=2)
+axes[0, 0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.1),
+                  ncol=2)
 plt.show()
 
 # %% [markdown]

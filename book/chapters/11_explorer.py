@@ -99,27 +99,29 @@ eval_set.summary()
 
 # %% tags=["hide-input"]
 STRATEGIES = ["baseline", "mixed"]
-ON_RECORD = ("08_immovable", "Shapes immovable")  # the record the shipped models belong to
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
 
 
 def train_here() -> tuple[dict, dict, dict]:
-    """The "train" path: both strategies on ShapesImmovableTrain (checkpoints reused)."""
+    """The "train" path: both strategies on ShapesImmovableTrain (reused if trained)."""
     train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
     train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes,
                                 seed=1, save_state_ids=True, progress=False)
     train_set = load_episodes(train_path)
     folders, labels, losses = {}, {}, {}
     for strategy in STRATEGIES:
-        cfg = TrainConfig(dataset=str(train_path), strategy=strategy, beta=beta,
-                          name=f"ch11_{train_path.stem}_{strategy}_h{hidden_dim}_e{epochs}_s{seed}",
-                          time_aligned=False, epochs=epochs, batch_size=batch_size,
-                          hidden_dim=hidden_dim, seed=seed, device=str(dev), progress=False)
+        name = f"ch11_{train_path.stem}_{strategy}_h{hidden_dim}_e{epochs}_s{seed}"
+        cfg = TrainConfig(dataset=str(train_path), name=name, strategy=strategy,
+                          beta=beta, time_aligned=False, epochs=epochs,
+                          batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
+                          device=str(dev), progress=False)
         folders[strategy] = train(cfg, train_set)
         log = read_log(folders[strategy])
         losses[strategy] = log[-1]["loss"]
-        labels[strategy] = (f"trained here ({scale} scale): {log[-1]['updates']:,d} updates of "
-                            f"{batch_size} on {train_episodes} episodes, hidden {hidden_dim}, "
-                            f"seed {seed}; final loss {losses[strategy]:.4f}")
+        labels[strategy] = (f"trained here ({scale} scale): {log[-1]['updates']:,d} "
+                            f"updates of {batch_size} on {train_episodes} episodes, "
+                            f"hidden {hidden_dim}, seed {seed}; "
+                            f"final loss {losses[strategy]:.4f}")
     return folders, labels, losses
 
 # %%
@@ -274,12 +276,13 @@ for row, v in zip(axes, explorer.views, strict=True):
             cells[r, c] = z[(pos[:, j] == (r, c)).all(-1), k].mean(0)
         for line in [*cells, *cells.transpose(1, 0, 2)]:
             ax.plot(*line.T, "-o", color=slot_colour(k), lw=1, ms=2)
-        ax.set_title(f"slot {k} ~ object {j}" + (" (imm.)" if j < 2 else ""), fontsize=8,
-                     color=slot_colour(k))
+        ax.set_title(f"slot {k} ~ object {j}" + (" (imm.)" if j < 2 else ""),
+                     fontsize=8, color=slot_colour(k))
         ax.set_xticks([])
         ax.set_yticks([])
     row[0].set_ylabel(v.name)
-fig.suptitle("each slot's embedding, averaged per grid cell of the object it tracks best")
+fig.suptitle("each slot's embedding, averaged per grid cell of the object it "
+             "tracks best")
 plt.show()
 
 # %%
