@@ -342,7 +342,8 @@ print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 # next to the control and the alternative (the local score, de-duplicated, every $L$):
 
 # %%
-compare = {f"{reference_strategy} (scored above)": (model, embedded)}
+first = f"{reference_strategy} (scored above)" if source == "shipped" else "scored above"
+compare = {first: (model, embedded)}
 if source == "shipped":
     other = reference_models.load(*ON_RECORD, OTHER, reference_seed,
                                   device=str(dev)).model
