@@ -135,6 +135,9 @@ def describe(folder: Path, chapter: str, scale: str = "cpu", rows: list[dict[str
     for r in rows or []:
         if (r.get("setting"), r.get("num_steps"), r.get("metric")) == ("local_dedup", 1, "Hits@1"):
             line += f", recorded 1-step local_dedup Hits@1 {r['value']:.3f}"
+            if r.get("eval_episodes"):
+                line += f" ({r['eval_episodes']:,d} eval episodes)"
+            break
     return line
 
 

@@ -47,9 +47,10 @@ def test_a_shipped_model_rescores_to_its_record_from_regenerated_data(tmp_dirs, 
     assert ref.label.startswith("mixed (β = 0.5), seed 0: ") and "not in this checkout" in ref.label
     rm.record_path("08_immovable", root=root).write_text(json.dumps(record))
     ref = rm.load("08_immovable", spec.dataset, "mixed", 0, root=root)
-    (hits,) = [r["value"] for r in rows if r["strategy"] == "mixed" and r["num_steps"] == 1
+    (hits,) = [r for r in rows if r["strategy"] == "mixed" and r["num_steps"] == 1
                and r["setting"] == "local_dedup" and r["metric"] == "Hits@1"]
-    assert ref.rows and ref.label.endswith(f"recorded 1-step local_dedup Hits@1 {hits:.3f}")
+    assert ref.rows and ref.label.endswith(f"recorded 1-step local_dedup Hits@1 {hits['value']:.3f}"
+                                           f" ({hits['eval_episodes']:,d} eval episodes)")
     with pytest.raises(CswmError, match="no shipped model"):
         rm.load("08_immovable", spec.dataset, "baseline", 0, root=root)
 
