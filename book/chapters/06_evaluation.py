@@ -234,8 +234,9 @@ for m in (None, "published", "correct"):
 # ({ref}`chap-model`) trained on Shapes immovable -- two of the five objects never move -- with the
 # paper's mixture of episodic and random negatives ({ref}`chap-negatives`). We score it on
 # Shapes-immovable eval episodes generated *with state ids* ({ref}`chap-datasets`), so that
-# de-duplication works. With `models = "train"` this run instead trains a C-SWM with the
-# baseline negatives on `train_env` (at the `small` scale only briefly).
+# de-duplication works. With `models = "train"` -- the `cpu` and `full` parameter sets choose it
+# -- this run instead trains a C-SWM with the baseline negatives on `train_env` and scores it on
+# `eval_env` (at the `small` scale only briefly: too little to beat its control).
 
 # %% tags=["hide-input"]
 ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
