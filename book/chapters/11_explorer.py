@@ -257,12 +257,11 @@ for name, b in best.items():
 #
 # Each movable object lives on a 5x5 grid, so a slot that tracks one should map the object's 25
 # cells to 25 points of its 2-D embedding, neighbouring cells to neighbouring points. Below, for
-# every slot (a row per model, a panel per slot), the mean embedding of each grid cell of the
-# object it tracks best (the brightest cell of its $R^2$ row), with lines joining neighbouring
-# cells: a slot that learned its object draws a (bent) grid; the faint dots are every state's
-# $z_k$. The immovable objects sit still within an
-# episode, so their slots should stay where they are while the movable ones trace the grid; the
-# numbers under the figure measure that.
+# every slot (a row per model, a panel per slot), the mean embedding of each grid cell of the object
+# it tracks best (the brightest cell of its $R^2$ row), with lines joining neighbouring cells: a
+# slot that learned its object draws a (bent) grid; the faint dots are every state's $z_k$. The
+# immovable objects sit still within an episode, so their slots should stay where they are while the
+# movable ones trace the grid; the numbers under the figure measure that.
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 5, figsize=(11, 4.8), layout="constrained")
