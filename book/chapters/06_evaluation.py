@@ -343,24 +343,22 @@ print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 # next to the control and the alternative (the local score, de-duplicated, every $L$):
 
 # %%
-first = f"{reference_strategy} (scored above)" if source == "shipped" else "scored above"
-compare = {first: (model, embedded)}
+compare = {"scored above": (model, embedded)}
 if source == "shipped":
-    other = reference_models.load(*ON_RECORD, OTHER, reference_seed,
-                                  device=str(dev)).model
-    compare[OTHER] = (other, embed_paths(other, episodes, num_steps_list, device=dev,
-                                         all_states=True, progress=False))
-local = {name: evaluate_settings(m, episodes, ["local_dedup_correct",
-                                              "local_dedup_correct_no_transition"],
-                                 embeddings=emb) for name, (m, emb) in compare.items()}
-local_hits = {name: {what: [r[setting, L]["Hits@1"] for L in num_steps_list]
-                     for what, setting in [("model", "local_dedup_correct"),
-                                           ("no-transition control",
-                                            "local_dedup_correct_no_transition")]}
-              for name, r in local.items()}
-for name, h in local_hits.items():
-    above = [f"L={L}: {100 * (m - c):+.1f}" for L, m, c in
-             zip(num_steps_list, h["model"], h["no-transition control"], strict=True)]
+    compare = {f"{reference_strategy} (scored above)": (model, embedded)}
+    other = reference_models.load(*ON_RECORD, OTHER, reference_seed, device=str(dev))
+    compare[OTHER] = (other.model, embed_paths(other.model, episodes, num_steps_list,
+                                               device=dev, all_states=True,
+                                               progress=False))
+versus = {"model": "local_dedup_correct",
+          "no-transition control": "local_dedup_correct_no_transition"}
+local_hits = {}
+for name, (m, emb) in compare.items():
+    r = evaluate_settings(m, episodes, list(versus.values()), embeddings=emb)
+    local_hits[name] = {what: [r[setting, L]["Hits@1"] for L in num_steps_list]
+                        for what, setting in versus.items()}
+    above = [f"L={L}: {100 * (a - c):+.1f}" for L, a, c in
+             zip(num_steps_list, *local_hits[name].values(), strict=True)]
     print(f"{name}: local Hits@1 above its control (pp) -- " + ", ".join(above))
 
 # %% tags=["hide-input"]
