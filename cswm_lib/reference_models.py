@@ -5,8 +5,10 @@ its record (:func:`rescore`) without training. :func:`ship` copies them out of a
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from cswm_lib.checkpoint import load_model
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.errors import CswmError
 from cswm_lib.experiments import eval_path, score_sets, spec_from_dict
+from cswm_lib.report.results import load_record
 from cswm_lib.utils import atomic_path, get_device, project_root
 
 FILES = ("model.pt", "config.json")
@@ -87,3 +90,68 @@ def rescore(record: dict[str, Any], dataset: str, strategy: str, seed: int, fold
             raise CswmError(f"{dataset} / {strategy} / seed {seed}: the re-scoring has no {wanted}")
         out.append((r, by_key[wanted]))
     return out
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One shipped model, loaded: the model, its folder, one line saying where it comes from
+    (:func:`describe`) and its record's per-seed rows (empty while the record is not there)."""
+
+    model: Any
+    folder: Path
+    label: str
+    rows: list[dict[str, Any]]
+
+
+def record_path(chapter: str, scale: str = "cpu", root: Path | None = None) -> Path:
+    """The record a chapter's shipped models belong to: ``book/results/<scale>/<chapter>.json``."""
+    return (root or project_root() / "book" / "results") / scale / f"{chapter}.json"
+
+
+def available(chapter: str, dataset: str, strategies: list[str] | tuple[str, ...], seed: int,
+              scale: str = "cpu", root: Path | None = None) -> bool:
+    """Whether a model of every strategy in ``strategies`` (one seed) is shipped."""
+    return all((model_folder(chapter, dataset, s, seed, scale, root) / name).is_file()
+               for s in strategies for name in FILES)
+
+
+def describe(folder: Path, chapter: str, scale: str = "cpu", rows: list[dict[str, Any]] | None = None,
+             recorded: bool = True) -> str:
+    """One line for a shipped model, from its ``config.json`` (and its record's rows when given):
+    strategy, seed, training budget and data, the record it belongs to."""
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    train, data = cfg.get("train", {}), cfg.get("data", {})
+    strategy = train.get("strategy", "?")
+    if strategy == "mixed":
+        strategy = f"mixed (β = {train.get('beta')})"
+    budget = (f"{train['num_updates']:,d} updates" if train.get("num_updates")
+              else f"{train.get('epochs')} epochs")
+    env = data.get("attrs", {}).get("env_id", "?")
+    line = (f"{strategy}, seed {train.get('seed')}: {budget} of {train.get('batch_size')} on "
+            f"{data.get('num_episodes')} {env} episodes, hidden {cfg['model']['hidden_dim']}; "
+            f"{chapter}'s `{scale}` record")
+    if not recorded:
+        return line + " (the record itself is not in this checkout)"
+    for r in rows or []:
+        if (r.get("setting"), r.get("num_steps"), r.get("metric")) == ("local_dedup", 1, "Hits@1"):
+            line += f", recorded 1-step local_dedup Hits@1 {r['value']:.3f}"
+            if r.get("eval_episodes"):
+                line += f" ({r['eval_episodes']:,d} eval episodes)"
+            break
+    return line
+
+
+def load(chapter: str, dataset: str, strategy: str, seed: int, scale: str = "cpu",
+         device: str | None = "cpu", root: Path | None = None) -> Reference:
+    """Load one shipped model with its one-line provenance (:func:`describe`); the record's rows of
+    this model come along when the record is present."""
+    folder = model_folder(chapter, dataset, strategy, seed, scale, root)
+    if not (folder / "model.pt").is_file():
+        raise CswmError(f"no shipped model {strategy} / seed {seed} of {dataset} ({folder})")
+    path = record_path(chapter, scale, root)
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        per_seed = load_record(path)["results"].get("per_seed", {}).get(dataset, [])
+        rows = [r for r in per_seed if r.get("strategy") == strategy and r.get("seed") == seed]
+    label = describe(folder, chapter, scale, rows, recorded=path.is_file())
+    return Reference(load_model(folder, get_device(device)), folder, label, rows)

@@ -1,6 +1,8 @@
 """The shipped reference models re-score to their record: the machinery on a tiny run, then every
 model shipped under book/results/ against the record beside it (eval data regenerated from its seed)."""
 
+import json
+
 import pytest
 
 from cswm_lib import reference_models as rm
@@ -36,6 +38,21 @@ def test_a_shipped_model_rescores_to_its_record_from_regenerated_data(tmp_dirs, 
     assert all(abs(r["value"] - now) <= 1e-6 for r, now in pairs)
     with pytest.raises(CswmError, match="no run"):
         rm.ship(record, "08_immovable", tmp_dirs / "ckpt", [(spec.dataset, "mixed", 7)], root=tmp_dirs / "r")
+    # loaded with its one-line provenance: from config.json alone, then with its record's score
+    root = tmp_dirs / "results"
+    assert rm.available("08_immovable", spec.dataset, ["mixed"], 0, root=root)
+    assert not rm.available("08_immovable", spec.dataset, ["baseline", "mixed"], 0, root=root)
+    ref = rm.load("08_immovable", spec.dataset, "mixed", 0, root=root)
+    assert ref.folder == folder and ref.rows == [] and ref.model.config.num_objects == 5
+    assert ref.label.startswith("mixed (β = 0.5), seed 0: ") and "not in this checkout" in ref.label
+    rm.record_path("08_immovable", root=root).write_text(json.dumps(record))
+    ref = rm.load("08_immovable", spec.dataset, "mixed", 0, root=root)
+    (hits,) = [r for r in rows if r["strategy"] == "mixed" and r["num_steps"] == 1
+               and r["setting"] == "local_dedup" and r["metric"] == "Hits@1"]
+    assert ref.rows and ref.label.endswith(f"recorded 1-step local_dedup Hits@1 {hits['value']:.3f}"
+                                           f" ({hits['eval_episodes']:,d} eval episodes)")
+    with pytest.raises(CswmError, match="no shipped model"):
+        rm.load("08_immovable", spec.dataset, "baseline", 0, root=root)
 
 
 def _shipped():

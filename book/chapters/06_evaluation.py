@@ -28,20 +28,29 @@
 # - **batched**: only the 100 episodes of the query's batch (`eval_ids_b.py`);
 # - **local**: the 11 states $o_0 \dots o_{10}$ of the query's *own* episode (`eval_ids_b_inep.py`).
 #
-# This chapter defines the metrics on tiny examples, then scores one trained model in every mode
-# side by side. All of it is one function, {func}`cswm_lib.evaluate.evaluate`.
+# This chapter defines the metrics on tiny examples, then scores one trained model -- a reference
+# model shipped with the book -- in every mode side by side, next to the controls it must beat.
+# All of it is one function, {func}`cswm_lib.evaluate.evaluate`.
 
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
 seed = 0
+# "shipped": score a reference model of chapter 08's recorded cpu run (book/results/cpu/models/) on
+# Shapes-immovable eval episodes; "train": train a C-SWM on train_env here (also when none is shipped)
+models = "shipped"
+# the shipped model scored (mixed | baseline); the other strategy's is compared with it
+reference_strategy = "mixed"
+reference_seed = 101
+# --- the "train" path ---
 train_env = "ShapesTrain-v0"
 eval_env = "ShapesEval-v0"
 train_episodes = 50  # paper: 1000 episodes of 100 steps (seed 1)
-eval_episodes = 1000  # paper: 10,000 episodes of 10 steps (seed 2)
 epochs = 10  # paper: 100
 train_batch_size = 256  # paper: 1024
 hidden_dim = 128  # paper: 512
+# --- both ---
+eval_episodes = 1000  # paper: 10,000 episodes of 10 steps (seed 2)
 num_steps_list = [1, 5, 10]
 eval_batch_size = 100  # the scripts' batch size
 candidate_sizes = [2, 5, 10, 20, 50, 100, 200, 500, 1000]  # batch sizes for the plot
@@ -55,10 +64,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown
 
-from cswm_lib import report
+from cswm_lib import reference_models, report
 from cswm_lib.book import save_results
 from cswm_lib.checkpoint import load_model
-from cswm_lib.data.generate import ensure_dataset
+from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.ranking import rank_global, rank_local, scores
 from cswm_lib.train import TrainConfig, read_log, train
@@ -220,33 +229,61 @@ for m in (None, "published", "correct"):
 # %% [markdown]
 # ## A trained model and a real eval set
 #
-# Now the real thing, at this run's scale. We generate (or reuse) a Shapes training set and an
-# eval set *with state ids* ({ref}`chap-datasets`), and train (or reuse) a C-SWM
-# ({ref}`chap-model`) with the original baseline negatives.
+# Now the real thing. The model is a **reference model** shipped with the book: one seed of the
+# recorded `cpu`-scale run of {ref}`chap-immovable` ({mod}`cswm_lib.reference_models`), a C-SWM
+# ({ref}`chap-model`) trained on Shapes immovable -- two of the five objects never move -- with the
+# paper's mixture of episodic and random negatives ({ref}`chap-negatives`). We score it on
+# Shapes-immovable eval episodes generated *with state ids* ({ref}`chap-datasets`), so that
+# de-duplication works. With `models = "train"` -- the `cpu` and `full` parameter sets choose it
+# -- this run instead trains a C-SWM with the baseline negatives on `train_env` and scores it on
+# `eval_env` (at the `small` scale only briefly: too little to beat its control).
+
+# %% tags=["hide-input"]
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
+OTHER = {"mixed": "baseline", "baseline": "mixed"}[reference_strategy]
+
+
+def train_here() -> tuple:
+    """The "train" path: a baseline C-SWM on `train_env`, scored on `eval_env`."""
+    here = data_dir() / "evaluation"
+    train_path = ensure_dataset(
+        train_env, here / f"{train_env}_n{train_episodes}_s1.h5", train_episodes,
+        seed=1, progress=False)
+    eval_path = ensure_dataset(
+        eval_env, here / f"{eval_env}_ids_n{eval_episodes}_s2.h5", eval_episodes,
+        seed=2, save_state_ids=True, progress=False)
+    config = TrainConfig(dataset=str(train_path), epochs=epochs,
+                         batch_size=train_batch_size, hidden_dim=hidden_dim, seed=seed,
+                         device=device, progress=False,
+                         name=f"eval_{train_env}_n{train_episodes}_h{hidden_dim}"
+                              f"_b{train_batch_size}_e{epochs}_s{seed}")
+    folder = train(config)
+    log = read_log(folder)
+    label = (f"baseline, seed {seed}: trained here ({scale} scale), "
+             f"{log[-1]['updates']:,d} updates of {train_batch_size} on "
+             f"{train_episodes} {train_env} episodes, hidden {hidden_dim}; "
+             f"final loss {log[-1]['loss']:.4f}")
+    return load_model(folder, device=dev), label, eval_path, log
+
 
 # %%
-folder_data = data_dir() / "evaluation"
-train_path = ensure_dataset(train_env,
-                            folder_data / f"{train_env}_n{train_episodes}_s1.h5",
-                            train_episodes, seed=1, progress=False)
-eval_path = ensure_dataset(eval_env,
-                           folder_data / f"{eval_env}_ids_n{eval_episodes}_s2.h5",
-                           eval_episodes, seed=2, save_state_ids=True, progress=False)
-episodes = load_episodes(eval_path)
-print(episodes)
-
-# %%
-config = TrainConfig(dataset=str(train_path), epochs=epochs,
-                     batch_size=train_batch_size, hidden_dim=hidden_dim, seed=seed,
-                     device=device, progress=False,
-                     name=f"eval_{train_env}_n{train_episodes}_h{hidden_dim}"
-                          f"_b{train_batch_size}_e{epochs}_s{seed}")
+pair = [reference_strategy, OTHER]
+shipped = reference_models.available(*ON_RECORD, pair, reference_seed)
+if models == "shipped" and not shipped:
+    print("no shipped reference model in this checkout: training one here")
+source, log = ("shipped" if models == "shipped" and shipped else "train"), None
 t0 = time.perf_counter()
-folder = train(config)
-print(f"checkpoint {folder.name} ready in {time.perf_counter() - t0:.1f} s")
-log = read_log(folder)
-print(f"final training loss {log[-1]['loss']:.4f} after {log[-1]['epoch']} epochs")
-model = load_model(folder, device=dev)
+if source == "shipped":
+    ref = reference_models.load(*ON_RECORD, reference_strategy, reference_seed,
+                                device=str(dev))
+    model, label = ref.model, f"shipped -- {ref.label}"
+    eval_path = readme_dataset("shapes_imm_eval", max(1, 10_000 // eval_episodes),
+                               progress=False)
+else:
+    model, label, eval_path, log = train_here()
+episodes = load_episodes(eval_path)
+print(f"the model ({time.perf_counter() - t0:.1f} s to get it):\n  {label}")
+print(episodes)
 
 # %% [markdown]
 # ## Every mode, side by side
@@ -301,10 +338,47 @@ gain = {f"{where} L={L}": 100 * (table[m, L]["Hits@1"]
 print("\n".join(f"{k}: {v:+.1f}" for k, v in gain.items()))
 
 # %% [markdown]
-# At the `small` scale (a few hundred updates on 50 episodes) the transition model has barely
-# started to learn, and the local score says so plainly; the `cpu` and `full` scales train long
-# enough for the dynamics to matter. Batched scores sit above global ones because each query faces
-# 99 competitors instead of $N - 1$; the published running-mean averaging moves them a little more.
+# A positive gain is learned dynamics: the transition moved the prediction to the right state. The
+# same comparison for the shipped model of the other strategy, on the same eval set, puts the gain
+# next to the control and the alternative (the local score, de-duplicated, every $L$):
+
+# %%
+compare = {"scored above": (model, embedded)}
+if source == "shipped":
+    compare = {f"{reference_strategy} (scored above)": (model, embedded)}
+    other = reference_models.load(*ON_RECORD, OTHER, reference_seed, device=str(dev))
+    compare[OTHER] = (other.model, embed_paths(other.model, episodes, num_steps_list,
+                                               device=dev, all_states=True,
+                                               progress=False))
+versus = {"model": "local_dedup_correct",
+          "no-transition control": "local_dedup_correct_no_transition"}
+local_hits = {}
+for name, (m, emb) in compare.items():
+    r = evaluate_settings(m, episodes, list(versus.values()), embeddings=emb)
+    local_hits[name] = {what: [r[setting, L]["Hits@1"] for L in num_steps_list]
+                        for what, setting in versus.items()}
+    above = [f"L={L}: {100 * (a - c):+.1f}" for L, a, c in
+             zip(num_steps_list, *local_hits[name].values(), strict=True)]
+    print(f"{name}: local Hits@1 above its control (pp) -- " + ", ".join(above))
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, len(local_hits), figsize=(4 * len(local_hits), 3),
+                         sharey=True, squeeze=False)
+for ax, (name, h) in zip(axes[0], local_hits.items(), strict=True):
+    x = np.arange(len(num_steps_list))
+    for i, (what, vals) in enumerate(h.items()):
+        ax.bar(x + 0.4 * i - 0.2, [100 * v for v in vals], 0.4, label=what,
+               hatch=["", "//"][i], edgecolor="k", linewidth=0.5)
+    ax.set_xticks(x, [f"L = {L}" for L in num_steps_list])
+    ax.set_title(name, fontsize=9)
+axes[0, 0].set_ylabel("local Hits@1, de-dup. (%)")
+axes[0, 0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.1),
+                  ncol=2)
+plt.show()
+
+# %% [markdown]
+# Batched scores sit above global ones because each query faces 99 competitors instead of
+# $N - 1$; the published running-mean averaging moves them a little more.
 #
 # ## Score vs number of candidates
 #
@@ -403,9 +477,10 @@ Markdown(report.hits_by_steps(table, ["global", "global_dedup", "global_dedup_co
 #
 # ## Exercises
 #
-# 1. Train longer (`epochs = 50`) and re-run. Which scores move most, global or local?
-# 2. Set `eval_env = "ShapesImmovableEval-v0"` (objects 0 and 1 never move). How do the
-#    within-episode duplicate counts and the local scores change?
+# 1. Set `models = "train"`: a C-SWM trained here, briefly, on `train_env`. Does it beat its
+#    no-transition control? Train longer (`epochs = 50`): which scores move most, global or local?
+# 2. With `models = "train"`, set `eval_env = "ShapesImmovableEval-v0"` (objects 0 and 1 never
+#    move). How do the within-episode duplicate counts and the local scores change?
 # 3. Make the model collapse on purpose (e.g. pass `hinge=0.0` to `TrainConfig`) and compare the
 #    global and local scores. Which metric notices?
 # 4. Rank the no-transition predictor within batches of 2, 10 and 100. At which batch size is it
@@ -421,9 +496,11 @@ results = {
                             for L, by_size in sweep.items()},
     "duplicates": {str(k): v for k, v in dups.items()},
     "hits1_gain_over_no_transition_pp": gain,
+    "local_dedup_correct_hits1": local_hits,
     "timing": timing,
     "eval_episodes": episodes.num_episodes,
-    "train": {"episodes": train_episodes, "epochs": epochs,
-              "final_loss": log[-1]["loss"]},
+    "model": {"source": source, "label": label},
+    "train": None if log is None else {"episodes": train_episodes, "epochs": epochs,
+                                       "final_loss": log[-1]["loss"]},
 }
 save_results("06_evaluation", results, scale)

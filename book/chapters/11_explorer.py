@@ -24,9 +24,11 @@
 # objects that never move identify the episode, and separating episodes is all the baseline loss
 # asks for ({ref}`chap-negatives`). This chapter *looks* at two models trained on the same data,
 # one with the baseline negatives and one with the paper's mixture of episodic and random
-# negatives, with an interactive explorer, {class}`cswm_lib.widgets.explorer.EmbeddingExplorer`. The
-# scores of the same comparison -- learning curves and a verdict from recorded `cpu`-scale runs
-# with three seeds per strategy -- are in {ref}`chap-immovable`.
+# negatives, with an interactive explorer, {class}`cswm_lib.widgets.explorer.EmbeddingExplorer`. By
+# default the two are the **reference models** shipped with the book: one seed of each strategy from
+# the recorded `cpu`-scale run of {ref}`chap-immovable` ({mod}`cswm_lib.reference_models`), trained
+# long enough for the structure to show. The scores of that comparison -- learning curves and a
+# verdict over every seed -- are in {ref}`chap-immovable`.
 #
 # In a running notebook the explorer is a pair of sliders (episode, step) above a figure; in this
 # HTML page, where no Python runs, the same panels are drawn as static figures for a few states.
@@ -41,7 +43,12 @@
 # %% tags=["parameters"]
 scale = "small"  # which parameter set produced this run: small | cpu | full
 device = None  # None: CUDA when available, else CPU
+# "shipped": the reference models of chapter 08's recorded cpu run (book/results/cpu/models/);
+# "train": train two models here with the settings below (also when none are shipped)
+models = "shipped"
+reference_seed = 101  # the shipped seed
 seed = 0
+# --- the "train" path ---
 train_episodes = 20  # ShapesImmovableTrain episodes of 100 steps (paper: 1000, seed 1)
 # ShapesImmovableEval episodes = 10,000 // eval_divisor (10 steps each, seed 2)
 eval_divisor = 50
@@ -49,6 +56,7 @@ epochs = 8  # paper: 100
 batch_size = 128  # paper: 1024
 hidden_dim = 128  # paper: 512
 beta = 0.5  # probability of an episodic negative in "mixed" (the paper's value)
+# --- both ---
 num_neighbours = 4  # thumbnails of nearest states per model
 num_queries = 2000  # states whose nearest neighbour is compared with the ground truth
 num_timed = 20  # interactions timed at the end
@@ -62,6 +70,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from cswm_lib import reference_models
 from cswm_lib.book import save_results
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
@@ -75,33 +84,61 @@ dev = get_device(device)
 # (measured on 2 shared cores: a training epoch 3.5x faster with one thread)
 if dev.type == "cpu" and threads:
     torch.set_num_threads(threads)
-train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
-train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes,
-                            seed=1, save_state_ids=True, progress=False)
 eval_path = readme_dataset("shapes_imm_eval", eval_divisor, min_episodes=20,
                            progress=False)
-train_set, eval_set = load_episodes(train_path), load_episodes(eval_path)
-print(train_set)
+eval_set = load_episodes(eval_path)
 eval_set.summary()
 
 # %% [markdown]
 # ## Two models, one difference
 #
 # Both models are the C-SWM of {ref}`chap-model` with the same seed, data and hyper-parameters;
-# only the negatives differ. The checkpoints are reused when a previous run made them with the
-# same settings.
+# only the negatives differ. The reference models were trained on Shapes-immovable training
+# episodes (the README's generator, seed 1) and work on any Shapes-immovable episodes, such as the
+# eval set above. Each model's line says where it comes from.
+
+# %% tags=["hide-input"]
+STRATEGIES = ["baseline", "mixed"]
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
+
+
+def train_here() -> tuple[dict, dict, dict]:
+    """The "train" path: both strategies on ShapesImmovableTrain (reused if trained)."""
+    train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
+    train_path = ensure_dataset("ShapesImmovableTrain-v0", train_file, train_episodes,
+                                seed=1, save_state_ids=True, progress=False)
+    train_set = load_episodes(train_path)
+    folders, labels, losses = {}, {}, {}
+    for strategy in STRATEGIES:
+        name = f"ch11_{train_path.stem}_{strategy}_h{hidden_dim}_e{epochs}_s{seed}"
+        cfg = TrainConfig(dataset=str(train_path), name=name, strategy=strategy,
+                          beta=beta, time_aligned=False, epochs=epochs,
+                          batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
+                          device=str(dev), progress=False)
+        folders[strategy] = train(cfg, train_set)
+        log = read_log(folders[strategy])
+        losses[strategy] = log[-1]["loss"]
+        labels[strategy] = (f"trained here ({scale} scale): {log[-1]['updates']:,d} "
+                            f"updates of {batch_size} on {train_episodes} episodes, "
+                            f"hidden {hidden_dim}, seed {seed}; "
+                            f"final loss {losses[strategy]:.4f}")
+    return folders, labels, losses
 
 # %%
-folders, final_loss = {}, {}
-for strategy in ["baseline", "mixed"]:
-    name = f"ch11_{train_path.stem}_{strategy}_h{hidden_dim}_e{epochs}_s{seed}"
-    cfg = TrainConfig(dataset=str(train_path), name=name, strategy=strategy,
-                      beta=beta, time_aligned=False, epochs=epochs,
-                      batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
-                      device=str(dev), progress=False)
-    folders[strategy] = train(cfg, train_set)
-    final_loss[strategy] = read_log(folders[strategy])[-1]["loss"]
-    print(f"{strategy:8s} final training loss {final_loss[strategy]:.4f}")
+shipped = reference_models.available(*ON_RECORD, STRATEGIES, reference_seed)
+if models == "shipped" and not shipped:
+    print("no shipped reference models in this checkout: training two models here")
+source = "shipped" if models == "shipped" and shipped else "train"
+final_loss = {}
+if source == "shipped":
+    refs = {s: reference_models.load(*ON_RECORD, s, reference_seed, device=str(dev))
+            for s in STRATEGIES}
+    sources = {s: r.model for s, r in refs.items()}
+    provenance = {s: f"shipped -- {r.label}" for s, r in refs.items()}
+else:
+    sources, provenance, final_loss = train_here()
+for strategy, line in provenance.items():
+    print(f"{strategy:8s} {line}")
 
 # %% [markdown]
 # ## What the explorer precomputes
@@ -120,7 +157,7 @@ for strategy in ["baseline", "mixed"]:
 from cswm_lib.widgets import EmbeddingExplorer, slot_colour
 
 t0 = time.perf_counter()
-explorer = EmbeddingExplorer(folders["baseline"], eval_set, other=folders["mixed"],
+explorer = EmbeddingExplorer(sources["baseline"], eval_set, other=sources["mixed"],
                              names=["baseline", "mixed"], num_neighbours=num_neighbours,
                              device=str(dev), progress=False)
 precompute_s = time.perf_counter() - t0
@@ -214,6 +251,50 @@ best = {name: m.max(0) for name, m in r2.items()}
 for name, b in best.items():
     print(f"{name:8s} best slot per object R^2: {np.round(b, 2)}\n{'':9s}"
           f"mean: immovable {b[:2].mean():.2f}, movable {b[2:].mean():.2f}")
+
+# %% [markdown]
+# ## The per-object grid
+#
+# Each movable object lives on a 5x5 grid, so a slot that tracks one should map the object's 25
+# cells to 25 points of its 2-D embedding, neighbouring cells to neighbouring points. Below, for
+# every slot (a row per model, a panel per slot), the mean embedding of each grid cell of the object
+# it tracks best (the brightest cell of its $R^2$ row), with lines joining neighbouring cells: a
+# slot that learned its object draws a (bent) grid; the faint dots are every state's $z_k$. The
+# immovable objects sit still within an episode, so their slots should stay where they are while the
+# movable ones trace the grid; the numbers under the figure measure that.
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(2, 5, figsize=(11, 4.8), layout="constrained")
+for row, v in zip(axes, explorer.views, strict=True):
+    z = z_flat[v.name]
+    for k, ax in enumerate(row):
+        j = int(np.argmax(r2[v.name][k]))
+        ax.scatter(*z[:, k].T, s=2, color=slot_colour(k), alpha=0.1, lw=0)
+        cells = np.full((5, 5, 2), np.nan)
+        for r, c in {tuple(p) for p in pos[:, j].tolist()}:
+            cells[r, c] = z[(pos[:, j] == (r, c)).all(-1), k].mean(0)
+        for line in [*cells, *cells.transpose(1, 0, 2)]:
+            ax.plot(*line.T, "-o", color=slot_colour(k), lw=1, ms=2)
+        ax.set_title(f"slot {k} ~ object {j}" + (" (imm.)" if j < 2 else ""),
+                     fontsize=8, color=slot_colour(k))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    row[0].set_ylabel(v.name)
+fig.suptitle("each slot's embedding, averaged per grid cell of the object it "
+             "tracks best")
+plt.show()
+
+# %%
+# how far each slot moves within an episode (mean step length), against how spread it is overall
+z_ep = {n: z.reshape(E, T + 1, 5, -1) for n, z in z_flat.items()}
+for name, z in z_ep.items():
+    step = np.linalg.norm(np.diff(z, axis=1), axis=-1).mean((0, 1))
+    spread = np.linalg.norm(z - z.mean((0, 1)), axis=-1).mean((0, 1))
+    best_obj = r2[name].argmax(1)
+    print(f"{name:8s} slot (object): " + ", ".join(
+        f"{k} ({j}{' imm.' if j < 2 else ''}) {step[k] / spread[k]:.2f}"
+        for k, j in enumerate(best_obj)))
+print("(a slot's mean move per step, as a share of its mean distance from its centre)")
 
 # %% [markdown]
 # ## Where the two models disagree: their nearest states
@@ -316,15 +397,17 @@ print("now showing:", explorer.title)
 # * The panels tie the model's parts together: masks (what each slot looks at), embeddings (where
 #   the slot puts the object), the transition (where each action would move it) and the energy
 #   (which states the model cannot tell apart).
-# * Slot-object $R^2$ and nearest-state agreement turn "which slot tracks which object" and
-#   "where the models disagree" into numbers computed in this run; at the `small` scale the models
-#   are trained briefly and the numbers say little about the paper's claim -- run the `cpu` or
-#   `full` scale for that.
+# * Slot-object $R^2$, the per-object grid and nearest-state agreement turn "which slot tracks
+#   which object" and "where the models disagree" into pictures and numbers computed in this run,
+#   on the shipped reference models (one seed of each strategy; the verdict over every seed is
+#   {ref}`chap-immovable`'s). With `models = "train"` the models are trained here, at the `small`
+#   scale only briefly: the structure then has barely begun to form.
 #
 # ## Exercises
 #
-# 1. Set `epochs = 50`. Do the $R^2$ matrices become closer to a permutation (one bright cell per
-#    row and column)? For which model first?
+# 1. Set `models = "train"` (the `small` settings: a few hundred updates) and compare its $R^2$
+#    matrices and grid with the shipped models'. Then raise `epochs`: for which model does the
+#    grid appear first?
 # 2. Find a state where an action is a no-op but the model's x marks move away from the dots. What
 #    does the energy $E(x, o)$ in the corner of the embedding panel say about it?
 # 3. Train with `strategy="episodic"` only (see {ref}`chap-negatives`) and add it as `other`.
@@ -334,6 +417,8 @@ print("now showing:", explorer.title)
 
 # %%
 save_results("11_explorer", {
+    "models": source,
+    "provenance": provenance,
     "final_loss": final_loss,
     "slot_object_r2_best_per_object": {n: b.tolist() for n, b in best.items()},
     "nearest_state_agreement": agree,
