@@ -115,10 +115,9 @@ def available(chapter: str, dataset: str, strategies: list[str] | tuple[str, ...
                for s in strategies for name in FILES)
 
 
-def describe(folder: Path, chapter: str, scale: str = "cpu", rows: list[dict[str, Any]] | None = None,
-             recorded: bool = True) -> str:
-    """One line for a shipped model, from its ``config.json`` (and its record's rows when given):
-    strategy, seed, training budget and data, the record it belongs to."""
+def model_line(folder: Path) -> str:
+    """One line on a trained model from its ``config.json``: strategy, seed, training budget, data
+    and hidden width."""
     cfg = json.loads((Path(folder) / "config.json").read_text())
     train, data = cfg.get("train", {}), cfg.get("data", {})
     strategy = train.get("strategy", "?")
@@ -127,9 +126,15 @@ def describe(folder: Path, chapter: str, scale: str = "cpu", rows: list[dict[str
     budget = (f"{train['num_updates']:,d} updates" if train.get("num_updates")
               else f"{train.get('epochs')} epochs")
     env = data.get("attrs", {}).get("env_id", "?")
-    line = (f"{strategy}, seed {train.get('seed')}: {budget} of {train.get('batch_size')} on "
-            f"{data.get('num_episodes')} {env} episodes, hidden {cfg['model']['hidden_dim']}; "
-            f"{chapter}'s `{scale}` record")
+    return (f"{strategy}, seed {train.get('seed')}: {budget} of {train.get('batch_size')} on "
+            f"{data.get('num_episodes')} {env} episodes, hidden {cfg['model']['hidden_dim']}")
+
+
+def describe(folder: Path, chapter: str, scale: str = "cpu", rows: list[dict[str, Any]] | None = None,
+             recorded: bool = True) -> str:
+    """One line for a shipped model (:func:`model_line`, and its record's rows when given):
+    strategy, seed, training budget and data, the record it belongs to."""
+    line = f"{model_line(folder)}; {chapter}'s `{scale}` record"
     if not recorded:
         return line + " (the record itself is not in this checkout)"
     for r in rows or []:

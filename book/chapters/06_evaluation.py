@@ -70,6 +70,7 @@ from cswm_lib.checkpoint import load_model
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.ranking import rank_global, rank_local, scores
+from cswm_lib.reference_models import model_line
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device, set_seed
 
@@ -239,10 +240,6 @@ for m in (None, "published", "correct"):
 # `eval_env` (at the `small` scale only briefly: too little to beat its control).
 
 # %% tags=["hide-input"]
-ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
-OTHER = {"mixed": "baseline", "baseline": "mixed"}[reference_strategy]
-
-
 def train_here() -> tuple:
     """The "train" path: a baseline C-SWM on `train_env`, scored on `eval_env`."""
     here = data_dir() / "evaluation"
@@ -258,15 +255,13 @@ def train_here() -> tuple:
                          name=f"eval_{train_env}_n{train_episodes}_h{hidden_dim}"
                               f"_b{train_batch_size}_e{epochs}_s{seed}")
     folder = train(config)
-    log = read_log(folder)
-    label = (f"baseline, seed {seed}: trained here ({scale} scale), "
-             f"{log[-1]['updates']:,d} updates of {train_batch_size} on "
-             f"{train_episodes} {train_env} episodes, hidden {hidden_dim}; "
-             f"final loss {log[-1]['loss']:.4f}")
-    return load_model(folder, device=dev), label, eval_path, log
+    label = f"{model_line(folder)}; trained here ({scale} scale)"
+    return load_model(folder, device=dev), label, eval_path, read_log(folder)
 
 
 # %%
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
+OTHER = {"mixed": "baseline", "baseline": "mixed"}[reference_strategy]
 pair = [reference_strategy, OTHER]
 shipped = reference_models.available(*ON_RECORD, pair, reference_seed)
 if models == "shipped" and not shipped:

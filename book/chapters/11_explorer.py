@@ -74,8 +74,12 @@ from cswm_lib import reference_models
 from cswm_lib.book import save_results
 from cswm_lib.data.generate import ensure_dataset, readme_dataset
 from cswm_lib.data.hdf5 import load_episodes
+from cswm_lib.reference_models import model_line
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device
+
+STRATEGIES = ["baseline", "mixed"]
+ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
 
 # %%
 t_start = time.perf_counter()
@@ -98,10 +102,6 @@ eval_set.summary()
 # eval set above. Each model's line says where it comes from.
 
 # %% tags=["hide-input"]
-STRATEGIES = ["baseline", "mixed"]
-ON_RECORD = ("08_immovable", "Shapes immovable")  # the shipped models' record
-
-
 def train_here() -> tuple[dict, dict, dict]:
     """The "train" path: both strategies on ShapesImmovableTrain (reused if trained)."""
     train_file = data_dir() / f"shapes_imm_train_ids_{train_episodes}.h5"
@@ -116,12 +116,9 @@ def train_here() -> tuple[dict, dict, dict]:
                           batch_size=batch_size, hidden_dim=hidden_dim, seed=seed,
                           device=str(dev), progress=False)
         folders[strategy] = train(cfg, train_set)
-        log = read_log(folders[strategy])
-        losses[strategy] = log[-1]["loss"]
-        labels[strategy] = (f"trained here ({scale} scale): {log[-1]['updates']:,d} "
-                            f"updates of {batch_size} on {train_episodes} episodes, "
-                            f"hidden {hidden_dim}, seed {seed}; "
-                            f"final loss {losses[strategy]:.4f}")
+        losses[strategy] = read_log(folders[strategy])[-1]["loss"]
+        here = f"trained here ({scale} scale)"
+        labels[strategy] = f"{model_line(folders[strategy])}; {here}"
     return folders, labels, losses
 
 # %%
