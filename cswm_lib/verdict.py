@@ -322,6 +322,7 @@ class Claim:
     controls: tuple[str, ...] = ("{setting}_no_transition",)
     paper_settings: tuple[str, ...] = ()
     metric: str = "Hits@1"
+    chapter: str = ""  # the book chapter that tests it (its Verdict section)
 
 
 #: The paper's three claims (Sec. 4.1-4.3), each declared once; chapters, the README and the intro
@@ -332,10 +333,10 @@ class Claim:
 CLAIMS = {
     "4.1": Claim("4.1", "mixing episodic and out-of-episode negatives (β = 0.5) learns the dynamics of "
                  "immovable objects that batch negatives miss", "mixed", "local_dedup",
-                 Rule("improves", 0.05), paper_settings=("global_dedup",)),
+                 Rule("improves", 0.05), paper_settings=("global_dedup",), chapter="08_immovable"),
     "4.2": Claim("4.2", "time-aligned negatives roughly double C-SWM's score on random-policy Atari data",
-                 "time_aligned", "global", Rule("multiplies", 1.5)),
+                 "time_aligned", "global", Rule("multiplies", 1.5), chapter="09_atari_time_aligned"),
     "4.3": Claim("4.3", "mixing episodic and out-of-episode negatives raises the local score on "
                  "agent-collected Atari data", "mixed", "local_later_dedup", Rule("improves", 0.05),
-                 paper_settings=("local_dedup", "batched_dedup")),
+                 paper_settings=("local_dedup", "batched_dedup"), chapter="10_local_global"),
 }

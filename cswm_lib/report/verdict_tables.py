@@ -63,13 +63,19 @@ def verdict_table(verdicts: Sequence[dict[str, Any]], link: str = "") -> str:
 
 def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
     """:func:`verdict_table` narrowed to the book's text column: means only (the chapters give every
-    seed), both strategies' controls, the effect, the verdict."""
+    seed), both strategies' controls, the effect, the verdict; each section links to the Verdict
+    section of its chapter (the intro's table)."""
     from cswm_lib.tables import format_table
+    from cswm_lib.verdict import CLAIMS
+
+    def section(v: dict[str, Any]) -> str:  # a link to the chapter's Verdict section
+        claim = CLAIMS.get(v["experiment"])
+        return f"[{v['experiment']}](chapters/{claim.chapter}.html#verdict)" if claim else v["experiment"]
 
     if not verdicts:
         return NO_VERDICT
     return format_table([{
-        "Sec.": v["experiment"], "dataset": v["dataset"], "score": v["score"],
+        "Sec.": section(v), "dataset": v["dataset"], "score": v["score"],
         "baseline": pct(v["base_score"], False), "new": f"{v['new']}: {pct(v['new_score'], False)}",
         "controls (base / new)": f"{controls_text(v, v['base'])} / {controls_text(v, v['new'])}",
         "effect, p": effect_text(v), "scale": v.get("scale", "?"),
