@@ -80,6 +80,17 @@ t_start = time.perf_counter()
 print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 
 # %% [markdown]
+# ## Budget
+#
+# What the recorded reference run was declared to do before it ran -- seeds, budget in optimizer
+# updates, eval sets -- and why, as its parameter file states it (the values of this run are the
+# parameters above):
+
+# %% tags=["hide-input"]
+display(Markdown(report.declaration_markdown(
+    "08_immovable", verdict_scale, record=report.recorded("08_immovable", verdict_scale))))
+
+# %% [markdown]
 # ## The two experiments as data
 #
 # Each dataset is one {class}`cswm_lib.experiments.Experiment`: which README files (shrunk by a

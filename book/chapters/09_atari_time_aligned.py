@@ -75,6 +75,17 @@ t_start = time.perf_counter()
 print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 
 # %% [markdown]
+# ## Budget
+#
+# What the recorded reference run was declared to do before it ran -- seeds, budget in optimizer
+# updates, eval sets -- and why, as its parameter file states it (the values of this run are the
+# parameters above):
+
+# %% tags=["hide-input"]
+display(Markdown(report.declaration_markdown(
+    "09_atari_time_aligned", verdict_scale, record=report.recorded("09_atari_time_aligned", verdict_scale))))
+
+# %% [markdown]
 # ## The two experiments as data
 #
 # As in {ref}`chap-immovable`, each game is one {class}`cswm_lib.experiments.Experiment`. The model

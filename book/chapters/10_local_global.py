@@ -99,6 +99,17 @@ t_start = time.perf_counter()
 print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 
 # %% [markdown]
+# ## Budget
+#
+# What the recorded reference run was declared to do before it ran -- seeds, budget in optimizer
+# updates, eval sets -- and why, as its parameter file states it (the values of this run are the
+# parameters above):
+
+# %% tags=["hide-input"]
+display(Markdown(report.declaration_markdown(
+    "10_local_global", verdict_scale, record=report.recorded("10_local_global", verdict_scale))))
+
+# %% [markdown]
 # ## Agents and their data
 #
 # The agents and splits are made by the calls of {ref}`chap-agents`, with the same parameters, so

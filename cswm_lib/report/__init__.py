@@ -7,6 +7,7 @@ result sections show). The statistics and verdicts they show live in
 """
 
 from cswm_lib import figstyle
+from cswm_lib.report.declared import declaration, declaration_markdown
 from cswm_lib.report.figures import (
     plot_agent_curve,
     plot_candidates,
@@ -63,6 +64,7 @@ from cswm_lib.tables import format_table, show_markdown
 figstyle.install()  # every figure of a chapter records its smallest text (the reader test)
 
 __all__ = [
+    "declaration", "declaration_markdown",
     "ExperimentPage", "GLANCE_SETTINGS", "PageRun", "SMOKE_NOTE", "README_MARKERS", "budget_markdown",
     "departure_markdown", "evaluation_table", "format_table", "glance_markdown", "history",
     "history_table", "hits_by_steps",
