@@ -87,8 +87,9 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # parameters above):
 
 # %% tags=["hide-input"]
-display(Markdown(report.declaration_markdown(
-    "08_immovable", verdict_scale, record=report.recorded("08_immovable", verdict_scale))))
+chapter = "08_immovable"
+ran = report.recorded(chapter, verdict_scale)  # None until recorded
+display(Markdown(report.declaration_markdown(chapter, verdict_scale, record=ran)))
 
 # %% [markdown]
 # ## The two experiments as data

@@ -82,8 +82,9 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # parameters above):
 
 # %% tags=["hide-input"]
-display(Markdown(report.declaration_markdown(
-    "09_atari_time_aligned", verdict_scale, record=report.recorded("09_atari_time_aligned", verdict_scale))))
+chapter = "09_atari_time_aligned"
+ran = report.recorded(chapter, verdict_scale)  # None until recorded
+display(Markdown(report.declaration_markdown(chapter, verdict_scale, record=ran)))
 
 # %% [markdown]
 # ## The two experiments as data

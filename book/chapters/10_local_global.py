@@ -106,8 +106,9 @@ print(f"scale: {scale}   device: {get_device(device)}   seeds: {seeds}")
 # parameters above):
 
 # %% tags=["hide-input"]
-display(Markdown(report.declaration_markdown(
-    "10_local_global", verdict_scale, record=report.recorded("10_local_global", verdict_scale))))
+chapter = "10_local_global"
+ran = report.recorded(chapter, verdict_scale)  # None until recorded
+display(Markdown(report.declaration_markdown(chapter, verdict_scale, record=ran)))
 
 # %% [markdown]
 # ## Agents and their data
