@@ -330,12 +330,12 @@ def score_model(spec: Experiment, model: torch.nn.Module, episodes: Episodes) ->
 
 
 def eval_sets(spec: Experiment, episodes: Episodes) -> list[Episodes]:
-    """The sets every model of ``spec`` is scored on: the whole eval set, then (when
-    ``published_eval_episodes`` is smaller) its first ``published_eval_episodes`` episodes."""
-    sets = [episodes]
-    if spec.published_eval_episodes and spec.published_eval_episodes < episodes.num_episodes:
-        sets.append(eval_subset(episodes, spec.published_eval_episodes))
-    return sets
+    """The sets every model of ``spec`` is scored on: the whole eval set, then its first
+    ``published_eval_episodes`` episodes and the learning curve's first ``eval_episodes`` (each
+    when smaller, once), so that the curve's point at the selected weights is a final score too."""
+    sizes = [spec.published_eval_episodes, spec.eval_episodes if spec.eval_every else None]
+    sizes = sorted({n for n in sizes if n and n < episodes.num_episodes}, reverse=True)
+    return [episodes, *(eval_subset(episodes, n) for n in sizes)]
 
 
 def score_sets(spec: Experiment, model: torch.nn.Module, episodes: Episodes) -> list[dict[str, Any]]:

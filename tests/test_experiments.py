@@ -251,3 +251,15 @@ def test_a_larger_eval_set_is_scored_whole_and_on_the_published_first_episodes(t
     assert {r["eval_episodes"] for r in verdict_set(records)} == {30}
     with pytest.raises(CswmError, match="eval_size must be a whole number"):
         tiny_spec(eval_size="many")
+
+
+def test_every_model_is_scored_on_the_whole_set_the_published_subset_and_the_curve_subset():
+    from cswm_lib.data.episodes import Episodes
+
+    episodes = Episodes(np.zeros((30, 3, 3, 5, 5), np.uint8), np.zeros((30, 2), np.int64), None, {})
+    sizes = lambda **kw: [s.num_episodes for s in ex.eval_sets(tiny_spec(**kw), episodes)]  # noqa: E731
+    assert sizes() == [30]
+    assert sizes(published_eval_episodes=20, eval_every=5, eval_episodes=10) == [30, 20, 10]
+    assert sizes(published_eval_episodes=10, eval_every=5, eval_episodes=10) == [30, 10]  # once
+    assert sizes(eval_every=0, eval_episodes=10) == [30]  # no curve, no curve subset
+    assert sizes(published_eval_episodes=100, eval_every=5, eval_episodes=1000) == [30]

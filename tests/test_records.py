@@ -84,3 +84,39 @@ def test_record_refuses_a_dirty_checkout_before_running_anything(tmp_path, capsy
                    "--out", str(tmp_path / "o")])
     assert ex.value.code == 2 and not ran
     assert "--record needs a committed checkout" in capsys.readouterr().err
+
+
+def _current_records():
+    from cswm_lib.report.results import load_record
+
+    return [pytest.param(load_record(p), id=p.stem)
+            for p in sorted((project_root() / "book" / "results").glob("*/*.json"))]
+
+
+@pytest.mark.parametrize("record", _current_records())
+def test_the_selected_point_of_every_curve_equals_the_final_score_on_the_same_set(record):
+    """One set of weights: a curve's point marked "selected" (model.pt, the published selection) is
+    the final score of the same model on the curve's eval set, for every run of the record."""
+    from cswm_lib.data.generate import README_DATASETS
+
+    results, compared = record["results"], 0
+    for name, spec in results["specs"].items():
+        if not spec.get("eval_every"):
+            continue
+        sizes = [r["eval_episodes"] for r in results["per_seed"][name] if r.get("eval_episodes")]
+        size = max(sizes) if sizes else (  # a record from before rows named their eval set
+            max(spec.get("min_episodes", 2), README_DATASETS[spec["eval_data"]]["num_episodes"]
+                // spec["eval_divisor"]) if spec["eval_data"] in README_DATASETS else None)
+        n = min(spec["eval_episodes"], size or spec["eval_episodes"])  # the curve's subset
+        final = {(r["strategy"], int(r["seed"]), f"{r['setting']}|{r['num_steps']}|{r['metric']}"): r["value"]
+                 for r in results["per_seed"][name]
+                 if r.get("eval_episodes", size) == n and r["strategy"] != "untrained"}
+        for strategy, by_seed in results["curves"][name].items():
+            for seed, curve in by_seed.items():
+                for key, values in curve.items():
+                    if key.startswith("selected:") and key != "selected:updates":
+                        got = final.get((strategy, int(seed), key.removeprefix("selected:")))
+                        if got is not None:
+                            assert values[-1] == pytest.approx(got, abs=1e-6), (name, strategy, seed, key)
+                            compared += 1
+    assert compared, "no curve point could be compared with a final score"
