@@ -167,7 +167,7 @@ for name, path in [
 #
 # - `small` — the chapter's own defaults; seconds to a few minutes on 2 CPU cores. This is what the
 #   book build and the tests run, so the numbers on a default build are **not** the paper's.
-# - `cpu` — `book/params/cpu.yaml`: the largest run that fits roughly 30–45 minutes per chapter on a
+# - `cpu` — `book/params/cpu.yaml`: the largest run that fits roughly 45–90 minutes per chapter on an idle
 #   2-core machine without a GPU; an honest, reduced reproduction.
 # - `full` — `book/params/full.yaml`: the paper's dataset sizes, epochs, seeds and flags.
 #
