@@ -268,7 +268,7 @@ print(f"{'GPU-hours':>16}: {sum(r['gpu_hours'] for r in cost_rows):.1f} "
 # 3. Run `python -m cswm_lib.book run --params book/params/cpu.yaml --chapters 01_setup` twice. Why
 #    is the second run instant, and what would make it run again?
 
-# %%
+# %% tags=["hide-cell"]
 save_results(
     "01_setup",
     {"device": str(dev), "torch": torch.__version__,

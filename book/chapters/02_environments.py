@@ -395,7 +395,7 @@ print("obs[t+1] previous half == obs[t] current half:",
 #    sprite renderer still matches matplotlib -- which part of the code encodes the depth order?
 # 3. Plot the RAM bytes of Pong over one episode. Which bytes change when the ball moves?
 
-# %%
+# %% tags=["hide-cell"]
 save_results(
     "02_environments",
     {

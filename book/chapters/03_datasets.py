@@ -309,7 +309,7 @@ Markdown(format_table([
 # 3. Compress `/frames` with `lzf` instead of gzip (`generate(..., compression="lzf")`) and compare
 #    file size and load time.
 
-# %%
+# %% tags=["hide-cell"]
 save_results(
     "03_datasets",
     {

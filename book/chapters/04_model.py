@@ -463,7 +463,7 @@ print(f"original checkpoint {old.config.encoder}/{old.config.num_objects} object
 # 4. Time `model.transition` against `per_edge_transition` for batch sizes 64 to 2048. Where does
 #    the factored form help most?
 
-# %%
+# %% tags=["hide-cell"]
 save_results("04_model", {
     "dataset": path.name, "num_transitions": episodes.num_transitions,
     "epochs": len(log), "updates": log[-1]["updates"], "final_loss": log[-1]["loss"],

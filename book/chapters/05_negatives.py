@@ -320,7 +320,7 @@ for s in ["baseline", "mixed"] if train_epochs > 0 else []:
 # 4. With `num_negatives = 4`, how does the negative term of {ref}`chap-model` change (hint: it
 #    averages over $B \cdot N$ hinge terms)?
 
-# %%
+# %% tags=["hide-cell"]
 save_results(
     "05_negatives",
     {

@@ -481,7 +481,7 @@ Markdown(report.hits_by_steps(table, ["global", "global_dedup", "global_dedup_co
 # 4. Rank the no-transition predictor within batches of 2, 10 and 100. At which batch size is it
 #    indistinguishable from the trained model?
 
-# %%
+# %% tags=["hide-cell"]
 results = {
     "scores": {f"{label} | L={steps}": {k: r[k] for k in ("Hits@1", "Hits@5",
                                                            "Hits@10", "MRR", "N",

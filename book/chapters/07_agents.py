@@ -378,6 +378,6 @@ for game in a3c["games"]:
 # 5. Raise `burnin_attempts` and train the agent longer: from when on do `burnin_gru="reset"` and
 #    `"carry"` reach different start states?
 
-# %%
+# %% tags=["hide-cell"]
 results["scale"] = scale
 save_results("07_agents", results, scale)

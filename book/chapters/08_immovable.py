@@ -271,7 +271,7 @@ display(Markdown(report.budget_markdown(shown.curves, new, seconds_per_update)
 #    each model. Does the baseline dedicate slots to them?
 # 4. Train with `time_aligned: True` in the new strategy. Should alignment matter here?
 
-# %%
+# %% tags=["hide-cell"]
 results = own.results | dict(slot_path_length=own.slot_lengths(seeds[0]),
                              seconds=time.perf_counter() - t_start)
 _ = save_results("08_immovable", results, scale)

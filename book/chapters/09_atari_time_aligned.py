@@ -267,7 +267,7 @@ display(Markdown(report.history_table(report.history("09_atari_time_aligned"))))
 # 3. Pong's README uses 3 object slots, Space Invaders 5. Train Space Invaders with 3: what do
 #    the slot paths show?
 
-# %%
+# %% tags=["hide-cell"]
 results = own.results | dict(slot_path_length=own.slot_lengths(seeds[0]),
                              seconds=time.perf_counter() - t_start)
 _ = save_results("09_atari_time_aligned", results, scale)

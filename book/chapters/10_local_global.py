@@ -371,7 +371,7 @@ display(Markdown(report.history_table(report.history("10_local_global"))))
 # 4. Use `eval_batch_size = 2` and then the whole test set as one batch (setting `global` of
 #    {func}`cswm_lib.evaluate.evaluate`). How does the gap between global and local change?
 
-# %%
+# %% tags=["hide-cell"]
 results = own.results | dict(
     data=data_stats,
     agents_frames={g: int(load_checkpoint(a)["frames"]) for g, a in agents.items()

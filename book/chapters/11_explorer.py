@@ -412,7 +412,7 @@ print("now showing:", explorer.title)
 # 4. Open two models with `embedding_dim = 4`: the embedding panel then shows the two principal
 #    components. How much of the variance do they keep?
 
-# %%
+# %% tags=["hide-cell"]
 save_results("11_explorer", {
     "models": source,
     "provenance": provenance,
