@@ -65,10 +65,26 @@ def ship(record: dict[str, Any], chapter: str, checkpoints: Path, picks: list[tu
         for name in FILES:
             if not (source / name).is_file():
                 raise CswmError(f"{source / name} not found: is {checkpoints} the run's checkpoints folder?")
-            with atomic_path(target / name) as tmp:
-                shutil.copyfile(source / name, tmp)
+        with atomic_path(target / "model.pt") as tmp:
+            shutil.copyfile(source / "model.pt", tmp)
+        config = _portable(json.loads((source / "config.json").read_text()), checkpoints.resolve().parent)
+        with atomic_path(target / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2) + "\n")
         out.append(target)
     return out
+
+
+def _portable(obj: Any, root: Path) -> Any:
+    """``obj`` with every absolute path made relative to the run's project ``root`` (a path outside
+    it keeps its file name only): a shipped file never names the machine that made it."""
+    if isinstance(obj, dict):
+        return {k: _portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_portable(v, root) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/"):
+        path = Path(obj)
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    return obj
 
 
 def rescore(record: dict[str, Any], dataset: str, strategy: str, seed: int, folder: Path,

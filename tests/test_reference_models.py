@@ -30,6 +30,8 @@ def test_a_shipped_model_rescores_to_its_record_from_regenerated_data(tmp_dirs, 
     (folder,) = rm.ship(record, "08_immovable", tmp_dirs / "ckpt", [(spec.dataset, "mixed", 0)],
                         root=tmp_dirs / "results")
     assert folder == tmp_dirs / "results/cpu/models/08_immovable/shapes_immovable/mixed_s0"
+    shipped_config = (folder / "config.json").read_text()
+    assert str(tmp_dirs) not in shipped_config and '"data/' in shipped_config  # no machine's path
     assert rm.shipped("08_immovable", root=tmp_dirs / "results") == [("shapes_immovable", "mixed", 0, folder)]
     monkeypatch.setenv("CSWM_DATA", str(tmp_dirs / "fresh"))  # the eval set is generated again
     pairs = rm.rescore(record, spec.dataset, "mixed", 0, folder)
