@@ -223,7 +223,7 @@ def show_verdict(
     if panels:
         plot_curve_grid(shown["curves"], panels=panels)
         plt.show()
-    text = verdict_markdown(shown["verdicts"])
+    text = f"*Claim (Sec. {section}): {CLAIMS[section].text}.*\n\n" + verdict_markdown(shown["verdicts"])
     for other in ("cpu", "full"):  # a record at another scale (full: from a GPU) is shown beside it
         rec = recorded(chapter, other, folder) if other not in (verdict_scale, scale) else None
         if rec and rec.get("results", {}).get("verdicts"):
