@@ -455,6 +455,13 @@ def score_specs(
     return records, rows
 
 
+def verdict_set(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records (or result rows) of the largest eval set among ``rows`` (``eval_episodes``; rows
+    without it, from records made before it existed, form one set): the set a verdict judges."""
+    largest = max((r.get("eval_episodes") or 0 for r in rows), default=0)
+    return [r for r in rows if (r.get("eval_episodes") or 0) == largest]
+
+
 def select(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     """Rows whose fields equal every ``match`` value (a list/tuple value means "one of")."""
 

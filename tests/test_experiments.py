@@ -246,7 +246,7 @@ def test_a_larger_eval_set_is_scored_whole_and_on_the_published_first_episodes(t
     key = ("setting", "num_steps", "metric")
     on_20 = {tuple(r[k] for k in key): r["value"] for r in records if r["eval_episodes"] == 20}
     assert on_20 == {tuple(r[k] for k in key): r["value"] for r in alone}
-    from cswm_lib.report.page import verdict_set
+    from cswm_lib.experiments import verdict_set
 
     assert {r["eval_episodes"] for r in verdict_set(records)} == {30}
     with pytest.raises(CswmError, match="eval_size must be a whole number"):

@@ -24,9 +24,11 @@ def _verdict(claim: Any, records: list, untrained: list, name: str, kw: dict[str
     """:func:`cswm_lib.verdict.verdict` on the declared ``claim``, as the chapter's Verdict section
     computes it; an error (e.g. a seed missing from one strategy) is recorded in the row instead of
     losing the record."""
+    from cswm_lib.experiments import verdict_set
     from cswm_lib.verdict import verdict
 
-    try:
+    try:  # the verdict judges one eval set: the whole one (records also hold its subsets)
+        records, untrained = verdict_set(records), verdict_set(untrained)
         return verdict(records, claim.text, claim.section, name, claim.new, setting=claim.setting,
                        controls=claim.controls, paper_settings=claim.paper_settings, metric=claim.metric,
                        rule=claim.rule, untrained=untrained, **kw)

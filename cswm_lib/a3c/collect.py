@@ -65,7 +65,8 @@ DROP_REASONS = ("ended", "point", "lives", "duplicate")
 #: What happens to the agent's GRU state during burn-in -- "reset" to zeros before every action (the published
 #: collector: a memoryless agent) or "carry" it from step to step (the fix). The default is "reset".
 BURNIN_GRU = ("reset", "carry")
-#: Who plays the burn-in: the A3C agent of ``agent`` (published), uniformly random actions, or a stand-in.
+#: The players of the burn-in -- the A3C agent of ``agent`` (published), uniformly random actions,
+#: or a stand-in of :mod:`cswm_lib.a3c.standin`.
 POLICIES = ("a3c", "random", *STANDINS)
 
 

@@ -23,6 +23,7 @@ from cswm_lib.experiments import (
     select,
     spec_dict,
     train_specs,
+    verdict_set,
 )
 from cswm_lib.report.figures import FONT, WIDTH, plot_curve_grid, plot_slot_grid, plot_steps, visible
 from cswm_lib.report.results import recorded, reference_run
@@ -168,13 +169,6 @@ class ExperimentPage:
                 "specs": {name: spec_dict(spec) for name, spec in self.specs.items()},
                 "curves": self.curves, "verdicts": self.verdicts, "runs": self.origins,
                 "embedding_samples": self.embedding_samples() if self.folders else {}, **more}
-
-
-def verdict_set(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records (or result rows) of the largest eval set among ``rows`` (``eval_episodes``; rows
-    without it, from records made before it existed, form one set): the set a verdict judges."""
-    largest = max((r.get("eval_episodes") or 0 for r in rows), default=0)
-    return [r for r in rows if (r.get("eval_episodes") or 0) == largest]
 
 
 def slot_paths_of(results: dict[str, Any], seed: int) -> dict[tuple[str, str], Any]:

@@ -14,9 +14,9 @@ from typing import Any
 
 from cswm_lib import analysis
 from cswm_lib.evaluate import NO_TRANSITION
-from cswm_lib.experiments import select
+from cswm_lib.experiments import select, verdict_set
 from cswm_lib.report.figures import plot_curve_grid, plot_slot_grid, plot_steps
-from cswm_lib.report.page import ExperimentPage, slot_paths_of, verdict_set
+from cswm_lib.report.page import ExperimentPage, slot_paths_of
 from cswm_lib.report.results import reference_run
 from cswm_lib.report.tables import score_table, slot_lengths_text
 from cswm_lib.tables import format_table, show_markdown
@@ -61,7 +61,7 @@ class PageRun:
         self.results: dict[str, Any] = record.get("results") or {}
         self.scale: str = record.get("scale") or "unknown"
         self.specs: dict[str, dict[str, Any]] = self.results.get("specs") or {}
-        #: the result rows of the set the verdict judges (:func:`~cswm_lib.report.page.verdict_set`)
+        #: the result rows of the set the verdict judges (:func:`~cswm_lib.experiments.verdict_set`)
         self.rows: list[dict[str, Any]] = verdict_set(self.results.get("table") or [])
         self.curves = self.results.get("curves") or {}
         #: a line :meth:`label` opens with (:func:`shown_run`: that no reference run is recorded)

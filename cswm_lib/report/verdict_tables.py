@@ -70,7 +70,8 @@ def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
 
     def section(v: dict[str, Any]) -> str:  # a link to the chapter's Verdict section
         claim = CLAIMS.get(v["experiment"])
-        return f"[{v['experiment']}](chapters/{claim.chapter}.html#verdict)" if claim else v["experiment"]
+        href = f"chapters/{claim.chapter}.html#verdict" if claim else ""  # raw HTML: a page link
+        return f'<a href="{href}">{v["experiment"]}</a>' if claim else v["experiment"]
 
     if not verdicts:
         return NO_VERDICT
