@@ -58,6 +58,7 @@ speed_sizes = [250, 500, 1000, 2000]  # N for the timing of ours vs a full sort
 
 # %%
 import math
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -74,6 +75,7 @@ from cswm_lib.reference_models import model_line
 from cswm_lib.train import TrainConfig, read_log, train
 from cswm_lib.utils import data_dir, get_device, set_seed
 
+# %%
 dev = get_device(device)
 set_seed(seed)
 print("device:", dev)
@@ -277,7 +279,8 @@ if source == "shipped":
 else:
     model, label, eval_path, log = train_here()
 episodes = load_episodes(eval_path)
-print(f"the model ({time.perf_counter() - t0:.1f} s to get it):\n  {label}")
+print(f"the model ({time.perf_counter() - t0:.1f} s to get it):")
+print(textwrap.fill(label, 80, initial_indent="  ", subsequent_indent="  "))
 print(episodes)
 
 # %% [markdown]
@@ -354,7 +357,7 @@ for name, (m, emb) in compare.items():
                         for what, setting in versus.items()}
     above = [f"L={L}: {100 * (a - c):+.1f}" for L, a, c in
              zip(num_steps_list, *local_hits[name].values(), strict=True)]
-    print(f"{name}: local Hits@1 above its control (pp) -- " + ", ".join(above))
+    print(f"{name}: local Hits@1 above its control (pp)\n  " + ", ".join(above))
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(local_hits), figsize=(4 * len(local_hits), 3),
@@ -367,7 +370,7 @@ for ax, (name, h) in zip(axes[0], local_hits.items(), strict=True):
     ax.set_xticks(x, [f"L = {L}" for L in num_steps_list])
     ax.set_title(name, fontsize=9)
 axes[0, 0].set_ylabel("local Hits@1, de-dup. (%)")
-axes[0, 0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.1),
+axes[0, 0].legend(fontsize=9, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.1),
                   ncol=2)
 plt.show()
 

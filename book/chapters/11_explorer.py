@@ -64,6 +64,7 @@ num_timed = 20  # interactions timed at the end
 threads = 1
 
 # %%
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -135,7 +136,7 @@ if source == "shipped":
 else:
     sources, provenance, final_loss = train_here()
 for strategy, line in provenance.items():
-    print(f"{strategy:8s} {line}")
+    print(textwrap.fill(f"{strategy}: {line}", 80, subsequent_indent="  "))
 
 # %% [markdown]
 # ## What the explorer precomputes
@@ -261,7 +262,7 @@ for name, b in best.items():
 # movable ones trace the grid; the numbers under the figure measure that.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(2, 5, figsize=(11, 4.8), layout="constrained")
+fig, axes = plt.subplots(2, 5, figsize=(7.4, 3.9), layout="constrained")
 for row, v in zip(axes, explorer.views, strict=True):
     z = z_flat[v.name]
     for k, ax in enumerate(row):
@@ -272,13 +273,13 @@ for row, v in zip(axes, explorer.views, strict=True):
             cells[r, c] = z[(pos[:, j] == (r, c)).all(-1), k].mean(0)
         for line in [*cells, *cells.transpose(1, 0, 2)]:
             ax.plot(*line.T, "-o", color=slot_colour(k), lw=1, ms=2)
-        ax.set_title(f"slot {k} ~ object {j}" + (" (imm.)" if j < 2 else ""),
-                     fontsize=8, color=slot_colour(k))
+        ax.set_title(f"slot {k}\nobject {j}" + (" (imm.)" if j < 2 else ""),
+                     fontsize=9, color=slot_colour(k))
         ax.set_xticks([])
         ax.set_yticks([])
     row[0].set_ylabel(v.name)
-fig.suptitle("each slot's embedding, averaged per grid cell of the object it "
-             "tracks best")
+fig.suptitle("each slot's embedding, averaged per grid cell\n"
+             "of the object it tracks best", fontsize=10)
 plt.show()
 
 # %%
@@ -288,8 +289,8 @@ for name, z in z_ep.items():
     step = np.linalg.norm(np.diff(z, axis=1), axis=-1).mean((0, 1))
     spread = np.linalg.norm(z - z.mean((0, 1)), axis=-1).mean((0, 1))
     best_obj = r2[name].argmax(1)
-    print(f"{name:8s} slot (object): " + ", ".join(
-        f"{k} ({j}{' imm.' if j < 2 else ''}) {step[k] / spread[k]:.2f}"
+    print(f"{name} -- slot (object): move\n  " + ", ".join(
+        f"{k} ({j}{' imm.' if j < 2 else ''}): {step[k] / spread[k]:.2f}"
         for k, j in enumerate(best_obj)))
 print("(a slot's mean move per step, as a share of its mean distance from its centre)")
 

@@ -206,8 +206,8 @@ def shown_run(own: PageRun, chapter: str, verdict_scale: str = "cpu",
     if ref:
         return PageRun(ref)
     if own.scale != verdict_scale:
-        own.note = (f"no {verdict_scale} reference run of {chapter} is recorded yet: this page "
-                    f"shows this run ({own.scale} scale)")
+        own.note = (f"no {verdict_scale} reference run of {chapter} is recorded yet:\n"
+                    f"this page shows this run ({own.scale} scale)")
     return own
 
 
