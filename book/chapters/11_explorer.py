@@ -262,7 +262,7 @@ for name, b in best.items():
 # movable ones trace the grid; the numbers under the figure measure that.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(2, 5, figsize=(7.4, 3.9), layout="constrained")
+fig, axes = plt.subplots(2, 5, figsize=(7.2, 3.9), layout="constrained")
 for row, v in zip(axes, explorer.views, strict=True):
     z = z_flat[v.name]
     for k, ax in enumerate(row):
@@ -289,9 +289,9 @@ for name, z in z_ep.items():
     step = np.linalg.norm(np.diff(z, axis=1), axis=-1).mean((0, 1))
     spread = np.linalg.norm(z - z.mean((0, 1)), axis=-1).mean((0, 1))
     best_obj = r2[name].argmax(1)
-    print(f"{name} -- slot (object): move\n  " + ", ".join(
-        f"{k} ({j}{' imm.' if j < 2 else ''}): {step[k] / spread[k]:.2f}"
-        for k, j in enumerate(best_obj)))
+    moves = ", ".join(f"{k} ({j}{' imm.' if j < 2 else ''}): {step[k] / spread[k]:.2f}"
+                      for k, j in enumerate(best_obj))
+    print(textwrap.fill(f"{name} -- slot (object): move -- {moves}", 80, subsequent_indent="  "))
 print("(a slot's mean move per step, as a share of its mean distance from its centre)")
 
 # %% [markdown]
