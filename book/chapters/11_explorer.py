@@ -291,7 +291,8 @@ for name, z in z_ep.items():
     best_obj = r2[name].argmax(1)
     moves = ", ".join(f"{k} ({j}{' imm.' if j < 2 else ''}): {step[k] / spread[k]:.2f}"
                       for k, j in enumerate(best_obj))
-    print(textwrap.fill(f"{name} -- slot (object): move -- {moves}", 80, subsequent_indent="  "))
+    line = f"{name} -- slot (object): move -- {moves}"
+    print(textwrap.fill(line, 80, subsequent_indent="  "))
 print("(a slot's mean move per step, as a share of its mean distance from its centre)")
 
 # %% [markdown]
