@@ -113,13 +113,16 @@ def history_table(records: Sequence[tuple[str, dict[str, Any]]]) -> str:
     (superseded: it said "reproduced" for a positive difference on every seed and labelled [min, max]
     of 3 seeds a 95 % bootstrap interval)."""
     from cswm_lib.tables import format_table
+    from cswm_lib.verdict import CLAIMS
 
+    sections = {c.chapter: c.section for c in CLAIMS.values()}
     rows = []
     for name, record in records:
         sweep = name.rsplit(".", 2)[-2]
+        section = sections.get(name.rsplit("/", 1)[-1].split(".")[0], "?")
         results = record.get("results", {})
         for v in results.get("verdicts", []):
-            rows.append({"sweep": sweep, "dataset": v["dataset"],
+            rows.append({"Sec.": section, "sweep": sweep, "dataset": v["dataset"],
                          "updates": f"{v.get('updates')} × {v.get('batch_size')}",
                          "seeds": len(v["new_score"]["seeds"]), "baseline": pct(v["base_score"], False),
                          "new": f"{v['new']}: {pct(v['new_score'], False)}", "outcome then": v["verdict"]})
@@ -127,7 +130,7 @@ def history_table(records: Sequence[tuple[str, dict[str, Any]]]) -> str:
             for dataset, spec in results.get("specs", {}).items():
                 budget = (f"{spec['num_updates']} × {spec['batch_size']}" if spec.get("num_updates")
                           else f"{spec.get('epochs')} epochs × {spec.get('batch_size')}")
-                rows.append({"sweep": sweep, "dataset": dataset, "updates": budget,
+                rows.append({"Sec.": section, "sweep": sweep, "dataset": dataset, "updates": budget,
                              "seeds": len(spec.get("seeds", [])), "baseline": "", "new": "",
                              "outcome then": "no verdict (recorded before verdicts)"})
     if not rows:
