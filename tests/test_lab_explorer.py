@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 
+import jupytext
 import pytest
 
 from cswm_lib.utils import project_root
@@ -148,7 +149,8 @@ def test_explorer_slider_changes_the_figure_in_jupyterlab(lab, browser):
         " && w.sessionContext.session && w.sessionContext.session.kernel;"
         "return !!k && k.status === 'idle';"), 60)
     js("jupyterapp.commands.execute('notebook:run-all-cells');")
-    n_cells = js("return document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length;")
+    # every code cell of the chapter (JupyterLab renders cells lazily: the DOM may hold fewer at first)
+    n_cells = sum(c.cell_type == "code" for c in jupytext.read(ROOT / CHAPTER).cells)
 
     def finished() -> bool:
         error = js("const e = document.querySelector('.jp-NotebookPanel "

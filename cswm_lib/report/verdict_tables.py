@@ -28,10 +28,12 @@ def effect_text(v: dict[str, Any]) -> str:
     return f"{one(e['mean'])}{interval}, p = {e['p']:.3f}"
 
 
-def controls_text(v: dict[str, Any], strategy: str, seeds: bool = False) -> str:
-    """Each control of ``strategy``: ``no_transition 61.8 ± 0.0; untrained 12.0 ± 3.1``."""
+def controls_text(v: dict[str, Any], strategy: str, seeds: bool = False, std: bool = True) -> str:
+    """Each control of ``strategy``: ``no_transition 61.8 ± 0.0; untrained 12.0 ± 3.1`` (without
+    ``std``: the means only, ``no_transition 61.8; untrained 12.0``)."""
     found = v["controls"].get(strategy) or {}
-    parts = [f"{name.removeprefix(v['setting'] + '_')} {pct(s, seeds)}" for name, s in found.items()]
+    parts = [f"{name.removeprefix(v['setting'] + '_')} "
+             + (pct(s, seeds) if std else f"{100 * s['mean']:.1f}") for name, s in found.items()]
     return "; ".join(parts) or "--"
 
 
@@ -78,7 +80,8 @@ def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
     return format_table([{
         "Sec.": section(v), "dataset": v["dataset"], "score": v["score"],
         "baseline": pct(v["base_score"], False), "new": f"{v['new']}: {pct(v['new_score'], False)}",
-        "controls (base / new)": f"{controls_text(v, v['base'])} / {controls_text(v, v['new'])}",
+        "controls (base / new)": (f"{controls_text(v, v['base'], std=False)} / "
+                                  f"{controls_text(v, v['new'], std=False)}"),
         "effect, p": effect_text(v), "scale": v.get("scale", "?"),
         "verdict": f"**{v['verdict']}** ({v.get('updates', '?')} updates)",
     } for v in verdicts])
