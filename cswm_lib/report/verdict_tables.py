@@ -82,8 +82,8 @@ def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
         "baseline": pct(v["base_score"], False), "new": f"{v['new']}: {pct(v['new_score'], False)}",
         "controls (base / new)": (f"{controls_text(v, v['base'], std=False)} / "
                                   f"{controls_text(v, v['new'], std=False)}"),
-        "effect, p": effect_text(v), "scale": v.get("scale", "?"),
-        "verdict": f"**{v['verdict']}** ({v.get('updates', '?')} updates)",
+        "effect, p": effect_text(v),
+        "verdict": f"**{v['verdict']}** ({v.get('scale', '?')} scale, {v.get('updates', '?')} updates)",
     } for v in verdicts])
 
 
