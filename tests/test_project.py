@@ -178,8 +178,6 @@ def test_no_file_refers_to_a_path_outside_the_repository():
     assert len(files) > 50, f"only {len(files)} repository files found under {ROOT}"
     hits = []
     for f in files:
-        if f.parent.name == "history" and f.suffix == ".json":
-            continue  # earlier records stay as they were made (book/results/<scale>/history/)
         data = f.read_bytes()
         hits += [f"{f.relative_to(ROOT)}: {s}" for s in forbidden if s.encode() in data]
     assert hits == [], "files refer to paths outside the repository:\n" + "\n".join(hits)
