@@ -117,3 +117,17 @@ def test_split_table_a_row_per_split_and_a_line_per_pair():
     # game ids are shortened in the narrow column
     table = report.split_table({"SpaceInvadersDeterministic-v4": {"train": split}})
     assert "| SpaceInvaders | train |" in table
+
+
+def test_score_table_names_its_eval_set_and_pivots_any_roll_out_length():
+    rows = [dict(r, eval_episodes=1000) for r in _rows()]
+    text = report.score_table([r for r in rows if r["num_steps"] == 5], SETTINGS, num_steps=5)
+    head, table, note = text.split("\n\n")
+    assert head == "On 1000 eval episodes:" and note.startswith("5-step Hits@1")
+    pick = next(r for r in rows if (r["dataset"], r["strategy"], r["setting"], r["metric"], r["num_steps"])
+                == ("Shapes immovable", "mixed", "global_dedup", "Hits@1", 5))
+    line = next(ln for ln in table.splitlines() if ln.startswith("| Shapes immovable | mixed | model |"))
+    assert line.split(" | ")[3] == f"{100 * pick['mean']:.1f} ± {100 * pick['std']:.1f}"
+    # two eval sets in one table would mix scores of different candidate counts: no size is claimed
+    mixed = rows[:1] + [dict(r, eval_episodes=100) for r in rows[1:]]
+    assert not report.score_table(mixed, SETTINGS).startswith("On ")

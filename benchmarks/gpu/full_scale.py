@@ -57,15 +57,12 @@ def chapter_defaults(chapter: str) -> dict[str, Any]:
             if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-#: The claim each chapter judges (declared once in cswm_lib.verdict.CLAIMS).
-SECTIONS = {"08_immovable": "4.1", "09_atari_time_aligned": "4.2"}
-
-
 def chapter_claim(chapter: str) -> Any:
-    """The declared claim (:class:`cswm_lib.verdict.Claim`) the chapter's Verdict section judges."""
+    """The declared claim (:class:`cswm_lib.verdict.Claim`) the chapter's Verdict section judges
+    (the one of :data:`cswm_lib.verdict.CLAIMS` whose ``chapter`` it is)."""
     from cswm_lib.verdict import CLAIMS
 
-    return CLAIMS[SECTIONS[chapter]]
+    return next(claim for claim in CLAIMS.values() if claim.chapter == chapter)
 
 
 def chapter_params(chapter: str, tiny: bool) -> tuple[str, dict[str, Any]]:

@@ -102,9 +102,8 @@ class ExperimentPage:
             self.records, self.rows = score_specs(self.specs, self.folders, self.executor)
         rows = (verdict_set(self.rows) if eval_episodes is None
                 else select(self.rows, eval_episodes=eval_episodes))
-        sizes = {r.get("eval_episodes") for r in rows} - {None}
-        head = f"On {sizes.pop()} eval episodes:\n\n" if len(sizes) == 1 else ""
-        return head + score_table(select(rows, num_steps=num_steps), settings, start_setting=start_setting)
+        return score_table(select(rows, num_steps=num_steps), settings, num_steps=num_steps,
+                           start_setting=start_setting)
 
     def show_steps(self, settings: Sequence[str], chance: dict[str, float] | None = None,
                    names: dict[str, str] | None = None) -> None:

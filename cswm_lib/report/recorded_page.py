@@ -133,10 +133,8 @@ class PageRun:
                 else select(self.results.get("table") or [], eval_episodes=eval_episodes))
         if not rows and eval_episodes is not None:
             return ""  # a run without that set (a small one scores one set)
-        sizes = {r.get("eval_episodes") for r in rows} - {None}
-        table = score_table(select(rows, num_steps=num_steps), settings, num_steps=num_steps,
-                            start_setting=start_setting)
-        return self.labelled((f"On {sizes.pop()} eval episodes:\n\n" if len(sizes) == 1 else "") + table)
+        return self.labelled(score_table(select(rows, num_steps=num_steps), settings,
+                                         num_steps=num_steps, start_setting=start_setting))
 
     def per_seed(self, section: str) -> str:
         """The score of the verdict on ``section``'s claim (:data:`cswm_lib.verdict.CLAIMS`: its

@@ -221,7 +221,8 @@ def score_table(
     for the trained model and, when ``settings`` holds ``<setting>_no_transition`` twins, a row below it
     for its no-transition control (the same encoder, :math:`\\hat z_L = z_0`) in the same columns;
     plus the share of predictions nearest the start state (``nearest_start`` of ``start_setting``). A
-    line under the table says what the numbers are and how many seeds they pool."""
+    line under the table says what the numbers are and how many seeds they pool; a line above it names
+    the eval set's size when every row gives the same ``eval_episodes``."""
 
     def cell(dataset: str, strategy: str, setting: str, m: str) -> str:
         hit = [r for r in rows if (r["dataset"], r["strategy"], r["setting"], r["num_steps"], r["metric"])
@@ -251,7 +252,9 @@ def score_table(
             + ("; no_transition: the same encoder predicting $\\hat z_L = z_0$" if controls else "")
             + (f"; {NEAREST_START}: share of {start_setting} queries nearest the start state $o_0$"
                if start_setting else "") + ".")
-    return format_table(cells, cols) + "\n\n" + note
+    sizes = {r.get("eval_episodes") for r in rows} - {None}
+    head = f"On {sizes.pop()} eval episodes:\n\n" if len(sizes) == 1 else ""
+    return head + format_table(cells, cols) + "\n\n" + note
 
 def departure_markdown(
     curves: CurveSet,
