@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from cswm_lib.errors import CswmError
+from cswm_lib.params import load_params
 from cswm_lib.tables import format_table
 from cswm_lib.utils import project_root
 
@@ -21,8 +20,8 @@ def declaration(chapter: str, scale: str = "cpu", folder: Path | None = None) ->
     path = (folder or project_root() / "book" / "params") / f"{scale}.yaml"
     if not path.is_file():
         raise CswmError(f"no parameter file for the {scale!r} scale: {path}")
+    values = (load_params(path).get("chapters") or {}).get(chapter)
     lines = path.read_text(encoding="utf-8").splitlines()
-    values = (yaml.safe_load("\n".join(lines)) or {}).get("chapters", {}).get(chapter)
     if values is None:
         return {}, ""
     key = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{chapter}:"))
