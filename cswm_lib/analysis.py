@@ -83,10 +83,13 @@ def slot_paths(
 ) -> dict[tuple[str, str], np.ndarray]:
     """The object slots over training episode 0 of ``data[dataset][0]`` (``z [T+1, K, D]``) for the
     model of ``seed`` of every (dataset, strategy): ``{(dataset, strategy): z}``, from
-    ``folders = {dataset: {(strategy, seed): run folder}}``."""
+    ``folders = {dataset: {(strategy, seed): run folder}}``; a dataset without a run of ``seed``
+    (one with fewer seeds than another) has no path."""
     paths = {}
     for name, (train_set, _) in data.items():
         for strategy in strategies:
+            if (strategy, seed) not in folders[name]:
+                continue
             model = load_model(folders[name][strategy, seed], get_device(device))
             emb = embed_paths(model, train_set, all_states=True, num_episodes=1, progress=False)
             paths[name, strategy] = emb["states"][0].numpy()

@@ -38,7 +38,12 @@ import yaml
 from cswm_lib.errors import CswmError
 from cswm_lib.params import load_params, scale_name
 from cswm_lib.paths import output_folder
+from cswm_lib.provenance import library_hash
 from cswm_lib.utils import ArgumentParser, cli_errors, project_root, results_dir, write_json
+
+#: The folder holding the runner's own ``cswm_lib``: a chapter's kernel imports the library from
+#: here (``PYTHONPATH``), never from whichever checkout an editable install points at.
+LIBRARY_ROOT = Path(__file__).resolve().parent.parent
 
 
 def save_results(chapter: str, results: dict[str, Any], scale: str | None = None) -> None:
@@ -46,9 +51,12 @@ def save_results(chapter: str, results: dict[str, Any], scale: str | None = None
     (returns nothing, so a chapter's last cell prints no build path).
 
     ``scale`` names the parameter set that produced them ("small", "cpu" or "full"). The results
-    directory is ``CSWM_RESULTS`` when the papermill runner sets it, else ``_build/results``.
+    directory is ``CSWM_RESULTS`` when the papermill runner sets it, else ``_build/results``. The
+    file names the hash of the library that computed them (``library_hash``), which the runner
+    checks against its own before it records them (:func:`check_library`).
     """
-    record = {"chapter": chapter, "scale": scale, "results": portable(results)}
+    record = {"chapter": chapter, "scale": scale, "results": portable(results),
+              "library_hash": library_hash()}
     write_json(results_dir() / chapter / "results.json", record)
 
 
@@ -216,6 +224,8 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
     running = folder / f".{stem}.running.ipynb"
     old_results = os.environ.get("CSWM_RESULTS")
     os.environ["CSWM_RESULTS"] = str(out_dir.resolve())
+    old_path = os.environ.get("PYTHONPATH")  # the kernel (and its workers) import our cswm_lib
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(LIBRARY_ROOT), *([old_path] if old_path else [])])
     backend = os.environ.pop("MPLBACKEND", None)  # a forced backend (e.g. Agg) drops inline figures
     try:
         # The kernel inherits our stderr and chats on it (start-up warnings); keep that in a log so
@@ -241,16 +251,28 @@ def run_chapter(chapter: Path, params: dict[str, Any], out_dir: Path, force: boo
             f"chapter {stem} failed in {where}: {err.ename}: {evalue} (notebook kept at {failed})"
         ) from None
     finally:
-        if old_results is None:
-            os.environ.pop("CSWM_RESULTS", None)
-        else:
-            os.environ["CSWM_RESULTS"] = old_results
+        for name, old in (("CSWM_RESULTS", old_results), ("PYTHONPATH", old_path)):
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
         if backend is not None:
             os.environ["MPLBACKEND"] = backend
         source.unlink(missing_ok=True)
     os.replace(running, executed)  # only a chapter that ran to the end counts as done
     write_json(stamp_path, stamp)
     return "ran"
+
+
+def check_library(ran: str | None, chapter: str) -> None:
+    """A chapter's results are recorded only when the library that computed them (the ``library_hash``
+    its :func:`save_results` wrote) is the runner's own: the record's provenance names the runner's
+    commit and library, so a kernel that imported another checkout's ``cswm_lib`` is an error."""
+    own = library_hash()
+    if ran != own:
+        raise CswmError(f"chapter {chapter} computed its results with another cswm_lib (library hash "
+                        f"{(ran or 'none')[:12]}) than this runner's ({own[:12]}, in {LIBRARY_ROOT}): "
+                        "not recorded")
 
 
 def chapter_params(spec: dict[str, Any], chapter: Path, executor: str | None = None) -> dict[str, Any]:
@@ -324,6 +346,7 @@ def run(
         results = out_dir / chapter.stem / "results.json"
         if status == "ran" and results.is_file():
             record_ = read_json_file(results, "results file", ("results",))
+            check_library(record_.pop("library_hash", None), chapter.stem)
             shown = params_file.resolve()
             if shown.is_relative_to(project_root()):  # the command as typed in the project root
                 shown = shown.relative_to(project_root())

@@ -58,3 +58,18 @@ def test_energy_summary_of_a_batch():
         assert got["positive"] == 0.0 and off > 0
         assert got["pair"] == pytest.approx(20 / 3)
         assert got["inside_hinge"] == pytest.approx(inside)  # energy 1 is not inside a hinge of 1
+
+
+def test_slot_paths_of_a_seed_one_dataset_lacks(monkeypatch):
+    """A sweep may give one dataset fewer seeds (4.2: Space Invaders 3, Pong 5): the slots of a seed
+    are drawn for the datasets that have it, and the others are left out, not a KeyError."""
+    import cswm_lib.analysis as analysis
+
+    ep = tiny_episodes(E=2, T=3, K=2, seed=1)
+    monkeypatch.setattr(analysis, "load_model", lambda folder, device: small_model(seed=len(str(folder))))
+    folders = {"many": {("baseline", 1): "a", ("baseline", 5): "bb"}, "few": {("baseline", 1): "c"}}
+    data = {"many": (ep, ep), "few": (ep, ep)}
+    assert set(analysis.slot_paths(data, folders, ["baseline"], 5)) == {("many", "baseline")}
+    both = analysis.slot_paths(data, folders, ["baseline"], 1)
+    assert set(both) == {("many", "baseline"), ("few", "baseline")}
+    assert both["few", "baseline"].shape == (4, 2, 2)  # T + 1 states, K slots, D = 2

@@ -107,6 +107,59 @@ def test_runner_injects_parameters_writes_results_and_skips_unchanged(tmp_path):
     assert kept["results"]["n_squared"] == 9 and kept["command"].endswith("--chapters 01_good")
 
 
+WHERE = (
+    HEADER
+    + """
+# %% tags=["parameters"]
+scale = "small"
+n = 2
+
+# %%
+import cswm_lib
+from cswm_lib.book import save_results
+save_results("01_good", {"library": cswm_lib.__file__}, scale)
+"""
+)
+
+
+@pytest.mark.slow
+def test_the_chapter_kernel_imports_the_runners_own_library(tmp_path):
+    """A record names the runner's commit and library hash, so the chapter's kernel (started in
+    book/chapters, where no cswm_lib lies) must import the runner's cswm_lib -- not the checkout an
+    editable install points at. Here the runner's library is a copy in the book's own folder (found
+    first, as the current folder of `python -m`), made different by one extra file."""
+    import shutil
+
+    from cswm_lib.utils import project_root
+
+    make_book(tmp_path)
+    (tmp_path / "book" / "chapters" / "01_good.py").write_text(WHERE)
+    shutil.copytree(project_root() / "cswm_lib", tmp_path / "cswm_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "cswm_lib" / "a_copy.py").write_text('"""Only in the copy: its library hash differs."""\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CSWM_RESULTS")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cswm_lib.book", "run", "--params", "params.yaml", "--out", "out",
+         "--chapters", "01_good"],
+        cwd=tmp_path, env={**env, "CSWM_ROOT": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "out" / "01_good" / "results.json").read_text())
+    assert results["results"]["library"] == "cswm_lib/__init__.py"  # the copy (portable: project-relative)
+    assert "library_hash" not in results  # checked against the runner's, then left to the provenance
+
+
+def test_a_chapter_computed_by_another_library_is_not_recorded():
+    from cswm_lib.book import check_library
+    from cswm_lib.errors import CswmError
+    from cswm_lib.provenance import library_hash
+
+    check_library(library_hash(), "09_atari_time_aligned")  # the runner's own: recorded
+    for other in ("0" * 64, None):
+        with pytest.raises(CswmError, match="09_atari_time_aligned computed its results with another "
+                                            "cswm_lib .* not recorded"):
+            check_library(other, "09_atari_time_aligned")
+
+
 @pytest.mark.slow
 def test_failing_chapter_is_one_line_naming_chapter_and_cell(tmp_path):
     make_book(tmp_path)

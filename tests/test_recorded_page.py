@@ -112,3 +112,15 @@ def test_a_run_at_the_reference_scale_shows_itself(results_folder):
     record = load_record(history_file("08_immovable"))
     own = report.PageRun(record, own=True)
     assert report.shown_run(own, "08_immovable", "cpu", results_folder) is own
+
+
+def test_a_run_whose_datasets_have_different_seed_counts_says_so_per_dataset():
+    record = smoke_record("09_atari_time_aligned")
+    specs = record["results"]["specs"]
+    first, *rest = specs
+    specs[first]["seeds"] = [1, 2, 3, 4, 5]
+    for name in rest:
+        specs[name]["seeds"] = [1, 2, 3]
+    caption = report.PageRun(record).caption()
+    assert f"{first} 5 seeds, 20 updates" in caption and f"{rest[0]} 3 seeds, 20 updates" in caption
+    assert "small scale · 5 seeds" not in caption  # the union would overstate the smaller dataset
