@@ -124,3 +124,12 @@ def test_a_run_whose_datasets_have_different_seed_counts_says_so_per_dataset():
     caption = report.PageRun(record).caption()
     assert f"{first} 5 seeds, 20 updates" in caption and f"{rest[0]} 3 seeds, 20 updates" in caption
     assert "small scale · 5 seeds" not in caption  # the union would overstate the smaller dataset
+
+
+def test_a_records_provenance_note_opens_its_label_within_the_text_column():
+    record = smoke_record("08_immovable")
+    record["provenance_note"] = "the chapter's kernel imported another checkout's library; " * 4
+    label = report.PageRun(record).label().splitlines()
+    assert label[0].startswith("the chapter's kernel imported") and max(map(len, label)) <= 80
+    assert any(line.startswith("recorded run") or line.startswith("this run") for line in label)
+    assert report.PageRun(smoke_record("08_immovable")).note == ""  # no note: the label as before

@@ -8,6 +8,7 @@ chapter's own run when the result sections show the reference one."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ class PageRun:
         #: the result rows of the set the verdict judges (:func:`~cswm_lib.experiments.verdict_set`)
         self.rows: list[dict[str, Any]] = verdict_set(self.results.get("table") or [])
         self.curves = self.results.get("curves") or {}
-        #: a line :meth:`label` opens with (:func:`shown_run`: that no reference run is recorded)
-        self.note = ""
+        #: lines :meth:`label` opens with: a record's ``provenance_note`` (a caveat on its provenance,
+        #: added after the run by a commit that says so), or :func:`shown_run`'s line that no
+        #: reference run is recorded
+        self.note = textwrap.fill(record.get("provenance_note") or "", 80)
 
     @classmethod
     def of_page(cls, page: ExperimentPage, **more: Any) -> PageRun:
