@@ -48,7 +48,7 @@ from cswm_lib.evaluate import NEAREST_START, check_setting, evaluate_settings
 from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.negatives import STRATEGIES
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
-from cswm_lib.utils import checkpoints_dir, get_device
+from cswm_lib.utils import checkpoints_dir, get_device, project_root
 
 #: The model flags of the negative-sampling README's training commands per world, beside the data
 #: of :data:`cswm_lib.data.generate.README_DATASETS`: ``--encoder small`` (Shapes), ``--encoder large``
@@ -201,7 +201,7 @@ class Experiment:
         rate and the curve settings), so scales never share runs."""
         key = [self.model, self.batch_size, self.learning_rate]
         if self.eval_every:
-            key += [self.eval_every, self.eval_episodes, self.eval_data, self.eval_divisor]
+            key += [self.eval_every, self.eval_episodes, _data_key(self.eval_data), self.eval_divisor]
             if self.eval_size is not None:
                 key.append(self.eval_size)
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
@@ -213,6 +213,16 @@ class Experiment:
 
 def _is_file_name(name: str | Path) -> bool:
     return str(name).endswith(".h5")
+
+
+def _data_key(name: str | Path) -> str:
+    """A dataset as a run folder's hash sees it: a README name as it is, a file by its path relative
+    to the project when it lies inside it -- so the same runs are found from any copy of the project
+    (a worktree, another machine), not only from the folder that trained them."""
+    if not _is_file_name(name):
+        return str(name)
+    path, root = Path(name).absolute(), project_root().absolute()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
 
 
 def _dataset(name: str, divisor: int, **kw: Any) -> Path:

@@ -263,3 +263,20 @@ def test_every_model_is_scored_on_the_whole_set_the_published_subset_and_the_cur
     assert sizes(published_eval_episodes=10, eval_every=5, eval_episodes=10) == [30, 10]  # once
     assert sizes(eval_every=0, eval_episodes=10) == [30]  # no curve, no curve subset
     assert sizes(published_eval_episodes=100, eval_every=5, eval_episodes=1000) == [30]
+
+
+def test_folder_name_is_the_same_from_any_copy_of_the_project(tmp_path, monkeypatch):
+    """A run folder's name must not depend on where the project lies: an eval file inside the project
+    counts by its project-relative path (4.3's split files named the worktree, so a second worktree
+    retrained finished runs); README names and the files' own names are unchanged."""
+    names = []
+    for copy in ("a", "b"):
+        root = tmp_path / copy
+        monkeypatch.setenv("CSWM_ROOT", str(root))
+        names.append(tiny_spec(eval_data=str(root / "data" / "pong_test.h5"), eval_every=5,
+                               eval_episodes=10).folder_name())
+    assert names[0] == names[1]
+    outside = tiny_spec(eval_data=str(tmp_path / "elsewhere" / "pong_test.h5"), eval_every=5,
+                        eval_episodes=10).folder_name()
+    assert outside != names[0]  # another file, outside the project: its whole path counts
+    assert tiny_spec(eval_every=5, eval_episodes=10).folder_name() != names[0]
