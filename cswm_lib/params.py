@@ -1,6 +1,6 @@
 """Parameter files (``book/params/<scale>.yaml``): reading and checking one, and the names a scale may
 take. The runner (:mod:`cswm_lib.book`) injects their values into the chapters; pages read a chapter's
-declared section through :func:`load_params` too (:mod:`cswm_lib.report.declared`), so both see the
+declared section through :func:`load_params` too (``cswm_lib.report.declared``), so both see the
 same checked file. Layout::
 
     scale: full            # injected into every chapter as `scale`
