@@ -41,8 +41,9 @@ from cswm_lib.paths import output_folder
 from cswm_lib.provenance import library_hash
 from cswm_lib.utils import ArgumentParser, cli_errors, project_root, results_dir, write_json
 
-#: The folder holding the runner's own ``cswm_lib``: a chapter's kernel imports the library from
-#: here (``PYTHONPATH``), never from whichever checkout an editable install points at.
+# The folder holding the runner's own cswm_lib: a chapter's kernel imports the library from here
+# (PYTHONPATH), never from whichever checkout an editable install points at. (A plain comment: the
+# api page would print its value, a path of this machine.)
 LIBRARY_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -75,13 +75,17 @@ def verdict_table_compact(verdicts: Sequence[dict[str, Any]]) -> str:
         href = f"chapters/{claim.chapter}.html#verdict" if claim else ""  # raw HTML: a page link
         return f'<a href="{href}">{v["experiment"]}</a>' if claim else v["experiment"]
 
+    def wrappable(text: str) -> str:  # long setting names (local_later_dedup) may break after a _
+        return text.replace("_", "_<wbr>")
+
     if not verdicts:
         return NO_VERDICT
     return format_table([{
-        "Sec.": section(v), "dataset": v["dataset"], "score": v["score"],
-        "baseline": pct(v["base_score"], False), "new": f"{v['new']}: {pct(v['new_score'], False)}",
-        "controls (base / new)": (f"{controls_text(v, v['base'], std=False)} / "
-                                  f"{controls_text(v, v['new'], std=False)}"),
+        "Sec.": section(v), "dataset": v["dataset"], "score": wrappable(v["score"]),
+        "baseline": pct(v["base_score"], False),
+        "new": wrappable(f"{v['new']}: {pct(v['new_score'], False)}"),
+        "controls (base / new)": wrappable(f"{controls_text(v, v['base'], std=False)} / "
+                                           f"{controls_text(v, v['new'], std=False)}"),
         "effect, p": effect_text(v),
         "verdict": f"**{v['verdict']}** ({v.get('scale', '?')} scale, {v.get('updates', '?')} updates)",
     } for v in verdicts])
