@@ -48,7 +48,7 @@ from cswm_lib.evaluate import NEAREST_START, check_setting, evaluate_settings
 from cswm_lib.executor import Executor, Job, get_executor
 from cswm_lib.negatives import STRATEGIES
 from cswm_lib.train import TrainConfig, read_log, total_updates, train
-from cswm_lib.utils import checkpoints_dir, get_device, project_root
+from cswm_lib.utils import checkpoints_dir, get_device, project_relative, project_root
 
 #: The model flags of the negative-sampling README's training commands per world, beside the data
 #: of :data:`cswm_lib.data.generate.README_DATASETS`: ``--encoder small`` (Shapes), ``--encoder large``
@@ -221,8 +221,8 @@ def _data_key(name: str | Path) -> str:
     (a worktree, another machine), not only from the folder that trained them."""
     if not _is_file_name(name):
         return str(name)
-    path, root = Path(name).absolute(), project_root().absolute()
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    path = Path(name).absolute()
+    return project_relative(path, project_root().absolute()) or path.as_posix()
 
 
 def _dataset(name: str, divisor: int, **kw: Any) -> Path:

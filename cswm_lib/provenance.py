@@ -163,11 +163,11 @@ def declaration(params_file: Path) -> dict[str, Any]:
     """What a record names of its declaration: the parameter file (relative to the project), the last
     commit that changed it and whether it differs from that commit ("declare, then run": budgets,
     seeds and rule are committed before the run that a verdict judges)."""
-    from cswm_lib.utils import project_root
+    from cswm_lib.utils import project_relative, project_root
 
     root = project_root()
-    shown = params_file.resolve()
-    shown = shown.relative_to(root).as_posix() if shown.is_relative_to(root) else shown.name
+    resolved = params_file.resolve()
+    shown = project_relative(resolved, root) or resolved.name
 
     try:
         commit = _git(root, "log", "-1", "--format=%H", "--", str(params_file.resolve())).strip() or None

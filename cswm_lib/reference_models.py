@@ -17,7 +17,7 @@ from cswm_lib.data.hdf5 import load_episodes
 from cswm_lib.errors import CswmError
 from cswm_lib.experiments import eval_path, score_sets, spec_from_dict
 from cswm_lib.report.results import load_record
-from cswm_lib.utils import atomic_path, get_device, project_root
+from cswm_lib.utils import atomic_path, get_device, project_relative, project_root
 
 FILES = ("model.pt", "config.json")
 
@@ -82,8 +82,7 @@ def _portable(obj: Any, root: Path) -> Any:
     if isinstance(obj, list):
         return [_portable(v, root) for v in obj]
     if isinstance(obj, str) and obj.startswith("/"):
-        path = Path(obj)
-        return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        return project_relative(obj, root) or Path(obj).name
     return obj
 
 

@@ -92,6 +92,14 @@ def project_root() -> Path:
     return Path.cwd().resolve()
 
 
+def project_relative(path: str | Path, root: Path | None = None) -> str | None:
+    """``path`` as a posix path relative to the project folder ``root`` (default
+    :func:`project_root`) when it lies inside it, else None: files the project writes name paths
+    this way, never the machine they were made on."""
+    path, root = Path(path), root if root is not None else project_root()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+
+
 def data_dir() -> Path:
     """Where datasets go: ``CSWM_DATA`` if set, else ``<project root>/data``."""
     return Path(os.environ.get("CSWM_DATA") or project_root() / "data")
