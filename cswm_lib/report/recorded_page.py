@@ -91,13 +91,13 @@ class PageRun:
         return list(dict.fromkeys(s for spec in self.specs.values() for s in spec.get("strategies", [])))
 
     def _parts(self) -> list[str]:
-        def seeds(n: int) -> str:
+        def n_seeds(n: int) -> str:
             return f"{n} seed{'s' * (n != 1)}"
 
         counts = {name: len(spec.get("seeds", [])) for name, spec in self.specs.items()}
         same = len(set(counts.values())) <= 1  # else each dataset names its own seed count
-        return [f"{self.scale} scale", *([seeds(len(self.seeds()))] if same else []),
-                *(f"{name} {'' if same else seeds(counts[name]) + ', '}{_budget(spec)}"
+        return [f"{self.scale} scale", *([n_seeds(len(self.seeds()))] if same else []),
+                *(f"{name} {'' if same else n_seeds(counts[name]) + ', '}{_budget(spec)}"
                   for name, spec in self.specs.items()),
                 *([SMOKE_NOTE] if self.scale == "small" else [])]
 
