@@ -133,11 +133,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets the usual mode
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:  # from here on: a signal raised as an exception (cli_errors) unwinds through finally
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets the usual mode
+        finally:
+            os.close(fd)
         with _remove_on_sigterm(tmp):
             yield tmp
         os.replace(tmp, path)
